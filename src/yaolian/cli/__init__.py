@@ -1,0 +1,37 @@
+"""The ``yaolian`` command: one typer app; each module below registers its own commands.
+
+Interfaces only — commands parse options, call the layers and print (tables by default,
+``--json`` for machines). Expected failures (:class:`yaolian.errors.YaolianError`) print their
+place and reason and exit 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from yaolian.cli import capture, codes, demo, supply, trace
+from yaolian.cli.common import console_err
+from yaolian.errors import YaolianError
+
+app = typer.Typer(
+    name="yaolian",
+    help="药链 yaolian — drug trace codes, EPCIS events, trace, verification and supply.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+for module in (codes, capture, trace, supply, demo):
+    module.register(app)
+
+
+def main() -> None:
+    """Console entry point."""
+    try:
+        app()
+    except YaolianError as exc:
+        console_err.print(f"[bold red]error[/]: {exc}")
+        for problem in exc.problems[:50]:
+            console_err.print(f"  - {problem}")
+        sys.exit(2)

@@ -1,0 +1,34 @@
+"""Runtime settings from the environment, with embedded defaults (SQLite under the user's data dir)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DATABASE_URL_ENV = "YAOLIAN_DATABASE_URL"
+
+
+def data_dir() -> Path:
+    """Per-user data folder (``$YAOLIAN_HOME`` or ``$XDG_DATA_HOME/yaolian``)."""
+    home = os.environ.get("YAOLIAN_HOME")
+    if home:
+        return Path(home)
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg) / "yaolian"
+
+
+def default_database_url() -> str:
+    """``$YAOLIAN_DATABASE_URL``, else a SQLite file in the data folder."""
+    url = os.environ.get(DATABASE_URL_ENV)
+    if url:
+        return url
+    return f"sqlite:///{data_dir() / 'yaolian.db'}"
+
+
+def database_url(db: str | None) -> str:
+    """Resolve a ``--db`` option: a URL as is, a path as a SQLite file, nothing as the default."""
+    if not db:
+        return default_database_url()
+    if "://" in db:
+        return db
+    return f"sqlite:///{Path(db).expanduser().resolve()}"

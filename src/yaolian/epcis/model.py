@@ -1,0 +1,131 @@
+"""The in-memory event: an EPCIS 2.0 event as a JSON-LD compact dict, plus typed accessors.
+
+Every reader (JSON-LD, XML 2.0, XML 1.2, NMPA data sets, the simulator) produces events in this
+one shape and every consumer (hash, store, writers) reads it, so formats never leak past
+``epcis``. The shape is the EPCIS 2.0 JSON schema's, normalised:
+
+* ``type`` is one of :data:`EVENT_TYPES`; ``eventTime`` / ``recordTime`` are ISO 8601 strings
+  with an offset, ``eventTimeZoneOffset`` is ``±HH:MM``;
+* standard CBV values (``bizStep``, ``disposition``, source/destination/bizTransaction types,
+  sensor types) are bare words (``"shipping"``); non-standard ones stay full URIs;
+* ``readPoint`` / ``bizLocation`` are ``{"id": uri}``; lists keep the schema's names
+  (``epcList``, ``childEPCs``, ``inputEPCList`` … ``quantityList`` items
+  ``{"epcClass", "quantity", "uom"}``);
+* user extensions keep their compact ``prefix:name`` keys; the prefixes resolve through the
+  document's ``@context`` kept in :class:`Document`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+Event = dict[str, Any]
+
+EVENT_TYPES = (
+    "ObjectEvent",
+    "AggregationEvent",
+    "TransactionEvent",
+    "TransformationEvent",
+    "AssociationEvent",
+)
+EpcRole = Literal["epc", "parent", "child", "input", "output"]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EPC_ROLES: tuple[EpcRole, ...] = ("epc", "parent", "child", "input", "output")
+
+# (list key, role) for the EPC lists of each event shape; parentID is handled apart.
+_EPC_LISTS: tuple[tuple[str, EpcRole], ...] = (
+    ("epcList", "epc"),
+    ("childEPCs", "child"),
+    ("inputEPCList", "input"),
+    ("outputEPCList", "output"),
+)
+_QUANTITY_LISTS: tuple[tuple[str, EpcRole], ...] = (
+    ("quantityList", "epc"),
+    ("childQuantityList", "child"),
+    ("inputQuantityList", "input"),
+    ("outputQuantityList", "output"),
+)
+
+
+@dataclass
+class Document:
+    """A capture document: its events plus the header facts needed to write it back."""
+
+    events: list[Event]
+    context: list[Any] = field(default_factory=list)
+    schema_version: str = "2.0"
+    creation_date: str | None = None
+    sender: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def namespaces(self) -> dict[str, str]:
+        """Extension prefixes declared in ``@context`` (prefix → namespace URI)."""
+        out: dict[str, str] = {}
+        for item in self.context:
+            if isinstance(item, dict):
+                out.update({k: v for k, v in item.items() if isinstance(v, str)})
+        return out
+
+
+def iter_epcs(event: Event) -> Iterator[tuple[str, EpcRole]]:
+    """Every instance-level identifier in the event with its role (epc/parent/child/input/output)."""
+    parent = event.get("parentID")
+    if parent:
+        yield parent, "parent"
+    for key, role in _EPC_LISTS:
+        for epc in event.get(key) or ():
+            yield epc, role
+
+
+def iter_quantities(event: Event) -> Iterator[tuple[str, float | None, str | None, EpcRole]]:
+    """Every class-level quantity as (epcClass, quantity or None, uom or None, role)."""
+    for key, role in _QUANTITY_LISTS:
+        for q in event.get(key) or ():
+            qty = q.get("quantity")
+            yield q["epcClass"], (float(qty) if qty is not None else None), q.get("uom"), role
+
+
+def parties(event: Event) -> Iterator[tuple[Literal["source", "destination"], str, str]]:
+    """Source and destination parties as (kind, CBV type, identifier)."""
+    for s in event.get("sourceList") or ():
+        yield "source", s.get("type", ""), s.get("source", "")
+    for d in event.get("destinationList") or ():
+        yield "destination", d.get("type", ""), d.get("destination", "")
+
+
+def biz_transactions(event: Event) -> Iterator[tuple[str, str]]:
+    """Business transactions as (type or '', identifier)."""
+    for t in event.get("bizTransactionList") or ():
+        yield t.get("type", ""), t.get("bizTransaction", "")
+
+
+def location(event: Event, key: Literal["readPoint", "bizLocation"]) -> str | None:
+    """The ``id`` of readPoint or bizLocation, if present."""
+    loc = event.get(key)
+    return loc.get("id") if isinstance(loc, dict) else None
+
+
+def parse_time(value: str) -> datetime:
+    """An ISO 8601 timestamp with offset (``Z`` allowed) as an aware datetime.
+
+    Raises ``ValueError`` for a malformed time or one without an offset.
+    """
+    dt = datetime.fromisoformat(value)
+    if dt.tzinfo is None:
+        raise ValueError(f"time {value!r} has no time-zone offset")
+    return dt
+
+
+def to_epoch_us(value: str) -> int:
+    """An ISO 8601 timestamp as integer microseconds since 1970-01-01T00:00Z (store format)."""
+    dt = parse_time(value)
+    delta = dt - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_epoch_us(us: int) -> datetime:
+    """Store format back to an aware UTC datetime."""
+    return _EPOCH + timedelta(microseconds=us)

@@ -1,0 +1,1 @@
+"""The append-only event log, its projections and master data (SQLite WAL or PostgreSQL)."""
