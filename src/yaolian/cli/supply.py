@@ -1,9 +1,284 @@
-"""CLI: supply commands."""
+"""CLI: supply commands (``yaolian supply …``) and reserves (``yaolian reserves …``)."""
 
 from __future__ import annotations
 
+from datetime import date
+from typing import Annotated
+
 import typer
+
+from yaolian.cli.common import DbOption, JsonOption, print_json, print_table
+from yaolian.store.engine import open_engine
+from yaolian.store.tx import write_tx
+from yaolian.supply import consumption, forecast, ledger, matching, reserves, signals, warnings
+
+AsOfOption = Annotated[str | None, typer.Option("--as-of", help="Day YYYY-MM-DD (default: today)")]
+ProductOption = Annotated[str | None, typer.Option("--product", help="Product code")]
+RegionOption = Annotated[str | None, typer.Option("--region", help="Region code")]
+
+
+def _day(value: str | None, place: str = "--as-of") -> date | None:
+    return signals.parse_day(value, place) if value else None
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add ``supply`` and ``reserves`` command groups to the root app."""
+    supply = typer.Typer(
+        help="Supply assurance: stock, consumption, forecasts, warnings.", no_args_is_help=True
+    )
+    res = typer.Typer(help="Reserve plans (医药储备) and dispatch.", no_args_is_help=True)
+    app.add_typer(supply, name="supply")
+    app.add_typer(res, name="reserves")
+
+    @supply.command("stock")
+    def stock_cmd(
+        db: DbOption = None,
+        as_of: AsOfOption = None,
+        product: ProductOption = None,
+        site: Annotated[str | None, typer.Option("--site")] = None,
+        region: RegionOption = None,
+        json: JsonOption = False,
+    ) -> None:
+        """Stock on hand and in transit per product × site."""
+        with open_engine(db).connect() as conn:
+            lines = ledger.stock(
+                conn, as_of=_day(as_of), product=product, site_id=site, region=region
+            )
+        rows = [
+            (x.product, x.site, x.region, x.site_kind, x.on_hand, x.units, x.in_transit)
+            for x in lines
+        ]
+        cols = ("product", "site", "region", "kind", "on_hand", "units", "in_transit")
+        if json:
+            print_json([dict(zip(cols, r, strict=True)) for r in rows])
+        else:
+            print_table("Stock", cols, rows)
+
+    @supply.command("consumption")
+    def consumption_cmd(
+        db: DbOption = None,
+        as_of: AsOfOption = None,
+        product: ProductOption = None,
+        region: RegionOption = None,
+        level: Annotated[str, typer.Option("--level", help="site, region or national")] = "region",
+        periods: Annotated[int, typer.Option("--periods", help="30-day periods for AMC")] = 3,
+        json: JsonOption = False,
+    ) -> None:
+        """Stockout-adjusted AMC and days/months of supply."""
+        with open_engine(db).connect() as conn:
+            lines = consumption.supply_lines(
+                conn,
+                as_of=_day(as_of),
+                level=level,  # type: ignore[arg-type]
+                product=product,
+                region=region,
+                periods=periods,
+            )
+        cols = (
+            "product",
+            "where",
+            "on_hand",
+            "in_transit",
+            "mfr_stock",
+            "amc",
+            "stockout_days",
+            "days_of_supply",
+        )
+        rows = [
+            (
+                x.product,
+                x.where,
+                x.on_hand,
+                x.in_transit,
+                x.manufacturer_stock,
+                round(x.amc, 2),
+                x.stockout_days,
+                None if x.days_of_supply is None else round(x.days_of_supply, 1),
+            )
+            for x in lines
+        ]
+        if json:
+            print_json([dict(zip(cols, r, strict=True)) for r in rows])
+        else:
+            print_table(f"Supply ({level})", cols, rows)
+
+    @supply.command("forecast")
+    def forecast_cmd(
+        db: DbOption = None,
+        as_of: AsOfOption = None,
+        product: ProductOption = None,
+        region: RegionOption = None,
+        weeks: Annotated[int, typer.Option("--weeks", help="Horizon in weeks")] = 13,
+        save: Annotated[bool, typer.Option("--save", help="Store for the risk model")] = False,
+        json: JsonOption = False,
+    ) -> None:
+        """Demand forecasts per product × region (model chosen by cross-validation)."""
+        engine = open_engine(db)
+        with engine.connect() as conn:
+            run = forecast.forecast_demand(
+                conn, _day(as_of), product=product, region=region, horizon_weeks=weeks
+            )
+        if save:
+            with write_tx(engine) as conn:
+                forecast.store_forecasts(conn, run)
+        if json:
+            print_json(
+                {"forecasts": [f.as_dict() for f in run.forecasts.values()], "timings": run.timings}
+            )
+            return
+        print_table(
+            "Forecasts (packs/week)",
+            (
+                "series",
+                "kind",
+                "model",
+                "next week",
+                "80% interval",
+                "seasonal naive",
+                "MAE",
+                "naive MAE",
+            ),
+            [
+                (
+                    f.series,
+                    f.kind,
+                    f.model,
+                    round(f.mean[0], 1),
+                    f"{f.lo[0]:.1f}–{f.hi[0]:.1f}",
+                    round(f.baseline[0], 1),
+                    None if f.mae is None else round(f.mae, 2),
+                    None if f.baseline_mae is None else round(f.baseline_mae, 2),
+                )
+                for f in run.forecasts.values()
+            ],
+        )
+
+    @supply.command("warnings")
+    def warnings_cmd(
+        db: DbOption = None,
+        as_of: AsOfOption = None,
+        min_level: Annotated[str, typer.Option("--min-level")] = "yellow",
+        naive: Annotated[bool, typer.Option("--naive", help="The naive baseline")] = False,
+        json: JsonOption = False,
+    ) -> None:
+        """Shortage warnings with expected stockout dates and reasons."""
+        with open_engine(db).connect() as conn:
+            found = (
+                warnings.naive_warnings(conn, _day(as_of))
+                if naive
+                else warnings.compute_warnings(
+                    conn,
+                    _day(as_of),
+                    min_level=min_level,  # type: ignore[arg-type]
+                )
+            )
+        if json:
+            print_json([w.as_dict() for w in found])
+            return
+        print_table(
+            "Shortage warnings",
+            ("level", "product", "region", "stockout", "lead days", "days of supply", "reasons"),
+            [
+                (
+                    w.level,
+                    w.product,
+                    w.region,
+                    w.expected_stockout,
+                    w.lead_days,
+                    None if w.days_of_supply is None else round(w.days_of_supply, 1),
+                    "; ".join(w.reasons),
+                )
+                for w in found
+            ],
+        )
+
+    @supply.command("discontinue")
+    def discontinue_cmd(
+        product: str,
+        holder: str,
+        stop_date: str,
+        reason: str,
+        remaining: Annotated[float, typer.Option("--remaining", help="Packs left")] = 0.0,
+        db: DbOption = None,
+        json: JsonOption = False,
+    ) -> None:
+        """File a discontinuation report (停产报告)."""
+        with write_tx(open_engine(db)) as conn:
+            report = signals.file_discontinuation(
+                conn,
+                product=product,
+                holder=holder,
+                stop_date=stop_date,
+                reason=reason,
+                remaining_packs=remaining,
+            )
+        if json:
+            print_json(report.as_dict())
+        else:
+            print_table(
+                "Discontinuation filed", list(report.as_dict()), [list(report.as_dict().values())]
+            )
+
+    @supply.command("match")
+    def match_cmd(
+        db: DbOption = None,
+        product: ProductOption = None,
+        as_of: AsOfOption = None,
+        transfers: Annotated[
+            bool, typer.Option("--transfers", help="Region transfers, not posts")
+        ] = False,
+        json: JsonOption = False,
+    ) -> None:
+        """Match demand posts to offers, or suggest transfers between regions."""
+        with open_engine(db).connect() as conn:
+            found, unmet = (
+                matching.suggest_transfers(conn, _day(as_of), product=product)
+                if transfers
+                else matching.match_posts(conn, product=product)
+            )
+        if json:
+            print_json({"matches": [m.as_dict() for m in found], "unmet": unmet})
+            return
+        print_table(
+            "Matches",
+            ("from", "to", "product", "packs", "lead days", "arrives", "expiry"),
+            [
+                (m.source, m.sink, m.product, m.quantity, m.lead_days, m.arrives, m.expiry)
+                for m in found
+            ],
+        )
+        if unmet:
+            print_table("Unmet", ("need", "packs"), list(unmet.items()))
+
+    @res.command("list")
+    def reserves_list(db: DbOption = None, json: JsonOption = False) -> None:
+        """Reserve plans with stock against target."""
+        with open_engine(db).connect() as conn:
+            found = [s.as_dict() for s in reserves.reserve_status(conn)]
+        if json:
+            print_json(found)
+        else:
+            cols = ("id", "product", "level", "site", "target", "on_hand", "fill", "status")
+            print_table("Reserves", cols, [[r[c] for c in cols] for r in found])
+
+    @res.command("plan")
+    def reserves_plan(
+        product: str, level: str, target: float, site: str, db: DbOption = None
+    ) -> None:
+        """Create a reserve plan."""
+        with write_tx(open_engine(db)) as conn:
+            plan_id = reserves.create_plan(
+                conn, product=product, level=level, target=target, site_id=site
+            )
+        typer.echo(f"reserve plan {plan_id}")
+
+    @res.command("dispatch")
+    def reserves_dispatch(
+        plan_id: int, to_site: str, packs: float, db: DbOption = None, json: JsonOption = False
+    ) -> None:
+        """Dispatch reserve stock (captured as a shipping event)."""
+        order = reserves.dispatch(open_engine(db), plan_id, to_site=to_site, packs=packs)
+        if json:
+            print_json(order)
+        else:
+            print_table("Dispatch", list(order), [list(order.values())])

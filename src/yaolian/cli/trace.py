@@ -1,9 +1,236 @@
-"""CLI: trace commands."""
+"""CLI: trace, verify, alerts, recalls and NHSA sale lines.
+
+Commands: ``trace CODE [--forward] [--lot] [--at]`` · ``verify CODE…`` · ``alerts`` ·
+``recall create|show|list|close`` · ``dispense FILE``; ``--json`` everywhere. The local CLI
+acts as the platform itself (it sees everything, like a regulator). Interfaces only: the work
+is in :mod:`yaolian.trace` and :mod:`yaolian.verify`.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from rich.tree import Tree
+
+from yaolian.cli.common import DbOption, JsonOption, console, print_json, print_table
+from yaolian.epcis.model import to_epoch_us
+from yaolian.errors import QueryError
+from yaolian.store.access import Viewer
+from yaolian.store.engine import open_engine
+from yaolian.store.tx import read_tx
+from yaolian.trace.lineage import Graph, resolve, trace_backward, trace_forward
+from yaolian.trace.recall import close_recall, create_recall, list_recalls, recall_scope
+from yaolian.verify.anomalies import RULES, AlertFilter, list_alerts
+from yaolian.verify.dispense import read_sale_file, record_sales
+from yaolian.verify.status import verify_many
+
+SYSTEM = Viewer.system()
+_STATUS_STYLE = {"genuine": "green", "unknown": "bold red", "recalled": "bold red",
+                 "dispensed": "yellow", "expired": "red", "destroyed": "red",
+                 "decommissioned": "red", "in_transit": "cyan"}
+
+
+def _at(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return to_epoch_us(value)
+    except ValueError as exc:
+        raise QueryError(f"not an ISO 8601 time with offset: {value!r} ({exc})",
+                         place="--at") from None
+
+
+def _label(graph: Graph, node_id: str) -> str:
+    node = graph.nodes.get(node_id, {})
+    kind = node.get("kind")
+    if kind == "code":
+        extra = " ".join(str(node[k]) for k in ("status", "lot") if node.get(k))
+        return f"[bold]{node.get('uri') or node.get('key')}[/] {extra}"
+    if kind == "lot":
+        return f"lot {node.get('product')}/{node.get('lot')}"
+    return str(node.get("name") or node.get("uri") or node_id)
+
+
+def graph_tree(graph: Graph) -> Tree:
+    """A readable rich tree of a trace graph (by edge kind, in time order)."""
+    tree = Tree(f"{graph.direction} trace of {_label(graph, graph.root)}")
+    for kind, title in (("commissioned", "commissioned"), ("inside", "containers"),
+                        ("handed_over", "hand-overs"), ("held_by", "held by"),
+                        ("dispensed", "dispensed"), ("dispensed_at", "dispensed at"),
+                        ("transformed_into", "transformations"), ("batch_of", "batch")):
+        found = [e for e in graph.edges if e["kind"] == kind]
+        if not found:
+            continue
+        branch = tree.add(f"[bold]{title}[/] ({len(found)})")
+        for e in found[:200]:
+            when = " ".join(f"{k}={e[k]}" for k in ("date", "since", "until", "shipped",
+                                                     "received", "first", "count", "units",
+                                                     "status", "codes", "quantity")
+                            if e.get(k) is not None)
+            branch.add(f"{_label(graph, e['from'])} → {_label(graph, e['to'])}  {when}")
+        if len(found) > 200:
+            branch.add(f"… {len(found) - 200} more")
+    if graph.summary:
+        summary = tree.add("[bold]summary[/]")
+        for key, value in graph.summary.items():
+            summary.add(f"{key}: {value}")
+    return tree
+
+
+def trace(
+    code: Annotated[str, typer.Argument(help="Code in any form, a batch URI, or a product code "
+                                        "with --lot.")],
+    forward: Annotated[bool, typer.Option("--forward", help="Where it went (default: where "
+                                          "it came from).")] = False,
+    lot: Annotated[str | None, typer.Option("--lot", help="批号: trace batch CODE/LOT.")] = None,
+    at: Annotated[str | None, typer.Option("--at", help="As of this ISO 8601 time.")] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Trace a code, batch or lot backward or forward, as a tree."""
+    engine = open_engine(db)
+    with read_tx(engine) as conn:
+        target = resolve(conn, code, lot)
+        run = trace_forward if forward or target.is_batch else trace_backward
+        graph = run(conn, target, at_us=_at(at), viewer=SYSTEM)
+    if as_json:
+        print_json(graph.as_dict())
+    else:
+        console.print(graph_tree(graph))
+
+
+def verify(
+    codes: Annotated[list[str], typer.Argument(help="Codes in any form.")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Verify codes: genuine and sellable, unknown, dispensed, recalled …"""
+    engine = open_engine(db)
+    with read_tx(engine) as conn:
+        verdicts = [v.as_dict() for v in verify_many(conn, codes, SYSTEM)]
+    if as_json:
+        print_json(verdicts)
+        return
+    rows = []
+    for v in verdicts:
+        product = v["product"] or {}
+        batch = v["batch"] or {}
+        style = _STATUS_STYLE.get(v["status"], "")
+        rows.append((v["code"], f"[{style}]{v['status']}[/]", product.get("generic_name"),
+                     batch.get("lot"), batch.get("expiry"),
+                     " → ".join([v["circulation"][0]["from"] or "?"] + [
+                         h["to"] or "?" for h in v["circulation"]]) if v["circulation"] else "",
+                     v["reason"]))
+    print_table("verification", ["code", "status", "product", "lot", "expiry", "path",
+                                 "reason"], rows)
+
+
+def alerts(
+    rule: Annotated[str | None, typer.Option("--rule", help=", ".join(RULES))] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 50,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Anomaly alerts, newest first."""
+    found = list_alerts(open_engine(db), SYSTEM, AlertFilter(rule=rule, limit=limit))
+    if as_json:
+        print_json(found)
+        return
+    print_table(f"alerts ({found['total']})", ["id", "rule", "severity", "date", "code", "site",
+                                               "reason"],
+                [(a["id"], a["rule"], a["severity"], a["time"], a["code"], a["site"],
+                  a["evidence"].get("reason")) for a in found["alerts"]])
+
+
+def dispense(
+    file: Annotated[Path, typer.Argument(help="NHSA sale lines, JSON or CSV.")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Record NHSA sale lines (drug_trac_codg, trdn_flag, sel_retn_cnt …) as dispensing events."""
+    lines = read_sale_file(file)
+    result = record_sales(open_engine(db), lines)
+    if as_json:
+        print_json({"lines": len(lines), **result.to_dict()})
+        return
+    console.print(f"{len(lines)} sale line(s): {result.accepted} recorded, "
+                  f"{result.duplicates} duplicate, {result.rejected} rejected")
+    for problem in result.errors[:20]:
+        console.print(f"  - {problem}")
+
+
+recall_app = typer.Typer(help="Recalls (药品召回): create, show scope and progress, list, close.",
+                         no_args_is_help=True)
+
+
+def _print_scope(scope: dict[str, Any]) -> None:
+    console.print(f"[bold]recall {scope['id']}[/] {scope['class_name']} — {scope['reason']} "
+                  f"(created {scope['created']}{', closed' if scope['closed_us'] else ''})")
+    console.print(f"codes in scope: {scope['total']}  by status: {scope['by_status']}")
+    print_table("holders", ["holder", "role", "count", "sites"],
+                [(h["holder"], h["role"], h["count"], ", ".join(
+                    f"{k}: {v}" for k, v in h["sites"].items())) for h in scope["holders"]])
+    if scope["in_transit"]:
+        print_table("in transit", ["from", "to", "kind", "count", "shipped"],
+                    [(t["from"], t["to"], t["kind"], t["count"], t["shipped"])
+                     for t in scope["in_transit"]])
+    if scope["dispensed"]:
+        print_table("dispensed", ["site", "holder", "codes", "units (拆零)", "first", "last"],
+                    [(d["site_name"] or d["site"], d["holder"], d["codes"], d["split_units"],
+                      d["first"], d["last"]) for d in scope["dispensed"]])
+    console.print(f"progress: {scope['progress']}")
+
+
+@recall_app.command("create")
+def recall_create(
+    reason: Annotated[str, typer.Option("--reason", help="Why (召回原因).")],
+    klass: Annotated[int, typer.Option("--class", help="1, 2 or 3 (一级/二级/三级).")],
+    batch: Annotated[list[str] | None, typer.Option("--batch", help="PRODUCT/LOT or a batch "
+                                                    "URI; repeatable.")] = None,
+    code: Annotated[list[str] | None, typer.Option("--code", help="A code; repeatable.")] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a recall and print its scope."""
+    engine = open_engine(db)
+    rid = create_recall(engine, klass=klass, reason=reason, batches=batch or [],
+                        codes=code or [])
+    scope = recall_scope(engine, rid)
+    print_json(scope) if as_json else _print_scope(scope)
+
+
+@recall_app.command("show")
+def recall_show(recall_id: int, db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Scope and progress of a recall."""
+    scope = recall_scope(open_engine(db), recall_id)
+    print_json(scope) if as_json else _print_scope(scope)
+
+
+@recall_app.command("list")
+def recall_list(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Every recall, newest first."""
+    found = list_recalls(open_engine(db))
+    if as_json:
+        print_json(found)
+        return
+    print_table("recalls", ["id", "class", "created", "closed", "batches", "codes", "reason"],
+                [(r["id"], r["class"], r["created"], "yes" if r["closed_us"] else "",
+                  ", ".join(r["batches"]), r["codes"], r["reason"]) for r in found])
+
+
+@recall_app.command("close")
+def recall_close(recall_id: int, db: DbOption = None) -> None:
+    """Close a recall (completed)."""
+    close_recall(open_engine(db), recall_id)
+    console.print(f"recall {recall_id} closed")
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    app.command("trace")(trace)
+    app.command("verify")(verify)
+    app.command("alerts")(alerts)
+    app.command("dispense")(dispense)
+    app.add_typer(recall_app, name="recall")

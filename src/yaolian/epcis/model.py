@@ -60,6 +60,13 @@ class Document:
     creation_date: str | None = None
     sender: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Where each event came from, parallel to ``events``: a JSON pointer
+    # (``/epcisBody/eventList/3``) or an XML line (``line 120``); empty when built in memory.
+    places: list[str] = field(default_factory=list)
+
+    def place(self, index: int) -> str:
+        """The source place of event ``index`` (its JSON pointer or XML line)."""
+        return self.places[index] if index < len(self.places) else f"/epcisBody/eventList/{index}"
 
     def namespaces(self) -> dict[str, str]:
         """Extension prefixes declared in ``@context`` (prefix → namespace URI)."""

@@ -13,16 +13,21 @@ imports the known projector modules so the store never depends on them staticall
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import Connection
+import orjson
+from sqlalchemy import Connection, Engine, func, select, tuple_
 
-from yaolian.epcis.model import EpcRole, Event
+from yaolian.codes.identity import canonical_key
+from yaolian.epcis.model import EpcRole, Event, iter_epcs, iter_quantities
+from yaolian.store.dictionary import lookup_codes
+from yaolian.store.engine import writing
+from yaolian.store.schema import event
 
 # Modules that register projectors when imported (trace/verify and supply layers).
-PROJECTOR_MODULES: tuple[str, ...] = ()
+PROJECTOR_MODULES: tuple[str, ...] = ("yaolian.trace.projection", "yaolian.supply.projection")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,3 +69,73 @@ def projectors() -> list[Projector]:
     for module in PROJECTOR_MODULES:
         importlib.import_module(module)
     return list(_registry.values())
+
+
+ProgressCallback = Callable[[int, int], None]
+"""Called as ``progress(events replayed, total events)`` during a rebuild."""
+
+
+def load_stored_events(conn: Connection, rows: Sequence[Any]) -> list[StoredEvent]:
+    """StoredEvents for event rows ``(id, hash, event_time_us, record_time_us, payload)``.
+
+    Codes are keyed exactly as at capture (canonical key of each identifier in the payload, in
+    document order) and looked up in the code dictionary.
+    """
+    events = [(row, orjson.loads(row[4])) for row in rows]
+    keys = {canonical_key(code) for _, ev in events for code, _ in iter_epcs(ev)}
+    keys |= {canonical_key(cls) for _, ev in events for cls, *_ in iter_quantities(ev)}
+    ids = lookup_codes(conn, keys)
+    return [
+        StoredEvent(
+            row_id=int(row[0]),
+            event=ev,
+            hash=row[1],
+            event_time_us=int(row[2]),
+            record_time_us=int(row[3]),
+            epcs=tuple((ids[canonical_key(code)], role) for code, role in iter_epcs(ev)),
+            classes=tuple(
+                (ids[canonical_key(cls)], qty, uom, role)
+                for cls, qty, uom, role in iter_quantities(ev)
+            ),
+        )
+        for row, ev in events
+    ]
+
+
+def rebuild(
+    engine: Engine, progress: ProgressCallback | None = None, *, batch_size: int = 5_000
+) -> int:
+    """Reset every projection and replay the whole log in event-time order, in batches.
+
+    One write transaction: readers keep seeing the old projections until it commits, and a
+    failure leaves them as they were. Returns the number of events replayed.
+    """
+    registered = projectors()
+    done = 0
+    with writing(engine) as conn:
+        for projector in registered:
+            projector.reset(conn)
+        total = int(conn.execute(select(func.count()).select_from(event)).scalar_one())
+        cols = (
+            event.c.id,
+            event.c.hash,
+            event.c.event_time_us,
+            event.c.record_time_us,
+            event.c.payload,
+        )
+        position: tuple[int, int] | None = None
+        while True:
+            stmt = select(*cols).order_by(event.c.event_time_us, event.c.id).limit(batch_size)
+            if position is not None:
+                stmt = stmt.where(tuple_(event.c.event_time_us, event.c.id) > tuple_(*position))
+            rows = conn.execute(stmt).all()
+            if not rows:
+                break
+            batch = load_stored_events(conn, rows)
+            for projector in registered:
+                projector.apply(conn, batch)
+            done += len(rows)
+            position = (int(rows[-1][2]), int(rows[-1][0]))
+            if progress:
+                progress(done, total)
+    return done

@@ -40,13 +40,16 @@ metadata = MetaData(
 )
 
 Id = BigInteger().with_variant(Integer, "sqlite")  # INTEGER PRIMARY KEY = rowid on SQLite
+# Identifier text compared byte-wise ("C" collation on PostgreSQL; SQLite's BINARY is already):
+# faster unique indexes, and prefix (LIKE 'abc%') searches can use the index.
+KeyText = Text().with_variant(Text(collation="C"), "postgresql")
 
 # ── code dictionary ────────────────────────────────────────────────────────────────────────
 code = Table(
     "code",
     metadata,
     Column("id", Id, primary_key=True),
-    Column("key", Text, nullable=False, unique=True),  # canonical key (codes.identity)
+    Column("key", KeyText, nullable=False, unique=True),  # canonical key (codes.identity)
 )
 
 # ── event log (append-only) ────────────────────────────────────────────────────────────────
@@ -65,7 +68,9 @@ event = Table(
     "event",
     metadata,
     Column("id", Id, primary_key=True),
-    Column("hash", String(100), nullable=False, unique=True),  # ni:///sha-256;…?ver=CBV2.0
+    # ni:///sha-256;…?ver=CBV2.0 — the CBV hash ignores errorDeclaration, so an error
+    # declaration's row stores its hash + "#errorDeclaration": both rows stay unique.
+    Column("hash", String(120), nullable=False, unique=True),
     Column("event_id", Text),  # the document's eventID, when given
     Column("type", SmallInteger, nullable=False),
     Column("action", SmallInteger),
@@ -89,11 +94,11 @@ event = Table(
 event_epc = Table(
     "event_epc",
     metadata,
-    Column("code_id", BigInteger, nullable=False),
-    Column("event_id", BigInteger, nullable=False),
-    Column("role", SmallInteger, nullable=False),
-    Index("ix_event_epc_code", "code_id", "event_id", "role", unique=True),
+    Column("code_id", BigInteger, primary_key=True),
+    Column("event_id", BigInteger, primary_key=True),
+    Column("role", SmallInteger, primary_key=True),
     Index("ix_event_epc_event", "event_id"),
+    sqlite_with_rowid=False,  # the primary key (code, event, role) is the table: MATCH_anyEPC
 )
 
 event_quantity = Table(
@@ -102,7 +107,7 @@ event_quantity = Table(
     Column("event_id", BigInteger, nullable=False, index=True),
     Column("class_id", BigInteger, nullable=False, index=True),  # code id of the epcClass
     Column("quantity", Float),
-    Column("uom", String(8)),
+    Column("uom", Text),  # UN/CEFACT Rec 20 code
     Column("role", SmallInteger, nullable=False),
 )
 
@@ -134,7 +139,7 @@ event_sensor = Table(
     Column("value", Float),
     Column("min_value", Float),
     Column("max_value", Float),
-    Column("uom", String(8)),
+    Column("uom", Text),  # UN/CEFACT Rec 20 code
     Column("device_id", Text),
 )
 
@@ -143,8 +148,8 @@ event_ilmd = Table(
     metadata,
     Column("event_id", BigInteger, primary_key=True),
     Column("lot", Text),  # cbvmda:lotNumber (批号)
-    Column("expiry", String(10)),  # cbvmda:itemExpirationDate, YYYY-MM-DD
-    Column("production_date", String(10)),  # cbvmda:productionDate? (生产日期)
+    Column("expiry", Text),  # cbvmda:itemExpirationDate, YYYY-MM-DD
+    Column("production_date", Text),  # cbvmda:productionDate (生产日期)
     Index("ix_event_ilmd_lot", "lot"),
 )
 
@@ -172,7 +177,9 @@ enterprise = Table(
     Column("id", Id, primary_key=True),
     Column("uscc", String(18), nullable=False, unique=True),  # 统一社会信用代码
     Column("name", Text, nullable=False),
-    Column("role", String(20), nullable=False),  # holder, manufacturer, distributor, hospital, pharmacy, regulator, herb_base …
+    Column(
+        "role", String(20), nullable=False
+    ),  # holder, manufacturer, distributor, hospital, pharmacy, regulator, herb_base …
     Column("region", String(6)),  # 行政区划代码 (province/city)
     Column("party_id", Text, unique=True),  # its EPCIS party identifier (PGLN URI)
 )
@@ -239,9 +246,10 @@ api_key = Table(
 event_access = Table(
     "event_access",
     metadata,
-    Column("enterprise_id", BigInteger, nullable=False),
-    Column("event_id", BigInteger, nullable=False),
-    UniqueConstraint("enterprise_id", "event_id"),
+    Column("enterprise_id", BigInteger, primary_key=True),
+    Column("event_id", BigInteger, primary_key=True),
+    Index("ix_event_access_event", "event_id"),
+    sqlite_with_rowid=False,
 )
 
 audit_log = Table(
@@ -255,4 +263,330 @@ audit_log = Table(
     Column("detail", JSON),
     Column("prev_hash", String(64)),  # hash chain: tamper-evident
     Column("hash", String(64), nullable=False),
+)
+
+# ── supply assurance (supply/) ─────────────────────────────────────────────────────────────
+# Products are keyed by their product code (药品标识码 or GTIN-14) and sites by their location
+# URI, as text, so the ledger works before master data is loaded; regions come from ``site``.
+# ``day`` columns are days since 1970-01-01 in China Standard Time (UTC+8).
+supply_movement = Table(  # projection: one row per event × product × site × kind
+    "supply_movement",
+    metadata,
+    Column("event_id", BigInteger, nullable=False),
+    Column("product", String(20), nullable=False),
+    Column("site", Text, nullable=False),
+    Column("day", Integer, nullable=False),
+    Column("kind", SmallInteger, nullable=False),  # supply.ledger.Kind
+    Column("packs", Float, nullable=False),  # signed change of whole packs
+    Column("units", Float, nullable=False),  # signed change of units (拆零 split sales)
+    Index("ix_supply_movement_event", "event_id"),
+    Index("ix_supply_movement_product_site_day", "product", "site", "day"),
+    Index("ix_supply_movement_day_kind", "day", "kind"),
+)
+
+supply_stock_count = Table(  # 盘点: counted quantities from stock-takes
+    "supply_stock_count",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("site", Text, nullable=False),
+    Column("product", String(20), nullable=False),
+    Column("counted_packs", Float, nullable=False),
+    Column("counted_at_us", BigInteger, nullable=False),
+    Column("recorded_us", BigInteger, nullable=False),
+    Column("book_packs", Float, nullable=False),  # ledger stock at counted_at
+    Column("counted_by", Text),
+    Index("ix_supply_stock_count_site_product", "site", "product"),
+)
+
+supply_list = Table(  # monitored lists (重点监测清单 / 易短缺药品清单), versioned
+    "supply_list",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("code", String(40), nullable=False),  # e.g. key_monitoring, shortage_prone
+    Column("version", Integer, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("valid_from", String(10), nullable=False),  # YYYY-MM-DD
+    Column("red_days", Float, nullable=False),  # days of supply at or below → red
+    Column("orange_days", Float, nullable=False),
+    Column("yellow_days", Float, nullable=False),
+    UniqueConstraint("code", "version"),
+)
+
+supply_list_item = Table(
+    "supply_list_item",
+    metadata,
+    Column("list_id", BigInteger, ForeignKey("supply_list.id"), nullable=False),
+    Column("product", String(20), nullable=False),
+    UniqueConstraint("list_id", "product"),
+)
+
+supply_discontinuation = Table(  # 停产报告
+    "supply_discontinuation",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("product", String(20), nullable=False, index=True),
+    Column("holder", Text, nullable=False),  # holder's USCC or party id (上市许可持有人)
+    Column("stop_date", String(10), nullable=False),  # YYYY-MM-DD production stops
+    Column("reason", Text, nullable=False),
+    Column("remaining_packs", Float, nullable=False),
+    Column("filed_us", BigInteger, nullable=False),
+    Column("withdrawn", Boolean, nullable=False, default=False),
+)
+
+supply_production_plan = Table(  # planned output per product and month (生产计划)
+    "supply_production_plan",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("product", String(20), nullable=False, index=True),
+    Column("manufacturer", Text, nullable=False),
+    Column("month", String(7), nullable=False),  # YYYY-MM
+    Column("planned_packs", Float, nullable=False),
+    UniqueConstraint("product", "manufacturer", "month"),
+)
+
+supply_api_source = Table(  # active pharmaceutical ingredient (原料药) sources per product
+    "supply_api_source",
+    metadata,
+    Column("product", String(20), nullable=False),
+    Column("supplier", Text, nullable=False),
+    UniqueConstraint("product", "supplier"),
+)
+
+supply_lead_time = Table(  # replenishment lead time between regions, days
+    "supply_lead_time",
+    metadata,
+    Column("from_region", String(6), nullable=False),
+    Column("to_region", String(6), nullable=False),
+    Column("days", Float, nullable=False),
+    UniqueConstraint("from_region", "to_region"),
+)
+
+supply_forecast = Table(  # last forecast per product × region × day ahead
+    "supply_forecast",
+    metadata,
+    Column("product", String(20), nullable=False),
+    Column("region", String(6), nullable=False),
+    Column("day", Integer, nullable=False),
+    Column("model", String(30), nullable=False),
+    Column("mean", Float, nullable=False),
+    Column("lo", Float, nullable=False),
+    Column("hi", Float, nullable=False),
+    Column("baseline", Float, nullable=False),  # seasonal naive
+    Column("made_us", BigInteger, nullable=False),
+    UniqueConstraint("product", "region", "day"),
+)
+
+supply_demand = Table(  # 供需对接: a hospital's demand post
+    "supply_demand",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("site", Text, nullable=False),
+    Column("product", String(20), nullable=False, index=True),
+    Column("quantity", Float, nullable=False),
+    Column("needed_by", String(10), nullable=False),
+    Column("posted_us", BigInteger, nullable=False),
+    Column("status", String(10), nullable=False, default="open"),  # open, matched, closed
+)
+
+supply_offer = Table(  # 供需对接: stock offered by a distributor, manufacturer or region
+    "supply_offer",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("site", Text, nullable=False),
+    Column("product", String(20), nullable=False, index=True),
+    Column("quantity", Float, nullable=False),
+    Column("expiry", String(10)),  # YYYY-MM-DD of the offered lot (FEFO)
+    Column("lot", Text),
+    Column("available_from", String(10), nullable=False),
+    Column("posted_us", BigInteger, nullable=False),
+    Column("status", String(10), nullable=False, default="open"),
+)
+
+reserve_plan = Table(  # 医药储备 plans
+    "reserve_plan",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("product", String(20), nullable=False, index=True),
+    Column("level", String(12), nullable=False),  # central, provincial
+    Column("target_packs", Float, nullable=False),
+    Column("site", Text, nullable=False),  # holding site
+    Column("created_us", BigInteger, nullable=False),
+    UniqueConstraint("product", "level", "site"),
+)
+
+reserve_dispatch = Table(  # 储备调度 orders, each captured as a shipping event
+    "reserve_dispatch",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("plan_id", BigInteger, ForeignKey("reserve_plan.id"), nullable=False),
+    Column("to_site", Text, nullable=False),
+    Column("packs", Float, nullable=False),
+    Column("order_no", Text, nullable=False, unique=True),
+    Column("event_hash", String(100), nullable=False),
+    Column("dispatched_us", BigInteger, nullable=False),
+)
+
+# ── trace & verify (trace/, verify/) ───────────────────────────────────────────────────────
+# Projections kept by ``yaolian.trace.projection`` (rebuildable from the log) and the recall
+# records created by users (``yaolian.trace.recall``, not projections). Codes by ``code.id``,
+# products by product code (药品标识码 / GTIN-14), sites and parties by their URIs as text, so
+# the projections do not depend on when master data were loaded.
+code_state = Table(  # projection: the current state of every instance code
+    "code_state",
+    metadata,
+    Column("code_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("status", String(16), nullable=False),  # trace.state.STATUSES
+    Column("product", String(20)),  # 药品标识码 or GTIN-14, from the code itself
+    Column("lot", Text),  # 批号, from the commissioning event's ilmd
+    Column("expiry", String(10)),  # YYYY-MM-DD
+    Column("production_date", String(10)),
+    Column("parent_id", BigInteger),  # current container
+    Column("has_children", Boolean, nullable=False, default=False),  # ever a container
+    Column("custodian", Text),  # owning party URI from the last receipt (site owner as fallback)
+    Column("site", Text),  # last business location URI
+    Column("commission_event_id", BigInteger),
+    Column("commissioned_us", BigInteger),
+    Column("last_event_id", BigInteger, nullable=False),
+    Column("last_us", BigInteger, nullable=False),
+    Column("open_ship_event_id", BigInteger),  # shipping not yet received (custody row open)
+    Column("open_ship_to", Text),  # its destination owning party
+    Column("sales", Integer, nullable=False, default=0),  # dispensing / retail sale events
+    Column("whole_sales", Integer, nullable=False, default=0),
+    Column("split_units", Float, nullable=False, default=0.0),  # 拆零 units sold
+    Column("seen_site", Text),  # last place the code was seen (clone rule)
+    Column("seen_us", BigInteger),
+    Column("seen_event_id", BigInteger),
+    Index("ix_code_state_product_lot", "product", "lot"),
+    Index("ix_code_state_parent", "parent_id"),
+)
+
+aggregation = Table(  # projection: what was inside what, from when to when
+    "aggregation",
+    metadata,
+    Column("parent_id", BigInteger, nullable=False),
+    Column("child_id", BigInteger, nullable=False),
+    Column("from_us", BigInteger, nullable=False),
+    Column("from_event_id", BigInteger, nullable=False),
+    Column("to_us", BigInteger),  # NULL: still inside
+    Column("to_event_id", BigInteger),
+    Index("ix_aggregation_child", "child_id", "from_us"),
+    Index("ix_aggregation_parent", "parent_id", "from_us"),
+)
+
+custody = Table(  # projection: hand-overs (shipping → receiving) per code
+    "custody",
+    metadata,
+    Column("code_id", BigInteger, nullable=False),
+    Column("via_id", BigInteger),  # the container shipped, when the code travelled inside one
+    Column("from_party", Text),
+    Column("to_party", Text),
+    Column("from_site", Text),
+    Column("to_site", Text),
+    Column("ship_event_id", BigInteger),  # NULL: a receipt whose shipping is not (yet) known
+    Column("ship_us", BigInteger),
+    Column("recv_event_id", BigInteger),  # NULL: in transit
+    Column("recv_us", BigInteger),
+    Column("kind", String(10), nullable=False),  # shipping, returning
+    Index("ix_custody_code", "code_id"),
+    Index("ix_custody_to_party", "to_party"),
+)
+
+dispense = Table(  # projection: 销售/使用出库 of a code (NHSA sale lines), one row per event
+    "dispense",
+    metadata,
+    Column("code_id", BigInteger, nullable=False),
+    Column("event_id", BigInteger, nullable=False),
+    Column("time_us", BigInteger, nullable=False),
+    Column("site", Text),
+    Column("units", Float),  # 拆零 units; NULL = the whole pack
+    Column("settlement", Text),  # NHSA settlement / sale document id
+    Column("prior_status", String(16)),
+    Column("prior_site", Text),
+    Column("prior_custodian", Text),
+    Index("ix_dispense_code", "code_id"),
+    Index("ix_dispense_site_time", "site", "time_us"),
+)
+
+code_sensor = Table(  # projection: sensor readings (°C) a code was exposed to, own or container's
+    "code_sensor",
+    metadata,
+    Column("code_id", BigInteger, nullable=False),
+    Column("event_id", BigInteger, nullable=False),
+    Column("time_us", BigInteger, nullable=False),
+    Column("min_c", Float),
+    Column("max_c", Float),
+    Index("ix_code_sensor_code", "code_id"),
+)
+
+alert = Table(  # projection: anomaly alerts, one per stable key (deduplicated)
+    "alert",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("key", Text, nullable=False, unique=True),
+    Column("rule", String(24), nullable=False),  # verify.anomalies.RULES
+    Column("severity", String(8), nullable=False),  # high, medium, low
+    Column("code_id", BigInteger, nullable=False),
+    Column("event_id", BigInteger, nullable=False),  # the event that raised it
+    Column("site", Text),
+    Column("time_us", BigInteger, nullable=False),  # event time of that event
+    Column("record_us", BigInteger, nullable=False),  # when it became detectable (record time)
+    Column("evidence", JSON, nullable=False),
+    Index("ix_alert_rule_time", "rule", "time_us"),
+    Index("ix_alert_code", "code_id"),
+    Index("ix_alert_site", "site"),
+)
+
+recall = Table(  # 召回: created by a holder or regulator (not a projection)
+    "recall",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("klass", SmallInteger, nullable=False),  # 1, 2, 3 (一级/二级/三级召回)
+    Column("reason", Text, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("enterprise_id", BigInteger),  # who created it (None: platform / regulator)
+    Column("closed_us", BigInteger),
+)
+
+recall_batch = Table(
+    "recall_batch",
+    metadata,
+    Column("recall_id", BigInteger, ForeignKey("recall.id"), nullable=False),
+    Column("product", String(20), nullable=False),
+    Column("lot", Text, nullable=False),
+    Index("ix_recall_batch_product_lot", "product", "lot"),
+)
+
+recall_code = Table(
+    "recall_code",
+    metadata,
+    Column("recall_id", BigInteger, ForeignKey("recall.id"), nullable=False),
+    Column("code_id", BigInteger, nullable=False),
+    Index("ix_recall_code_code", "code_id"),
+)
+
+# ── code issuing (codes/issue.py) ──────────────────────────────────────────────────────────
+# One row per issue request (idempotent by request_id) and one per code issued, unique forever.
+code_issue_request = Table(
+    "code_issue_request",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("request_id", String(100), nullable=False, unique=True),  # caller's idempotency key
+    Column("product_code", String(20), nullable=False),  # 药品标识码 or GTIN-14
+    Column("packaging_level", SmallInteger, nullable=False),
+    Column("lot", String(20)),  # 批号
+    Column("expiry", String(10)),  # YYYY-MM-DD
+    Column("quantity", Integer, nullable=False),
+    Column("rule", Text, nullable=False),  # issuer of the code rule, or "GS1"
+    Column("created_us", BigInteger, nullable=False),
+)
+
+issued_code = Table(
+    "issued_code",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("request_id", BigInteger, ForeignKey("code_issue_request.id"), nullable=False),
+    Column("seq", Integer, nullable=False),  # position within the request (print order)
+    Column("code", String(100), nullable=False, unique=True),  # rule-a code or (01)…(21)…
+    Column("serial", String(20), nullable=False),  # 生产标识码 serial part
+    UniqueConstraint("request_id", "seq"),
 )

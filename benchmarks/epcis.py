@@ -1,0 +1,117 @@
+"""EPCIS layer throughput: read, validate and hash N ObjectEvents × 10 EPCs.
+
+Prints events/s for each step and its ratio to the floor measured in the same run — parsing
+the same bytes with ``orjson.loads`` alone. Also times the official JSON schema without the
+fast path, and the XML reader/writer. Times are the CPU time of this process
+(``time.process_time``), so other load on a shared machine distorts them less.
+
+    .venv/bin/python benchmarks/epcis.py --events 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import orjson
+
+from yaolian.epcis import jsonld, xml
+from yaolian.epcis.hash import event_hash
+from yaolian.epcis.model import Document, Event
+from yaolian.epcis.validate import _compiled, validate_event
+
+STEPS = ("shipping", "receiving", "dispensing")
+
+
+def make_document(n: int, epcs_per_event: int = 10) -> bytes:
+    """A capture document of ``n`` ObjectEvents, each with its own ``epcs_per_event`` SGTINs."""
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    events: list[Event] = []
+    for i in range(n):
+        t = (start + timedelta(seconds=i)).astimezone().isoformat(timespec="milliseconds")
+        events.append(
+            {
+                "type": "ObjectEvent",
+                "eventTime": t,
+                "eventTimeZoneOffset": t[-6:],
+                "epcList": [
+                    f"urn:epc:id:sgtin:6901234.{i % 200:06d}.{i * epcs_per_event + j}"
+                    for j in range(epcs_per_event)
+                ],
+                "action": "OBSERVE",
+                "bizStep": STEPS[i % 3],
+                "disposition": "in_transit",
+                "readPoint": {"id": f"urn:epc:id:sgln:6901234.{i % 50:05d}.0"},
+                "bizLocation": {"id": f"urn:epc:id:sgln:6901234.{i % 50:05d}.0"},
+                "bizTransactionList": [
+                    {"type": "po", "bizTransaction": f"urn:epcglobal:cbv:bt:6901234000019:{i}"}
+                ],
+            }
+        )
+    return jsonld.write_document(Document(events=events, context=[jsonld.EPCIS_CONTEXT]))
+
+
+def timed(label: str, n: int, floor: float | None, run: Callable[[], object]) -> float:
+    started = time.process_time()
+    run()
+    seconds = time.process_time() - started
+    rate = n / seconds
+    ratio = f"{floor / rate:6.2f}× floor time" if floor else "  (floor)"
+    print(f"{label:<44} {rate:>12,.0f} events/s  {seconds * 1e6 / n:8.2f} µs/event  {ratio}")
+    return rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--schema-sample", type=int, default=5_000)
+    args = parser.parse_args()
+    n = args.events
+    data = make_document(n)
+    print(f"{n:,} ObjectEvents × 10 EPCs, {len(data) / 1e6:.1f} MB JSON-LD")
+
+    floor = timed("orjson.loads (floor)", n, None, lambda: orjson.loads(data))
+    doc = jsonld.read_document(data)
+    timed("read: jsonld.read_document", n, floor, lambda: jsonld.read_document(data))
+    events = doc.events
+    places = doc.places
+    timed(
+        "validate: validate_event (schema fast path)",
+        n,
+        floor,
+        lambda: [validate_event(e, p) for e, p in zip(events, places, strict=True)],
+    )
+    ns = doc.namespaces()
+    timed("hash: event_hash", n, floor, lambda: [event_hash(e, ns) for e in events])
+
+    def pipeline() -> None:
+        fresh = jsonld.read_document(data)
+        names = fresh.namespaces()
+        for place, event in zip(fresh.places, fresh.events, strict=True):
+            validate_event(event, place)
+            event_hash(event, names)
+
+    total = timed("read + validate + hash", n, floor, pipeline)
+    sample = events[: args.schema_sample]
+    schema = _compiled("EPCIS-Document-Event")
+    timed(
+        f"(official schema alone, {len(sample):,} events)",
+        len(sample),
+        floor,
+        lambda: [schema(e) for e in sample],
+    )
+    xml_doc = Document(events=events[: max(1, n // 10)], context=doc.context)
+    xml_bytes = xml.write_document(xml_doc)
+    m = len(xml_doc.events)
+    timed(f"xml.write_document ({m:,} events)", m, floor, lambda: xml.write_document(xml_doc))
+    timed(f"xml.iter_events ({m:,} events)", m, floor, lambda: list(xml.iter_events(xml_bytes)))
+    print(
+        f"read + validate + hash uses {1e6 / total:.1f} µs of the 20 µs/event a 50k events/s "
+        "capture allows"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""Recalls: ``POST /recalls``, ``GET /recalls``, ``GET /recalls/{id}`` (scope and progress),
+``POST /recalls/{id}/close``. Enterprise keys create and see their own recalls; regulators all."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+from pydantic import BaseModel, Field
+from starlette.responses import JSONResponse
+
+from yaolian.api.auth import ViewerDep, WriterDep, audit, engine_of
+from yaolian.trace.recall import close_recall, create_recall, list_recalls, recall_scope
+
+router = APIRouter(tags=["recall"])
+
+
+class RecallIn(BaseModel):
+    """A new recall: class I/II/III, reason, batches (PRODUCT/LOT or batch URIs) and/or codes."""
+
+    klass: int = Field(alias="class", ge=1, le=3)
+    reason: str = Field(min_length=1, max_length=2000)
+    batches: list[str] = Field(default_factory=list, max_length=1000)
+    codes: list[str] = Field(default_factory=list, max_length=100_000)
+
+
+@router.post("/recalls", status_code=201)
+def post_recall(request: Request, body: RecallIn, viewer: WriterDep) -> JSONResponse:
+    """Create a recall; 201 with its scope and ``Location``."""
+    engine = engine_of(request)
+    recall_id = create_recall(
+        engine,
+        klass=body.klass,
+        reason=body.reason,
+        batches=body.batches,
+        codes=body.codes,
+        enterprise_id=viewer.enterprise_id,
+    )
+    audit(engine, viewer, "recall.create", str(recall_id), body.model_dump(by_alias=True))
+    return JSONResponse(
+        recall_scope(engine, recall_id, viewer),
+        status_code=201,
+        headers={"Location": f"/recalls/{recall_id}"},
+    )
+
+
+@router.get("/recalls")
+def get_recalls(request: Request, viewer: ViewerDep) -> dict[str, Any]:
+    """Recalls, newest first."""
+    return {"recalls": list_recalls(engine_of(request), viewer)}
+
+
+@router.get("/recalls/{recall_id}")
+def get_recall(
+    request: Request, recall_id: Annotated[int, Path(ge=1)], viewer: ViewerDep
+) -> dict[str, Any]:
+    """Scope (holders with quantities, in transit, dispensed) and progress of a recall."""
+    return recall_scope(engine_of(request), recall_id, viewer)
+
+
+@router.post("/recalls/{recall_id}/close")
+def post_close(
+    request: Request, recall_id: Annotated[int, Path(ge=1)], viewer: WriterDep
+) -> dict[str, Any]:
+    """Close a recall (completed)."""
+    engine = engine_of(request)
+    recall_scope(engine, recall_id, viewer)  # 404 unless visible to this key
+    close_recall(engine, recall_id)
+    audit(engine, viewer, "recall.close", str(recall_id), None)
+    return recall_scope(engine, recall_id, viewer)

@@ -1,0 +1,328 @@
+"""HTTP interface of the supply layer: stock, consumption, forecasts, warnings,
+discontinuation reports, 供需对接 posts and matches, reserves. Reads need an API key; writes a
+writer key and go to the audit log."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+import polars as pl
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+
+from yaolian.api.auth import ViewerDep, WriterDep, audit, engine_of
+from yaolian.store.tx import read_tx, write_tx
+from yaolian.supply import consumption as cons
+from yaolian.supply import forecast as fc
+from yaolian.supply import ledger, matching, reserves, signals, warnings
+from yaolian.supply.risk import LEVELS
+
+router = APIRouter(tags=["supply"])
+AsOf = Annotated[date | None, Query(description="Day (YYYY-MM-DD); default today")]
+
+
+@router.get("/supply/stock")
+def get_stock(
+    request: Request,
+    _viewer: ViewerDep,
+    as_of: AsOf = None,
+    product: str | None = None,
+    site: str | None = None,
+    region: str | None = None,
+) -> dict[str, Any]:
+    """Stock on hand, units of opened packs and in transit per product × site."""
+    with read_tx(engine_of(request)) as conn:
+        lines = ledger.stock(conn, as_of=as_of, product=product, site_id=site, region=region)
+    return {"stock": [_stock_dict(line) for line in lines]}
+
+
+def _stock_dict(line: ledger.StockLine) -> dict[str, Any]:
+    return {
+        "product": line.product,
+        "site": line.site,
+        "region": line.region,
+        "site_kind": line.site_kind,
+        "on_hand": line.on_hand,
+        "units": line.units,
+        "in_transit": line.in_transit,
+    }
+
+
+@router.get("/supply/consumption")
+def get_consumption(
+    request: Request,
+    _viewer: ViewerDep,
+    start: date,
+    end: date,
+    period: Literal["day", "week", "month"] = "day",
+    product: str | None = None,
+    region: str | None = None,
+    by_site: bool = True,
+) -> dict[str, Any]:
+    """Packs consumed per product × site (or region) × period."""
+    with read_tx(engine_of(request)) as conn:
+        frame = cons.consumption(
+            conn,
+            start=start,
+            end=end,
+            period=period,
+            product=product,
+            region=region,
+            by_site=by_site,
+        )
+    return {"consumption": _rows(frame)}
+
+
+def _rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {k: (v.isoformat() if isinstance(v, date) else v) for k, v in row.items()}
+        for row in frame.iter_rows(named=True)
+    ]
+
+
+@router.get("/supply/days-of-supply")
+def get_days_of_supply(
+    request: Request,
+    _viewer: ViewerDep,
+    as_of: AsOf = None,
+    level: Literal["site", "region", "national"] = "region",
+    product: str | None = None,
+    region: str | None = None,
+    periods: Annotated[int, Query(ge=1, le=24)] = 3,
+) -> dict[str, Any]:
+    """Stock, stockout-adjusted AMC and days/months of supply."""
+    with read_tx(engine_of(request)) as conn:
+        lines = cons.supply_lines(
+            conn, as_of=as_of, level=level, product=product, region=region, periods=periods
+        )
+    return {
+        "lines": [
+            {
+                "product": x.product,
+                "level": x.level,
+                "where": x.where,
+                "on_hand": x.on_hand,
+                "in_transit": x.in_transit,
+                "manufacturer_stock": x.manufacturer_stock,
+                "amc": x.amc,
+                "stockout_days": x.stockout_days,
+                "days_of_supply": x.days_of_supply,
+                "months_of_supply": x.months_of_supply,
+            }
+            for x in lines
+        ]
+    }
+
+
+@router.get("/supply/forecasts")
+def get_forecasts(
+    request: Request,
+    _viewer: ViewerDep,
+    as_of: AsOf = None,
+    product: str | None = None,
+    region: str | None = None,
+    horizon_weeks: Annotated[int, Query(ge=1, le=52)] = 13,
+) -> dict[str, Any]:
+    """Weekly demand forecasts per product × region with interval and seasonal-naive baseline."""
+    with read_tx(engine_of(request)) as conn:
+        run = fc.forecast_demand(
+            conn, as_of=as_of, product=product, region=region, horizon_weeks=horizon_weeks
+        )
+    return {"forecasts": [f.as_dict() for f in run.forecasts.values()], "timings": run.timings}
+
+
+@router.get("/supply/warnings")
+def get_warnings(
+    request: Request,
+    _viewer: ViewerDep,
+    as_of: AsOf = None,
+    min_level: Literal["yellow", "orange", "red"] = "yellow",
+    product: str | None = None,
+    region: str | None = None,
+    method: Literal["risk", "naive"] = "risk",
+) -> dict[str, Any]:
+    """Shortage warnings, most urgent first, with reasons (or the naive baseline)."""
+    with read_tx(engine_of(request)) as conn:
+        if method == "naive":
+            found = warnings.naive_warnings(conn, as_of)
+        else:
+            found = warnings.compute_warnings(
+                conn, as_of, min_level=min_level, product=product, region=region
+            )
+    return {"warnings": [w.as_dict() for w in found], "levels": list(LEVELS)}
+
+
+class DiscontinuationIn(BaseModel):
+    """A 停产报告."""
+
+    product: str = Field(min_length=1, max_length=20)
+    holder: str = Field(min_length=1)
+    stop_date: date
+    reason: str = Field(min_length=1)
+    remaining_packs: float = Field(ge=0)
+
+
+@router.get("/supply/discontinuations")
+def get_discontinuations(
+    request: Request, _viewer: ViewerDep, product: str | None = None
+) -> dict[str, Any]:
+    """Discontinuation reports, newest first."""
+    with read_tx(engine_of(request)) as conn:
+        return {
+            "discontinuations": [
+                d.as_dict() for d in signals.discontinuations(conn, product=product)
+            ]
+        }
+
+
+@router.post("/supply/discontinuations", status_code=201)
+def post_discontinuation(
+    request: Request, viewer: WriterDep, body: DiscontinuationIn
+) -> dict[str, Any]:
+    """File a discontinuation report; the product's risk reflects it at once."""
+    engine = engine_of(request)
+    with write_tx(engine) as conn:
+        report = signals.file_discontinuation(conn, **body.model_dump())
+    audit(engine, viewer, "supply.discontinuation", body.product, report.as_dict())
+    return report.as_dict()
+
+
+class DemandIn(BaseModel):
+    """A hospital's demand post."""
+
+    site: str = Field(min_length=1)
+    product: str = Field(min_length=1, max_length=20)
+    quantity: float = Field(gt=0)
+    needed_by: date
+
+
+class OfferIn(BaseModel):
+    """A supply offer."""
+
+    site: str = Field(min_length=1)
+    product: str = Field(min_length=1, max_length=20)
+    quantity: float = Field(gt=0)
+    available_from: date
+    expiry: date | None = None
+    lot: str | None = None
+
+
+@router.get("/supply/demands")
+def get_demands(request: Request, _viewer: ViewerDep) -> dict[str, Any]:
+    """Open demand posts."""
+    with read_tx(engine_of(request)) as conn:
+        return {"demands": matching.list_posts(conn, "demand")}
+
+
+@router.post("/supply/demands", status_code=201)
+def post_demand(request: Request, viewer: WriterDep, body: DemandIn) -> dict[str, Any]:
+    """Post a demand."""
+    engine = engine_of(request)
+    with write_tx(engine) as conn:
+        post_id = matching.post_demand(
+            conn,
+            site_id=body.site,
+            product=body.product,
+            quantity=body.quantity,
+            needed_by=body.needed_by,
+        )
+    audit(engine, viewer, "supply.demand", body.product, {"id": post_id})
+    return {"id": post_id}
+
+
+@router.get("/supply/offers")
+def get_offers(request: Request, _viewer: ViewerDep) -> dict[str, Any]:
+    """Open supply offers."""
+    with read_tx(engine_of(request)) as conn:
+        return {"offers": matching.list_posts(conn, "offer")}
+
+
+@router.post("/supply/offers", status_code=201)
+def post_offer(request: Request, viewer: WriterDep, body: OfferIn) -> dict[str, Any]:
+    """Post a supply offer."""
+    engine = engine_of(request)
+    with write_tx(engine) as conn:
+        post_id = matching.post_offer(
+            conn,
+            site_id=body.site,
+            product=body.product,
+            quantity=body.quantity,
+            available_from=body.available_from,
+            expiry=body.expiry,
+            lot=body.lot,
+        )
+    audit(engine, viewer, "supply.offer", body.product, {"id": post_id})
+    return {"id": post_id}
+
+
+@router.get("/supply/matches")
+def get_matches(
+    request: Request,
+    _viewer: ViewerDep,
+    product: str | None = None,
+    kind: Literal["posts", "transfers"] = "posts",
+    as_of: AsOf = None,
+) -> dict[str, Any]:
+    """Optimal matches of demand posts to offers, or transfer suggestions between regions."""
+    with read_tx(engine_of(request)) as conn:
+        if kind == "transfers":
+            found, unmet = matching.suggest_transfers(conn, as_of, product=product)
+        else:
+            found, unmet = matching.match_posts(conn, product=product)
+    return {"matches": [m.as_dict() for m in found], "unmet": unmet}
+
+
+class ReservePlanIn(BaseModel):
+    """A reserve plan."""
+
+    product: str = Field(min_length=1, max_length=20)
+    level: Literal["central", "provincial"]
+    target: float = Field(gt=0)
+    site: str = Field(min_length=1)
+
+
+class DispatchIn(BaseModel):
+    """A dispatch order from a plan's holding site."""
+
+    to_site: str = Field(min_length=1)
+    packs: float = Field(gt=0)
+
+
+@router.get("/reserves")
+def get_reserves(
+    request: Request, _viewer: ViewerDep, level: Literal["central", "provincial"] | None = None
+) -> dict[str, Any]:
+    """Reserve plans with stock against target."""
+    with read_tx(engine_of(request)) as conn:
+        return {"reserves": [s.as_dict() for s in reserves.reserve_status(conn, level)]}
+
+
+@router.post("/reserves", status_code=201)
+def post_reserve(request: Request, viewer: WriterDep, body: ReservePlanIn) -> dict[str, Any]:
+    """Create a reserve plan."""
+    engine = engine_of(request)
+    with write_tx(engine) as conn:
+        plan_id = reserves.create_plan(
+            conn, product=body.product, level=body.level, target=body.target, site_id=body.site
+        )
+    audit(engine, viewer, "reserve.plan", body.product, body.model_dump())
+    return {"id": plan_id}
+
+
+@router.post("/reserves/{plan_id}/dispatch", status_code=201)
+def post_dispatch(
+    request: Request, viewer: WriterDep, plan_id: int, body: DispatchIn
+) -> dict[str, Any]:
+    """Dispatch reserve stock: a shipping event is captured and the order recorded."""
+    engine = engine_of(request)
+    order = reserves.dispatch(engine, plan_id, to_site=body.to_site, packs=body.packs)
+    audit(engine, viewer, "reserve.dispatch", str(plan_id), order)
+    return order
+
+
+@router.get("/reserves/{plan_id}/dispatches")
+def get_dispatches(request: Request, _viewer: ViewerDep, plan_id: int) -> dict[str, Any]:
+    """Dispatch orders of a plan."""
+    with read_tx(engine_of(request)) as conn:
+        return {"dispatches": reserves.dispatches(conn, plan_id)}

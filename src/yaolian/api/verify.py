@@ -1,0 +1,117 @@
+"""Verification (public) and alerts (authenticated).
+
+* ``GET /verify/{code}`` — any code form (NMPA code, element string, EPC URI, Digital Link);
+  no key needed. Without a key the answer is the public view (product facts, status,
+  circulation path by enterprise names and dates); with a regulator key, or the key of an
+  enterprise party to the code, ``detail`` is added.
+* ``POST /verify`` — ``{"codes": [...]}`` (a scanner's list, up to 1000) → verdicts in order.
+* ``GET /alerts`` — anomaly alerts with filters; enterprises see alerts about codes they are
+  party to.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+
+from yaolian.api.auth import ViewerDep, engine_of
+from yaolian.codes.identity import canonical_key
+from yaolian.epcis.model import to_epoch_us
+from yaolian.errors import CodeError, QueryError
+from yaolian.store.access import Viewer, authenticate
+from yaolian.store.dictionary import lookup_codes
+from yaolian.store.tx import read_tx
+from yaolian.verify.anomalies import RULES, AlertFilter, list_alerts
+from yaolian.verify.status import verify, verify_many
+
+router = APIRouter(tags=["verify"])
+_bearer = HTTPBearer(auto_error=False, description="API key (optional here)")
+_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key (optional)")
+MAX_CODES = 1000
+
+
+async def optional_viewer(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
+    header_key: Annotated[str | None, Security(_header)] = None,
+) -> Viewer | None:
+    """The caller behind an API key when one is given (a wrong key is still 401), else None."""
+    key = bearer.credentials if bearer is not None else header_key
+    if not key:
+        return None
+    return authenticate(engine_of(request), key.strip())
+
+
+class CodeList(BaseModel):
+    """A scanner's list of codes."""
+
+    codes: list[str] = Field(min_length=1, max_length=MAX_CODES)
+
+
+@router.get("/verify/{code:path}")
+def get_verify(
+    request: Request, code: str, viewer: Annotated[Viewer | None, Security(optional_viewer)] = None
+) -> dict[str, Any]:
+    """Is this pack genuine and sellable? (public)"""
+    with read_tx(engine_of(request)) as conn:
+        return verify(conn, code, viewer).as_dict()
+
+
+@router.post("/verify")
+def post_verify(
+    request: Request,
+    body: CodeList,
+    viewer: Annotated[Viewer | None, Security(optional_viewer)] = None,
+) -> dict[str, Any]:
+    """Verdicts for a list of codes, in order (public)."""
+    with read_tx(engine_of(request)) as conn:
+        return {"results": [v.as_dict() for v in verify_many(conn, body.codes, viewer)]}
+
+
+def time_param(name: str, value: str | None) -> int | None:
+    """An ISO 8601 query parameter with offset as epoch microseconds (None when absent)."""
+    if value is None:
+        return None
+    try:
+        return to_epoch_us(value.replace(" ", "+"))
+    except ValueError as exc:
+        raise QueryError(
+            f"not an ISO 8601 time with offset: {value!r} ({exc})", place=name
+        ) from None
+
+
+@router.get("/alerts")
+def get_alerts(
+    request: Request,
+    viewer: ViewerDep,
+    rule: Annotated[str | None, Query(description=", ".join(RULES))] = None,
+    code: str | None = None,
+    site: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """Anomaly alerts, newest first."""
+    engine = engine_of(request)
+    code_id = None
+    if code is not None:
+        try:
+            key = canonical_key(code.strip())
+        except CodeError as exc:
+            raise QueryError(exc.reason, place="code") from None
+        with read_tx(engine) as conn:
+            code_id = lookup_codes(conn, [key]).get(key, -1)
+    flt = AlertFilter(
+        rule=rule,
+        code_id=code_id,
+        site=site,
+        since_us=time_param("since", since),
+        until_us=time_param("until", until),
+        limit=limit,
+        offset=offset,
+    )
+    return list_alerts(engine, viewer, flt)

@@ -1,0 +1,556 @@
+"""EPCIS 2.0 event validation: the official JSON schema, CBV vocabularies and semantic rules.
+
+* **Schema** — GS1's ``EPCIS-JSON-Schema.json`` (vendored under ``schema/``) compiled once with
+  fastjsonschema. Running it costs ~60 µs per event, so :func:`_fast_schema_ok` first checks the
+  common event shapes (standard fields only) with the very same constraints — the same format
+  regular expressions, enums and required/anyOf rules — and the compiled schema only runs for
+  events it cannot vouch for. It may answer "not sure" but never "valid" for an event the schema
+  rejects (a property test holds it to that).
+* **CBV** — bizStep, disposition, persistentDisposition, bizTransaction / source / destination
+  types, error reasons, sensor types: a CBV 2.0 word or a URI (custom value).
+* **Semantic rules** (EPCIS 2.0 §7) — times are ISO 8601 with an offset, eventTimeZoneOffset
+  is ``±HH:MM``, action present where required, parentID for AggregationEvent ADD/DELETE and
+  every AssociationEvent, a TransformationEvent has inputs or outputs, quantities positive,
+  GS1 EPC URIs and NMPA URIs well formed.
+
+Every :class:`~yaolian.errors.Problem` names its place: the event's JSON pointer (or XML line)
+plus the pointer of the field inside the event, e.g. ``/epcisBody/eventList/3/epcList/0``.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+from importlib import resources
+from typing import Any
+
+import fastjsonschema
+import orjson
+from fastjsonschema.draft07 import CodeGeneratorDraft07
+
+from yaolian.codes.digital_link import looks_like_digital_link, parse_digital_link
+from yaolian.codes.epc import parse_epc_uri
+from yaolian.codes.nmpa import parse_nmpa_uri
+from yaolian.epcis import cbv
+from yaolian.epcis.hash import SGTIN_BASES, canonical_identifier
+from yaolian.epcis.model import EVENT_TYPES, Document, Event, parse_time
+from yaolian.errors import CodeError, Problem, ValidationError
+
+SCHEMA_FILE = "EPCIS-JSON-Schema.json"
+# Fields of EPCIS 2.0 (§7.4.1) that the vendored schema revision omits from its property-name
+# lists; without this the schema would reject a standard field as an unknown property.
+_SCHEMA_MISSING_COMMON = ("certificationInfo",)
+
+_Check = Callable[[Any], int]  # truthy when the value passes
+_Out = list[tuple[str, str]]  # (pointer inside the event, reason)
+_URI = re.compile(CodeGeneratorDraft07.FORMAT_REGEXS["uri"])
+_DATE_TIME = re.compile(CodeGeneratorDraft07.FORMAT_REGEXS["date-time"])
+_OFFSET = re.compile(r"[+-]((0[0-9]|1[0-3]):[0-5][0-9]|14:00)")
+_UOM = re.compile(r"[A-Z0-9]{2,3}")
+ACTIONS = frozenset(("OBSERVE", "ADD", "DELETE"))
+_ACTION_REQUIRED = frozenset(EVENT_TYPES) - {"TransformationEvent"}
+_EPC_LISTS = ("epcList", "childEPCs", "inputEPCList", "outputEPCList")
+_SGTIN = "urn:epc:id:sgtin:"
+_QTY_LISTS = ("quantityList", "childQuantityList", "inputQuantityList", "outputQuantityList")
+
+
+# ------------------------------------------------------------------------------ JSON schema
+
+
+@functools.cache
+def official_schema() -> dict[str, Any]:
+    """The vendored GS1 EPCIS 2.0 JSON schema (with the certificationInfo fix applied)."""
+    text = resources.files("yaolian.epcis").joinpath("schema", SCHEMA_FILE).read_bytes()
+    schema: dict[str, Any] = orjson.loads(text)
+    common = schema["definitions"]["common-event-properties"]["anyOf"][0]["enum"]
+    common.extend(name for name in _SCHEMA_MISSING_COMMON if name not in common)
+    return schema
+
+
+@functools.cache
+def _compiled(definition: str) -> Callable[[Any], Any]:
+    schema = official_schema()
+    root = {"$ref": f"#/definitions/{definition}", "definitions": schema["definitions"]}
+    return fastjsonschema.compile(root)
+
+
+def _schema_problem(event: Event, place: str) -> Problem | None:
+    try:
+        _compiled("EPCIS-Document-Event")(event)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        path = [str(p) for p in (exc.path or [])][1:]
+        pointer = "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in path)
+        message = exc.message
+        if message.startswith(exc.name or "\0"):
+            message = message[len(exc.name or "") :].strip()
+        return Problem(
+            f"EPCIS JSON schema: {pointer or 'the event'} {message}", _at(place, pointer)
+        )
+    return None
+
+
+def _is_uri(value: Any) -> bool:
+    return isinstance(value, str) and _URI.match(value) is not None
+
+
+def _uris(value: Any) -> int:
+    """0: not a list of URIs; 1: a list of URIs; 2: a list of SGTINs already known valid
+    (see hash.canonical_identifier; such a string is certainly a URI)."""
+    if not isinstance(value, list):
+        return 0
+    match = _URI.match
+    bases = SGTIN_BASES
+    verified = 2
+    prefix = "\0"
+    for v in value:
+        if v.__class__ is not str:
+            return 0
+        if v.startswith(prefix):
+            serial = v[len(prefix) :]
+            if len(serial) <= 20 and serial.isascii() and serial.isalnum():
+                continue
+        if v.startswith(_SGTIN):
+            head, _, serial = v.rpartition(".")
+            if (
+                bases.get(head) is not None
+                and len(serial) <= 20
+                and serial.isascii()
+                and serial.isalnum()
+            ):
+                prefix = head + "."
+                continue
+        verified = 1
+        if match(v) is None:
+            return 0
+    return verified
+
+
+def _time(value: Any) -> bool:
+    return isinstance(value, str) and _DATE_TIME.match(value) is not None
+
+
+def _cbv(vocab: cbv.Vocabulary) -> _Check:
+    return lambda v: isinstance(v, str) and (v in vocab.words or _URI.match(v) is not None)
+
+
+def _location(value: Any) -> bool:
+    return isinstance(value, dict) and _is_uri(value.get("id"))
+
+
+def _quantities(value: Any) -> bool:
+    if not isinstance(value, list):
+        return False
+    for q in value:
+        if not isinstance(q, dict) or not _is_uri(q.get("epcClass")):
+            return False
+        qty = q.get("quantity")
+        if isinstance(qty, bool) or not isinstance(qty, int | float):
+            return False
+        uom = q.get("uom")
+        if uom is not None and not (isinstance(uom, str) and _UOM.fullmatch(uom)):
+            return False
+    return True
+
+
+def _biz_transactions(value: Any) -> bool:
+    ok_type = _cbv(cbv.BIZ_TRANSACTION_TYPE)
+    return isinstance(value, list) and all(
+        isinstance(t, dict)
+        and _is_uri(t.get("bizTransaction"))
+        and ("type" not in t or ok_type(t["type"]))
+        for t in value
+    )
+
+
+def _parties(field: str) -> _Check:
+    ok_type = _cbv(cbv.SOURCE_DEST_TYPE)
+
+    def check(value: Any) -> bool:
+        return isinstance(value, list) and all(
+            isinstance(p, dict) and len(p) == 2 and ok_type(p.get("type")) and _is_uri(p.get(field))
+            for p in value
+        )
+
+    return check
+
+
+_COMMON_FAST: dict[str, _Check] = {
+    "type": lambda v: True,  # dispatched on below
+    "eventTime": _time,
+    "recordTime": _time,
+    "eventTimeZoneOffset": lambda v: isinstance(v, str) and _OFFSET.fullmatch(v) is not None,
+    "eventID": _is_uri,
+    "bizStep": _cbv(cbv.BIZ_STEP),
+    "disposition": _cbv(cbv.DISPOSITION),
+    "readPoint": _location,
+    "bizLocation": _location,
+    "sourceList": _parties("source"),
+    "destinationList": _parties("destination"),
+}
+_ACTION = {"action": lambda v: isinstance(v, str) and v in ACTIONS}
+_FAST: dict[str, dict[str, _Check]] = {
+    "ObjectEvent": {
+        **_COMMON_FAST,
+        **_ACTION,
+        "epcList": _uris,
+        "quantityList": _quantities,
+        "bizTransactionList": _biz_transactions,
+    },
+    "AggregationEvent": {
+        **_COMMON_FAST,
+        **_ACTION,
+        "parentID": _is_uri,
+        "childEPCs": _uris,
+        "childQuantityList": _quantities,
+        "bizTransactionList": _biz_transactions,
+    },
+    "TransactionEvent": {
+        **_COMMON_FAST,
+        **_ACTION,
+        "parentID": _is_uri,
+        "epcList": _uris,
+        "quantityList": _quantities,
+        "bizTransactionList": _biz_transactions,
+    },
+    "TransformationEvent": {
+        **_COMMON_FAST,
+        "inputEPCList": _uris,
+        "outputEPCList": _uris,
+        "inputQuantityList": _quantities,
+        "outputQuantityList": _quantities,
+        "transformationID": _is_uri,
+        "bizTransactionList": _biz_transactions,
+    },
+    "AssociationEvent": {
+        **_COMMON_FAST,
+        **_ACTION,
+        "parentID": _is_uri,
+        "childEPCs": _uris,
+        "childQuantityList": _quantities,
+        "bizTransactionList": _biz_transactions,
+    },
+}
+
+
+def _fast_schema_ok(event: Event) -> int:
+    """Truthy only if the official schema certainly accepts ``event`` (see module doc);
+    2 when moreover every EPC list holds only SGTINs already known to be valid."""
+    kind = event.get("type")
+    checks = _FAST.get(kind) if isinstance(kind, str) else None
+    if checks is None or "eventTime" not in event or "eventTimeZoneOffset" not in event:
+        return False
+    verified = 2
+    for key, value in event.items():
+        check = checks.get(key)
+        if check is None:
+            return 0
+        result = check(value)
+        if not result:
+            return 0
+        if key in _EPC_LISTS and result != 2:
+            verified = 1
+    if _schema_shape_ok(event):
+        return verified
+    return 0
+
+
+def _schema_shape_ok(event: Event) -> bool:
+    """The required-field and anyOf rules of the schema, per event type."""
+    kind = event["type"]
+    action = event.get("action")
+    if kind == "ObjectEvent":
+        return action is not None and ("epcList" in event or bool(event.get("quantityList")))
+    if kind == "TransactionEvent":
+        return (
+            action is not None
+            and bool(event.get("bizTransactionList"))
+            and ("epcList" in event or bool(event.get("quantityList")) or action == "DELETE")
+        )
+    if kind == "TransformationEvent":
+        inputs = bool(event.get("inputEPCList") or event.get("inputQuantityList"))
+        outputs = bool(event.get("outputEPCList") or event.get("outputQuantityList"))
+        return (inputs and outputs) or ((inputs or outputs) and "transformationID" in event)
+    if kind == "AssociationEvent" and "parentID" not in event:
+        return False
+    return action is not None and (
+        bool(event.get("childEPCs") or event.get("childQuantityList")) or action == "DELETE"
+    )
+
+
+# ----------------------------------------------------------------------------- semantic rules
+
+
+def _list(value: Any) -> list[Any]:
+    """``value`` if it is a list, else nothing to iterate (the schema reports the type)."""
+    return value if isinstance(value, list) else []
+
+
+def _at(place: str, pointer: str) -> str:
+    if place.startswith("line "):
+        return f"{place} {pointer}" if pointer else place
+    return place + pointer
+
+
+def _semantic(event: Event, schema_ok: int, out: _Out) -> None:
+    """Append (pointer inside the event, reason) for every rule the event breaks."""
+    kind = event.get("type")
+    if not isinstance(kind, str) or not kind:
+        out.append(("/type", "missing event type (ObjectEvent, AggregationEvent, …)"))
+        return
+    if kind not in EVENT_TYPES and not cbv._looks_like_uri(kind):
+        out.append(("/type", f"unknown event type {kind!r}"))
+        return
+    _times(event, out)
+    action = event.get("action")
+    if kind in _ACTION_REQUIRED:
+        if action is None:
+            out.append(("/action", f"{kind} requires action (OBSERVE, ADD or DELETE)"))
+        elif not isinstance(action, str) or action not in ACTIONS:
+            out.append(("/action", f"action {action!r} is not OBSERVE, ADD or DELETE"))
+    elif kind == "TransformationEvent" and "action" in event:
+        out.append(("/action", "a TransformationEvent has no action"))
+    if kind == "AggregationEvent":
+        if action in ("ADD", "DELETE") and not event.get("parentID"):
+            out.append(("/parentID", f"an AggregationEvent with action {action} requires parentID"))
+        if action in ("ADD", "OBSERVE") and not (
+            event.get("childEPCs") or event.get("childQuantityList")
+        ):
+            out.append(("/childEPCs", f"an AggregationEvent with action {action} needs children"))
+    elif kind == "AssociationEvent":
+        if not event.get("parentID"):
+            out.append(("/parentID", "an AssociationEvent requires parentID"))
+        if action in ("ADD", "OBSERVE") and not (
+            event.get("childEPCs") or event.get("childQuantityList")
+        ):
+            out.append(("/childEPCs", f"an AssociationEvent with action {action} needs children"))
+    elif kind == "TransformationEvent":
+        inputs = event.get("inputEPCList") or event.get("inputQuantityList")
+        outputs = event.get("outputEPCList") or event.get("outputQuantityList")
+        if not inputs and not outputs:
+            out.append(("", "a TransformationEvent needs inputs or outputs"))
+        elif not (inputs and outputs) and not event.get("transformationID"):
+            out.append(
+                (
+                    "",
+                    "a TransformationEvent with only inputs or only outputs needs transformationID",
+                )
+            )
+    elif kind == "TransactionEvent" and not event.get("bizTransactionList"):
+        out.append(
+            ("/bizTransactionList", "a TransactionEvent requires at least one bizTransaction")
+        )
+    elif kind == "ObjectEvent":
+        if "ilmd" in event and action != "ADD":
+            out.append(("/ilmd", "ilmd is only allowed on an ObjectEvent with action ADD"))
+        if not (
+            "epcList" in event
+            or event.get("quantityList")
+            or (event.get("sensorElementList") and event.get("readPoint"))
+        ):
+            out.append(
+                ("", "an ObjectEvent needs epcList, quantityList or sensor data with readPoint")
+            )
+    _identifiers(event, schema_ok == 2, out)
+    _quantity_rules(event, out)
+    _vocabularies(event, out)
+
+
+def _times(event: Event, out: _Out) -> None:
+    for key in ("eventTime", "recordTime"):
+        value = event.get(key)
+        if value is None:
+            if key == "eventTime":
+                out.append(("/eventTime", "eventTime is required"))
+            continue
+        _check_time(f"/{key}", value, out)
+    offset = event.get("eventTimeZoneOffset")
+    if offset is None:
+        out.append(("/eventTimeZoneOffset", "eventTimeZoneOffset is required"))
+    elif not isinstance(offset, str) or not _OFFSET.fullmatch(offset):
+        out.append(
+            ("/eventTimeZoneOffset", f"{offset!r} is not a time-zone offset ±HH:MM (-14:00…+14:00)")
+        )
+    err = event.get("errorDeclaration")
+    if isinstance(err, dict):
+        if "declarationTime" not in err:
+            out.append(
+                ("/errorDeclaration/declarationTime", "errorDeclaration requires declarationTime")
+            )
+        else:
+            _check_time("/errorDeclaration/declarationTime", err["declarationTime"], out)
+    for i, element in enumerate(_list(event.get("sensorElementList"))):
+        if not isinstance(element, dict):
+            continue
+        meta = element.get("sensorMetadata")
+        if isinstance(meta, dict):
+            for key in ("time", "startTime", "endTime"):
+                if key in meta:
+                    _check_time(f"/sensorElementList/{i}/sensorMetadata/{key}", meta[key], out)
+        for j, report in enumerate(_list(element.get("sensorReport"))):
+            if isinstance(report, dict) and "time" in report:
+                _check_time(f"/sensorElementList/{i}/sensorReport/{j}/time", report["time"], out)
+
+
+def _check_time(pointer: str, value: Any, out: _Out) -> None:
+    if not isinstance(value, str) or not _DATE_TIME.match(value):
+        out.append((pointer, f"{value!r} is not an ISO 8601 date-time with a time-zone offset"))
+        return
+    try:
+        parse_time(value)
+    except ValueError as exc:
+        out.append((pointer, f"{value!r}: {exc}"))
+
+
+def _identifiers(event: Event, lists_verified: bool, out: _Out) -> None:
+    """Identifier rules; ``lists_verified``: the fast path already proved every EPC valid."""
+    parent = event.get("parentID")
+    if parent is not None:
+        _check_id("/parentID", parent, out)
+    if lists_verified:
+        return
+    for key in _EPC_LISTS:
+        values = event.get(key)
+        if values is None:
+            continue
+        if not isinstance(values, list):
+            out.append((f"/{key}", f"{key} must be a list of identifiers"))
+            continue
+        for i, value in enumerate(values):
+            _check_id(f"/{key}/{i}", value, out)
+
+
+def _check_id(pointer: str, value: Any, out: _Out) -> None:
+    if not isinstance(value, str) or not _URI.match(value):
+        out.append((pointer, f"{value!r} is not a URI (EPC URI, GS1 Digital Link, urn:nmpa:…)"))
+        return
+    if value.startswith("urn:epc:"):
+        if canonical_identifier(value) != value:
+            return
+        try:
+            parse_epc_uri(value)
+        except CodeError as exc:
+            if "unsupported" not in exc.reason:
+                out.append((pointer, exc.reason))
+    elif value.startswith("urn:nmpa:"):
+        try:
+            parse_nmpa_uri(value)
+        except CodeError as exc:
+            out.append((pointer, exc.reason))
+    elif value.startswith(("https://", "http://")) and looks_like_digital_link(value):
+        try:
+            parse_digital_link(value)
+        except CodeError as exc:
+            out.append((pointer, exc.reason))
+
+
+def _quantity_rules(event: Event, out: _Out) -> None:
+    for key in _QTY_LISTS:
+        values = event.get(key)
+        if values is None:
+            continue
+        if not isinstance(values, list):
+            out.append((f"/{key}", f"{key} must be a list of quantity elements"))
+            continue
+        for i, q in enumerate(values):
+            where = f"/{key}/{i}"
+            if not isinstance(q, dict):
+                out.append(
+                    (where, "a quantity element must be an object {epcClass, quantity, uom}")
+                )
+                continue
+            if "epcClass" not in q:
+                out.append((f"{where}/epcClass", "epcClass is required"))
+            else:
+                _check_id(f"{where}/epcClass", q["epcClass"], out)
+            qty = q.get("quantity")
+            if qty is None:
+                out.append((f"{where}/quantity", "quantity is required"))
+            elif isinstance(qty, bool) or not isinstance(qty, int | float):
+                out.append((f"{where}/quantity", f"quantity {qty!r} is not a number"))
+            elif not qty > 0:
+                out.append((f"{where}/quantity", f"quantity must be positive, got {qty!r}"))
+            uom = q.get("uom")
+            if uom is not None and not (isinstance(uom, str) and _UOM.fullmatch(uom)):
+                out.append(
+                    (f"{where}/uom", f"uom {uom!r} is not a UN/CEFACT Rec 20 code (2–3 A-Z/0-9)")
+                )
+
+
+def _vocab_problem(pointer: str, value: Any, vocab: cbv.Vocabulary, out: _Out) -> None:
+    reason = vocab.problem(value)
+    if reason is not None:
+        out.append((pointer, reason))
+
+
+def _vocabularies(event: Event, out: _Out) -> None:
+    if "bizStep" in event:
+        _vocab_problem("/bizStep", event["bizStep"], cbv.BIZ_STEP, out)
+    if "disposition" in event:
+        _vocab_problem("/disposition", event["disposition"], cbv.DISPOSITION, out)
+    pd = event.get("persistentDisposition")
+    if isinstance(pd, dict):
+        for key in ("set", "unset"):
+            for i, value in enumerate(_list(pd.get(key))):
+                _vocab_problem(f"/persistentDisposition/{key}/{i}", value, cbv.DISPOSITION, out)
+    for key, vocab in (
+        ("bizTransactionList", cbv.BIZ_TRANSACTION_TYPE),
+        ("sourceList", cbv.SOURCE_DEST_TYPE),
+        ("destinationList", cbv.SOURCE_DEST_TYPE),
+    ):
+        for i, item in enumerate(_list(event.get(key))):
+            if isinstance(item, dict) and "type" in item:
+                _vocab_problem(f"/{key}/{i}/type", item["type"], vocab, out)
+    err = event.get("errorDeclaration")
+    if isinstance(err, dict) and "reason" in err:
+        _vocab_problem("/errorDeclaration/reason", err["reason"], cbv.ERROR_REASON, out)
+    for i, element in enumerate(_list(event.get("sensorElementList"))):
+        reports = element.get("sensorReport") if isinstance(element, dict) else None
+        for j, report in enumerate(_list(reports)):
+            if not isinstance(report, dict):
+                continue
+            where = f"/sensorElementList/{i}/sensorReport/{j}"
+            if "type" in report:
+                _vocab_problem(f"{where}/type", report["type"], cbv.MEASUREMENT_TYPE, out)
+            if "exception" in report:
+                _vocab_problem(
+                    f"{where}/exception", report["exception"], cbv.SENSOR_ALERT_TYPE, out
+                )
+
+
+# ---------------------------------------------------------------------------------- public
+
+
+def validate_event(event: Event, place: str = "") -> list[Problem]:
+    """Every problem of one event (empty list: valid); ``place`` is where the event sits."""
+    if not isinstance(event, dict):
+        return [Problem("an event must be a JSON object", place or "/")]
+    schema_ok = _fast_schema_ok(event)
+    found: _Out = []
+    _semantic(event, schema_ok, found)
+    problems = [Problem(reason, _at(place, pointer)) for pointer, reason in found]
+    if not schema_ok:
+        schema = _schema_problem(event, place)
+        if schema is not None and not any(
+            p.place == schema.place or (schema.place or "").startswith(p.place or "\0")
+            for p in problems
+        ):
+            problems.append(schema)
+    return problems
+
+
+def validate_document(doc: Document) -> list[Problem]:
+    """Every problem of every event in ``doc``, in document order."""
+    problems: list[Problem] = []
+    for i, event in enumerate(doc.events):
+        problems.extend(validate_event(event, doc.place(i)))
+    return problems
+
+
+def ensure_valid(doc: Document) -> None:
+    """Raise :class:`ValidationError` listing every problem if ``doc`` has any."""
+    problems = validate_document(doc)
+    if problems:
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ValidationError(f"{first.reason}{more}", place=first.place, problems=problems)

@@ -1,0 +1,224 @@
+"""Who may see what: viewers, API keys (stored as salted scrypt hashes) and tenant filtering.
+
+A key looks like ``yl_<prefix>_<secret>``; the prefix finds the row, the secret is checked
+against its scrypt hash. Verified keys are cached in-process for :data:`KEY_CACHE_SECONDS` so a
+per-request check costs a dictionary lookup; revoking a key clears the cache here and other
+processes notice within that time.
+
+Roles: ``regulator`` (监管) and ``admin`` see every event; ``enterprise`` sees the events in
+``event_access`` for its enterprise (those it captured or whose locations / parties are its
+own); ``public`` sees no events (consumer look-ups go through verify, not the event log).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from typing import Literal, cast, get_args
+
+from sqlalchemy import Connection, Engine, select, update
+
+from yaolian.errors import AuthError, NotFoundError, ValidationError
+from yaolian.store.masterdata import (
+    enterprise_id_for,
+    upsert_enterprise,
+    upsert_product,
+    upsert_site,
+)
+from yaolian.store.schema import api_key
+from yaolian.store.tx import read_tx, write_tx
+
+__all__ = [
+    "KEY_CACHE_SECONDS",
+    "Role",
+    "Viewer",
+    "authenticate",
+    "clear_key_cache",
+    "create_key",
+    "list_keys",
+    "revoke_key",
+    "upsert_enterprise",
+    "upsert_product",
+    "upsert_site",
+]
+
+Role = Literal["regulator", "enterprise", "admin", "public"]
+KEY_ROLES: tuple[Role, ...] = ("regulator", "enterprise", "admin")
+KEY_CACHE_SECONDS = 60.0
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+_KEY_PREFIX = "yl"
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """The party asking: its enterprise (``None`` for regulators/admins/public) and role."""
+
+    enterprise_id: int | None
+    role: Role
+    api_key_id: int | None = None
+
+    @property
+    def sees_all(self) -> bool:
+        """Regulators and admins see every event."""
+        return self.role in ("regulator", "admin")
+
+    @classmethod
+    def system(cls) -> Viewer:
+        """The platform itself (CLI on the local store, projections): sees everything."""
+        return cls(enterprise_id=None, role="admin")
+
+
+def _hash_secret(secret: str, salt: bytes) -> str:
+    digest = hashlib.scrypt(secret.encode(), salt=salt, dklen=32, **_SCRYPT)
+    b64 = base64.urlsafe_b64encode
+    return f"scrypt${_SCRYPT['n']}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+def _check_secret(secret: str, stored: str) -> bool:
+    try:
+        scheme, n, salt_b64, digest_b64 = stored.split("$")
+        salt = base64.urlsafe_b64decode(salt_b64)
+        expected = base64.urlsafe_b64decode(digest_b64)
+    except ValueError:
+        return False
+    if scheme != "scrypt":
+        return False
+    got = hashlib.scrypt(
+        secret.encode(), salt=salt, dklen=len(expected), n=int(n), r=_SCRYPT["r"], p=_SCRYPT["p"]
+    )
+    return hmac.compare_digest(got, expected)
+
+
+def create_key(
+    bind: Engine | Connection,
+    enterprise_uscc: str | None,
+    role: str,
+    label: str | None = None,
+) -> str:
+    """Create an API key and return it — the only time the secret is shown.
+
+    ``enterprise`` keys need the enterprise's 统一社会信用代码 (registered with
+    :func:`upsert_enterprise`); ``regulator`` / ``admin`` keys may name one or not.
+    """
+    if role not in KEY_ROLES:
+        raise ValidationError(
+            f"role must be one of {', '.join(KEY_ROLES)}, not {role!r}", place="role"
+        )
+    with write_tx(bind) as conn:
+        ent_id = None
+        if enterprise_uscc:
+            ent_id = enterprise_id_for(conn, enterprise_uscc)
+            if ent_id is None:
+                raise NotFoundError(
+                    f"no enterprise with USCC {enterprise_uscc!r}", place="enterprise"
+                )
+        elif role == "enterprise":
+            raise ValidationError(
+                "an enterprise key needs the enterprise's USCC", place="enterprise"
+            )
+        prefix = secrets.token_hex(5)
+        secret = secrets.token_urlsafe(24)
+        conn.execute(
+            api_key.insert().values(
+                prefix=prefix,
+                secret_hash=_hash_secret(secret, secrets.token_bytes(16)),
+                enterprise_id=ent_id,
+                role=role,
+                label=label,
+                created_us=time.time_ns() // 1000,
+                revoked=False,
+            )
+        )
+    return f"{_KEY_PREFIX}_{prefix}_{secret}"
+
+
+_cache: dict[tuple[str, str], tuple[Viewer, float]] = {}
+_cache_lock = threading.Lock()
+
+
+def clear_key_cache() -> None:
+    """Forget every verified key (after revocation or when a test empties the store)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def _bind_key(bind: Engine | Connection) -> str:
+    return str(bind.engine.url if isinstance(bind, Connection) else bind.url)
+
+
+def authenticate(bind: Engine | Connection, key: str | None) -> Viewer:
+    """The viewer an API key stands for; :class:`AuthError` when missing, unknown or revoked."""
+    if not key:
+        raise AuthError("an API key is required", place="Authorization")
+    cache_key = (_bind_key(bind), key)
+    now = time.monotonic()
+    with _cache_lock:
+        hit = _cache.get(cache_key)
+    if hit is not None and now - hit[1] < KEY_CACHE_SECONDS:
+        return hit[0]
+    parts = key.split("_", 2)
+    if len(parts) != 3 or parts[0] != _KEY_PREFIX or not parts[1] or not parts[2]:
+        raise AuthError("malformed API key", place="Authorization")
+    with read_tx(bind) as conn:
+        row = conn.execute(
+            select(
+                api_key.c.id,
+                api_key.c.secret_hash,
+                api_key.c.enterprise_id,
+                api_key.c.role,
+                api_key.c.revoked,
+            ).where(api_key.c.prefix == parts[1])
+        ).first()
+    if row is None or row.revoked or not _check_secret(parts[2], row.secret_hash):
+        raise AuthError("unknown or revoked API key", place="Authorization")
+    role = row.role if row.role in get_args(Role) else "public"
+    viewer = Viewer(enterprise_id=row.enterprise_id, role=cast(Role, role), api_key_id=row.id)
+    with _cache_lock:
+        _cache[cache_key] = (viewer, now)
+    return viewer
+
+
+def revoke_key(bind: Engine | Connection, prefix: str) -> None:
+    """Revoke the key with ``prefix`` (the part after ``yl_``); unknown prefix → NotFoundError."""
+    with write_tx(bind) as conn:
+        done = conn.execute(
+            update(api_key).where(api_key.c.prefix == prefix).values(revoked=True)
+        ).rowcount
+    if not done:
+        raise NotFoundError(f"no API key with prefix {prefix!r}", place="prefix")
+    clear_key_cache()
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """What may be shown about a key: never its secret."""
+
+    id: int
+    prefix: str
+    role: str
+    enterprise_id: int | None
+    label: str | None
+    created_us: int
+    revoked: bool
+
+
+def list_keys(bind: Engine | Connection) -> list[KeyInfo]:
+    """Every API key, newest first, without secrets."""
+    with read_tx(bind) as conn:
+        rows = conn.execute(
+            select(
+                api_key.c.id,
+                api_key.c.prefix,
+                api_key.c.role,
+                api_key.c.enterprise_id,
+                api_key.c.label,
+                api_key.c.created_us,
+                api_key.c.revoked,
+            ).order_by(api_key.c.id.desc())
+        ).all()
+    return [KeyInfo(*row) for row in rows]

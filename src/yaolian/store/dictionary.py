@@ -1,0 +1,107 @@
+"""The code dictionary: canonical code key (``yaolian.codes.identity``) ↔ integer id.
+
+Every table refers to codes by id, so a code is stored once however many events name it, and
+lookups compare integers. Bulk get-or-create is one or two set-based statements: SQLite reads the
+keys from one JSON array parameter (``json_each``), PostgreSQL from one array (``unnest``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection
+
+_CHUNK = 50_000
+
+
+def _chunks(keys: list[str]) -> Iterable[list[str]]:
+    for start in range(0, len(keys), _CHUNK):
+        yield keys[start : start + _CHUNK]
+
+
+def lookup_codes(conn: Connection, keys: Collection[str]) -> dict[str, int]:
+    """Ids of the keys already in the dictionary (unknown keys are left out)."""
+    found: dict[str, int] = {}
+    if not keys:
+        return found
+    raw: Any = conn.connection.dbapi_connection
+    ordered = list(dict.fromkeys(keys))
+    if conn.dialect.name == "sqlite":
+        sql = "SELECT c.key, c.id FROM json_each(?) j JOIN code c ON c.key = j.value"
+        for chunk in _chunks(ordered):
+            found.update(raw.execute(sql, (orjson.dumps(chunk).decode(),)).fetchall())
+    else:
+        with raw.cursor() as cur:
+            for chunk in _chunks(ordered):
+                cur.execute("SELECT key, id FROM code WHERE key = ANY(%s)", (chunk,))
+                found.update(cur.fetchall())
+    return found
+
+
+def intern_codes(conn: Connection, keys: Collection[str]) -> dict[str, int]:
+    """Ids for every key, adding the missing ones (inside the caller's transaction).
+
+    New keys are inserted and their ids returned by the same statement; only keys that were
+    already there are looked up. Keys go in sorted order so concurrent captures on PostgreSQL
+    lock them in the same order and cannot deadlock; a key added by a concurrent transaction is
+    found, not duplicated.
+    """
+    if not keys:
+        return {}
+    raw: Any = conn.connection.dbapi_connection
+    found: dict[str, int] = {}
+    if conn.dialect.name == "sqlite":  # BEGIN IMMEDIATE: the only writer, any order will do
+        ordered = list(set(keys))
+        insert = (
+            "INSERT INTO code(key) SELECT value FROM json_each(?) WHERE true "
+            "ON CONFLICT DO NOTHING RETURNING key, id"
+        )
+        for chunk in _chunks(ordered):
+            found.update(raw.execute(insert, (orjson.dumps(chunk).decode(),)).fetchall())
+    else:
+        ordered = sorted(set(keys))
+        # COPY the keys into a session temp table: far faster than a large array parameter.
+        with raw.cursor() as cur:
+            cur.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS intern_key (key text) ON COMMIT DELETE ROWS"
+            )
+            cur.execute("TRUNCATE intern_key")
+            with cur.copy("COPY intern_key (key) FROM STDIN") as copy:
+                for key in ordered:
+                    copy.write_row((key,))
+            cur.execute(
+                "INSERT INTO code(key) SELECT key FROM intern_key ORDER BY key "
+                "ON CONFLICT DO NOTHING RETURNING key, id"
+            )
+            found.update(cur.fetchall())
+            if len(found) < len(ordered):
+                cur.execute("SELECT c.key, c.id FROM intern_key k JOIN code c ON c.key = k.key")
+                found.update(cur.fetchall())
+        return found
+    if len(found) < len(ordered):
+        found.update(lookup_codes(conn, [k for k in ordered if k not in found]))
+    return found
+
+
+def code_keys(conn: Connection, ids: Collection[int]) -> dict[int, str]:
+    """Canonical keys of code ids (unknown ids are left out)."""
+    if not ids:
+        return {}
+    raw: Any = conn.connection.dbapi_connection
+    wanted = list(dict.fromkeys(int(i) for i in ids))
+    out: dict[int, str] = {}
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start : start + _CHUNK]
+        if conn.dialect.name == "sqlite":
+            rows = raw.execute(
+                "SELECT c.id, c.key FROM json_each(?) j JOIN code c ON c.id = j.value",
+                (orjson.dumps(chunk).decode(),),
+            ).fetchall()
+        else:
+            with raw.cursor() as cur:
+                cur.execute("SELECT id, key FROM code WHERE id = ANY(%s)", (chunk,))
+                rows = cur.fetchall()
+        out.update(rows)
+    return out

@@ -1,0 +1,159 @@
+"""Open the store: SQLite (WAL, the embedded default) or PostgreSQL (psycopg 3), migrated.
+
+Both engines run the same SQLAlchemy Core code. On SQLite every connection gets the pragmas a
+busy multi-process store needs (WAL, ``synchronous=NORMAL``, foreign keys, a busy timeout, a
+larger page cache) and transactions are begun explicitly, so writers can take the write lock up
+front (:func:`writing`) instead of failing on a lock upgrade. Migrations are alembic revisions
+under ``store/migrations`` run programmatically — no ``alembic.ini`` at run time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy.engine import URL
+
+from yaolian.config import database_url
+from yaolian.errors import YaolianError
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+_IMMEDIATE = "yaolian_immediate"  # execution option: SQLite ``BEGIN IMMEDIATE``
+_migrated: set[str] = set()
+_migrate_lock = threading.Lock()
+
+
+def normalise_url(url: str | None) -> URL:
+    """Resolve ``url`` with :func:`yaolian.config.database_url` and pick the driver.
+
+    ``postgresql://`` (or ``postgres://``) uses psycopg 3; ``sqlite:///path`` a file whose parent
+    folder is created. Anything else is refused with a clear error.
+    """
+    text = database_url(url)
+    if text.startswith("postgres://"):
+        text = "postgresql://" + text[len("postgres://") :]
+    try:
+        parsed = make_url(text)
+    except Exception as exc:  # sqlalchemy.exc.ArgumentError and friends
+        raise YaolianError(f"not a database URL: {exc}", place="database URL") from exc
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        return parsed.set(drivername="postgresql+psycopg")
+    if backend == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        return parsed.set(drivername="sqlite")
+    raise YaolianError(
+        f"unsupported database {backend!r}; use a SQLite file or postgresql://…",
+        place="database URL",
+    )
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (see _sqlite_begin)
+    cur = dbapi_connection.cursor()
+    cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA journal_mode = WAL")
+    cur.execute("PRAGMA synchronous = NORMAL")
+    cur.execute("PRAGMA foreign_keys = ON")
+    cur.execute("PRAGMA cache_size = -65536")  # 64 MiB
+    cur.execute("PRAGMA temp_store = MEMORY")
+    cur.execute("PRAGMA mmap_size = 268435456")
+    cur.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    immediate = conn.get_execution_options().get(_IMMEDIATE, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def is_sqlite(bind: Engine | Connection) -> bool:
+    """True when ``bind`` talks to SQLite."""
+    return bind.dialect.name == "sqlite"
+
+
+def create_store_engine(url: str | None = None) -> Engine:
+    """An engine for ``url`` with the store's connection settings, not migrated."""
+    parsed = normalise_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 60})
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+def open_engine(url: str | None = None, *, migrate: bool = True) -> Engine:
+    """Open the store at ``url`` (``--db`` value, URL, path or ``None`` for the default).
+
+    With ``migrate`` the schema is brought to the newest alembic revision first (once per URL and
+    process; safe when several processes open the same database at once).
+    """
+    engine = create_store_engine(url)
+    if migrate:
+        upgrade(engine)
+    return engine
+
+
+@contextmanager
+def writing(engine: Engine) -> Iterator[Connection]:
+    """A write transaction: ``BEGIN IMMEDIATE`` on SQLite (the write lock up front, waiting up
+    to the busy timeout for other writers), a plain transaction on PostgreSQL."""
+    with engine.connect().execution_options(**{_IMMEDIATE: True}) as conn, conn.begin():
+        yield conn
+
+
+def alembic_config(url: str | None = None) -> Config:
+    """Alembic configuration of the store's migrations (for ``alembic.command`` calls, e.g.
+    ``command.revision(alembic_config(url), "what changed", autogenerate=True)``)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if url:
+        cfg.set_main_option("sqlalchemy.url", url)
+    return cfg
+
+
+def head_revision() -> str | None:
+    """The newest revision id of the store's migration history."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(conn: Connection) -> str | None:
+    """The revision the database at ``conn`` is at (``None`` when never migrated)."""
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Run the alembic migrations up to ``revision`` in one transaction.
+
+    SQLite: under ``BEGIN IMMEDIATE`` so a second process waits and then finds nothing to do.
+    PostgreSQL: under a transaction-scoped advisory lock, for the same reason.
+    """
+    key = engine.url.render_as_string(hide_password=False)
+    with _migrate_lock:
+        if revision == "head" and key in _migrated:
+            return
+        head = head_revision() if revision == "head" else revision
+        with writing(engine) as conn:
+            if not is_sqlite(conn):
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7242083431)")
+            if current_revision(conn) != head:
+                cfg = alembic_config()
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
+        if revision == "head":
+            _migrated.add(key)
+
+
+def forget_migrated(engine: Engine) -> None:
+    """Drop the in-process note that ``engine``'s database is migrated (after dropping it)."""
+    _migrated.discard(engine.url.render_as_string(hide_password=False))

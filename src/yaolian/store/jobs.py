@@ -1,0 +1,144 @@
+"""Capture jobs: ``POST /capture`` answers 202 with a job; ``GET /capture/{id}`` reads it back."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, select, update
+
+from yaolian.epcis.model import from_epoch_us
+from yaolian.errors import NotFoundError, ValidationError
+from yaolian.store.access import Viewer
+from yaolian.store.ingest import CaptureResult
+from yaolian.store.schema import capture_job
+from yaolian.store.tx import read_tx, write_tx
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureJob:
+    """A capture job as stored (times in store microseconds)."""
+
+    id: int
+    created_us: int
+    finished_us: int | None
+    running: bool
+    success: bool | None
+    error_behaviour: str
+    enterprise_id: int | None
+    accepted: int
+    duplicates: int
+    rejected: int
+    errors: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view in the shape of the EPCIS 2.0 capture job resource."""
+        return {
+            "captureID": str(self.id),
+            "createdAt": _iso(self.created_us),
+            "finishedAt": _iso(self.finished_us) if self.finished_us is not None else None,
+            "running": self.running,
+            "success": self.success,
+            "captureErrorBehaviour": self.error_behaviour,
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "errors": self.errors,
+        }
+
+
+def _iso(us: int) -> str:
+    return from_epoch_us(us).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def create_job(
+    bind: Engine | Connection, *, behaviour: str = "rollback", enterprise_id: int | None = None
+) -> int:
+    """Record a new running capture job; returns its id."""
+    if behaviour not in ("rollback", "proceed"):
+        raise ValidationError(
+            f"capture error behaviour must be rollback or proceed, not {behaviour!r}",
+            place="GS1-Capture-Error-Behaviour",
+        )
+    with write_tx(bind) as conn:
+        return int(
+            conn.execute(
+                capture_job.insert()
+                .values(
+                    created_us=time.time_ns() // 1000,
+                    running=True,
+                    error_behaviour=behaviour,
+                    enterprise_id=enterprise_id,
+                    accepted=0,
+                    duplicates=0,
+                    rejected=0,
+                    errors=[],
+                )
+                .returning(capture_job.c.id)
+            ).scalar_one()
+        )
+
+
+def finish_job(
+    bind: Engine | Connection,
+    job_id: int,
+    result: CaptureResult | None = None,
+    *,
+    failure: str | None = None,
+) -> None:
+    """Mark a job finished with a capture result, or failed with a reason (e.g. unreadable
+    document) when there is no result."""
+    if result is not None:
+        values: dict[str, Any] = {
+            "success": result.success,
+            "accepted": result.accepted,
+            "duplicates": result.duplicates,
+            "rejected": result.rejected,
+            "errors": result.to_dict()["errors"],
+        }
+    else:
+        values = {"success": False, "errors": [{"place": None, "reason": failure or "failed"}]}
+    with write_tx(bind) as conn:
+        done = conn.execute(
+            update(capture_job)
+            .where(capture_job.c.id == job_id)
+            .values(running=False, finished_us=time.time_ns() // 1000, **values)
+        ).rowcount
+    if not done:
+        raise NotFoundError(f"no capture job {job_id}", place="captureID")
+
+
+def get_job(bind: Engine | Connection, job_id: int, viewer: Viewer | None = None) -> CaptureJob:
+    """The job ``job_id``; with a viewer, only if it is theirs (regulators/admins see all)."""
+    with read_tx(bind) as conn:
+        row = conn.execute(select(capture_job).where(capture_job.c.id == job_id)).first()
+    visible = row is not None and (
+        viewer is None
+        or viewer.sees_all
+        or (viewer.enterprise_id is not None and row.enterprise_id == viewer.enterprise_id)
+    )
+    if row is None or not visible:
+        raise NotFoundError(f"no capture job {job_id}", place="captureID")
+    return _from_row(row)
+
+
+def list_jobs(
+    bind: Engine | Connection, viewer: Viewer | None = None, *, limit: int = 100
+) -> list[CaptureJob]:
+    """Capture jobs, newest first; with a viewer only its enterprise's (regulators: all)."""
+    stmt = select(capture_job).order_by(capture_job.c.id.desc()).limit(limit)
+    if viewer is not None and not viewer.sees_all:
+        if viewer.enterprise_id is None:
+            return []
+        stmt = stmt.where(capture_job.c.enterprise_id == viewer.enterprise_id)
+    with read_tx(bind) as conn:
+        rows = conn.execute(stmt).all()
+    return [_from_row(row) for row in rows]
+
+
+def _from_row(row: Any) -> CaptureJob:
+    values = {name: row._mapping[name] for name in CaptureJob.__dataclass_fields__}
+    values["running"] = bool(values["running"])
+    values["errors"] = list(values["errors"] or [])
+    return CaptureJob(**values)

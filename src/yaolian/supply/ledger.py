@@ -1,0 +1,719 @@
+"""Stock ledger (库存台账): stock per product × site × day derived from the event log.
+
+Every stored event is turned into signed *movements* (``supply_movement`` rows): packs (and
+units for split sales, 拆零) that enter or leave a site's stock on hand, or that are in transit
+to a site. A movement is a pure function of the event and of the log around it — the packs in a
+shipped container as its aggregation events say, whether a received code was shipped before —
+so the projection gives the same rows whatever order the events arrived in, and a rebuild
+reproduces them exactly (:mod:`yaolian.supply.projection` recomputes the events an arrival can
+change). Stock on a day is the sum of movements up to that day.
+
+Rules, by CBV bizStep (the event's site is its bizLocation, else its readPoint):
+
+* ``commissioning`` — packs created at the site (manufacturer stock, 生产入库);
+* ``receiving`` — packs in at the site (购进入库); those shipped before leave in-transit;
+* ``shipping`` / ``returning`` — packs out of the site (销售出库 / 退货出库) and in transit to the
+  destination location when the event names one;
+* ``dispensing`` / ``retail_selling`` — consumption (使用 / 零售出库); a ``quantityList`` entry
+  with a unit of measure is a split sale counted in units;
+* ``destroying`` / ``decommissioning`` — packs removed (销毁 / 注销);
+* ``transforming`` — inputs consumed, outputs produced at the site;
+* events with an ``errorDeclaration`` are retracted and move nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from enum import IntEnum
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, and_, case, func, insert, select
+
+from yaolian.codes.identity import NMPA_KEY, NMPA_LOT_KEY, NMPA_PRODUCT_KEY
+from yaolian.codes.nmpa import CodeRule
+from yaolian.codes.registry import default_rules
+from yaolian.errors import NotFoundError, ValidationError
+from yaolian.trace.state import SALE_LINE_KEY
+from yaolian.store.schema import (
+    ACTION_IDS,
+    EVENT_TYPE_IDS,
+    ROLE_IDS,
+    code,
+    event,
+    event_epc,
+    event_party,
+    event_quantity,
+    site,
+    supply_movement,
+    supply_stock_count,
+)
+
+CST_OFFSET_US = 8 * 3600 * 1_000_000  # China Standard Time, the ledger's calendar day
+DAY_US = 86_400 * 1_000_000
+_EPOCH_DAY = date(1970, 1, 1)
+DEFAULT_PRODUCT_CODE_LENGTH = 7  # 药品标识码 of rule (a) codes
+_CHUNK = 900  # bound parameters per IN list (SQLite's default limit is far above; stay modest)
+
+
+class Kind(IntEnum):
+    """What a movement is; stored as a small integer in ``supply_movement.kind``."""
+
+    COMMISSION = 1  # 生产入库 (+ on hand)
+    RECEIVE = 2  # 购进入库 (+ on hand)
+    SHIP = 3  # 销售/调拨出库 (− on hand)
+    RETURN = 4  # 退货出库 (− on hand)
+    DISPENSE = 5  # 使用/零售出库, consumption (− on hand)
+    REMOVE = 6  # 销毁/注销 (− on hand)
+    TRANSFORM = 7  # inputs − / outputs + (e.g. 饮片 → 中成药)
+    TRANSIT_IN = 8  # in transit to the site (+ in transit)
+    TRANSIT_OUT = 9  # arrived, leaves in-transit (− in transit)
+
+
+ON_HAND_KINDS = (
+    Kind.COMMISSION,
+    Kind.RECEIVE,
+    Kind.SHIP,
+    Kind.RETURN,
+    Kind.DISPENSE,
+    Kind.REMOVE,
+    Kind.TRANSFORM,
+)
+TRANSIT_KINDS = (Kind.TRANSIT_IN, Kind.TRANSIT_OUT)
+_OUT_STEPS = {"shipping": Kind.SHIP, "returning": Kind.RETURN}
+_CONSUME_STEPS = {"dispensing", "retail_selling"}
+_REMOVE_STEPS = {"destroying", "decommissioning"}
+_SHIP_STEPS = ("shipping", "returning")
+SPLIT_DISPOSITION = "partially_dispensed"
+
+
+def split_units_per_code(ev: dict[str, Any]) -> float | None:
+    """Units sold from each listed pack by a split sale (拆零), from the NHSA sale line the
+    event carries (``yaolian:saleLine``: ``splitSale``, ``units`` per code or ``quantity`` in
+    all, as :mod:`yaolian.verify.dispense` writes it); ``None`` when it is not a split sale."""
+    line = ev.get(SALE_LINE_KEY)
+    if not isinstance(line, dict) or not line.get("splitSale"):
+        return None
+    codes = ev.get("epcList") or [None]
+    units = line.get("units")
+    if isinstance(units, int | float) and units > 0:
+        return float(units)
+    quantity = line.get("quantity")
+    if isinstance(quantity, int | float) and quantity > 0:
+        return float(quantity) / len(codes)
+    return 1.0
+
+
+def day_of_us(time_us: int) -> int:
+    """Ledger day number (days since 1970-01-01, China Standard Time) of a store timestamp."""
+    return (time_us + CST_OFFSET_US) // DAY_US
+
+
+def day_number(day: date) -> int:
+    """Ledger day number of a calendar date."""
+    return (day - _EPOCH_DAY).days
+
+
+def day_date(day: int) -> date:
+    """Calendar date of a ledger day number."""
+    return _EPOCH_DAY + timedelta(days=day)
+
+
+def as_of_day(as_of: date | datetime | None) -> int:
+    """The ledger day of ``as_of`` (a date, an aware datetime, or ``None`` for today)."""
+    if as_of is None:
+        as_of = datetime.now(UTC)
+    if isinstance(as_of, datetime):
+        if as_of.tzinfo is None:
+            raise ValidationError("datetime needs a time-zone offset", place="as_of")
+        return day_of_us(int(as_of.timestamp() * 1_000_000))
+    return day_number(as_of)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def product_of_key(key: str) -> str | None:
+    """The product code of a code-dictionary key (:mod:`yaolian.codes.identity`): the GTIN-14 of
+    a GS1 pack or class key, the 药品标识码 of an NMPA trace code (by its issuer rule) or class;
+    ``None`` for logistic units (SSCC), locations and opaque identifiers."""
+    if key.startswith(NMPA_KEY):
+        trace_code = key[len(NMPA_KEY) :]
+        rule = next((r for r in _issuer_rules() if r.matches_prefix(trace_code)), None)
+        length = rule.product_code_length if rule else DEFAULT_PRODUCT_CODE_LENGTH
+        return trace_code[:length] if len(trace_code) > length else None
+    if key.startswith(NMPA_PRODUCT_KEY):
+        return key[len(NMPA_PRODUCT_KEY) :]
+    if key.startswith(NMPA_LOT_KEY):
+        return key[len(NMPA_LOT_KEY) :].partition("/")[0]
+    if key.startswith("01/"):
+        return key[3:17]
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def _issuer_rules() -> tuple[CodeRule, ...]:
+    return default_rules()
+
+
+# ── deriving movements from the log ────────────────────────────────────────────────────────
+
+
+@dataclass(slots=True)
+class _EventFacts:
+    id: int
+    type: int
+    action: int | None
+    time_us: int
+    biz_step: str | None
+    site: str | None
+    retracted: bool
+    destination: str | None = None
+    epcs: list[tuple[int, int]] | None = None  # (code id, role id)
+    quantities: list[tuple[str, float | None, str | None, int]] | None = None
+    split_units: float | None = None  # units per code of an NHSA split sale (拆零)
+
+
+def _chunks(ids: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(ids), _CHUNK):
+        yield ids[i : i + _CHUNK]
+
+
+def _load_events(conn: Connection, ids: Sequence[int]) -> dict[int, _EventFacts]:
+    facts: dict[int, _EventFacts] = {}
+    for part in _chunks(ids):
+        rows = conn.execute(
+            select(
+                event.c.id,
+                event.c.type,
+                event.c.action,
+                event.c.event_time_us,
+                event.c.biz_step,
+                func.coalesce(event.c.biz_location, event.c.read_point),
+                event.c.error_declared,
+            ).where(event.c.id.in_(part))
+        )
+        for r in rows:
+            facts[r[0]] = _EventFacts(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), None, [], [])
+        for ev_id, payload in conn.execute(
+            select(event.c.id, event.c.payload).where(
+                event.c.id.in_(part),
+                event.c.biz_step.in_(_CONSUME_STEPS),
+                event.c.disposition == SPLIT_DISPOSITION,
+            )
+        ):
+            facts[ev_id].split_units = split_units_per_code(orjson.loads(payload))
+        for ev_id, value in conn.execute(
+            select(event_party.c.event_id, event_party.c.value).where(
+                event_party.c.event_id.in_(part),
+                event_party.c.kind == 2,
+                event_party.c.type == "location",
+            )
+        ):
+            facts[ev_id].destination = value
+        for ev_id, code_id, role in conn.execute(
+            select(event_epc.c.event_id, event_epc.c.code_id, event_epc.c.role).where(
+                event_epc.c.event_id.in_(part)
+            )
+        ):
+            facts[ev_id].epcs.append((code_id, role))  # type: ignore[union-attr]
+        for ev_id, key, qty, uom, role in conn.execute(
+            select(
+                event_quantity.c.event_id,
+                code.c.key,
+                event_quantity.c.quantity,
+                event_quantity.c.uom,
+                event_quantity.c.role,
+            )
+            .join(code, code.c.id == event_quantity.c.class_id)
+            .where(event_quantity.c.event_id.in_(part))
+        ):
+            facts[ev_id].quantities.append((key, qty, uom, role))  # type: ignore[union-attr]
+    return facts
+
+
+class _Resolver:
+    """Packs per product inside a code at a time, from the aggregation events in the log."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.keys: dict[int, str] = {}
+        # parent code id → [(time, event id, action, [child ids])] in time order
+        self.history: dict[int, list[tuple[int, int, int | None, list[int]]]] = {}
+        self._implicit: dict[int, set[int]] = {}  # children present before any recorded packing
+
+    def load(self, code_ids: Iterable[int]) -> None:
+        """Fetch keys and aggregation history of ``code_ids``, then of their children."""
+        todo = {c for c in code_ids if c not in self.history}
+        while todo:
+            ids = sorted(todo)
+            for part in _chunks(ids):
+                self.keys.update(
+                    self.conn.execute(select(code.c.id, code.c.key).where(code.c.id.in_(part)))
+                    .tuples()
+                    .all()
+                )
+            for cid in ids:
+                self.history[cid] = []
+            by_event: dict[int, tuple[int, int, int | None, int, list[int]]] = {}
+            child = event_epc.alias("child")
+            parent = event_epc.alias("parent")
+            for part in _chunks(ids):
+                rows = self.conn.execute(
+                    select(
+                        parent.c.code_id,
+                        event.c.id,
+                        event.c.event_time_us,
+                        event.c.action,
+                        child.c.code_id,
+                    )
+                    .select_from(parent)
+                    .join(event, event.c.id == parent.c.event_id)
+                    .outerjoin(
+                        child,
+                        and_(child.c.event_id == event.c.id, child.c.role == ROLE_IDS["child"]),
+                    )
+                    .where(
+                        parent.c.code_id.in_(part),
+                        parent.c.role == ROLE_IDS["parent"],
+                        event.c.type == EVENT_TYPE_IDS["AggregationEvent"],
+                        event.c.error_declared.is_(False),
+                    )
+                )
+                for parent_id, ev_id, t, action, child_id in rows:
+                    entry = by_event.setdefault(ev_id, (parent_id, t, action, ev_id, []))
+                    if child_id is not None:
+                        entry[4].append(child_id)
+            found: set[int] = set()
+            for parent_id, t, action, ev_id, children in by_event.values():
+                self.history[parent_id].append((t, ev_id, action, children))
+                found.update(children)
+            for cid in ids:
+                self.history[cid].sort(key=lambda h: (h[0], h[1]))
+                implicit = self._unrecorded_packing(self.history[cid])
+                if implicit:
+                    self._implicit[cid] = implicit
+            todo = {c for c in found if c not in self.history}
+
+    def children_at(self, code_id: int, time_us: int) -> set[int]:
+        """Direct children of ``code_id`` at ``time_us``: packing at that very moment counts
+        (a pallet built and shipped in the same second ships full), unpacking at that moment
+        does not yet (a pallet received and broken down in the same second arrives full)."""
+        history = self.history.get(code_id, ())
+        kids = set(self._implicit.get(code_id, ()))
+        for t, _ev, action, children in history:
+            if t > time_us:
+                break
+            if action == ACTION_IDS["DELETE"]:
+                if t == time_us:
+                    continue
+                kids = kids - set(children) if children else set()
+            else:
+                kids |= set(children)
+        return kids
+
+    @staticmethod
+    def _unrecorded_packing(history: Sequence[tuple[int, int, int | None, list[int]]]) -> set[int]:
+        """Children unpacked from a container before any recorded packing put them there: they
+        were inside from the start (the packing event was never reported)."""
+        seen: set[int] = set()
+        inside: set[int] = set()
+        for _t, _ev, action, children in history:
+            if action == ACTION_IDS["DELETE"]:
+                inside.update(c for c in children if c not in seen)
+            seen.update(children)
+        return inside
+
+    def packs(self, code_id: int, time_us: int, depth: int = 0) -> dict[str, float]:
+        """Packs per product inside ``code_id`` (itself when it contains nothing)."""
+        kids = self.children_at(code_id, time_us) if depth < 6 else set()
+        if not kids:
+            product = product_of_key(self.keys.get(code_id, ""))
+            return {product: 1.0} if product else {}
+        out: dict[str, float] = defaultdict(float)
+        for kid in kids:
+            for product, n in self.packs(kid, time_us, depth + 1).items():
+                out[product] += n
+        return out
+
+
+def _shipped_before(conn: Connection, pairs: list[tuple[int, int]]) -> set[tuple[int, int]]:
+    """Of (code id, receiving time) pairs, those whose code was shipped at or before that time."""
+    if not pairs:
+        return set()
+    code_ids = sorted({c for c, _ in pairs})
+    first_ship: dict[int, int] = {}
+    for part in _chunks(code_ids):
+        rows = conn.execute(
+            select(event_epc.c.code_id, func.min(event.c.event_time_us))
+            .join(event, event.c.id == event_epc.c.event_id)
+            .where(
+                event_epc.c.code_id.in_(part),
+                event.c.biz_step.in_(_SHIP_STEPS),
+                event.c.error_declared.is_(False),
+            )
+            .group_by(event_epc.c.code_id)
+        )
+        first_ship.update(rows.tuples().all())
+    return {(c, t) for c, t in pairs if c in first_ship and first_ship[c] <= t}
+
+
+def _movements(conn: Connection, facts: dict[int, _EventFacts]) -> list[dict[str, Any]]:
+    resolver = _Resolver(conn)
+    resolver.load({c for f in facts.values() for c, _ in f.epcs or ()})
+    receive_pairs = [
+        (cid, f.time_us)
+        for f in facts.values()
+        if f.biz_step == "receiving"
+        for cid, _ in f.epcs or ()
+    ]
+    shipped = _shipped_before(conn, receive_pairs)
+    rows: list[dict[str, Any]] = []
+    for f in facts.values():
+        if f.retracted or not f.site or not f.biz_step:
+            continue
+        day = day_of_us(f.time_us)
+        acc: dict[tuple[str, str, int], list[float]] = defaultdict(lambda: [0.0, 0.0])
+
+        def add(product: str, where: str, kind: Kind, packs: float, units: float = 0.0) -> None:
+            cell = acc[(product, where, int(kind))]  # noqa: B023 - used before the loop moves on
+            cell[0] += packs
+            cell[1] += units
+
+        step = f.biz_step
+        epcs = f.epcs or []
+        # Top-level codes: the parent stands for its children in Transaction/Object events.
+        has_parent = any(role == ROLE_IDS["parent"] for _, role in epcs)
+        top = [(cid, role) for cid, role in epcs if role != ROLE_IDS["child"] or not has_parent]
+        if f.type == EVENT_TYPE_IDS["AggregationEvent"] and step not in _OUT_STEPS:
+            top = []  # packing/unpacking moves nothing
+        for cid, role in top:
+            if step == "commissioning" and resolver.children_at(cid, f.time_us):
+                continue  # a container commissioned over packs commissioned themselves
+            packs = resolver.packs(cid, f.time_us)
+            if step == "transforming" or f.type == EVENT_TYPE_IDS["TransformationEvent"]:
+                sign = -1.0 if role == ROLE_IDS["input"] else 1.0
+                for p, n in packs.items():
+                    add(p, f.site, Kind.TRANSFORM, sign * n)
+            elif step == "commissioning":
+                for p, n in packs.items():
+                    add(p, f.site, Kind.COMMISSION, n)
+            elif step == "receiving":
+                arrived = (cid, f.time_us) in shipped
+                for p, n in packs.items():
+                    add(p, f.site, Kind.RECEIVE, n)
+                    if arrived:
+                        add(p, f.site, Kind.TRANSIT_OUT, -n)
+            elif step in _OUT_STEPS:
+                for p, n in packs.items():
+                    add(p, f.site, _OUT_STEPS[step], -n)
+                    if f.destination and f.destination != f.site:
+                        add(p, f.destination, Kind.TRANSIT_IN, n)
+            elif step in _CONSUME_STEPS and f.split_units is not None:
+                for p in packs:  # units from an opened pack: the pack stays until emptied
+                    add(p, f.site, Kind.DISPENSE, 0.0, -f.split_units)
+            elif step in _CONSUME_STEPS:
+                for p, n in packs.items():
+                    add(p, f.site, Kind.DISPENSE, -n)
+            elif step in _REMOVE_STEPS:
+                for p, n in packs.items():
+                    add(p, f.site, Kind.REMOVE, -n)
+        for key, qty, uom, role in f.quantities or []:
+            product = product_of_key(key)
+            if product is None or qty is None:
+                continue
+            packs_q, units_q = (0.0, qty) if uom else (qty, 0.0)
+            if step == "transforming" or f.type == EVENT_TYPE_IDS["TransformationEvent"]:
+                sign = -1.0 if role == ROLE_IDS["input"] else 1.0
+                add(product, f.site, Kind.TRANSFORM, sign * packs_q, sign * units_q)
+            elif step == "commissioning":
+                add(product, f.site, Kind.COMMISSION, packs_q, units_q)
+            elif step == "receiving":
+                add(product, f.site, Kind.RECEIVE, packs_q, units_q)
+            elif step in _OUT_STEPS:
+                add(product, f.site, _OUT_STEPS[step], -packs_q, -units_q)
+                if f.destination and f.destination != f.site:
+                    add(product, f.destination, Kind.TRANSIT_IN, packs_q, units_q)
+            elif step in _CONSUME_STEPS:
+                add(product, f.site, Kind.DISPENSE, -packs_q, -units_q)
+            elif step in _REMOVE_STEPS:
+                add(product, f.site, Kind.REMOVE, -packs_q, -units_q)
+        for (product, where, kind), (packs_v, units_v) in acc.items():
+            if packs_v or units_v:
+                rows.append(
+                    {
+                        "event_id": f.id,
+                        "product": product,
+                        "site": where,
+                        "day": day,
+                        "kind": kind,
+                        "packs": packs_v,
+                        "units": units_v,
+                    }
+                )
+    return rows
+
+
+def affected_events(conn: Connection, event_ids: Sequence[int]) -> list[int]:
+    """``event_ids`` plus every stored event whose movements they can change: events naming the
+    same codes, and events naming the containers those codes were aggregated into."""
+    ids = set(event_ids)
+    codes: set[int] = set()
+    for part in _chunks(sorted(ids)):
+        codes.update(
+            conn.execute(select(event_epc.c.code_id).where(event_epc.c.event_id.in_(part)))
+            .scalars()
+            .all()
+        )
+    frontier = set(codes)
+    parent = event_epc.alias("parent")
+    for _level in range(4):  # up the aggregation hierarchy: case → pallet → …
+        if not frontier:
+            break
+        ups: set[int] = set()
+        for part in _chunks(sorted(frontier)):
+            ups.update(
+                conn.execute(
+                    select(parent.c.code_id)
+                    .join(event_epc, event_epc.c.event_id == parent.c.event_id)
+                    .where(
+                        event_epc.c.code_id.in_(part),
+                        event_epc.c.role == ROLE_IDS["child"],
+                        parent.c.role == ROLE_IDS["parent"],
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        frontier = ups - codes
+        codes |= ups
+    for part in _chunks(sorted(codes)):
+        ids.update(
+            conn.execute(
+                select(event_epc.c.event_id).where(event_epc.c.code_id.in_(part)).distinct()
+            )
+            .scalars()
+            .all()
+        )
+    return sorted(ids)
+
+
+def recompute(conn: Connection, event_ids: Sequence[int]) -> int:
+    """Replace the movements of ``event_ids`` with ones derived from the log; rows written."""
+    ids = sorted(set(event_ids))
+    for part in _chunks(ids):
+        conn.execute(supply_movement.delete().where(supply_movement.c.event_id.in_(part)))
+    rows = _movements(conn, _load_events(conn, ids))
+    if rows:
+        conn.execute(insert(supply_movement), rows)
+    return len(rows)
+
+
+# ── reading the ledger ─────────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True, slots=True)
+class StockLine:
+    """Stock of one product at one site: packs on hand, units of opened packs, in transit."""
+
+    product: str
+    site: str
+    region: str | None
+    site_kind: str | None
+    on_hand: float
+    units: float
+    in_transit: float
+
+
+def _on_hand_expr() -> Any:
+    return func.sum(
+        case(
+            (supply_movement.c.kind.in_([int(k) for k in ON_HAND_KINDS]), supply_movement.c.packs),
+            else_=0.0,
+        )
+    )
+
+
+def stock(
+    conn: Connection,
+    *,
+    as_of: date | datetime | None = None,
+    product: str | None = None,
+    site_id: str | None = None,
+    region: str | None = None,
+) -> list[StockLine]:
+    """Stock per product × site at the end of ``as_of``'s day (default: everything recorded)."""
+    on_hand = _on_hand_expr()
+    units = func.sum(
+        case(
+            (supply_movement.c.kind.in_([int(k) for k in ON_HAND_KINDS]), supply_movement.c.units),
+            else_=0.0,
+        )
+    )
+    transit = func.sum(
+        case(
+            (supply_movement.c.kind.in_([int(k) for k in TRANSIT_KINDS]), supply_movement.c.packs),
+            else_=0.0,
+        )
+    )
+    q = (
+        select(
+            supply_movement.c.product,
+            supply_movement.c.site,
+            site.c.region,
+            site.c.kind,
+            on_hand,
+            units,
+            transit,
+        )
+        .outerjoin(site, site.c.location_id == supply_movement.c.site)
+        .group_by(supply_movement.c.product, supply_movement.c.site, site.c.region, site.c.kind)
+        .order_by(supply_movement.c.product, supply_movement.c.site)
+    )
+    if as_of is not None:
+        q = q.where(supply_movement.c.day <= as_of_day(as_of))
+    if product:
+        q = q.where(supply_movement.c.product == product)
+    if site_id:
+        q = q.where(supply_movement.c.site == site_id)
+    if region:
+        q = q.where(site.c.region == region)
+    return [
+        StockLine(r[0], r[1], r[2], r[3], float(r[4] or 0), float(r[5] or 0), float(r[6] or 0))
+        for r in conn.execute(q)
+        if (r[4] or 0) != 0 or (r[5] or 0) != 0 or (r[6] or 0) != 0
+    ]
+
+
+def daily_stock(
+    conn: Connection, product: str, site_id: str, first: date, last: date
+) -> list[tuple[date, float]]:
+    """Packs on hand at the end of each day from ``first`` to ``last`` at one site."""
+    lo, hi = day_number(first), day_number(last)
+    if hi < lo:
+        raise ValidationError("last day is before first day", place="last")
+    opening = conn.execute(
+        select(_on_hand_expr()).where(
+            supply_movement.c.product == product,
+            supply_movement.c.site == site_id,
+            supply_movement.c.day < lo,
+        )
+    ).scalar()
+    deltas: dict[int, float] = dict(
+        conn.execute(
+            select(supply_movement.c.day, _on_hand_expr())
+            .where(
+                supply_movement.c.product == product,
+                supply_movement.c.site == site_id,
+                supply_movement.c.day.between(lo, hi),
+            )
+            .group_by(supply_movement.c.day)
+        )
+        .tuples()
+        .all()
+    )
+    level = float(opening or 0.0)
+    out = []
+    for d in range(lo, hi + 1):
+        level += float(deltas.get(d) or 0.0)
+        out.append((day_date(d), level))
+    return out
+
+
+# ── stock-take (盘点) ──────────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True, slots=True)
+class Discrepancy:
+    """A stock-take line: counted against book (ledger) stock at the counting time."""
+
+    id: int
+    site: str
+    product: str
+    counted: float
+    book: float
+    counted_at: datetime
+
+    @property
+    def difference(self) -> float:
+        """Counted minus book: negative means packs missing (盘亏), positive extra (盘盈)."""
+        return self.counted - self.book
+
+
+def record_stock_take(
+    conn: Connection,
+    site_id: str,
+    counts: dict[str, float],
+    *,
+    counted_at: datetime,
+    counted_by: str | None = None,
+) -> list[Discrepancy]:
+    """Record counted packs per product at a site (盘点) and return each line against the ledger."""
+    if counted_at.tzinfo is None:
+        raise ValidationError("counted_at needs a time-zone offset", place="counted_at")
+    if not counts:
+        raise ValidationError("a stock-take needs at least one counted product", place="counts")
+    for product, qty in counts.items():
+        if qty < 0:
+            raise ValidationError(f"counted quantity {qty} is negative", place=f"counts/{product}")
+    day = as_of_day(counted_at)
+    book = {
+        line.product: line.on_hand for line in stock(conn, as_of=day_date(day), site_id=site_id)
+    }
+    now_us = int(datetime.now(UTC).timestamp() * 1_000_000)
+    at_us = int(counted_at.timestamp() * 1_000_000)
+    out = []
+    for product, qty in sorted(counts.items()):
+        row_id = conn.execute(
+            insert(supply_stock_count)
+            .values(
+                site=site_id,
+                product=product,
+                counted_packs=float(qty),
+                counted_at_us=at_us,
+                recorded_us=now_us,
+                book_packs=book.get(product, 0.0),
+                counted_by=counted_by,
+            )
+            .returning(supply_stock_count.c.id)
+        ).scalar_one()
+        out.append(
+            Discrepancy(
+                int(row_id), site_id, product, float(qty), book.get(product, 0.0), counted_at
+            )
+        )
+    return out
+
+
+def stock_takes(
+    conn: Connection, site_id: str | None = None, *, only_differences: bool = False
+) -> list[Discrepancy]:
+    """Recorded stock-take lines (newest first), optionally only those that differ from book."""
+    q = select(supply_stock_count).order_by(
+        supply_stock_count.c.counted_at_us.desc(), supply_stock_count.c.id
+    )
+    if site_id:
+        q = q.where(supply_stock_count.c.site == site_id)
+    out = [
+        Discrepancy(
+            r.id,
+            r.site,
+            r.product,
+            r.counted_packs,
+            r.book_packs,
+            datetime.fromtimestamp(r.counted_at_us / 1e6, UTC),
+        )
+        for r in conn.execute(q)
+    ]
+    return [d for d in out if d.difference != 0] if only_differences else out
+
+
+def require_product_known(conn: Connection, product: str) -> None:
+    """NotFoundError unless the ledger has movements of ``product``."""
+    found = conn.execute(
+        select(supply_movement.c.product).where(supply_movement.c.product == product).limit(1)
+    ).first()
+    if found is None:
+        raise NotFoundError(f"no stock movements of product {product}", place="product")

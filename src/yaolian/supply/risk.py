@@ -1,0 +1,364 @@
+"""Shortage risk per product × region: a level (green/yellow/orange/red), a score, the expected
+stockout date and the reasons behind it.
+
+One SQL scan of the ledger gives, per product × region, stock on hand plus in transit now and
+28 days ago, consumption over the last 28 and the 56 before, and production (commissioning) at
+manufacturer sites. From those:
+
+* **demand** per day — the larger of the recent (28-day) and the 84-day rate, so that demand
+  suppressed by stockouts does not hide itself; a stored forecast (``supply_forecast``) raises
+  it when higher, and its upper bound gives a pessimistic date;
+* **regional inflow** — what arrived net of what moved on: Δstock + consumption;
+* **upstream** — manufacturer stock and production against national demand; a discontinuation
+  report (停产报告) ends production at its stop date at once;
+* when supply is *limited* (production falling or stopped, a discontinuation, or regional inflow
+  below demand) the region can use its own stock plus its demand share of manufacturer stock and
+  of production still to come: ``cover = (stock + share × (mfr stock + production until stop))
+  / demand``; the first site of a region runs dry before the regional total, so the expected
+  stockout is ``as_of + FIRST_SITE_FACTOR × cover``;
+* when supply keeps up, stock is replenished and no stockout is expected.
+
+The level compares the days to the expected stockout with the product's thresholds (its
+strictest monitored list, else :data:`yaolian.supply.signals.DEFAULT_THRESHOLDS`) widened by
+the region's inbound lead time: what cannot be replenished in time is what matters. Supplier
+concentration (one manufacturer, one API source), falling shipments and lead times are listed
+as reasons and raise the score.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import Connection, case, func, select
+
+from yaolian.store.schema import product as product_table
+from yaolian.store.schema import site, supply_forecast, supply_movement
+from yaolian.supply.consumption import MANUFACTURER_SITE_KINDS, UNKNOWN_REGION
+from yaolian.supply.ledger import ON_HAND_KINDS, TRANSIT_KINDS, Kind, as_of_day, day_date
+from yaolian.supply.signals import (
+    DEFAULT_LEAD_DAYS,
+    DEFAULT_THRESHOLDS,
+    Thresholds,
+    api_source_counts,
+    discontinuations,
+    inbound_lead_times,
+    thresholds_by_product,
+)
+
+Level = Literal["green", "yellow", "orange", "red"]
+LEVELS: tuple[Level, ...] = ("green", "yellow", "orange", "red")
+RECENT_DAYS = 28
+HISTORY_DAYS = 84
+FIRST_SITE_FACTOR = 0.8  # first site's stockout vs the regional aggregate running dry
+SUPPLY_OK_RATIO = 0.8  # production or inflow at or above this share of demand keeps up
+HORIZON_DAYS = 180  # discontinuations stopping within this horizon count
+DEPLETING_SHARE = 0.1  # under rationing, a region whose net outflow is below this keeps up
+RUNNING_WEEKS = 3  # production in this many of the last 4 weeks: output is what capacity allows
+
+
+@dataclass
+class Risk:
+    """Shortage risk of one product in one region on ``as_of``."""
+
+    product: str
+    region: str
+    as_of: date
+    level: Level
+    score: float
+    stock: float  # on hand in the region (not manufacturers)
+    in_transit: float
+    demand_per_day: float
+    days_of_supply: float | None
+    expected_stockout: date | None
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def lead_days(self) -> int | None:
+        """Days from ``as_of`` to the expected stockout."""
+        return (self.expected_stockout - self.as_of).days if self.expected_stockout else None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data (JSON)."""
+        return {
+            "product": self.product,
+            "region": self.region,
+            "as_of": self.as_of.isoformat(),
+            "level": self.level,
+            "score": round(self.score, 1),
+            "stock": self.stock,
+            "in_transit": self.in_transit,
+            "demand_per_day": round(self.demand_per_day, 3),
+            "days_of_supply": None
+            if self.days_of_supply is None
+            else round(self.days_of_supply, 1),
+            "expected_stockout": self.expected_stockout.isoformat()
+            if self.expected_stockout
+            else None,
+            "lead_days": self.lead_days,
+            "reasons": self.reasons,
+        }
+
+
+@dataclass
+class _Cell:
+    stock: float = 0.0
+    stock_then: float = 0.0
+    transit: float = 0.0
+    transit_then: float = 0.0
+    cons_recent: float = 0.0
+    cons_before: float = 0.0
+    prod_recent: float = 0.0
+    prod_before: float = 0.0
+    prod_weeks: float = 0.0  # weeks of the last four with any production
+
+
+def _scan(conn: Connection, day: int, product: str | None) -> dict[tuple[str, str, bool], _Cell]:
+    """One pass over the ledger: per product × region × manufacturer-or-not, the sums we need."""
+    m = supply_movement.c
+    then = day - RECENT_DAYS
+    start = day - HISTORY_DAYS
+    on_hand = m.kind.in_([int(k) for k in ON_HAND_KINDS])
+    transit = m.kind.in_([int(k) for k in TRANSIT_KINDS])
+    equivalent = m.packs + m.units / func.coalesce(product_table.c.units_per_pack, 1)
+    consumed = -equivalent
+    is_dispense = m.kind == int(Kind.DISPENSE)
+    is_commission = m.kind == int(Kind.COMMISSION)
+
+    def total(cond: Any, value: Any = equivalent) -> Any:
+        return func.sum(case((cond, value), else_=0.0))
+
+    q = (
+        select(
+            m.product,
+            site.c.region,
+            site.c.kind,
+            total(on_hand),
+            total(on_hand & (m.day <= then)),
+            total(transit),
+            total(transit & (m.day <= then)),
+            total(is_dispense & (m.day > then), consumed),
+            total(is_dispense & (m.day > start) & (m.day <= then), consumed),
+            total(is_commission & (m.day > then)),
+            total(is_commission & (m.day > start) & (m.day <= then)),
+            func.count(
+                func.distinct(case((is_commission & (m.day > then), (m.day - then - 1) / 7)))
+            ),
+        )
+        .outerjoin(site, site.c.location_id == m.site)
+        .outerjoin(product_table, product_table.c.product_code == m.product)
+        .where(m.day <= day)
+        .group_by(m.product, site.c.region, site.c.kind)
+    )
+    if product:
+        q = q.where(m.product == product)
+    out: dict[tuple[str, str, bool], _Cell] = {}
+    for r in conn.execute(q):
+        key = (r[0], r[1] or UNKNOWN_REGION, (r[2] or "") in MANUFACTURER_SITE_KINDS)
+        cell = out.setdefault(key, _Cell())
+        for name, value in zip(_Cell.__dataclass_fields__, r[3:], strict=True):
+            setattr(cell, name, getattr(cell, name) + float(value or 0.0))
+    return out
+
+
+def _manufacturer_counts(conn: Connection) -> dict[str, int]:
+    """Per product code: manufacturers of the same generic drug (通用名 + 剂型 + 规格)."""
+    p = product_table.c
+    rows = conn.execute(
+        select(
+            p.product_code,
+            p.generic_name,
+            p.dosage_form,
+            p.strength,
+            func.coalesce(p.manufacturer_id, p.holder_id),
+        )
+    ).all()
+    makers: dict[tuple[str, str, str], set[Any]] = defaultdict(set)
+    for _code, name, form, strength, maker in rows:
+        makers[(name, form or "", strength or "")].add(maker)
+    return {
+        code: len(makers[(name, form or "", strength or "")])
+        for code, name, form, strength, _ in rows
+    }
+
+
+def _forecasts(conn: Connection, day: int) -> dict[tuple[str, str], tuple[float, float]]:
+    """Stored forecast mean and upper bound per product × region, packs/day, next 28 days."""
+    f = supply_forecast.c
+    rows = conn.execute(
+        select(f.product, f.region, func.avg(f.mean), func.avg(f.hi))
+        .where(f.day > day, f.day <= day + RECENT_DAYS)
+        .group_by(f.product, f.region)
+    )
+    return {(p, r): (float(mean or 0), float(hi or 0)) for p, r, mean, hi in rows}
+
+
+def _level(days: float | None, t: Thresholds, lead: float) -> Level:
+    if days is None:
+        return "green"
+    if days <= max(t.red, lead):
+        return "red"
+    if days <= t.orange + lead:
+        return "orange"
+    if days <= t.yellow + lead:
+        return "yellow"
+    return "green"
+
+
+def assess(
+    conn: Connection,
+    as_of: date | datetime | None = None,
+    *,
+    product: str | None = None,
+    region: str | None = None,
+) -> list[Risk]:
+    """Shortage risk of every product × region with consumption or stock, highest score first."""
+    day = as_of_day(as_of)
+    today = day_date(day)
+    cells = _scan(conn, day, product)
+    thresholds = thresholds_by_product(conn, today)
+    leads = inbound_lead_times(conn)
+    makers = _manufacturer_counts(conn)
+    api_counts = api_source_counts(conn)
+    forecasts = _forecasts(conn, day)
+    horizon = today + timedelta(days=HORIZON_DAYS)
+    stops: dict[str, date] = {}
+    for report in discontinuations(conn, product=product):
+        if report.stop_date <= horizon:
+            old = stops.get(report.product)
+            stops[report.product] = min(old, report.stop_date) if old else report.stop_date
+
+    upstream: dict[str, _Cell] = defaultdict(_Cell)
+    regions: dict[str, dict[str, _Cell]] = defaultdict(dict)
+    for (prod, reg, is_mfr), cell in cells.items():
+        if is_mfr:
+            u = upstream[prod]
+            u.stock += max(0.0, cell.stock)  # negative book stock = unreported opening stock
+            u.prod_recent += cell.prod_recent
+            u.prod_before += cell.prod_before
+            u.prod_weeks = max(u.prod_weeks, cell.prod_weeks)
+        else:
+            regions[prod][reg] = cell
+
+    out: list[Risk] = []
+    for prod, by_region in regions.items():
+        demand = {
+            reg: max(c.cons_recent / RECENT_DAYS, (c.cons_recent + c.cons_before) / HISTORY_DAYS)
+            for reg, c in by_region.items()
+        }
+        for reg in by_region:
+            fc = forecasts.get((prod, reg))
+            if fc:
+                demand[reg] = max(demand[reg], fc[0])
+        national = sum(demand.values())
+        up = upstream.get(prod, _Cell())
+        prod_rate_recent = up.prod_recent / RECENT_DAYS
+        prod_rate = (up.prod_recent + up.prod_before) / HISTORY_DAYS
+        stop = stops.get(prod)
+        made_anywhere = prod in upstream
+        for reg, c in by_region.items():
+            if region and reg != region:
+                continue
+            d = demand[reg]
+            stock = c.stock + c.transit
+            reasons: list[str] = []
+            t = thresholds.get(prod, Thresholds(*DEFAULT_THRESHOLDS))
+            lead = leads.get(reg, DEFAULT_LEAD_DAYS)
+            dos = stock / d if d > 0 else None
+            if d <= 0:
+                out.append(
+                    Risk(
+                        prod,
+                        reg,
+                        today,
+                        "green",
+                        0.0,
+                        c.stock,
+                        c.transit,
+                        0.0,
+                        None,
+                        None,
+                        ["no consumption in the last 84 days"],
+                    )
+                )
+                continue
+            share = d / national if national > 0 else 1.0
+            inflow = (stock - (c.stock_then + c.transit_then)) + c.cons_recent
+            inflow_ratio = inflow / (d * RECENT_DAYS)
+            limited = False
+            future_production = 0.0
+            if stop is not None:
+                limited = True
+                remaining = max(0, (stop - today).days)
+                future_production = prod_rate * remaining
+                reasons.append(
+                    f"discontinuation reported: production stops {stop.isoformat()}"
+                    + (" (already stopped)" if remaining == 0 else f" (in {remaining} days)")
+                )
+            if made_anywhere and national > 0:
+                prod_ratio = prod_rate_recent / national
+                if prod_ratio < SUPPLY_OK_RATIO and up.prod_weeks >= RUNNING_WEEKS:
+                    limited = True
+                    reasons.append(
+                        f"production running below demand: {prod_ratio:.0%} of national demand "
+                        f"in {up.prod_weeks:.0f} of the last 4 weeks "
+                        f"({prod_rate_recent:.1f} vs {prod_rate:.1f} packs/day over 84 days)"
+                    )
+                elif stop is None:
+                    future_production = prod_rate * HORIZON_DAYS
+            if inflow_ratio < SUPPLY_OK_RATIO:
+                reasons.append(
+                    f"shipments into the region fell: inflow {inflow_ratio:.0%} of demand "
+                    "over the last 28 days"
+                )
+            if fc := forecasts.get((prod, reg)):
+                reasons.append(f"forecast demand {fc[0]:.1f}/day (upper bound {fc[1]:.1f}/day)")
+            expected: date | None = None
+            cover: float | None = None
+            if limited and stop is None:
+                # rationed production: the region depletes at demand minus what still arrives
+                net = d - max(0.0, inflow) / RECENT_DAYS
+                if net > DEPLETING_SHARE * d:
+                    cover = max(0.0, stock) / net
+                    expected = today + timedelta(days=int(FIRST_SITE_FACTOR * cover))
+                    reasons.append(
+                        f"supply limited: {stock:.0f} packs in region fall by {net:.1f}/day "
+                        f"(demand {d:.1f}, inflow {inflow / RECENT_DAYS:.1f}): {cover:.0f} days"
+                    )
+            elif limited:
+                pipeline = stock + share * (up.stock + future_production)
+                cover = pipeline / d
+                expected = today + timedelta(days=int(FIRST_SITE_FACTOR * cover))
+                reasons.append(
+                    f"supply limited: {stock:.0f} packs in region + share {share:.0%} of "
+                    f"{up.stock:.0f} at manufacturers cover {cover:.0f} days at {d:.1f}/day"
+                )
+            elif dos is not None and dos < t.red and inflow_ratio < SUPPLY_OK_RATIO:
+                expected = today + timedelta(days=int(dos))
+                reasons.append(f"only {dos:.1f} days of supply on hand")
+            days_left = (expected - today).days if expected else None
+            level = _level(days_left, t, lead)
+            if t.list_name:
+                reasons.append(f"on monitored list {t.list_name}")
+            if makers.get(prod, 0) == 1:
+                reasons.append("single manufacturer of this generic drug")
+            if api_counts.get(prod) == 1:
+                reasons.append("single API (原料药) source")
+            if lead > DEFAULT_LEAD_DAYS:
+                reasons.append(f"inbound lead time {lead:.0f} days")
+            score = _score(days_left, reasons, limited)
+            out.append(
+                Risk(prod, reg, today, level, score, c.stock, c.transit, d, dos, expected, reasons)
+            )
+    out.sort(key=lambda r: (-r.score, r.product, r.region))
+    return out
+
+
+def _score(days_left: int | None, reasons: list[str], limited: bool) -> float:
+    """0–100: mostly how soon the stockout comes, plus 5 per aggravating reason."""
+    base = 0.0 if days_left is None else max(0.0, 100.0 * (1.0 - days_left / 120.0))
+    if limited and days_left is None:
+        base = 30.0
+    return min(100.0, base + 5.0 * max(0, len(reasons) - 1))

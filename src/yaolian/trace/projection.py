@@ -1,0 +1,404 @@
+"""The trace projector: code state, aggregation history, custody, sales, sensor exposure, alerts.
+
+Registered with the store (``store.projections``) and run inside every capture transaction.
+New events are folded forward into the stored state of the codes they touch (and of everything
+inside those codes). When an event arrives out of event-time order (a receipt before its
+shipping, a late commissioning, an error declaration) the touched codes are recomputed from
+their full history instead: the set is closed under "was ever inside" (descendants) and the
+machine replays every event of those codes and of their ancestors, in event-time order. Both
+ways run the same :class:`~yaolian.trace.state.Machine`, so a rebuild (replay of the whole log)
+gives the same rows as capture in any arrival order.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, delete, insert, or_, select
+
+from yaolian.codes.nmpa import parse_trace_code
+from yaolian.codes.registry import default_rules
+from yaolian.errors import CodeError
+from yaolian.store import schema as s
+from yaolian.store.dictionary import code_keys
+from yaolian.store.ingest import DECLARED_SUFFIX
+from yaolian.store.projections import StoredEvent, register
+from yaolian.trace import rawsql
+from yaolian.trace.state import (
+    STATE_COLUMNS,
+    CodeState,
+    Facts,
+    Machine,
+    OutOfOrder,
+    Outputs,
+    ProductInfo,
+    SiteInfo,
+    Trigger,
+    facts_of,
+)
+from yaolian.verify.anomalies import AnomalyRules
+
+CHUNK = 5_000
+CLONE_SPEED_ENV = "YAOLIAN_CLONE_SPEED_KMH"
+DEFAULT_CLONE_SPEED_KMH = 300.0  # faster than high-speed rail door to door
+RULES = AnomalyRules()
+_ROLE_NAMES = {v: k for k, v in s.ROLE_IDS.items()}
+_TABLES_BY_CODE = (
+    (s.code_state, s.code_state.c.code_id),
+    (s.aggregation, s.aggregation.c.child_id),
+    (s.custody, s.custody.c.code_id),
+    (s.dispense, s.dispense.c.code_id),
+    (s.code_sensor, s.code_sensor.c.code_id),
+    (s.alert, s.alert.c.code_id),
+)
+
+
+def chunks(ids: Collection[int], size: int = CHUNK) -> Iterator[list[int]]:
+    """Sorted ids in lists of at most ``size`` (for IN lists)."""
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), size):
+        yield ordered[start : start + size]
+
+
+def product_of_key(key: str) -> str | None:
+    """Product code a code key carries: 药品标识码 (NMPA rule a) or GTIN-14 (GS1), else None."""
+    if key.startswith("n:"):
+        try:
+            return parse_trace_code(key[2:], list(default_rules())).product_code
+        except CodeError:
+            return key[2:9] if len(key) > 9 else None  # the 7-character 药品标识码 (NMPAB/T 1002)
+    if key.startswith("01/") and "/21/" in key:
+        return key[3:17]
+    return None
+
+
+class StoreContext:
+    """Master data, recalls and stored states for one projector run, cached."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.clone_speed_kmh = float(os.environ.get(CLONE_SPEED_ENV, DEFAULT_CLONE_SPEED_KMH))
+        self.keys: dict[int, str] = {}
+        self._sites: dict[str | None, SiteInfo | None] = {None: None}
+        self._parties: dict[str | None, int | None] = {None: None}
+        self._products: dict[str | None, ProductInfo | None] = {None: None}
+        self._recall_batches: dict[tuple[str | None, str | None], list[tuple[int, int]]] = {}
+        self._recall_codes: dict[int, list[tuple[int, int]]] | None = None
+
+    def load_keys(self, ids: Collection[int]) -> None:
+        """Fetch the canonical keys of codes about to be seen for the first time."""
+        missing = [i for i in ids if i not in self.keys]
+        if missing:
+            self.keys.update(code_keys(self.conn, missing))
+
+    def state(self, code_id: int) -> CodeState | None:
+        """The stored state of one code (forward mode, codes not preloaded)."""
+        return load_states(self.conn, [code_id]).get(code_id)
+
+    def new_state(self, code_id: int) -> CodeState:
+        """A blank state; the product comes from the code itself."""
+        if code_id not in self.keys:
+            self.load_keys([code_id])
+        key = self.keys.get(code_id, "")
+        return CodeState(code_id=code_id, product=product_of_key(key))
+
+    def site(self, location_id: str | None) -> SiteInfo | None:
+        """Owner and coordinates of a registered site."""
+        if location_id not in self._sites:
+            row = self.conn.execute(
+                select(s.site.c.enterprise_id, s.site.c.lat, s.site.c.lon).where(
+                    s.site.c.location_id == location_id
+                )
+            ).first()
+            self._sites[location_id] = SiteInfo(row[0], row[1], row[2]) if row else None
+        return self._sites[location_id]
+
+    def party_enterprise(self, party: str | None) -> int | None:
+        """Enterprise of a party URI; a site URI used as a party maps to the site's owner."""
+        if party not in self._parties:
+            found = self.conn.execute(
+                select(s.enterprise.c.id).where(s.enterprise.c.party_id == party)
+            ).scalar()
+            if found is None:
+                info = self.site(party)
+                found = info.enterprise_id if info else None
+            self._parties[party] = found
+        return self._parties[party]
+
+    def product(self, product_code: str | None) -> ProductInfo | None:
+        """Units per pack and storage range of a registered product."""
+        if product_code not in self._products:
+            p = s.product.c
+            row = self.conn.execute(
+                select(p.units_per_pack, p.temp_min, p.temp_max).where(
+                    or_(p.product_code == product_code, p.gtin == product_code)
+                )
+            ).first()
+            self._products[product_code] = (
+                ProductInfo(int(row[0] or 1), row[1], row[2]) if row else None
+            )
+        return self._products[product_code]
+
+    def recall_of(self, code_id: int, product: str | None, lot: str | None, t: int) -> int | None:
+        """A recall created at or before ``t`` naming the code or its batch."""
+        if self._recall_codes is None:
+            rows = self.conn.execute(
+                select(s.recall_code.c.code_id, s.recall.c.id, s.recall.c.created_us)
+                .join(s.recall, s.recall.c.id == s.recall_code.c.recall_id)
+                .where(s.recall.c.closed_us.is_(None))
+            )
+            self._recall_codes = defaultdict(list)
+            for cid, rid, created in rows:
+                self._recall_codes[cid].append((rid, created))
+        hits = list(self._recall_codes.get(code_id, ()))
+        if product is not None and lot is not None:
+            batch = (product, lot)
+            if batch not in self._recall_batches:
+                self._recall_batches[batch] = [
+                    (r[0], r[1])
+                    for r in self.conn.execute(
+                        select(s.recall.c.id, s.recall.c.created_us)
+                        .join(s.recall_batch, s.recall.c.id == s.recall_batch.c.recall_id)
+                        .where(s.recall_batch.c.product == product, s.recall_batch.c.lot == lot,
+                               s.recall.c.closed_us.is_(None))
+                    )
+                ]
+            hits += self._recall_batches[batch]
+        found = [rid for rid, created in hits if created <= t]
+        return min(found) if found else None
+
+
+_STATE_SQL = f"SELECT {', '.join(STATE_COLUMNS)} FROM code_state WHERE code_id {{ids}}"
+AGG_COLUMNS = ("parent_id", "child_id", "from_us", "from_event_id", "to_us", "to_event_id")
+CUSTODY_COLUMNS = ("code_id", "via_id", "from_party", "to_party", "from_site", "to_site",
+                   "ship_event_id", "ship_us", "recv_event_id", "recv_us", "kind")
+DISPENSE_COLUMNS = ("code_id", "event_id", "time_us", "site", "units", "settlement",
+                    "prior_status", "prior_site", "prior_custodian")
+SENSOR_COLUMNS = ("code_id", "event_id", "time_us", "min_c", "max_c")
+
+
+def load_states(conn: Connection, ids: Collection[int]) -> dict[int, CodeState]:
+    """Stored states of codes (unknown codes are left out)."""
+    return {row[0]: CodeState(*row) for row in rawsql.fetch_ids(conn, _STATE_SQL, ids)}
+
+
+def _open_children(conn: Connection, parents: Collection[int]) -> list[tuple[int, int]]:
+    return [(r[0], r[1]) for r in rawsql.fetch_ids(
+        conn, "SELECT parent_id, child_id FROM aggregation WHERE parent_id {ids} "
+        "AND to_us IS NULL", parents)]
+
+
+def _related(conn: Connection, ids: Collection[int], down: bool) -> set[int]:
+    """Codes ever aggregated below (``down``) or above the given codes, per the event log."""
+    mine, other = (s.ROLE_IDS["parent"], s.ROLE_IDS["child"])
+    if not down:
+        mine, other = other, mine
+    rows = rawsql.fetch_ids(
+        conn, "SELECT DISTINCT e2.code_id FROM event_epc e1 JOIN event_epc e2 "
+        "ON e2.event_id = e1.event_id WHERE e1.code_id {ids} AND e1.role = ? AND e2.role = ?",
+        ids, (mine, other))
+    return {r[0] for r in rows}
+
+
+def closure(conn: Connection, seed: Collection[int], down: bool) -> set[int]:
+    """``seed`` plus every code ever below (``down``) or above it, transitively."""
+    found = set(seed)
+    frontier = set(seed)
+    while frontier:
+        frontier = _related(conn, frontier, down) - found
+        found |= frontier
+    return found
+
+
+def _tuples(rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> list[tuple[Any, ...]]:
+    return [tuple(r[c] for c in columns) for r in rows]
+
+
+# ── the two ways of folding ───────────────────────────────────────────────────────────────
+def _forward(conn: Connection, facts: list[Facts], ctx: StoreContext) -> Machine:
+    touched = {cid for f in facts for cid, _ in f.codes}
+    states = load_states(conn, touched)
+    new = touched - states.keys()
+    ctx.load_keys(new)
+    states.update((cid, ctx.new_state(cid)) for cid in new)
+    children: dict[int, set[int]] = defaultdict(set)
+    parents = {cid for cid, st in states.items() if st.has_children}
+    while parents:
+        rows = _open_children(conn, parents)
+        kids = {child for _, child in rows}
+        for parent, child in rows:
+            children[parent].add(child)
+        new = kids - states.keys()
+        states.update(load_states(conn, new))
+        parents = {cid for cid in new if states.get(cid) and states[cid].has_children}
+    machine = Machine(states, children, ctx, strict=True, rules=RULES)
+    for f in facts:
+        machine.apply(f)
+    return machine
+
+
+def _load_facts(conn: Connection, scope: set[int]) -> list[Facts]:
+    """Every event naming a code in ``scope``, as facts restricted to those codes."""
+    codes_of: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for cid, eid, role in rawsql.fetch_ids(
+        conn, "SELECT code_id, event_id, role FROM event_epc WHERE code_id {ids}", scope
+    ):
+        codes_of[eid].append((cid, _ROLE_NAMES[role]))
+    rows = rawsql.fetch_ids(
+        conn, "SELECT id, event_time_us, record_time_us, payload, event_id, error_declared, hash"
+        " FROM event WHERE id {ids}", codes_of)
+    # an error declaration is stored as its own row (same codes, so loaded here too) with the
+    # original's hash + DECLARED_SUFFIX and, usually, the original's eventID
+    declared_ids = {r[4] for r in rows if r[5] and r[4]}
+    declared_hashes = {r[6].removesuffix(DECLARED_SUFFIX) for r in rows if r[5]}
+    facts = []
+    for eid, t, record_us, payload, event_id, error_declared, digest in rows:
+        if error_declared or digest in declared_hashes or (event_id and event_id in declared_ids):
+            continue  # an event declared erroneous (EPCIS errorDeclaration) counts for nothing
+        order = sorted(codes_of[eid], key=_code_order)
+        facts.append(facts_of(orjson.loads(payload), eid, t, record_us, order))
+    facts.sort(key=lambda f: f.key)
+    return facts
+
+
+def _code_order(code: tuple[int, str]) -> tuple[bool, int]:
+    """The order codes of one event are applied in: the parent first, then by id."""
+    return (code[1] != "parent", code[0])
+
+
+def recompute(conn: Connection, seed: Collection[int], ctx: StoreContext | None = None) -> int:
+    """Recompute every projection row of ``seed`` and all codes ever inside them, from the log.
+
+    Returns the number of codes rewritten.
+    """
+    ctx = ctx or StoreContext(conn)
+    scope = closure(conn, seed, down=True)
+    world = closure(conn, scope, down=False)
+    ctx.load_keys(world)
+    facts = _load_facts(conn, world)
+    machine = Machine({}, defaultdict(set), ctx, strict=False, scope=world, rules=RULES)
+    for f in facts:
+        machine.apply(f)
+    for table, column in _TABLES_BY_CODE:
+        rawsql.execute_ids(conn, f"DELETE FROM {table.name} WHERE {column.name} {{ids}}", scope)
+    out = machine.out
+    rawsql.insert(conn, "code_state", STATE_COLUMNS,
+                  [astuple_state(st) for c, st in machine.states.items() if c in scope])
+    _insert_rows(conn, out, lambda key, r: r[key] in scope)
+    _write_alerts(conn, [t for t in out.triggers if t.code_id in scope])
+    return len(scope)
+
+
+def astuple_state(st: CodeState) -> tuple[Any, ...]:
+    """A state as a ``code_state`` row tuple."""
+    return tuple(getattr(st, c) for c in STATE_COLUMNS)
+
+
+def _insert_rows(conn: Connection, out: Outputs,
+                 keep: Callable[[str, dict[str, Any]], bool] | None = None) -> None:
+    """Insert the new aggregation, custody, sale and sensor rows of a machine run."""
+    for table, columns, rows, key in (
+        ("aggregation", AGG_COLUMNS, out.aggregation, "child_id"),
+        ("custody", CUSTODY_COLUMNS, out.custody, "code_id"),
+        ("dispense", DISPENSE_COLUMNS, out.dispense, "code_id"),
+        ("code_sensor", SENSOR_COLUMNS, out.sensor, "code_id"),
+    ):
+        chosen = rows if keep is None else [r for r in rows if keep(key, r)]
+        rawsql.insert(conn, table, columns, _tuples(chosen, columns))
+
+
+def _write_forward(conn: Connection, machine: Machine) -> None:
+    dirty = machine.dirty
+    rawsql.execute_ids(conn, "DELETE FROM code_state WHERE code_id {ids}", dirty)
+    rawsql.insert(conn, "code_state", STATE_COLUMNS,
+                  [astuple_state(machine.states[c]) for c in sorted(dirty)])
+    out = machine.out
+    rawsql.executemany(
+        conn, "UPDATE aggregation SET to_us = ?, to_event_id = ? WHERE child_id = ? "
+        "AND parent_id = ? AND to_us IS NULL",
+        [(r["to_us"], r["to_event_id"], r["b_child"], r["b_parent"])
+         for r in out.aggregation_closes])
+    rawsql.executemany(
+        conn, "UPDATE custody SET recv_event_id = ?, recv_us = ?, "
+        "to_party = COALESCE(?, to_party), to_site = COALESCE(?, to_site) "
+        "WHERE code_id = ? AND ship_event_id = ?",
+        [(r["recv_event_id"], r["recv_us"], r["to_party"], r["to_site"], r["b_code"],
+          r["b_ship"]) for r in out.custody_receipts])
+    _insert_rows(conn, out)
+    _write_alerts(conn, out.triggers)
+
+
+def _evidence_item(t: Trigger) -> dict[str, Any]:
+    return {"event_id": t.event_id, "time_us": t.time_us, "site": t.site}
+
+
+def _merge(row: dict[str, Any], t: Trigger) -> None:
+    items = {i["event_id"]: i for i in row["evidence"]["events"]}
+    items[t.event_id] = _evidence_item(t)
+    row["evidence"]["events"] = sorted(items.values(), key=lambda i: (i["time_us"], i["event_id"]))
+    if (t.time_us, t.event_id) < (row["time_us"], row["event_id"]):
+        row.update(event_id=t.event_id, time_us=t.time_us, site=t.site, record_us=t.record_us)
+        row["evidence"].update(t.evidence)
+
+
+def _write_alerts(conn: Connection, triggers: Sequence[Trigger]) -> None:
+    """Insert alerts, merging triggers with the same key (deduplication) into one row."""
+    if not triggers:
+        return
+    rows: dict[str, dict[str, Any]] = {}
+    keys = sorted({t.key for t in triggers})
+    al = s.alert.c
+    for start in range(0, len(keys), CHUNK):
+        for r in conn.execute(
+            select(al.key, al.rule, al.severity, al.code_id, al.event_id, al.site, al.time_us,
+                   al.record_us, al.evidence).where(al.key.in_(keys[start : start + CHUNK]))
+        ):
+            rows[r.key] = {**r._mapping, "evidence": dict(r.evidence), "_stored": True}
+    for t in triggers:
+        row = rows.get(t.key)
+        if row is None:
+            rows[t.key] = {"key": t.key, "rule": t.rule, "severity": t.severity,
+                           "code_id": t.code_id, "event_id": t.event_id, "site": t.site,
+                           "time_us": t.time_us, "record_us": t.record_us,
+                           "evidence": {**t.evidence, "events": [_evidence_item(t)]}}
+        else:
+            _merge(row, t)
+    stored = [k for k, r in rows.items() if r.pop("_stored", False)]
+    for start in range(0, len(stored), CHUNK):
+        conn.execute(delete(s.alert).where(al.key.in_(stored[start : start + CHUNK])))
+    conn.execute(insert(s.alert), [rows[k] for k in sorted(rows)])
+
+
+class TraceProjector:
+    """The ``trace`` projection (see the module docstring)."""
+
+    name = "trace"
+
+    def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
+        """Fold newly stored events in: forward when in order, else recompute the codes."""
+        if not events:
+            return
+        facts = sorted(
+            (facts_of(e.event, e.row_id, e.event_time_us, e.record_time_us,
+                      sorted(e.epcs, key=_code_order)) for e in events),
+            key=lambda f: f.key,
+        )
+        ctx = StoreContext(conn)
+        try:
+            machine = _forward(conn, facts, ctx)
+        except OutOfOrder:
+            recompute(conn, {cid for f in facts for cid, _ in f.codes}, ctx)
+            return
+        _write_forward(conn, machine)
+
+    def reset(self, conn: Connection) -> None:
+        """Delete every row of the trace projections (recalls are kept: they are not derived)."""
+        for table, _ in _TABLES_BY_CODE:
+            rawsql.cursor(conn).execute(f"DELETE FROM {table.name}")
+
+
+PROJECTOR = register(TraceProjector())

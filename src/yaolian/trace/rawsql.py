@@ -1,0 +1,92 @@
+"""Plain DB-API access for the hot paths (projection folding, verification): one SQL text per
+query, ids passed as ONE parameter (``json_each`` on SQLite, ``= ANY(array)`` on PostgreSQL),
+``executemany`` for rows — no per-statement SQL construction.
+
+SQL is written with ``?`` placeholders and ``{ids}`` where an id list goes; :func:`sql` adapts
+it to the connection's dialect (cached).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Collection, Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection
+
+IDS_CHUNK = 50_000
+
+
+@functools.cache
+def _adapt(text: str, pg: bool) -> str:
+    if pg:
+        return text.replace("{ids}", "= ANY(?)").replace("?", "%s")
+    return text.replace("{ids}", "IN (SELECT value FROM json_each(?))")
+
+
+def is_pg(conn: Connection) -> bool:
+    """Whether the connection talks to PostgreSQL."""
+    return conn.dialect.name == "postgresql"
+
+
+def sql(conn: Connection, text: str) -> str:
+    """``text`` in the connection's paramstyle, ``{ids}`` expanded."""
+    return _adapt(text, is_pg(conn))
+
+
+def cursor(conn: Connection) -> Any:
+    """A DB-API cursor on the connection's current transaction."""
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    return raw.cursor()
+
+
+def ids_param(conn: Connection, ids: Sequence[Any]) -> Any:
+    """An id list as the single parameter ``{ids}`` expects."""
+    return list(ids) if is_pg(conn) else orjson.dumps(list(ids)).decode()
+
+
+def fetch(conn: Connection, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """All rows of one query."""
+    cur = cursor(conn)
+    cur.execute(sql(conn, text), tuple(params))
+    return list(cur.fetchall())
+
+
+def fetch_ids(conn: Connection, text: str, ids: Collection[int] | Collection[str],
+              params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """Rows of a query with ``{ids}`` (its first parameter), the ids sent in chunks."""
+    ordered: list[Any] = sorted(ids)
+    out: list[tuple[Any, ...]] = []
+    cur = cursor(conn)
+    q = sql(conn, text)
+    for start in range(0, len(ordered), IDS_CHUNK):
+        cur.execute(q, (ids_param(conn, ordered[start : start + IDS_CHUNK]), *params))
+        out.extend(cur.fetchall())
+    return out
+
+
+def execute_ids(conn: Connection, text: str, ids: Collection[int]) -> None:
+    """A statement with ``{ids}`` (e.g. a DELETE), the ids sent in chunks."""
+    ordered = sorted(ids)
+    cur = cursor(conn)
+    q = sql(conn, text)
+    for start in range(0, len(ordered), IDS_CHUNK):
+        cur.execute(q, (ids_param(conn, ordered[start : start + IDS_CHUNK]),))
+
+
+def insert(conn: Connection, table: str, columns: Sequence[str],
+           rows: Sequence[Sequence[Any]]) -> None:
+    """``executemany`` INSERT of tuples in ``columns`` order."""
+    if not rows:
+        return
+    marks = ", ".join("?" * len(columns))
+    cursor(conn).executemany(
+        sql(conn, f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"), rows)
+
+
+def executemany(conn: Connection, text: str, rows: Sequence[Sequence[Any]]) -> None:
+    """``executemany`` of any statement."""
+    if rows:
+        cursor(conn).executemany(sql(conn, text), rows)

@@ -1,0 +1,277 @@
+"""Recalls (药品召回): create, scope, progress.
+
+A recall names batches (药品标识码/GTIN + 批号) and/or codes; a container code recalls everything
+inside it at that moment. Its **scope** is read from the projections: every current holder with
+the quantity it holds (a pallet's holder holds the pallet's packs — custody is kept per code
+through aggregation), what is in transit and to whom, and what is already dispensed and where.
+**Progress** follows the events that arrive afterwards: returns shipped (bizStep
+``returning``), codes marked recalled (``recalling``), destroyed or decommissioned.
+Verification reports every code in an open recall as recalled, and a sale of one raises a
+``recalled_sale`` alert.
+
+Classes follow 药品召回管理办法: I (一级, may cause serious harm), II (二级), III (三级).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, insert, select
+
+from yaolian.codes.identity import canonical_key
+from yaolian.errors import CodeError, NotFoundError, Problem, ValidationError
+from yaolian.store import schema as s
+from yaolian.store.access import Viewer
+from yaolian.store.dictionary import lookup_codes
+from yaolian.store.tx import read_tx, write_tx
+from yaolian.trace.directory import Directory, product_rows
+from yaolian.trace.lineage import batch_of_key, dispensed_by_site, holdings
+from yaolian.trace.projection import chunks
+from yaolian.trace.state import sale_day
+
+CLASSES = {1: "一级召回 (class I)", 2: "二级召回 (class II)", 3: "三级召回 (class III)"}
+_GONE = frozenset({"dispensed", "destroyed", "decommissioned"})
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def parse_batch(text: str) -> tuple[str, str]:
+    """``PRODUCT/LOT``, ``PRODUCT:LOT`` or a batch-class URI (NMPA, LGTIN, Digital Link)."""
+    text = text.strip()
+    try:
+        batch = batch_of_key(canonical_key(text))
+    except CodeError:
+        batch = None
+    if batch is None:
+        for sep in ("/", ":"):
+            product, found, lot = text.partition(sep)
+            if found and product.strip() and lot.strip():
+                return product.strip(), lot.strip()
+        raise ValidationError(
+            f"{text!r} is not a batch: write PRODUCT/LOT or a batch URI", place="batches")
+    return batch
+
+
+def _open_descendants(conn: Connection, ids: set[int]) -> set[int]:
+    a = s.aggregation.c
+    found = set(ids)
+    frontier = set(ids)
+    while frontier:
+        kids: set[int] = set()
+        for part in chunks(frontier):
+            kids.update(r[0] for r in conn.execute(
+                select(a.child_id).where(a.parent_id.in_(part), a.to_us.is_(None))))
+        frontier = kids - found
+        found |= frontier
+    return found
+
+
+def create_recall(
+    bind: Engine | Connection,
+    *,
+    klass: int,
+    reason: str,
+    batches: Sequence[str] = (),
+    codes: Sequence[str] = (),
+    enterprise_id: int | None = None,
+    now_us: int | None = None,
+) -> int:
+    """Create a recall; returns its id. Every fault is reported with its place."""
+    problems: list[Problem] = []
+    if klass not in CLASSES:
+        problems.append(Problem("class must be 1, 2 or 3 (一级/二级/三级)", "class"))
+    if not reason.strip():
+        problems.append(Problem("a recall needs a reason", "reason"))
+    if not batches and not codes:
+        problems.append(Problem("name at least one batch or code", "batches"))
+    parsed: list[tuple[str, str]] = []
+    for n, text in enumerate(batches):
+        try:
+            parsed.append(parse_batch(text))
+        except ValidationError as exc:
+            problems.append(Problem(exc.reason, f"batches[{n}]"))
+    keys: list[tuple[int, str]] = []
+    for n, text in enumerate(codes):
+        try:
+            keys.append((n, canonical_key(text.strip())))
+        except CodeError as exc:
+            problems.append(Problem(exc.reason, f"codes[{n}]"))
+    with write_tx(bind) as conn:
+        ids = lookup_codes(conn, [k for _, k in keys])
+        for n, key in keys:
+            if key not in ids:
+                problems.append(Problem(f"code {codes[n]!r} is not in the store", f"codes[{n}]"))
+        if problems:
+            raise ValidationError(f"recall not created: {len(problems)} problem(s)",
+                                  problems=problems)
+        recall_id = int(conn.execute(
+            insert(s.recall).values(klass=klass, reason=reason.strip(),
+                                    created_us=now_us if now_us is not None else _now_us(),
+                                    enterprise_id=enterprise_id).returning(s.recall.c.id)
+        ).scalar_one())
+        if parsed:
+            conn.execute(insert(s.recall_batch), [
+                {"recall_id": recall_id, "product": p, "lot": lot}
+                for p, lot in dict.fromkeys(parsed)
+            ])
+        code_ids = _open_descendants(conn, set(ids.values()))
+        if code_ids:
+            conn.execute(insert(s.recall_code), [
+                {"recall_id": recall_id, "code_id": c} for c in sorted(code_ids)
+            ])
+    return recall_id
+
+
+def close_recall(bind: Engine | Connection, recall_id: int, now_us: int | None = None) -> None:
+    """Close a recall (completed): its codes are no longer reported as recalled."""
+    with write_tx(bind) as conn:
+        done = conn.execute(
+            s.recall.update().where(s.recall.c.id == recall_id, s.recall.c.closed_us.is_(None))
+            .values(closed_us=now_us if now_us is not None else _now_us())
+        ).rowcount
+    if not done:
+        raise NotFoundError(f"no open recall {recall_id}", place="recall")
+
+
+def _recall_row(conn: Connection, recall_id: int, viewer: Viewer | None) -> Any:
+    row = conn.execute(select(s.recall).where(s.recall.c.id == recall_id)).first()
+    if row is None or (viewer is not None and not viewer.sees_all
+                       and row.enterprise_id != viewer.enterprise_id):
+        raise NotFoundError(f"no recall {recall_id}", place="recall")
+    return row
+
+
+def list_recalls(bind: Engine | Connection, viewer: Viewer | None = None) -> list[dict[str, Any]]:
+    """Recalls, newest first (an enterprise sees the recalls it created)."""
+    r = s.recall.c
+    with read_tx(bind) as conn:
+        q = select(s.recall).order_by(r.id.desc())
+        if viewer is not None and not viewer.sees_all:
+            q = q.where(r.enterprise_id == viewer.enterprise_id)
+        rows = conn.execute(q).all()
+        batches: dict[int, list[str]] = defaultdict(list)
+        for b in conn.execute(select(s.recall_batch)):
+            batches[b.recall_id].append(f"{b.product}/{b.lot}")
+        ncodes: dict[int, int] = dict(conn.execute(select(s.recall_code.c.recall_id, func.count())
+                                   .group_by(s.recall_code.c.recall_id)).all())
+    return [{"id": x.id, "class": x.klass, "reason": x.reason,
+             "created": sale_day(x.created_us).isoformat(), "created_us": x.created_us,
+             "closed_us": x.closed_us, "batches": batches.get(x.id, []),
+             "codes": int(ncodes.get(x.id, 0))} for x in rows]
+
+
+def recall_scope(
+    bind: Engine | Connection, recall_id: int, viewer: Viewer | None = None
+) -> dict[str, Any]:
+    """Scope and progress of a recall (see the module docstring)."""
+    with read_tx(bind) as conn:
+        rec = _recall_row(conn, recall_id, viewer)
+        batches = [(b.product, b.lot) for b in conn.execute(
+            select(s.recall_batch).where(s.recall_batch.c.recall_id == recall_id))]
+        code_ids = [r[0] for r in conn.execute(
+            select(s.recall_code.c.code_id).where(s.recall_code.c.recall_id == recall_id))]
+        held: list[dict[str, Any]] = []
+        sold: list[dict[str, Any]] = []
+        for batch in batches:
+            held += holdings(conn, None, batch=batch)
+            sold += dispensed_by_site(conn, None, batch=batch)
+        if code_ids:
+            held += holdings(conn, code_ids)
+            sold += dispensed_by_site(conn, code_ids)
+        returned = _returned(conn, batches, code_ids, rec.created_us)
+        directory = Directory(conn)
+        directory.load([h["custodian"] for h in held] + [h["site"] for h in held]
+                       + [x["site"] for x in sold])
+        in_transit = _in_transit(conn, batches, code_ids, directory)
+        products = product_rows(conn, {p for p, _ in batches})
+    by_status: Counter[str] = Counter()
+    holders: dict[str, dict[str, Any]] = {}
+    for h in held:
+        by_status[h["status"]] += h["count"]
+        if h["status"] in _GONE or h["status"] == "in_transit":
+            continue
+        holder = directory.holder(h["custodian"], h["site"])
+        place = directory.place(h["site"])
+        name = holder.name if holder else (h["custodian"] or h["site"] or "unknown")
+        entry = holders.setdefault(name, {
+            "holder": name, "enterprise_id": holder.enterprise_id if holder else None,
+            "role": holder.role if holder else None, "count": 0, "sites": {}})
+        entry["count"] += h["count"]
+        site_name = place.name if place else (h["site"] or "unknown")
+        entry["sites"][site_name] = entry["sites"].get(site_name, 0) + h["count"]
+    dispensed = []
+    for x in sold:
+        place = directory.place(x["site"])
+        dispensed.append({**x, "site_name": place.name if place else None,
+                          "holder": place.owner.name if place else None})
+    total = sum(by_status.values())
+    out_of_market = by_status["destroyed"] + by_status["decommissioned"] + returned
+    reachable = total - by_status["dispensed"]
+    return {
+        "id": rec.id, "class": rec.klass, "class_name": CLASSES.get(rec.klass),
+        "reason": rec.reason, "created": sale_day(rec.created_us).isoformat(),
+        "created_us": rec.created_us, "closed_us": rec.closed_us,
+        "batches": [{"product": p, "lot": lot,
+                     "generic_name": products.get(p, {}).get("generic_name")}
+                    for p, lot in batches],
+        "codes": len(code_ids),
+        "total": total,
+        "by_status": dict(by_status),
+        "holders": sorted(holders.values(), key=lambda e: -e["count"]),
+        "in_transit": in_transit,
+        "dispensed": sorted(dispensed, key=lambda e: -e["codes"]),
+        "progress": {
+            "returned": returned,
+            "destroyed": by_status["destroyed"] + by_status["decommissioned"],
+            "recalled_status": by_status["recalled"],
+            "outstanding": max(reachable - out_of_market, 0),
+            "percent_complete": round(100.0 * out_of_market / reachable, 1) if reachable else 100.0,
+        },
+    }
+
+
+def _scope_conds(column: Any, batches: list[tuple[str, str]], code_ids: list[int]) -> list[Any]:
+    cs = s.code_state.c
+    conds = [column.in_(select(cs.code_id).where(cs.product == p, cs.lot == lot))
+             for p, lot in batches]
+    conds += [column.in_(part) for part in chunks(code_ids)]
+    return conds
+
+
+def _returned(conn: Connection, batches: list[tuple[str, str]], code_ids: list[int],
+              since_us: int) -> int:
+    """Codes shipped back (bizStep returning) since the recall was created."""
+    c = s.custody.c
+    found: set[int] = set()
+    for cond in _scope_conds(c.code_id, batches, code_ids):
+        found.update(r[0] for r in conn.execute(
+            select(c.code_id).where(cond, c.kind == "returning", c.ship_us >= since_us)))
+    return len(found)
+
+
+def _in_transit(conn: Connection, batches: list[tuple[str, str]], code_ids: list[int],
+                directory: Directory) -> list[dict[str, Any]]:
+    """Open shipments of codes in scope: from whom, to whom, how many, shipped when."""
+    c, cs = s.custody.c, s.code_state.c
+    counter: Counter[tuple[Any, ...]] = Counter()
+    for cond in _scope_conds(cs.code_id, batches, code_ids):
+        for r in conn.execute(
+            select(c.from_party, c.from_site, c.to_party, c.to_site, c.kind,
+                   func.min(c.ship_us), func.count())
+            .join(s.code_state, (cs.code_id == c.code_id)
+                  & (cs.open_ship_event_id == c.ship_event_id))
+            .where(cond, c.recv_event_id.is_(None))
+            .group_by(c.from_party, c.from_site, c.to_party, c.to_site, c.kind)
+        ):
+            counter[tuple(r[:6])] += int(r[6])
+    out = []
+    for (fp, fs, tp, ts, kind, shipped), n in counter.items():
+        src, dst = directory.holder(fp, fs), directory.holder(tp, ts)
+        out.append({"from": src.name if src else fp, "to": dst.name if dst else tp,
+                    "kind": kind, "count": n, "shipped": sale_day(shipped).isoformat()})
+    return sorted(out, key=lambda e: -e["count"])

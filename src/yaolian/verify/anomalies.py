@@ -1,0 +1,220 @@
+"""Anomaly rules (异常预警) and the alerts they raise.
+
+The rules run inside the trace projection (``trace.projection``): the state machine calls them
+at the moment of each sale, move and sensor reading, with the code's state just before the
+event — so they run incrementally on every capture, and in bulk over the whole log on
+``yaolian rebuild`` (``store.projections.rebuild``), with identical results either way. Each
+trigger has a stable key, so an anomaly seen again (a third sale of a re-sold pack) updates
+one alert instead of adding another; its evidence lists every event involved.
+
+Rules:
+
+* ``double_sale`` — a whole-pack code settled twice or more (回流药 resale, swapped or fake);
+* ``split_overrun`` — split sales (拆零) of one pack beyond the product's ``units_per_pack``;
+* ``unknown_code`` — a sale of a code never commissioned (suspected counterfeit);
+* ``custody_break`` — dispensed at a site whose enterprise never received the code (diversion);
+* ``clone`` — one code seen at two sites farther apart than travel at
+  ``$YAOLIAN_CLONE_SPEED_KMH`` (default 300 km/h) allows;
+* ``cold_chain`` — a temperature reading outside the product's range (``temp_min``/``temp_max``)
+  for the code or any container it was in at that time;
+* ``expired_sale`` — sold after its expiry date (China Standard Time calendar day);
+* ``recalled_sale`` — sold while recalled (a recall naming it or its batch, or a recall event).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, select, union
+
+from yaolian.errors import ForbiddenError, QueryError
+from yaolian.store import schema as s
+from yaolian.store.access import Viewer
+from yaolian.store.dictionary import code_keys
+from yaolian.store.tx import read_tx
+from yaolian.trace.state import CodeState, Context, Facts, SiteInfo, Trigger, sale_day
+
+RULES = {
+    "double_sale": "whole-pack code settled more than once (回流药)",
+    "split_overrun": "拆零 units beyond the pack's unit count",
+    "unknown_code": "sale of a code never commissioned (suspected counterfeit)",
+    "custody_break": "dispensed at a site that never received the code (diversion)",
+    "clone": "same code at two sites farther apart than travel allows (cloned code)",
+    "cold_chain": "temperature outside the product's storage range",
+    "expired_sale": "sold after expiry",
+    "recalled_sale": "sold while recalled",
+}
+EARTH_RADIUS_KM = 6371.0
+
+
+def distance_km(a: SiteInfo, b: SiteInfo) -> float | None:
+    """Great-circle distance between two sites, when both have coordinates."""
+    if a.lat is None or a.lon is None or b.lat is None or b.lon is None:
+        return None
+    p1, p2 = math.radians(a.lat), math.radians(b.lat)
+    dp, dl = p2 - p1, math.radians(b.lon - a.lon)
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
+
+
+def _trigger(rule: str, key: str, severity: str, st: CodeState, f: Facts,
+             evidence: dict[str, Any]) -> Trigger:
+    return Trigger(rule, key, severity, st.code_id, f.eid, f.place, f.t, f.record_us,
+                   {"reason": RULES[rule], **evidence})
+
+
+def _held_here(st: CodeState, f: Facts, ctx: Context) -> bool:
+    """Whether the selling site's enterprise held the code (or it was at this very site)."""
+    place = f.place
+    if place is None or place == st.site:
+        return True
+    here = ctx.site(place)
+    if here is None or here.enterprise_id is None:
+        return False
+    owners = {ctx.party_enterprise(st.custodian)}
+    held = ctx.site(st.site)
+    if held is not None:
+        owners.add(held.enterprise_id)
+    return here.enterprise_id in owners
+
+
+class AnomalyRules:
+    """The rules above, as the state machine's :class:`~yaolian.trace.state.Rules`."""
+
+    def on_sale(self, st: CodeState, f: Facts, ctx: Context) -> list[Trigger]:
+        """Sale rules: 回流药, 拆零 overrun, unknown code, custody break, expired, recalled."""
+        c = st.code_id
+        out: list[Trigger] = []
+        info = ctx.product(st.product)
+        per_pack = info.units_per_pack if info else 1
+        sale = {"sale_site": f.place, "settlement": f.settlement, "units": f.units}
+        if st.commission_event_id is None:
+            out.append(_trigger("unknown_code", f"unknown_code:{c}", "high", st, f, sale))
+        elif not _held_here(st, f, ctx):
+            out.append(_trigger("custody_break", f"custody_break:{c}:{f.eid}", "medium", st, f,
+                                {**sale, "last_site": st.site, "last_custodian": st.custodian}))
+        if (f.units is None and st.sales >= 1) or (f.units is not None and st.whole_sales >= 1):
+            out.append(_trigger("double_sale", f"double_sale:{c}", "high", st, f,
+                                {**sale, "earlier_sales": st.sales}))
+        elif f.units is not None and st.split_units + f.units > per_pack + 1e-9:
+            out.append(_trigger("split_overrun", f"split_overrun:{c}", "high", st, f,
+                                {**sale, "units_per_pack": per_pack,
+                                 "units_sold": st.split_units + f.units}))
+        if st.expiry and sale_day(f.t).isoformat() > st.expiry:
+            out.append(_trigger("expired_sale", f"expired_sale:{c}:{f.eid}", "high", st, f,
+                                {**sale, "expiry": st.expiry}))
+        recall_id = ctx.recall_of(c, st.product, st.lot, f.t)
+        if st.status == "recalled" or recall_id is not None:
+            out.append(_trigger("recalled_sale", f"recalled_sale:{c}:{f.eid}", "high", st, f,
+                                {**sale, "recall_id": recall_id}))
+        return out
+
+    def on_move(self, st: CodeState, f: Facts, place: str, ctx: Context) -> list[Trigger]:
+        """Clone rule: faster than travel allows between the last sighting and this one."""
+        if st.seen_site is None or st.seen_us is None:
+            return []
+        a, b = ctx.site(st.seen_site), ctx.site(place)
+        km = distance_km(a, b) if a is not None and b is not None else None
+        hours = max(f.t - st.seen_us, 1) / 3.6e9
+        if km is None or km / hours <= ctx.clone_speed_kmh:
+            return []
+        return [_trigger(
+            "clone", f"clone:{st.code_id}:{st.seen_event_id}:{f.eid}", "high", st, f,
+            {"from_site": st.seen_site, "from_event_id": st.seen_event_id,
+             "from_time_us": st.seen_us, "to_site": place, "km": round(km, 1),
+             "km_per_hour": round(km / hours, 1), "limit_km_per_hour": ctx.clone_speed_kmh},
+        )]
+
+    def on_sensor(self, st: CodeState, f: Facts, via: int | None, ctx: Context) -> list[Trigger]:
+        """Cold chain: readings outside the product's storage range."""
+        info = ctx.product(st.product)
+        if info is None or f.sensor is None:
+            return []
+        lo, hi = f.sensor
+        if (info.temp_min is None or lo >= info.temp_min) and (
+            info.temp_max is None or hi <= info.temp_max
+        ):
+            return []
+        return [_trigger("cold_chain", f"cold_chain:{f.eid}:{st.code_id}", "high", st, f,
+                         {"min_c": lo, "max_c": hi, "allowed": [info.temp_min, info.temp_max],
+                          "container_id": via})]
+
+
+@dataclass(frozen=True)
+class AlertFilter:
+    """Filters for :func:`list_alerts` (all optional)."""
+
+    rule: str | None = None
+    code_id: int | None = None
+    site: str | None = None
+    since_us: int | None = None
+    until_us: int | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+def _visible_codes(viewer: Viewer) -> Any:
+    """Codes an enterprise is party to: it held, shipped, received or sold them."""
+    ent = viewer.enterprise_id
+    cu = s.custody.c
+    party_ids = select(s.enterprise.c.party_id).where(s.enterprise.c.id == ent)
+    own_sites = select(s.site.c.location_id).where(s.site.c.enterprise_id == ent)
+    return union(
+        select(cu.code_id).where(
+            cu.from_party.in_(party_ids) | cu.to_party.in_(party_ids)
+            | cu.from_site.in_(own_sites) | cu.to_site.in_(own_sites)
+        ),
+        select(s.code_state.c.code_id).where(
+            s.code_state.c.custodian.in_(party_ids) | s.code_state.c.site.in_(own_sites)),
+        select(s.dispense.c.code_id).where(s.dispense.c.site.in_(own_sites)),
+    )
+
+
+def list_alerts(bind: Engine | Connection, viewer: Viewer, flt: AlertFilter) -> dict[str, Any]:
+    """Alerts matching ``flt``, newest first, with the code keys; an enterprise sees only
+    alerts about codes it is party to, regulators and admins see all."""
+    if flt.rule is not None and flt.rule not in RULES:
+        raise QueryError(f"unknown rule {flt.rule!r}; one of {', '.join(RULES)}", place="rule")
+    if not 1 <= flt.limit <= 10_000:
+        raise QueryError("limit must be 1–10000", place="limit")
+    if viewer.role == "public":
+        raise ForbiddenError("alerts need an enterprise or regulator key", place="Authorization")
+    a = s.alert.c
+    conds = []
+    if flt.rule:
+        conds.append(a.rule == flt.rule)
+    if flt.code_id is not None:
+        conds.append(a.code_id == flt.code_id)
+    if flt.site:
+        conds.append(a.site == flt.site)
+    if flt.since_us is not None:
+        conds.append(a.time_us >= flt.since_us)
+    if flt.until_us is not None:
+        conds.append(a.time_us < flt.until_us)
+    if not viewer.sees_all:
+        conds.append(a.code_id.in_(_visible_codes(viewer)))
+    with read_tx(bind) as conn:
+        total = conn.execute(select(func.count()).select_from(s.alert).where(*conds)).scalar_one()
+        rows = conn.execute(
+            select(s.alert).where(*conds).order_by(a.time_us.desc(), a.id.desc())
+            .limit(flt.limit).offset(flt.offset)
+        ).all()
+        keys = code_keys(conn, {r.code_id for r in rows})
+    return {"total": int(total), "alerts": [
+        {"id": r.id, "key": r.key, "rule": r.rule, "severity": r.severity,
+         "code": keys.get(r.code_id), "code_id": r.code_id, "event_id": r.event_id,
+         "site": r.site, "time": sale_day(r.time_us).isoformat(), "time_us": r.time_us,
+         "record_us": r.record_us, "evidence": r.evidence}
+        for r in rows
+    ]}
+
+
+def counts_by_rule(bind: Engine | Connection) -> dict[str, int]:
+    """Number of alerts per rule (every rule listed, zero when none)."""
+    with read_tx(bind) as conn:
+        rows = conn.execute(select(s.alert.c.rule, func.count()).group_by(s.alert.c.rule)).all()
+    out = dict.fromkeys(RULES, 0)
+    out.update({r[0]: int(r[1]) for r in rows})
+    return out

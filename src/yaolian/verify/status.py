@@ -1,0 +1,264 @@
+"""Verify a code: is this pack genuine and sellable? (药品追溯码 查询验证)
+
+A handful of indexed look-ups on the projections: code key → id, ``code_state``, product,
+open recalls, hand-overs and sales. The verdict carries what a consumer query page shows
+(NMPAB/T 1012: product names, strength, pack, dosage form, approval number, holder and
+manufacturer, batch, production and expiry dates, circulation path with enterprise names and
+dates, status).
+
+Visibility (docs/trace-verify.md): the public view has product facts, status and the
+circulation path as the standard prints it — enterprise names and calendar days only; never
+document numbers, event ids, site identifiers, times of day, counterparties of a sale or the
+exact quantities held. Regulators, and enterprises that are party to the code's custody (they
+held it, shipped it, received it or sold it), also get ``detail``: internal ids, sites, parent
+container, last event.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection
+
+from yaolian.codes.identity import canonical_key, key_kind
+from yaolian.errors import CodeError
+from yaolian.store.access import Viewer
+from yaolian.trace import rawsql
+from yaolian.trace.directory import Directory
+from yaolian.trace.projection import product_of_key
+from yaolian.trace.state import sale_day
+
+VERDICTS = (
+    "genuine",  # 正品，可销售
+    "unknown",  # 未找到 / 从未赋码: suspected counterfeit, malformed or unregistered
+    "recalled",  # 已召回 or in a recalled batch
+    "destroyed",  # 已销毁
+    "decommissioned",  # 已注销
+    "dispensed",  # 已售出 / 已使用
+    "expired",  # 已过期
+    "in_transit",  # 在途
+)
+_REASONS = {
+    "genuine": "genuine and sellable (正品)",
+    "recalled": "recalled — do not sell or use (已召回)",
+    "destroyed": "destroyed (已销毁)",
+    "decommissioned": "decommissioned (已注销)",
+    "dispensed": "already dispensed or sold (已售出)",
+    "expired": "past its expiry date (已过期)",
+    "in_transit": "in transit between enterprises (在途)",
+}
+_PUBLIC_PRODUCT = ("product_code", "gtin", "generic_name", "trade_name", "dosage_form",
+                   "strength", "pack_spec", "packaging_level", "units_per_pack", "approval_no",
+                   "approval_valid_until", "holder", "manufacturer")
+RECENT_SALES = 5
+
+
+def _day(us: int | None) -> str | None:
+    return sale_day(us).isoformat() if us is not None else None
+
+
+@dataclass
+class Verdict:
+    """The answer for one code; :meth:`as_dict` renders the public or the full view."""
+
+    code: str
+    status: str
+    reason: str
+    key: str | None = None
+    product: dict[str, Any] | None = None
+    batch: dict[str, Any] | None = None
+    circulation: list[dict[str, Any]] = field(default_factory=list)
+    sales: list[dict[str, Any]] = field(default_factory=list)
+    sale_count: int = 0
+    units_sold: float | None = None
+    recall: dict[str, Any] | None = None
+    detail: dict[str, Any] | None = None
+
+    @property
+    def sellable(self) -> bool:
+        """Genuine and sellable now."""
+        return self.status == "genuine"
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data; ``detail`` only when the viewer may see it (set by :func:`verify`)."""
+        out: dict[str, Any] = {
+            "code": self.code,
+            "status": self.status,
+            "sellable": self.sellable,
+            "reason": self.reason,
+            "product": self.product,
+            "batch": self.batch,
+            "circulation": self.circulation,
+            "sales": self.sales,
+            "sale_count": self.sale_count,
+        }
+        if self.units_sold is not None:
+            out["units_sold"] = self.units_sold
+        if self.recall is not None:
+            out["recall"] = self.recall
+        if self.detail is not None:
+            out["detail"] = self.detail
+        return out
+
+
+def _unknown(code: str, reason: str, key: str | None = None) -> Verdict:
+    return Verdict(code=code, status="unknown", reason=reason, key=key)
+
+
+_STATE_SQL = (
+    "SELECT c.id, cs.status, cs.product, cs.lot, cs.expiry, cs.production_date, cs.custodian, "
+    "cs.site, cs.parent_id, cs.commission_event_id, cs.last_event_id, cs.last_us, cs.sales "
+    "FROM code c LEFT JOIN code_state cs ON cs.code_id = c.id WHERE c.key = ?"
+)
+_PRODUCT_SQL = (
+    "SELECT p.product_code, p.gtin, p.generic_name, p.trade_name, p.dosage_form, p.strength, "
+    "p.pack_spec, p.packaging_level, p.units_per_pack, p.approval_no, p.approval_valid_until, "
+    "h.name, m.name, p.holder_id, p.manufacturer_id FROM product p "
+    "LEFT JOIN enterprise h ON h.id = p.holder_id "
+    "LEFT JOIN enterprise m ON m.id = p.manufacturer_id "
+    "WHERE p.product_code = ? OR p.gtin = ?"
+)
+_RECALL_SQL = (
+    "SELECT r.id, r.klass, r.reason, r.created_us FROM recall r WHERE r.closed_us IS NULL AND ("
+    "r.id IN (SELECT recall_id FROM recall_code WHERE code_id = ?) OR "
+    "r.id IN (SELECT recall_id FROM recall_batch WHERE product = ? AND lot = ?)) "
+    "ORDER BY r.klass, r.id LIMIT 1"
+)
+# hand-overs with the enterprises of both ends: by party id, else by the site's owner
+_CUSTODY_SQL = (
+    "SELECT c.ship_us, c.recv_us, c.kind, "
+    "COALESCE(fp.id, fso.id), COALESCE(fp.name, fso.name), "
+    "COALESCE(tp.id, tso.id), COALESCE(tp.name, tso.name) FROM custody c "
+    "LEFT JOIN enterprise fp ON fp.party_id = c.from_party "
+    "LEFT JOIN site fs ON fs.location_id = c.from_site "
+    "LEFT JOIN enterprise fso ON fso.id = fs.enterprise_id "
+    "LEFT JOIN enterprise tp ON tp.party_id = c.to_party "
+    "LEFT JOIN site ts ON ts.location_id = c.to_site "
+    "LEFT JOIN enterprise tso ON tso.id = ts.enterprise_id "
+    "WHERE c.code_id = ?"
+)
+_SALES_SQL = (
+    "SELECT d.time_us, d.units, e.id, e.name FROM dispense d "
+    "LEFT JOIN site st ON st.location_id = d.site "
+    "LEFT JOIN enterprise e ON e.id = st.enterprise_id WHERE d.code_id = ? ORDER BY d.time_us"
+)
+def _product(conn: Connection, product_code: str | None) -> tuple[dict[str, Any], set[int]] | None:
+    """Public product facts and the ids of its holder and manufacturer."""
+    if not product_code:
+        return None
+    rows = rawsql.fetch(conn, _PRODUCT_SQL, (product_code, product_code))
+    if not rows:
+        return None
+    row = rows[0]
+    return dict(zip(_PUBLIC_PRODUCT, row[:13], strict=True)), {i for i in row[13:] if i}
+
+
+def verify(
+    conn: Connection,
+    code: str,
+    viewer: Viewer | None = None,
+    *,
+    now_us: int | None = None,
+) -> Verdict:
+    """The verdict for ``code`` in any form (NMPA code, element string, EPC URI, Digital Link).
+
+    ``viewer`` ``None`` means the public; see the module docstring for what each one sees.
+    Four or five indexed look-ups.
+    """
+    try:
+        key = canonical_key(code.strip())
+    except CodeError as exc:
+        return _unknown(code, f"not a valid code: {exc.reason}")
+    if key_kind(key) != "instance":
+        return _unknown(code, "not a pack/case/pallet code (a product or batch class)", key)
+    found = rawsql.fetch(conn, _STATE_SQL, (key,))
+    st = found[0] if found else None
+    (code_id, status, product_code, lot, expiry, produced, custodian, site, parent_id,
+     commission_id, last_id, last_us, sales) = st or (None,) * 13
+    if status is None:
+        product_code = product_of_key(key)
+    product = _product(conn, product_code)
+    if status is None or commission_id is None:
+        if product_code and product is None:
+            reason = f"unregistered 药品标识码/GTIN {product_code}; never commissioned"
+        else:
+            reason = "never commissioned — suspected counterfeit (查无此码)"
+        verdict = _unknown(code, reason, key)
+        verdict.product = product[0] if product else None
+        if sales:
+            _add_sales(conn, verdict, code_id, product[0] if product else None)
+        return verdict
+    now = now_us if now_us is not None else time.time_ns() // 1000
+    recall_rows = rawsql.fetch(conn, _RECALL_SQL, (code_id, product_code, lot))
+    recall = None
+    if recall_rows:
+        rid, klass, why, created = recall_rows[0]
+        recall = {"id": rid, "class": klass, "reason": why, "date": _day(created)}
+    if recall is not None or status == "recalled":
+        verdict_status = "recalled"
+    elif status in ("destroyed", "decommissioned", "dispensed", "in_transit"):
+        verdict_status = status
+    elif status == "expired" or (expiry and sale_day(now).isoformat() > expiry):
+        verdict_status = "expired"
+    else:
+        verdict_status = "genuine"
+    verdict = Verdict(code=code, status=verdict_status, reason=_REASONS[verdict_status], key=key,
+                      recall=recall, product=product[0] if product else None,
+                      batch={"lot": lot, "production_date": produced, "expiry": expiry})
+    involved = set(product[1]) if product else set()
+    involved |= _add_circulation(conn, verdict, code_id)
+    if sales:
+        involved |= _add_sales(conn, verdict, code_id, product[0] if product else None)
+    if viewer is not None and (
+        viewer.sees_all or (viewer.enterprise_id is not None and viewer.enterprise_id in involved)
+    ):
+        directory = Directory(conn)
+        holder = directory.holder(custodian, site)
+        place = directory.place(site)
+        verdict.detail = {
+            "code_id": code_id, "key": key, "state": status, "site": site,
+            "site_name": place.name if place else None,
+            "custodian": holder.as_dict() if holder else None, "parent_id": parent_id,
+            "commission_event_id": commission_id, "last_event_id": last_id,
+            "last_time_us": last_us,
+        }
+    return verdict
+
+
+def _add_circulation(conn: Connection, verdict: Verdict, code_id: int) -> set[int]:
+    """Hand-overs as the public path shows them; returns the enterprise ids involved."""
+    rows = rawsql.fetch(conn, _CUSTODY_SQL, (code_id,))
+    rows.sort(key=lambda r: r[0] if r[0] is not None else (r[1] or 0))
+    involved: set[int] = set()
+    for ship_us, recv_us, kind, src_id, src, dst_id, dst in rows:
+        involved.update(i for i in (src_id, dst_id) if i is not None)
+        if src_id is not None and src_id == dst_id:
+            continue  # a move inside one enterprise is not a hand-over
+        verdict.circulation.append({"from": src, "to": dst, "shipped": _day(ship_us),
+                                    "received": _day(recv_us), "kind": kind})
+    return involved
+
+
+def _add_sales(conn: Connection, verdict: Verdict, code_id: int,
+               product: dict[str, Any] | None) -> set[int]:
+    rows = rawsql.fetch(conn, _SALES_SQL, (code_id,))
+    verdict.sale_count = len(rows)
+    split = [r[1] for r in rows if r[1] is not None]
+    if split:
+        verdict.units_sold = float(sum(split))
+        if product is not None:
+            verdict.reason += f"; 拆零 {verdict.units_sold:g} of {product['units_per_pack']} units"
+    for time_us, units, _, where in rows[-RECENT_SALES:]:
+        verdict.sales.append({"date": _day(time_us), "where": where, "units": units})
+    return {r[2] for r in rows if r[2] is not None}
+
+
+def verify_many(
+    conn: Connection, codes: Sequence[str], viewer: Viewer | None = None
+) -> list[Verdict]:
+    """Verdicts for a scanner's list of codes, in the same order."""
+    now = time.time_ns() // 1000
+    return [verify(conn, code, viewer, now_us=now) for code in codes]

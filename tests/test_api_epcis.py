@@ -1,0 +1,620 @@
+"""EPCIS 2.0 REST bindings end to end over HTTP (TestClient) on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+from lxml import etree
+from openpyxl import Workbook
+from sqlalchemy import Engine, select
+
+from yaolian.api.app import ApiSettings, create_app
+from yaolian.api.epcis import XLSX
+from yaolian.epcis import xml
+from yaolian.epcis.model import Document
+from yaolian.epcis.nmpa_dataset import party_uri
+from yaolian.store.access import create_key, upsert_enterprise, upsert_site
+from yaolian.store.audit import verify_audit_chain
+from yaolian.store.schema import audit_log
+
+CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
+A = "91310000MA00000025"  # 甲医药 (distributor)
+B = "92440000MA0000004B"  # 乙药房 (pharmacy)
+SITE_A = "urn:epc:id:sgln:6901234.00001.0"
+SITE_B = "urn:epc:id:sgln:6901234.00002.0"
+SSCC = "urn:epc:id:sscc:6901234.0000000001"
+LOT_CLASS = "urn:epc:class:lgtin:6901234.056789.L1"
+PO = "urn:epcglobal:cbv:bt:6901234000016:PO-1"
+DATA = Path(__file__).parent / "data" / "nmpa"
+
+
+def sgtin(serial: str) -> str:
+    return f"urn:epc:id:sgtin:6901234.056789.{serial}"
+
+
+def eid(n: int) -> str:
+    return f"urn:uuid:00000000-0000-4000-8000-{n:012d}"
+
+
+def _event(n: int, kind: str, day: int, hour: int, **fields: Any) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "eventID": eid(n),
+        "eventTime": f"2025-03-{day:02d}T{hour:02d}:00:00+08:00",
+        "eventTimeZoneOffset": "+08:00",
+        **fields,
+    }
+
+
+def chain_events() -> list[dict[str, Any]]:
+    """Seven events over every query dimension; event n has eventID eid(n)."""
+    return [
+        _event(
+            1,
+            "ObjectEvent",
+            1,
+            8,
+            action="ADD",
+            epcList=[sgtin("S1"), sgtin("S2")],
+            bizStep="commissioning",
+            disposition="active",
+            readPoint={"id": SITE_A},
+            bizLocation={"id": SITE_A},
+            ilmd={"cbvmda:lotNumber": "L1"},
+        ),
+        _event(
+            2,
+            "AggregationEvent",
+            1,
+            9,
+            action="ADD",
+            parentID=SSCC,
+            childEPCs=[sgtin("S1"), sgtin("S2")],
+            bizStep="packing",
+            disposition="in_progress",
+            bizLocation={"id": SITE_A},
+        ),
+        _event(
+            3,
+            "ObjectEvent",
+            2,
+            10,
+            action="OBSERVE",
+            epcList=[SSCC],
+            bizStep="shipping",
+            disposition="in_transit",
+            readPoint={"id": SITE_A},
+            bizTransactionList=[{"type": "po", "bizTransaction": PO}],
+            sourceList=[{"type": "owning_party", "source": party_uri(A)}],
+            destinationList=[{"type": "owning_party", "destination": party_uri(B)}],
+        ),
+        _event(
+            4,
+            "ObjectEvent",
+            3,
+            10,
+            action="OBSERVE",
+            epcList=[SSCC],
+            bizStep="receiving",
+            disposition="in_progress",
+            bizLocation={"id": SITE_B},
+        ),
+        _event(
+            5,
+            "ObjectEvent",
+            4,
+            10,
+            action="OBSERVE",
+            bizStep="inspecting",
+            quantityList=[{"epcClass": LOT_CLASS, "quantity": 10}],
+            bizLocation={"id": SITE_B},
+        ),
+        _event(
+            6,
+            "TransformationEvent",
+            5,
+            10,
+            inputEPCList=[sgtin("S3")],
+            outputEPCList=[sgtin("S4")],
+            bizLocation={"id": SITE_B},
+        ),
+        _event(
+            7,
+            "ObjectEvent",
+            6,
+            10,
+            action="OBSERVE",
+            epcList=[sgtin("S5")],
+            bizStep="inspecting",
+            bizLocation={"id": SITE_B},
+            errorDeclaration={
+                "declarationTime": "2025-03-07T10:00:00+08:00",
+                "reason": "incorrect_data",
+            },
+        ),
+    ]
+
+
+def document(events: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "@context": [CONTEXT],
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": "2025-03-07T00:00:00Z",
+        "epcisBody": {"eventList": events},
+    }
+
+
+@dataclass
+class Api:
+    client: TestClient
+    engine: Engine
+    regulator: str
+    key_a: str
+    key_b: str
+
+    def headers(self, key: str | None = None, **extra: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key or self.regulator}", **extra}
+
+    def capture(
+        self,
+        body: Any,
+        *,
+        key: str | None = None,
+        content_type: str = "application/ld+json",
+        behaviour: str | None = None,
+    ) -> dict[str, Any]:
+        """POST /capture, expect 202 + Location, return the finished job."""
+        data = body if isinstance(body, bytes) else orjson.dumps(body)
+        headers = self.headers(key, **{"Content-Type": content_type})
+        if behaviour:
+            headers["GS1-Capture-Error-Behaviour"] = behaviour
+        response = self.client.post("/capture", content=data, headers=headers)
+        assert response.status_code == 202, response.text
+        location = response.headers["Location"]
+        assert location == f"/capture/{response.json()['captureID']}"
+        job = self.client.get(location, headers=self.headers(key))
+        assert job.status_code == 200, job.text
+        result: dict[str, Any] = job.json()
+        assert result["running"] is False  # background task ran before the client returned
+        return result
+
+    def ids(self, path: str = "/events", key: str | None = None, **params: Any) -> list[str]:
+        response = self.client.get(path, params=params, headers=self.headers(key))
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["type"] == "EPCISQueryDocument"
+        events = body["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+        return [e.get("eventID", e["type"]) for e in events]
+
+
+@pytest.fixture
+def api(db_url: str, engine: Engine) -> Iterator[Api]:
+    upsert_enterprise(engine, A, "甲医药有限公司", "distributor", party_id=party_uri(A))
+    upsert_enterprise(engine, B, "乙大药房", "pharmacy", party_id=party_uri(B))
+    upsert_site(engine, SITE_A, A, "甲医药仓库")
+    upsert_site(engine, SITE_B, B, "乙大药房门店")
+    keys = (
+        create_key(engine, None, "regulator", "省局"),
+        create_key(engine, A, "enterprise"),
+        create_key(engine, B, "enterprise"),
+    )
+    with TestClient(create_app(db_url)) as client:
+        yield Api(client, engine, *keys)
+
+
+@pytest.fixture
+def loaded(api: Api) -> Api:
+    job = api.capture(document(chain_events()))
+    assert job["success"] is True and job["accepted"] == 7, job
+    return api
+
+
+def assert_problem(response: Any, status: int, exception: str, *fragments: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body["type"] == f"epcisException:{exception}"
+    assert body["status"] == status and body["title"]
+    for fragment in fragments:
+        assert fragment in body["detail"], body
+    assert "Traceback" not in response.text
+    return body
+
+
+# ── capture ──────────────────────────────────────────────────────────────────────────────────
+def test_capture_json_document_then_poll_job(loaded: Api) -> None:
+    jobs = loaded.client.get("/capture", headers=loaded.headers()).json()["captureJobs"]
+    assert len(jobs) == 1
+    job = jobs[0]
+    assert job["success"] is True and job["running"] is False
+    assert (job["accepted"], job["duplicates"], job["rejected"]) == (7, 0, 0)
+    assert job["captureErrorBehaviour"] == "rollback"
+    assert job["createdAt"].endswith("Z") and job["finishedAt"]
+    assert loaded.ids() == [eid(n) for n in range(1, 8)]
+
+
+def test_capture_xml_document(api: Api) -> None:
+    body = xml.write_document(Document(events=chain_events()[:3], context=[CONTEXT]))
+    job = api.capture(body, content_type="application/xml")
+    assert job["success"] is True and job["accepted"] == 3
+    assert api.ids() == [eid(1), eid(2), eid(3)]
+
+
+def test_capture_body_of_one_event_or_a_list(api: Api) -> None:
+    events = chain_events()
+    assert api.capture(events[0])["accepted"] == 1
+    assert api.capture(events[1:3], content_type="application/json")["accepted"] == 2
+    assert api.ids() == [eid(1), eid(2), eid(3)]
+
+
+def test_capture_is_idempotent(loaded: Api) -> None:
+    again = loaded.capture(document(chain_events()))
+    assert (again["accepted"], again["duplicates"], again["rejected"]) == (0, 7, 0)
+    assert again["success"] is True
+    assert len(loaded.ids()) == 7
+
+
+def _with_one_bad_event() -> dict[str, Any]:
+    events = chain_events()[:3]
+    del events[1]["parentID"]  # AggregationEvent ADD needs parentID
+    return document(events)
+
+
+def test_rollback_stores_nothing_and_reports_the_fault(api: Api) -> None:
+    job = api.capture(_with_one_bad_event())
+    assert job["success"] is False
+    assert (job["accepted"], job["rejected"]) == (0, 1)
+    assert any("/epcisBody/eventList/1" in (e["place"] or "") for e in job["errors"]), job
+    assert api.ids() == []
+
+
+def test_proceed_stores_the_valid_events(api: Api) -> None:
+    job = api.capture(_with_one_bad_event(), behaviour="proceed")
+    assert job["captureErrorBehaviour"] == "proceed"
+    assert (job["accepted"], job["rejected"], job["success"]) == (2, 1, False)
+    assert api.ids() == [eid(1), eid(3)]
+
+
+def test_capture_nmpa_csv(api: Api) -> None:
+    job = api.capture((DATA / "chain.csv").read_bytes(), content_type="text/csv")
+    assert job["success"] is True and job["accepted"] == 15
+    assert len(api.ids(eventType="AggregationEvent")) == 2
+
+
+def test_capture_nmpa_xlsx(api: Api, tmp_path: Path) -> None:
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.append(["单据号", "业务类型", "业务时间", "企业统一社会信用代码", "追溯码"])
+    sheet.append(["SC1", "生产", datetime(2025, 3, 1, 8), A, "86000010000000000009"])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    job = api.capture(buffer.getvalue(), content_type=XLSX, key=api.key_a)
+    assert job["success"] is True and job["accepted"] == 1
+    assert api.ids(key=api.key_a, EQ_bizStep="commissioning") == ["ObjectEvent"]
+
+
+def test_capture_bad_nmpa_csv_names_rows(api: Api) -> None:
+    response = api.client.post(
+        "/capture",
+        content=(DATA / "bad.csv").read_bytes(),
+        headers=api.headers(**{"Content-Type": "text/csv; charset=utf-8"}),
+    )
+    body = assert_problem(response, 400, "ValidationException", "nothing imported")
+    assert body["errors"][0]["place"] == "body:3 column 业务类型"
+
+
+def test_capture_bad_json_and_bad_xml(api: Api) -> None:
+    bad_json = api.client.post(
+        "/capture",
+        content=b'{"type": "EPCISDocument", ',
+        headers=api.headers(**{"Content-Type": "application/json"}),
+    )
+    assert_problem(bad_json, 400, "ValidationException")
+    bad_xml = api.client.post(
+        "/capture",
+        content=b"<epcis:EPCISDocument><unclosed>",
+        headers=api.headers(**{"Content-Type": "application/xml"}),
+    )
+    assert_problem(bad_xml, 400, "ValidationException")
+    assert api.client.get("/capture", headers=api.headers()).json()["captureJobs"] == []
+
+
+def test_capture_empty_or_non_epcis_json(api: Api) -> None:
+    for body in (b"", b"123", b'{"type": "Nothing"}', b'{"epcisBody": {}}'):
+        response = api.client.post(
+            "/capture", content=body, headers=api.headers(**{"Content-Type": "application/json"})
+        )
+        assert_problem(response, 400, "ValidationException")
+
+
+def test_capture_refuses_unknown_media_type_and_behaviour(api: Api) -> None:
+    response = api.client.post(
+        "/capture", content=b"hello", headers=api.headers(**{"Content-Type": "text/plain"})
+    )
+    assert_problem(response, 415, "UnsupportedMediaTypeException", "text/plain")
+    response = api.client.post(
+        "/capture",
+        content=orjson.dumps(document(chain_events())),
+        headers=api.headers(
+            **{"Content-Type": "application/json", "GS1-Capture-Error-Behaviour": "maybe"}
+        ),
+    )
+    body = assert_problem(response, 400, "ValidationException")
+    assert body["errors"][0]["place"] == "header GS1-Capture-Error-Behaviour"
+
+
+def test_capture_limits(db_url: str, engine: Engine) -> None:
+    key = create_key(engine, None, "regulator")
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    body = orjson.dumps(document(chain_events()))
+    small = ApiSettings(capture_limit=100, capture_size_limit=200)
+    with TestClient(create_app(db_url, small)) as client:
+        response = client.post("/capture", content=body, headers=headers)
+        assert_problem(response, 413, "CaptureLimitExceededException", "200 bytes")
+        assert response.headers["GS1-EPCIS-Capture-File-Size-Limit"] == "200"
+    few = ApiSettings(capture_limit=3)
+    with TestClient(create_app(db_url, few)) as client:
+        response = client.post("/capture", content=body, headers=headers)
+        assert_problem(response, 413, "CaptureLimitExceededException", "7 events")
+
+
+def test_capture_writes_the_audit_chain(loaded: Api) -> None:
+    with loaded.engine.connect() as conn:
+        actions = conn.execute(select(audit_log.c.action, audit_log.c.target)).all()
+        report = verify_audit_chain(conn)
+    assert [a for a, _ in actions] == ["capture"]
+    assert actions[0][1].startswith("/capture/")
+    assert not report.problems and report.ok == 1
+
+
+# ── queries ──────────────────────────────────────────────────────────────────────────────────
+QUERIES: list[tuple[dict[str, str], list[int]]] = [
+    ({"eventType": "AggregationEvent"}, [2]),
+    ({"eventType": "AggregationEvent|TransformationEvent"}, [2, 6]),
+    ({"GE_eventTime": "2025-03-03T00:00:00+08:00"}, [4, 5, 6, 7]),
+    ({"LT_eventTime": "2025-03-02T00:00:00+08:00"}, [1, 2]),
+    ({"GE_eventTime": "2025-03-01T01:00:00Z", "LT_eventTime": "2025-03-01T01:30:00Z"}, [2]),
+    ({"GE_recordTime": "2000-01-01T00:00:00Z"}, [1, 2, 3, 4, 5, 6, 7]),
+    ({"LT_recordTime": "2000-01-01T00:00:00Z"}, []),
+    ({"EQ_action": "ADD"}, [1, 2]),
+    ({"EQ_bizStep": "shipping"}, [3]),
+    ({"EQ_bizStep": "urn:epcglobal:cbv:bizstep:receiving"}, [4]),
+    ({"EQ_disposition": "in_progress"}, [2, 4]),
+    ({"EQ_readPoint": SITE_A}, [1, 3]),
+    ({"EQ_bizLocation": SITE_B}, [4, 5, 6, 7]),
+    ({"MATCH_epc": sgtin("S1")}, [1, 2]),
+    ({"MATCH_epc": "https://id.gs1.org/01/06901234567892/21/S1"}, [1, 2]),
+    ({"MATCH_parentID": SSCC}, [2]),
+    ({"MATCH_inputEPC": sgtin("S3")}, [6]),
+    ({"MATCH_outputEPC": sgtin("S4")}, [6]),
+    ({"MATCH_anyEPC": SSCC}, [2, 3, 4]),
+    ({"MATCH_epcClass": LOT_CLASS}, [5]),
+    ({"EQ_bizTransaction_po": PO}, [3]),
+    ({"EQ_source_owning_party": party_uri(A)}, [3]),
+    ({"EQ_destination_owning_party": party_uri(B)}, [3]),
+    ({"EQ_eventID": eid(4)}, [4]),
+    ({"EXISTS_errorDeclaration": ""}, [7]),
+    ({"orderBy": "eventTime"}, [7, 6, 5, 4, 3, 2, 1]),
+    ({"orderBy": "eventTime", "orderDirection": "ASC"}, [1, 2, 3, 4, 5, 6, 7]),
+    ({"eventCountLimit": "2"}, [1, 2]),
+    ({"EQ_bizLocation": SITE_B, "EQ_bizStep": "inspecting"}, [5, 7]),
+]
+
+
+@pytest.mark.parametrize(("params", "expected"), QUERIES, ids=[str(q[0]) for q in QUERIES])
+def test_query_parameters(loaded: Api, params: dict[str, str], expected: list[int]) -> None:
+    assert loaded.ids(**params) == [eid(n) for n in expected]
+
+
+def test_pagination_with_next_page_token_and_link(loaded: Api) -> None:
+    seen: list[str] = []
+    url: str | None = "/events?perPage=3&EQ_bizLocation=" + quote(SITE_B)
+    pages = 0
+    while url:
+        response = loaded.client.get(url, headers=loaded.headers())
+        assert response.status_code == 200
+        events = response.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+        seen += [e["eventID"] for e in events]
+        pages += 1
+        link = response.headers.get("Link")
+        url = link[1 : link.index(">")] if link else None
+        if link:
+            assert link.endswith('; rel="next"') and "nextPageToken=" in link
+    assert pages == 2
+    assert seen == [eid(n) for n in (4, 5, 6, 7)]
+    token_page = loaded.client.get("/events", params={"perPage": "1"}, headers=loaded.headers())
+    token = token_page.headers["Link"].split("nextPageToken=")[1].split(">")[0]
+    assert loaded.ids(perPage="1", nextPageToken=token) == [eid(2)]
+    wrong = loaded.client.get(
+        "/events", params={"perPage": "1", "nextPageToken": "garbage"}, headers=loaded.headers()
+    )
+    assert_problem(wrong, 400, "QueryParameterException", "nextPageToken")
+
+
+def test_content_negotiation(loaded: Api) -> None:
+    ld = loaded.client.get("/events", headers=loaded.headers(Accept="application/ld+json"))
+    assert ld.headers["content-type"] == "application/ld+json"
+    plain = loaded.client.get("/events", headers=loaded.headers(Accept="application/json"))
+    assert plain.headers["content-type"] == "application/json"
+    assert ld.json() == plain.json() or ld.json()["epcisBody"] == plain.json()["epcisBody"]
+    as_xml = loaded.client.get(
+        "/events",
+        params={"eventType": "ObjectEvent"},
+        headers=loaded.headers(Accept="text/html;q=0.9, application/xml"),
+    )
+    assert as_xml.headers["content-type"].startswith("application/xml")
+    root = etree.fromstring(as_xml.content)
+    assert etree.QName(root).localname == "EPCISDocument"
+    ids = [el.text for el in root.iter("eventID")]
+    assert ids == [eid(n) for n in (1, 3, 4, 5, 7)]
+    refused = loaded.client.get("/events", headers=loaded.headers(Accept="text/html"))
+    assert_problem(refused, 406, "NotAcceptableException", "text/html")
+
+
+def test_events_by_type_epc_and_event_id(loaded: Api) -> None:
+    assert loaded.ids("/events/AggregationEvent") == [eid(2)]
+    assert loaded.ids("/eventTypes/TransformationEvent/events") == [eid(6)]
+    assert loaded.ids(f"/epcs/{quote(SSCC, safe='')}/events") == [eid(2), eid(3), eid(4)]
+    digital_link = quote("https://id.gs1.org/01/06901234567892/21/S1", safe="")
+    assert loaded.ids(f"/epcs/{digital_link}/events") == [eid(1), eid(2)]
+    assert loaded.ids(f"/epcs/{quote(SSCC, safe='')}/events", EQ_bizStep="shipping") == [eid(3)]
+    assert loaded.ids(f"/events/{quote(eid(5), safe='')}") == [eid(5)]
+    missing = loaded.client.get(f"/events/{quote(eid(99), safe='')}", headers=loaded.headers())
+    assert_problem(missing, 404, "NoSuchResourceException")
+    bad_type = loaded.client.get("/eventTypes/NoEvent/events", headers=loaded.headers())
+    assert_problem(bad_type, 400, "ValidationException")
+    bad_code = loaded.client.get("/epcs/not%20a%20code/events", headers=loaded.headers())
+    assert_problem(bad_code, 400, "QueryParameterException")
+    assert loaded.client.get("/eventTypes", headers=loaded.headers()).json() == [
+        "ObjectEvent",
+        "AggregationEvent",
+        "TransactionEvent",
+        "TransformationEvent",
+        "AssociationEvent",
+    ]
+
+
+def test_bad_query_parameters_are_problems(loaded: Api) -> None:
+    unknown = loaded.client.get("/events", params={"EQ_colour": "red"}, headers=loaded.headers())
+    body = assert_problem(unknown, 400, "QueryParameterException", "EQ_colour")
+    assert body["instance"] == "/events"
+    bad_time = loaded.client.get(
+        "/events", params={"GE_eventTime": "yesterday"}, headers=loaded.headers()
+    )
+    assert_problem(bad_time, 400, "QueryParameterException", "GE_eventTime")
+    no_offset = loaded.client.get(
+        "/events", params={"GE_eventTime": "2025-03-01T00:00:00"}, headers=loaded.headers()
+    )
+    assert_problem(no_offset, 400, "QueryParameterException", "GE_eventTime")
+    bad_page = loaded.client.get("/events", params={"perPage": "0"}, headers=loaded.headers())
+    body = assert_problem(bad_page, 400, "ValidationException", "perPage")
+    assert body["errors"][0]["place"] == "query parameter perPage"
+    bad_action = loaded.client.get(
+        "/events", params={"EQ_action": "JUMP"}, headers=loaded.headers()
+    )
+    assert_problem(bad_action, 400, "QueryParameterException", "EQ_action")
+
+
+# ── access ───────────────────────────────────────────────────────────────────────────────────
+def test_no_or_wrong_key_is_401(loaded: Api) -> None:
+    for method, path in (
+        ("GET", "/events"),
+        ("POST", "/capture"),
+        ("GET", "/capture/1"),
+        ("GET", "/capture"),
+    ):
+        response = loaded.client.request(method, path)
+        assert_problem(response, 401, "SecurityException", "API key")
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    wrong = loaded.client.get("/events", headers={"X-API-Key": "yl_nope_nope"})
+    assert_problem(wrong, 401, "SecurityException")
+    by_header = loaded.client.get("/events", headers={"X-API-Key": loaded.regulator})
+    assert by_header.status_code == 200
+
+
+def test_tenants_see_only_their_events(loaded: Api) -> None:
+    # A: its site SITE_A (1, 2, 3) and the shipment naming it as source (3).
+    assert loaded.ids(key=loaded.key_a) == [eid(n) for n in (1, 2, 3)]
+    # B: its site SITE_B (4–7) and the shipment naming it as destination (3).
+    assert loaded.ids(key=loaded.key_b) == [eid(n) for n in (3, 4, 5, 6, 7)]
+    assert loaded.ids(key=loaded.regulator) == [eid(n) for n in range(1, 8)]
+    assert loaded.ids(f"/epcs/{quote(SSCC, safe='')}/events", key=loaded.key_a) == [eid(2), eid(3)]
+    hidden = loaded.client.get(
+        f"/events/{quote(eid(5), safe='')}", headers=loaded.headers(loaded.key_a)
+    )
+    assert_problem(hidden, 404, "NoSuchResourceException")
+
+
+def test_capture_jobs_are_private_to_the_enterprise(api: Api) -> None:
+    event = _event(
+        9, "ObjectEvent", 9, 9, action="OBSERVE", epcList=[sgtin("S9")], bizStep="inspecting"
+    )
+    job = api.capture(event, key=api.key_a)
+    assert job["success"] is True
+    assert api.ids(key=api.key_a) == [eid(9)]  # captured by A: A may see it
+    assert api.ids(key=api.key_b) == []
+    other = api.client.get(f"/capture/{job['captureID']}", headers=api.headers(api.key_b))
+    assert_problem(other, 404, "NoSuchResourceException")
+    assert api.client.get("/capture", headers=api.headers(api.key_b)).json() == {"captureJobs": []}
+    assert len(api.client.get("/capture", headers=api.headers()).json()["captureJobs"]) == 1
+    for job_id in ("abc", "99999999999999999999999", "0"):
+        not_a_job = api.client.get(f"/capture/{job_id}", headers=api.headers())
+        assert_problem(not_a_job, 404, "NoSuchResourceException")
+
+
+# ── frame ────────────────────────────────────────────────────────────────────────────────────
+def test_epcis_headers_and_routing_errors(api: Api) -> None:
+    response = api.client.get("/nowhere")
+    assert_problem(response, 404, "NoSuchResourceException", "/nowhere")
+    assert response.headers["GS1-EPCIS-Version"] == "2.0.0"
+    assert response.headers["GS1-CBV-Version"] == "2.0.0"
+    assert int(response.headers["GS1-EPCIS-Capture-Limit"]) > 0
+    assert "yaolian=" in response.headers["GS1-Extensions"]
+    method = api.client.delete("/events", headers=api.headers())
+    assert_problem(method, 405, "MethodNotAllowedException", "DELETE")
+
+
+def test_unexpected_errors_never_leak_a_traceback(sqlite_url: str) -> None:
+    app = create_app(sqlite_url)
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("secret internal detail")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/boom")
+    body = assert_problem(response, 500, "ImplementationException")
+    assert "secret" not in response.text and "RuntimeError" not in response.text
+    assert body["instance"] == "/boom"
+
+
+def test_openapi_declares_the_query_parameters(api: Api) -> None:
+    spec = api.client.get("/openapi.json").json()
+    names = {p["name"] for p in spec["paths"]["/events"]["get"]["parameters"]}
+    assert {
+        "eventType",
+        "GE_eventTime",
+        "LT_eventTime",
+        "GE_recordTime",
+        "LT_recordTime",
+        "EQ_action",
+        "EQ_bizStep",
+        "EQ_disposition",
+        "EQ_readPoint",
+        "EQ_bizLocation",
+        "MATCH_epc",
+        "MATCH_parentID",
+        "MATCH_inputEPC",
+        "MATCH_outputEPC",
+        "MATCH_anyEPC",
+        "MATCH_epcClass",
+        "EQ_eventID",
+        "EXISTS_errorDeclaration",
+        "orderBy",
+        "orderDirection",
+        "eventCountLimit",
+        "perPage",
+        "nextPageToken",
+        "EQ_bizTransaction_po",
+        "EQ_source_owning_party",
+        "EQ_destination_owning_party",
+    } <= names
+    assert "EQ_bizTransaction_{type}" in spec["paths"]["/events"]["get"]["description"]
+    assert set(spec["paths"]["/capture"]["post"]["requestBody"]["content"]) >= {
+        "application/ld+json",
+        "application/json",
+        "application/xml",
+        "text/csv",
+    }
+    assert "/epcs/{epc}/events" in spec["paths"]

@@ -1,0 +1,213 @@
+"""``yaolian capture | events | keys | db | rebuild`` through typer's CliRunner on real stores."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from lxml import etree
+from typer.testing import CliRunner
+
+from yaolian.cli import app, main
+from yaolian.store.access import authenticate
+
+DATA = Path(__file__).parent / "data" / "nmpa"
+CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
+USCC = "91310000MA00000025"
+runner = CliRunner()
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.output
+
+
+def run_main(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, str]:
+    """Through the console entry point, which turns expected errors into exit 2."""
+    monkeypatch.setattr(sys, "argv", ["yaolian", *args])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    captured = capsys.readouterr()
+    return int(exc.value.code or 0), captured.out + captured.err
+
+
+def epcis_file(tmp_path: Path, events: list[dict[str, Any]], name: str = "doc.json") -> Path:
+    doc = {
+        "@context": [CONTEXT],
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": "2025-03-07T00:00:00Z",
+        "epcisBody": {"eventList": events},
+    }
+    path = tmp_path / name
+    path.write_bytes(orjson.dumps(doc))
+    return path
+
+
+def object_event(serial: str, step: str = "inspecting", **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "ObjectEvent",
+        "eventTime": "2025-04-01T10:00:00+08:00",
+        "eventTimeZoneOffset": "+08:00",
+        "action": "OBSERVE",
+        "epcList": [f"urn:epc:id:sgtin:6901234.056789.{serial}"],
+        "bizStep": step,
+        **extra,
+    }
+
+
+def test_capture_files_then_query(db_url: str, tmp_path: Path) -> None:
+    doc = epcis_file(tmp_path, [object_event("X1"), object_event("X2", "shipping")])
+    code, out = run("capture", str(DATA / "chain.csv"), str(doc), "--db", db_url)
+    assert code == 0, out
+    assert "chain.csv" in out and "15" in out and "doc.json" in out
+    code, out = run("capture", str(DATA / "chain.csv"), "--db", db_url, "--json")
+    assert code == 0
+    [row] = orjson.loads(out)
+    assert (row["accepted"], row["duplicates"], row["rejected"]) == (0, 15, 0)
+
+    code, out = run("events", "--db", db_url, "--json", "--limit", "100")
+    events = orjson.loads(out)["epcisBody"]["eventList"]
+    assert code == 0 and len(events) == 17
+    code, out = run("events", "--db", db_url, "--type", "AggregationEvent", "--json")
+    assert [e["bizStep"] for e in orjson.loads(out)["epcisBody"]["eventList"]] == [
+        "packing",
+        "unpacking",
+    ]
+    code, out = run(
+        "events", "--db", db_url, "--any-epc", "86000020000000000001", "--format", "jsonld"
+    )
+    assert len(orjson.loads(out)["epcisBody"]["eventList"]) == 4  # pack, ship, receive, unpack
+    code, out = run(
+        "events",
+        "--db",
+        db_url,
+        "--biz-step",
+        "shipping",
+        "--since",
+        "2025-03-04",
+        "--until",
+        "2025-03-05",
+        "--json",
+    )
+    assert len(orjson.loads(out)["epcisBody"]["eventList"]) == 2
+    code, out = run(
+        "events", "--db", db_url, "--epc", "urn:epc:id:sgtin:6901234.056789.X2", "--format", "xml"
+    )
+    root = etree.fromstring(out.encode())
+    steps = [el.text for el in root.iter("bizStep")]
+    assert steps == ["https://ref.gs1.org/cbv/BizStep-shipping"]
+    code, out = run(
+        "events", "--db", db_url, "--param", "EQ_disposition=partially_dispensed", "--json"
+    )
+    assert len(orjson.loads(out)["epcisBody"]["eventList"]) == 1
+    code, out = run("events", "--db", db_url, "--limit", "3")
+    assert code == 0 and "3 event(s)" in out and "commissi" in out
+
+
+def test_rollback_and_proceed_exit_1_with_reasons(sqlite_url: str, tmp_path: Path) -> None:
+    bad = object_event("X3")
+    bad["eventTime"] = "2025-04-01T10:00:00"  # no offset
+    path = epcis_file(tmp_path, [object_event("X1"), bad])
+    code, out = run("capture", str(path), "--db", sqlite_url)
+    assert code == 1
+    assert "/epcisBody/eventList/1" in out
+    code, out = run("events", "--db", sqlite_url, "--json")
+    assert orjson.loads(out)["epcisBody"]["eventList"] == []
+    code, out = run("capture", str(path), "--db", sqlite_url, "--proceed", "--json")
+    assert code == 1
+    [row] = orjson.loads(out)
+    assert (row["accepted"], row["rejected"]) == (1, 1)
+
+
+def test_unreadable_file_exit_2_names_rows(sqlite_url: str, tmp_path: Path) -> None:
+    code, out = run("capture", str(DATA / "bad.csv"), "--db", sqlite_url, "--json")
+    assert code == 2
+    [row] = orjson.loads(out)
+    assert row["readable"] is False
+    assert row["errors"][0]["place"].endswith("bad.csv:3 column 业务类型")
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"type": "EPCISDocument",', "utf-8")
+    code, out = run("capture", str(broken), "--db", sqlite_url)
+    assert code == 2 and "broken.json" in out
+
+
+def test_expected_errors_exit_2_without_traceback(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = run_main(monkeypatch, capsys, "events", "--db", sqlite_url, "--since", "soon")
+    assert code == 2
+    assert "--since" in out and "not a date or time" in out and "Traceback" not in out
+    code, out = run_main(
+        monkeypatch, capsys, "events", "--db", sqlite_url, "--param", "EQ_colour=red"
+    )
+    assert code == 2 and "EQ_colour" in out
+    code, out = run_main(
+        monkeypatch, capsys, "keys", "create", "--role", "enterprise", "--db", sqlite_url
+    )
+    assert code == 2 and "USCC" in out
+    code, out = run_main(
+        monkeypatch,
+        capsys,
+        "capture",
+        str(DATA / "chain.csv"),
+        "--enterprise",
+        USCC,
+        "--db",
+        sqlite_url,
+    )
+    assert code == 2 and "--enterprise" in out
+
+
+def test_keys_create_list_revoke(sqlite_url: str, sqlite_engine: Any) -> None:
+    code, out = run(
+        "keys",
+        "create",
+        "--enterprise",
+        USCC,
+        "--name",
+        "甲医药有限公司",
+        "--role",
+        "enterprise",
+        "--label",
+        "ERP",
+        "--db",
+        sqlite_url,
+        "--json",
+    )
+    assert code == 0
+    key = orjson.loads(out)["key"]
+    viewer = authenticate(sqlite_engine, key)
+    assert viewer.role == "enterprise" and viewer.enterprise_id is not None
+    code, out = run("keys", "create", "--role", "regulator", "--db", sqlite_url)
+    assert code == 0 and out.startswith("yl_")
+    code, out = run("keys", "list", "--db", sqlite_url, "--json")
+    listed = orjson.loads(out)
+    assert [k["role"] for k in listed] == ["regulator", "enterprise"]
+    assert listed[1]["label"] == "ERP" and key not in out
+    code, out = run("keys", "revoke", listed[1]["prefix"], "--db", sqlite_url)
+    assert code == 0
+    code, out = run("keys", "list", "--db", sqlite_url, "--json")
+    assert orjson.loads(out)[1]["revoked"] is True
+    # the enterprise now exists: capture on its behalf works
+    code, out = run("capture", str(DATA / "chain.csv"), "--enterprise", USCC, "--db", sqlite_url)
+    assert code == 0
+
+
+def test_db_init_info_and_rebuild(tmp_path: Path) -> None:
+    db = str(tmp_path / "fresh.db")
+    code, out = run("db", "init", "--db", db)
+    assert code == 0 and "database ready" in out
+    run("capture", str(DATA / "chain.csv"), "--db", db)
+    code, out = run("db", "info", "--db", db, "--json")
+    info = orjson.loads(out)
+    assert info["backend"] == "sqlite" and info["revision"] == info["head"]
+    assert info["events"] == 15 and info["codes"] >= 4
+    code, out = run("rebuild", "--db", db)
+    assert code == 0 and "15 event(s)" in out

@@ -1,0 +1,143 @@
+"""``yaolian codes …`` and ``yaolian demo`` through typer's CliRunner on the real app."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from yaolian.cli import app
+from yaolian.cli.demo import codes_walkthrough
+
+runner = CliRunner()
+
+
+def run(*args: str, input: str | None = None) -> tuple[int, str]:
+    result = runner.invoke(app, list(args), input=input)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.output
+
+
+def test_parse_table_and_json() -> None:
+    code, out = run("codes", "parse", "86000010000879766660", "urn:epc:id:sgtin:6901234.056789.X1")
+    assert code == 0
+    assert "阿莫西林胶囊" in out and "nmpa" in out and "epc" in out
+    code, out = run("codes", "parse", "(01)06901234567892(17)281031(10)L1(21)X1", "--json")
+    assert code == 0
+    [info] = orjson.loads(out)
+    assert info["ok"] and info["kind"] == "gs1"
+    assert info["key"] == "01/06901234567892/21/X1"
+    assert info["product"]["generic_name"] == "布洛芬缓释胶囊"
+
+
+def test_parse_bad_code_exit_1() -> None:
+    code, out = run("codes", "parse", "7777", "--json")
+    assert code == 1
+    [info] = orjson.loads(out)
+    assert not info["ok"] and "unknown issuer prefix '7'" in info["reason"]
+
+
+def test_validate_file_reports_each_bad_line(tmp_path: Path) -> None:
+    lines = [
+        "86000010000879766660",
+        "",
+        "8600001000087976666",  # line 3: too short
+        "(01)06901234567892(17)281301(21)X1",  # line 4: expiry not a date
+        "(01)06901234567893(21)X1",  # line 5: bad check digit
+        "86000990000879766660",  # line 6: unknown 药品标识码
+        "(01)06901234567892(99999)1",  # line 7: unknown AI
+        "96000010000879766660",  # line 8: unknown issuer prefix
+        "urn:epc:id:sgtin:6901234.056789.X1",
+    ]
+    f = tmp_path / "codes.txt"
+    f.write_text("\n".join(lines) + "\n", "utf-8")
+    code, out = run("codes", "validate", "--file", str(f), "--json")
+    assert code == 1
+    report = orjson.loads(out)
+    assert (report["total"], report["valid"], report["invalid"]) == (8, 2, 6)
+    reasons = {p["line"]: p["reason"] for p in report["problems"]}
+    assert sorted(reasons) == [3, 4, 5, 6, 7, 8]
+    assert "wrong length 19" in reasons[3]
+    assert "not a date: month 13" in reasons[4]
+    assert "bad check digit 3, expected 2" in reasons[5]
+    assert "unknown 药品标识码 8600099" in reasons[6]
+    assert "unknown AI (99999)" in reasons[7]
+    assert "unknown issuer prefix '9'" in reasons[8]
+    code, out = run("codes", "validate", "--file", str(f))
+    assert code == 1 and "2 valid, 6 invalid" in out
+
+
+def test_validate_args_stdin_and_all_good() -> None:
+    code, out = run("codes", "validate", "86000010000879766660")
+    assert code == 0 and "1 valid, 0 invalid" in out
+    code, out = run("codes", "validate", "--file", "-", input="86000010000879766660\nx\n")
+    assert code == 1 and "unknown issuer prefix 'x'" in out
+
+
+def test_validate_usage_errors(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["codes", "validate", "--file", str(tmp_path / "none.txt")])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, Exception)
+    assert "no such file" in str(result.exception)
+
+
+def test_issue_render_read(tmp_path: Path) -> None:
+    db = str(tmp_path / "store.db")
+    out = tmp_path / "codes.csv"
+    args = [
+        "codes",
+        "issue",
+        "06901234567892",
+        "-n",
+        "3",
+        "--lot",
+        "L1",
+        "--expiry",
+        "2028-10-31",
+        "--request-id",
+        "t-1",
+        "--db",
+        db,
+        "--out",
+        str(out),
+    ]
+    code, text = run(*args)
+    assert code == 0, text
+    rows = list(csv.DictReader(io.StringIO(out.read_text("utf-8"))))
+    assert len(rows) == 3
+    code, again = run(*args[:-2], "--json")
+    assert code == 0 and orjson.loads(again)["reused"] is True
+    assert [r["code"] for r in orjson.loads(again)["codes"]] == [r["code"] for r in rows]
+
+    png = tmp_path / "pack.png"
+    code, _ = run("codes", "render", rows[0]["barcode_data"], "--out", str(png))
+    assert code == 0 and png.exists()
+    code, read = run("codes", "read", str(png), "--json")
+    assert code == 0
+    [decoded] = orjson.loads(read)
+    assert decoded["gs1"] and decoded["hri"] == rows[0]["barcode_data"]
+    code, _ = run(
+        "codes", "render", rows[0]["code"], "--kind", "qr", "--out", str(tmp_path / "q.svg")
+    )
+    assert code == 0 and (tmp_path / "q.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_issue_bad_input(tmp_path: Path) -> None:
+    db = str(tmp_path / "store.db")
+    result = runner.invoke(app, ["codes", "issue", "8600001", "--expiry", "2028-13-01", "--db", db])
+    assert result.exit_code != 0 and "not a date" in str(result.exception)
+    result = runner.invoke(app, ["codes", "issue", "1234567", "--db", db])
+    assert "unknown 药品标识码 1234567" in str(result.exception)
+
+
+def test_codes_walkthrough(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The codes part of ``yaolian demo``: issue, render, read back, validate, one identity."""
+    codes_walkthrough(str(tmp_path / "walk.db"))
+    out = capsys.readouterr().out
+    assert out.count("✓") == 3 and "✗" not in out  # three symbols rendered and read back
+    assert "issuer prefix '9'" in out and "check digit 3, expected 2" in out
+    assert out.count("01/06901234567892/21/") >= 4  # one pack, four names, one key

@@ -1,0 +1,312 @@
+"""The simulator: master data, determinism, valid events, ground truth present in the data,
+file outputs that read back, and an end-to-end run into a real SQLite store."""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from yaolian.codes.checkdigit import verify_gs1_check_digit
+from yaolian.codes.epc import parse_epc_uri
+from yaolian.codes.nmpa import parse_trace_code
+from yaolian.codes.registry import default_rules
+from yaolian.epcis.hash import event_hash
+from yaolian.epcis.jsonld import read_document
+from yaolian.epcis.model import Document, Event, parse_time, to_epoch_us
+from yaolian.epcis.nmpa_dataset import read_nmpa_csv
+from yaolian.epcis.validate import validate_document
+from yaolian.errors import ValidationError
+from yaolian.sim.engine import Simulation
+from yaolian.sim.events import CONTEXT
+from yaolian.sim.output import JsonldSink, NmpaCsvSink, master_data, simulate
+from yaolian.sim.truth import CODE_INCIDENT_TYPES
+from yaolian.sim.world import RETAIL, build_world, haversine_km, org_code, size_named
+from yaolian.store.masterdata import validate_uscc
+from yaolian.trace.state import SALE_LINE_KEY
+from yaolian.verify.dispense import SaleLine
+
+SEED = 7
+
+
+@pytest.fixture(scope="module")
+def tiny_run() -> tuple[Simulation, list[Event]]:
+    """One tiny run shared by the read-only tests of this module."""
+    sim = Simulation(build_world(size_named("tiny"), SEED))
+    events = [ev for _day, day_events in sim.run() for ev in day_events]
+    return sim, events
+
+
+def _by_code(events: list[Event]) -> dict[str, list[Event]]:
+    index: dict[str, list[Event]] = defaultdict(list)
+    for ev in events:
+        for key in ("epcList", "childEPCs"):
+            for code in ev.get(key) or ():
+                index[code].append(ev)
+        if ev.get("parentID"):
+            index[ev["parentID"]].append(ev)
+    return index
+
+
+def _sales(events: list[Event]) -> list[Event]:
+    return [ev for ev in events if ev.get("bizStep") in ("dispensing", "retail_selling")]
+
+
+# ── master data ──────────────────────────────────────────────────────────────────────────────
+def test_master_data_identifiers_are_valid() -> None:
+    world = build_world(size_named("demo"), SEED)
+    data = master_data(world)
+    usccs = [e["uscc"] for e in data["enterprises"]]
+    assert len(set(usccs)) == len(usccs)
+    for uscc in usccs:
+        assert validate_uscc(uscc) == uscc  # GB 32100-2015 check character
+        assert org_code(uscc[8:16]) == uscc[8:17]  # GB 11714 organisation code inside
+    for site in world.sites:
+        verify_gs1_check_digit(site.gln, "GLN")
+        assert dict(parse_epc_uri(site.location_id))["414"] == site.gln
+    rules = default_rules()
+    kinds = {s.kind for s in world.sites}
+    assert {"factory", "warehouse", "hospital", "pharmacy", "herb_base", "processing"} <= kinds
+    assert len({s.province for s in world.sites if s.tier == RETAIL}) == world.size.provinces
+    for p in world.products:
+        assert p.approval_no.startswith("国药准字") and p.approval_no[4] in "HZS"
+        if p.gtin:
+            verify_gs1_check_digit(p.gtin, "GTIN")
+        else:
+            parsed = parse_trace_code(p.product_code + "1234567890123", list(rules))
+            assert parsed.product_code == p.product_code
+    cold = [p for p in world.products if p.cold]
+    assert cold and all(p.spec.temp_min == 2.0 and p.spec.temp_max == 8.0 for p in cold)
+
+
+def test_unknown_size_is_a_clear_error() -> None:
+    with pytest.raises(ValidationError, match="unknown size 'huge'"):
+        size_named("huge")
+
+
+# ── determinism and validity ─────────────────────────────────────────────────────────────────
+def test_same_seed_same_events_and_truth(tiny_run: tuple[Simulation, list[Event]]) -> None:
+    sim, events = tiny_run
+    again = Simulation(build_world(size_named("tiny"), SEED))
+    events2 = [ev for _d, day_events in again.run() for ev in day_events]
+    assert len(events2) == len(events)
+    ns = Document(events=[], context=CONTEXT).namespaces()
+    assert [event_hash(e, ns) for e in events] == [event_hash(e, ns) for e in events2]
+    assert again.truth.to_json() == sim.truth.to_json()
+    other = Simulation(build_world(size_named("tiny"), SEED + 1))
+    first_other = [ev for _d, evs in other.run() for ev in evs][:200]
+    assert [event_hash(e, ns) for e in first_other] != [event_hash(e, ns) for e in events[:200]]
+
+
+def test_every_event_is_valid_epcis(tiny_run: tuple[Simulation, list[Event]]) -> None:
+    _sim, events = tiny_run
+    assert validate_document(Document(events=events, context=CONTEXT)) == []
+    kinds = {ev["type"] for ev in events}
+    assert {"ObjectEvent", "AggregationEvent", "TransformationEvent"} <= kinds
+    steps = {ev.get("bizStep") for ev in events}
+    assert {
+        "commissioning",
+        "packing",
+        "unpacking",
+        "shipping",
+        "receiving",
+        "dispensing",
+        "retail_selling",
+    } <= steps
+
+
+def test_sale_lines_are_what_verify_dispense_builds(
+    tiny_run: tuple[Simulation, list[Event]],
+) -> None:
+    """The simulator's fast path copies the SaleLine prototype; prove the result is identical."""
+    sim, events = tiny_run
+    sales = _sales(events)
+    split = [ev for ev in sales if ev[SALE_LINE_KEY]["splitSale"]]
+    assert split and len(split) < len(sales)
+    for ev in sales[:: max(1, len(sales) // 300)] + split[:50]:
+        line = ev[SALE_LINE_KEY]
+        rebuilt = SaleLine(
+            tuple(ev["epcList"]),
+            line["splitSale"],
+            line["quantity"],
+            ev["bizLocation"]["id"],
+            parse_time(ev["eventTime"]),
+            None,
+            line["settlementId"],
+            ev["bizStep"],
+        ).event()
+        assert rebuilt == ev
+    for ev in split:  # 拆零 never sells more than a pack holds
+        assert (
+            0 < ev[SALE_LINE_KEY]["quantity"] <= max(p.spec.units_per_pack for p in sim.w.products)
+        )
+
+
+def test_split_sales_never_exceed_the_pack(tiny_run: tuple[Simulation, list[Event]]) -> None:
+    sim, events = tiny_run
+    units_per_code: dict[str, float] = defaultdict(float)
+    for ev in _sales(events):
+        line = ev[SALE_LINE_KEY]
+        if line["splitSale"]:
+            units_per_code[ev["epcList"][0]] += line["quantity"]
+    per_pack = {p.product_code: p.spec.units_per_pack for p in sim.w.products}
+    for code, units in units_per_code.items():
+        product = code.removeprefix("urn:nmpa:code:")[:7]
+        assert units <= per_pack[product], code
+
+
+# ── ground truth is really in the data ──────────────────────────────────────────────────────
+def test_incidents_are_in_the_data(tiny_run: tuple[Simulation, list[Event]]) -> None:
+    sim, events = tiny_run
+    truth = sim.truth.to_json()
+    by_code = _by_code(events)
+    kinds = {inc["type"] for inc in truth["incidents"]}
+    assert {"counterfeit", "clone", "resale", "diversion", "cold_chain_excursion"} <= kinds
+    assert kinds <= set(CODE_INCIDENT_TYPES)
+    sites = {s.location_id: s for s in sim.w.sites}
+    for inc in truth["incidents"]:
+        code = inc["codes"][0]
+        seen = by_code[code]
+        sales = [ev for ev in seen if ev in _sales(seen)]
+        if inc["type"] == "counterfeit":
+            assert not any(ev.get("bizStep") == "commissioning" for ev in seen)
+            assert len(sales) == 1 and sales[0]["eventTime"] == inc["time"]
+        elif inc["type"] in ("resale", "clone"):
+            assert len(sales) == 2  # a whole pack settled twice
+            assert all(not ev[SALE_LINE_KEY]["splitSale"] for ev in sales)
+            where = [sites[ev["bizLocation"]["id"]] for ev in sales]
+            assert where[0].index != where[1].index
+            if inc["type"] == "clone":
+                assert sales[0]["eventTime"][:10] == sales[1]["eventTime"][:10]
+                assert haversine_km(where[0].lat, where[0].lon, where[1].lat, where[1].lon) > 500
+            else:
+                assert where[0].region == where[1].region  # resold nearby, days later
+                assert sales[1]["eventTime"] > sales[0]["eventTime"]
+        elif inc["type"] == "diversion":
+            seller = inc["sites"][0]["location_id"]
+            assert [ev["bizLocation"]["id"] for ev in sales] == [seller]
+            containers = {code} | {ev["parentID"] for ev in seen if ev.get("parentID")}
+            received_here = [
+                ev
+                for c in containers
+                for ev in by_code[c]
+                if ev.get("bizStep") == "receiving" and ev["bizLocation"]["id"] == seller
+            ]
+            assert received_here == []
+            holder = inc["sites"][1]["location_id"]
+            assert any(
+                ev.get("bizStep") == "receiving" and ev["bizLocation"]["id"] == holder
+                for c in containers
+                for ev in by_code[c]
+            )
+        elif inc["type"] == "cold_chain_excursion":
+            receipts = [
+                ev
+                for c in inc["containers"]
+                for ev in by_code[c]
+                if ev.get("bizStep") == "receiving" and ev["eventTime"] == inc["time"]
+            ]
+            assert receipts
+            report = receipts[0]["sensorElementList"][0]["sensorReport"][0]
+            product = next(p for p in sim.w.products if p.product_code == inc["product_code"])
+            assert product.spec.temp_max is not None
+            assert report["maxValue"] > product.spec.temp_max
+
+
+def test_recall_and_shortages_in_truth() -> None:
+    sim = Simulation(build_world(size_named("demo"), SEED))
+    events = [ev for _d, evs in sim.run() for ev in evs]
+    truth = sim.truth.to_json()
+    recall = truth["recall"]
+    assert recall is not None and recall["holders"]
+    lots = {
+        ev["ilmd"]["cbvmda:lotNumber"]
+        for ev in events
+        if ev.get("bizStep") == "commissioning" and "ilmd" in ev
+    }
+    assert recall["lot"] in lots
+    returned = [ev for ev in events if ev.get("disposition") == "recalled"]
+    assert returned, "compliant holders send the recalled packs back"
+    kinds = {i["type"] for i in truth["supply_incidents"]}
+    assert kinds == {"raw_material_shock", "discontinuation", "demand_spike"}
+    caused = [o for o in truth["stockouts"] if o["cause"] in kinds]
+    assert caused, "the discontinuation or the shock empties some regions"
+    regions = {o["region"] for o in caused}
+    assert len(regions) < sim.w.size.provinces or len(caused) < 3 * len(regions)
+    for o in truth["stockouts"]:
+        assert datetime.fromisoformat(o["first_stockout"]).date() >= sim.w.size.start
+
+
+# ── file outputs ─────────────────────────────────────────────────────────────────────────────
+def test_jsonld_files_read_back_identically(tmp_path: Path) -> None:
+    world = build_world(size_named("tiny"), SEED)
+    sink = JsonldSink(tmp_path, "2025-10-01T00:00:00Z", chunk=1500)
+    sim, result = simulate("tiny", SEED, sink, world=world)
+    assert len(result.files) == -(-result.stats.events // 1500)
+    reference = Simulation(build_world(size_named("tiny"), SEED))
+    expected = [ev for _d, evs in reference.run() for ev in evs]
+    got: list[Event] = []
+    ns: dict[str, str] = {}
+    for path in result.files:
+        doc = read_document(path.read_bytes())
+        ns = doc.namespaces()
+        got.extend(doc.events)
+    assert [event_hash(e, ns) for e in got] == [event_hash(e, ns) for e in expected]
+    del sim
+
+
+def test_nmpa_csv_reads_back(tmp_path: Path) -> None:
+    world = build_world(size_named("tiny"), SEED)
+    sink = NmpaCsvSink(tmp_path, world, chunk=100_000)
+    _sim, result = simulate("tiny", SEED, sink, world=world)
+    rows = 0
+    biz_types: set[str] = set()
+    for path in result.files:
+        with path.open(encoding="utf-8") as fh:
+            table = list(csv.DictReader(fh))
+        rows += len(table)
+        biz_types |= {r["业务类型"] for r in table}
+        doc = read_nmpa_csv(path.read_bytes(), str(path))
+        assert len(doc.events) == len(table)
+        assert validate_document(doc) == []
+    assert rows + sink.skipped == result.stats.events
+    assert {"生产", "包装关联", "销售出库", "采购入库", "零售出库", "使用出库"} <= biz_types
+
+
+# ── end to end through the store ─────────────────────────────────────────────────────────────
+def test_end_to_end_store_answers_match_truth(sqlite_engine: Engine) -> None:
+    from yaolian.sim.evaluate import load_alerts, score_alerts
+    from yaolian.sim.pipeline import populate_store
+    from yaolian.store.access import Viewer
+    from yaolian.trace.lineage import resolve, trace_backward
+    from yaolian.trace.recall import recall_scope
+    from yaolian.verify.status import verify
+
+    _sim, result, recall_id = populate_store(sqlite_engine, "tiny", SEED)
+    truth: dict[str, Any] = result.truth
+    first = {inc["type"]: inc for inc in reversed(truth["incidents"])}
+    end = to_epoch_us(truth["samples"]["end"])  # verify as of the last simulated day
+    with sqlite_engine.connect() as conn:
+        system = Viewer.system()
+        genuine = verify(conn, truth["samples"]["genuine"]["code"], system, now_us=end)
+        assert genuine.status == "genuine"
+        fake = verify(conn, first["counterfeit"]["raw_codes"][0], system, now_us=end)
+        assert fake.status == "unknown"
+        resold = verify(conn, first["resale"]["codes"][0], system, now_us=end)
+        assert resold.status == "dispensed" and resold.sale_count == 2
+        graph = trace_backward(conn, resolve(conn, truth["samples"]["tcm"]["code"]))
+        kinds = {e["kind"] for e in graph.edges}
+        assert {"commissioned", "handed_over", "transformed_into", "batch_of"} <= kinds
+    assert recall_id is not None
+    scope = recall_scope(sqlite_engine, recall_id)
+    assert scope["total"] == truth["recall"]["packs"]
+    scores = {sc.kind: sc for sc in score_alerts(truth, load_alerts(sqlite_engine))}
+    for kind in ("counterfeit", "clone", "resale", "diversion", "cold_chain_excursion"):
+        assert scores[kind].incidents > 0
+        assert scores[kind].detected == scores[kind].incidents, kind
+    assert scores["counterfeit"].correct == scores["counterfeit"].alerts

@@ -1,0 +1,79 @@
+"""Engine, migrations and multi-process safety of the store."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, func, inspect, select
+
+from yaolian.errors import YaolianError
+from yaolian.store.engine import current_revision, head_revision, normalise_url, open_engine
+from yaolian.store.schema import enterprise, metadata
+
+
+def test_migrated_to_head_and_schema_matches_metadata(engine: Engine) -> None:
+    with engine.connect() as conn:
+        assert current_revision(conn) == head_revision()
+        diffs = compare_metadata(MigrationContext.configure(conn), metadata)
+    # The migrated database is exactly schema.py: no table, column or index missing or extra.
+    assert diffs == []
+
+
+def test_sqlite_file_settings(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "dir" / "store.db"
+    engine = open_engine(str(path))
+    try:
+        assert path.exists()
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 10_000
+        assert set(metadata.tables) <= set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_url_resolution() -> None:
+    assert normalise_url("postgres://u@h/db").drivername == "postgresql+psycopg"
+    assert normalise_url("postgresql://u@h/db").drivername == "postgresql+psycopg"
+    assert normalise_url("sqlite:////tmp/x.db").get_backend_name() == "sqlite"
+    with pytest.raises(YaolianError, match="unsupported database"):
+        normalise_url("mysql://u@h/db")
+    with pytest.raises(YaolianError, match="database URL"):
+        normalise_url("postgresql://u@h:notaport/db")
+
+
+_WRITER = """
+import sys
+from yaolian.store.engine import open_engine
+from yaolian.store.masterdata import upsert_enterprise, uscc_check_char
+engine = open_engine(sys.argv[1])
+tag = sys.argv[2]
+for i in range(25):
+    body = f"91{tag}{i:013d}"[:17]
+    upsert_enterprise(engine, body + uscc_check_char(body), f"E{tag}{i}", "pharmacy")
+"""
+
+
+def test_two_processes_open_and_write_the_same_new_sqlite_file(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _WRITER, url, tag], stderr=subprocess.PIPE)
+        for tag in ("11", "22")
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+    engine = open_engine(url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(enterprise)).scalar() == 50
+            assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+    finally:
+        engine.dispose()

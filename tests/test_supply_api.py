@@ -1,0 +1,119 @@
+"""Supply API end to end over HTTP (FastAPI TestClient) on both databases, and a reserve
+dispatch captured through the store so it shows in the event log and the ledger."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
+
+from test_supply import DC, HOSP, P1, USCC, chain, setup_sites, store
+from yaolian.api.app import create_app
+from yaolian.store.access import create_key
+from yaolian.store.schema import event, event_biz_tx
+
+
+def client(db_url: str, engine: Engine) -> tuple[TestClient, dict[str, str]]:
+    key = create_key(engine, None, "regulator", "supply tests")
+    return TestClient(create_app(db_url)), {"Authorization": f"Bearer {key}"}
+
+
+def test_supply_api_end_to_end(db_url: str, engine: Engine) -> None:
+    setup_sites(engine)
+    store(engine, chain())
+    http, auth = client(db_url, engine)
+    assert http.get("/supply/stock").status_code == 401
+    stock = http.get("/supply/stock", headers=auth).json()["stock"]
+    assert {(s["site"], s["on_hand"]) for s in stock} >= {(DC, 3.0), (HOSP, 1.0)}
+    cons = http.get(
+        "/supply/consumption",
+        headers=auth,
+        params={"start": "2026-01-01", "end": "2026-01-31", "period": "week"},
+    )
+    assert cons.status_code == 200 and sum(r["consumed"] for r in cons.json()["consumption"]) == 3
+    bad = http.get("/supply/consumption", headers=auth, params={"start": "x", "end": "y"})
+    assert bad.status_code == 400 and bad.headers["content-type"].startswith(
+        "application/problem+json"
+    )
+    filed = http.post(
+        "/supply/discontinuations",
+        headers=auth,
+        json={
+            "product": P1,
+            "holder": USCC,
+            "stop_date": "2026-02-01",
+            "reason": "原料药短缺",
+            "remaining_packs": 0,
+        },
+    )
+    assert filed.status_code == 201
+    listed = http.get("/supply/discontinuations", headers=auth).json()["discontinuations"]
+    assert listed[0]["product"] == P1
+    negative = http.post(
+        "/supply/discontinuations",
+        headers=auth,
+        json={
+            "product": P1,
+            "holder": USCC,
+            "stop_date": "2026-02-01",
+            "reason": "x",
+            "remaining_packs": -1,
+        },
+    )
+    assert negative.status_code == 400
+    warn = http.get("/supply/warnings", headers=auth, params={"as_of": "2026-01-20"})
+    assert warn.status_code == 200 and isinstance(warn.json()["warnings"], list)
+    assert (
+        http.post(
+            "/supply/demands",
+            headers=auth,
+            json={"site": HOSP, "product": P1, "quantity": 5, "needed_by": "2026-03-01"},
+        ).status_code
+        == 201
+    )
+    assert (
+        http.post(
+            "/supply/offers",
+            headers=auth,
+            json={
+                "site": DC,
+                "product": P1,
+                "quantity": 3,
+                "available_from": "2026-02-01",
+                "expiry": "2027-01-01",
+            },
+        ).status_code
+        == 201
+    )
+    matches = http.get("/supply/matches", headers=auth).json()
+    assert matches["matches"][0]["quantity"] == 3 and list(matches["unmet"].values()) == [2.0]
+
+
+def test_reserve_dispatch_is_an_event(db_url: str, engine: Engine) -> None:
+    setup_sites(engine)
+    store(engine, chain())
+    http, auth = client(db_url, engine)
+    plan = http.post(
+        "/reserves",
+        headers=auth,
+        json={"product": P1, "level": "provincial", "target": 5, "site": DC},
+    )
+    assert plan.status_code == 201
+    status = http.get("/reserves", headers=auth).json()["reserves"][0]
+    assert status["on_hand"] == 3.0 and status["status"] == "short"
+    too_many = http.post(
+        f"/reserves/{plan.json()['id']}/dispatch", headers=auth, json={"to_site": HOSP, "packs": 10}
+    )
+    assert too_many.status_code == 400
+    order = http.post(
+        f"/reserves/{plan.json()['id']}/dispatch", headers=auth, json={"to_site": HOSP, "packs": 2}
+    )
+    assert order.status_code == 201, order.text
+    with engine.connect() as conn:
+        step = conn.execute(
+            select(event.c.biz_step)
+            .join(event_biz_tx, event_biz_tx.c.event_id == event.c.id)
+            .where(event_biz_tx.c.value == order.json()["order_no"])
+        ).scalar_one()
+    assert step == "shipping"
+    after = http.get("/reserves", headers=auth).json()["reserves"][0]
+    assert after["on_hand"] == 1.0

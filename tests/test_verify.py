@@ -1,0 +1,245 @@
+"""Verification verdicts and anomaly rules on hand-built chains (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from yaolian.epcis.model import to_epoch_us
+from yaolian.store.access import Viewer
+from yaolian.store.projections import rebuild
+from yaolian.store.schema import alert
+from yaolian.trace.builders import aggregation_event, object_event
+from yaolian.trace.recall import close_recall, create_recall
+from yaolian.verify.anomalies import AlertFilter, counts_by_rule, list_alerts
+from yaolian.verify.dispense import SaleLine, record_sales
+from yaolian.verify.status import verify
+
+REGULATOR = Viewer(enterprise_id=None, role="regulator")
+
+
+def supply_chain(w: Any, packs: int = 3, product: str = "8600001", expiry: str = "2027-12-31"
+                 ) -> list[str]:
+    """Packs commissioned at MFR, in case 1, shipped MFR → DIST → PHA and received there."""
+    codes = [w.pack(i, product) for i in range(packs)]
+    s, p = w.sites, w.parties
+    w.capture(
+        object_event(codes, w.at(0), "commissioning", "active", action="ADD", site=s["MFR"],
+                     lot="L001", expiry=expiry, produced="2025-12-31"),
+        aggregation_event(w.case(1), codes, w.at(1), site=s["MFR"]),
+        object_event([w.case(1)], w.at(3), "shipping", "in_transit", source=p["MFR"],
+                     destination=p["DIST"]),
+        object_event([w.case(1)], w.at(20), "receiving", "active", site=s["DIST"],
+                     destination=p["DIST"]),
+        object_event([w.case(1)], w.at(30), "shipping", "in_transit", source=p["DIST"],
+                     destination=p["PHA"]),
+        object_event([w.case(1)], w.at(40), "receiving", "active", site=s["PHA"],
+                     destination=p["PHA"]),
+    )
+    return codes
+
+
+def sell(w: Any, code: str, hours: float, site: str = "PHA", units: float | None = None,
+         settlement: str | None = None) -> None:
+    line = SaleLine(codes=(code,), split=units is not None, quantity=units or 1,
+                    site=w.sites[site], time=w.at(hours), settlement=settlement or f"S{hours}",
+                    kind="retail_selling")
+    result = record_sales(w.engine, [line])
+    assert result.success, result.errors
+
+
+def verdict(w: Any, code: str, viewer: Viewer | None = None, **kw: Any) -> dict[str, Any]:
+    with w.engine.connect() as conn:
+        return verify(conn, code, viewer, **kw).as_dict()
+
+
+def alerts(w: Any, rule: str) -> list[dict[str, Any]]:
+    return list_alerts(w.engine, REGULATOR, AlertFilter(rule=rule))["alerts"]
+
+
+# ── verdicts ──
+def test_genuine_with_consumer_facts(trace_world: Any) -> None:
+    w = trace_world
+    code = supply_chain(w)[1]
+    v = verdict(w, code, now_us=to_epoch_us("2026-02-01T00:00:00+08:00"))
+    assert v["status"] == "genuine" and v["sellable"]
+    assert v["product"]["generic_name"] == "阿莫西林胶囊"
+    assert v["product"]["approval_no"] == "国药准字H00000001"
+    assert v["product"]["holder"] == "示例制药有限公司"
+    assert v["batch"] == {"lot": "L001", "production_date": "2025-12-31", "expiry": "2027-12-31"}
+    assert [(h["from"], h["to"]) for h in v["circulation"]] == [
+        ("示例制药有限公司", "示例医药物流有限公司"), ("示例医药物流有限公司", "北京示例大药房")]
+    assert v["circulation"][0]["shipped"] == "2026-01-05"
+    assert "detail" not in v  # public
+
+
+def test_detail_only_for_parties_and_regulators(trace_world: Any) -> None:
+    w = trace_world
+    code = supply_chain(w)[1]
+    pha = Viewer(enterprise_id=w.ids["PHA"], role="enterprise")
+    phb = Viewer(enterprise_id=w.ids["PHB"], role="enterprise")
+    assert verdict(w, code, REGULATOR)["detail"]["custodian"]["name"] == "北京示例大药房"
+    assert verdict(w, code, pha)["detail"]["site"] == w.sites["PHA"]
+    assert "detail" not in verdict(w, code, phb)
+
+
+def test_unknown_malformed_unregistered(trace_world: Any) -> None:
+    w = trace_world
+    supply_chain(w)
+    never = verdict(w, w.pack(99))
+    assert never["status"] == "unknown" and "counterfeit" in never["reason"]
+    assert never["product"]["generic_name"] == "阿莫西林胶囊"
+    bad = verdict(w, "12345")
+    assert bad["status"] == "unknown" and "not a valid code" in bad["reason"]
+    unregistered = verdict(w, "89999990000000000001")
+    assert unregistered["status"] == "unknown" and "unregistered" in unregistered["reason"]
+
+
+def test_any_code_form(trace_world: Any) -> None:
+    w = trace_world
+    code = supply_chain(w)[0]
+    bare = code.removeprefix("urn:nmpa:code:")
+    assert verdict(w, bare)["status"] == verdict(w, code)["status"] == "genuine"
+
+
+def test_dispensed_in_transit_destroyed_expired(trace_world: Any) -> None:
+    w = trace_world
+    codes = supply_chain(w)
+    sell(w, codes[0], 50)
+    v = verdict(w, codes[0])
+    assert v["status"] == "dispensed" and v["sale_count"] == 1
+    assert v["sales"][0]["where"] == "北京示例大药房" and v["sales"][0]["date"] == "2026-01-07"
+    w.capture(object_event([codes[1]], w.at(51), "destroying", "destroyed", site=w.sites["PHA"]))
+    assert verdict(w, codes[1])["status"] == "destroyed"
+    w.capture(object_event([codes[2]], w.at(52), "shipping", "in_transit",
+                           source=w.parties["PHA"], destination=w.parties["PHB"]))
+    assert verdict(w, codes[2])["status"] == "in_transit"
+    other = supply_chain(w, product="8600004", expiry="2026-01-31")[0]
+    assert verdict(w, other, now_us=to_epoch_us("2026-01-20T00:00:00+08:00"))["sellable"]
+    assert verdict(w, other, now_us=to_epoch_us("2026-02-01T00:00:00+08:00"))["status"] == (
+        "expired")
+
+
+def test_recall_marks_codes(trace_world: Any) -> None:
+    w = trace_world
+    code = supply_chain(w)[0]
+    rid = create_recall(w.engine, klass=2, reason="溶出度不合格", batches=["8600001/L001"])
+    v = verdict(w, code)
+    assert v["status"] == "recalled" and v["recall"]["class"] == 2
+    close_recall(w.engine, rid)
+    assert verdict(w, code)["status"] == "genuine"
+
+
+# ── anomaly rules ──
+def test_double_sale_positive_negative_and_dedup(trace_world: Any) -> None:
+    w = trace_world
+    codes = supply_chain(w)
+    sell(w, codes[0], 50)
+    assert alerts(w, "double_sale") == []
+    sell(w, codes[0], 60)
+    sell(w, codes[0], 70)
+    found = alerts(w, "double_sale")
+    assert len(found) == 1  # deduplicated per code
+    assert [e["event_id"] for e in found[0]["evidence"]["events"]] == sorted(
+        e["event_id"] for e in found[0]["evidence"]["events"])
+    assert len(found[0]["evidence"]["events"]) == 2  # the 2nd and 3rd sale
+    assert verdict(w, codes[0])["sale_count"] == 3
+
+
+def test_split_sales_within_and_beyond_pack(trace_world: Any) -> None:
+    w = trace_world
+    codes = supply_chain(w)
+    sell(w, codes[0], 50, units=10)
+    sell(w, codes[0], 51, units=14)  # 24 of 24 capsules: fine
+    assert alerts(w, "split_overrun") == [] and alerts(w, "double_sale") == []
+    assert verdict(w, codes[0])["units_sold"] == 24
+    sell(w, codes[0], 52, units=2)
+    (found,) = alerts(w, "split_overrun")
+    assert found["evidence"]["units_sold"] == 26 and found["evidence"]["units_per_pack"] == 24
+
+
+def test_unknown_code_sale(trace_world: Any) -> None:
+    w = trace_world
+    supply_chain(w)
+    sell(w, w.pack(77), 50)
+    (found,) = alerts(w, "unknown_code")
+    assert found["code"].endswith("0000000000077")
+    assert alerts(w, "custody_break") == []
+
+
+def test_custody_break_and_clone(trace_world: Any) -> None:
+    w = trace_world
+    codes = supply_chain(w)
+    sell(w, codes[0], 50, site="PHA")
+    assert alerts(w, "custody_break") == []
+    sell(w, codes[1], 40.5, site="PHB")  # Guangzhou, 30 minutes after receipt in Beijing
+    (brk,) = alerts(w, "custody_break")
+    assert brk["site"] == w.sites["PHB"]
+    (clone,) = alerts(w, "clone")
+    assert clone["evidence"]["km"] > 1800
+    sell(w, codes[2], 200, site="PHB")  # a week later: custody break, but no clone
+    assert len(alerts(w, "clone")) == 1 and len(alerts(w, "custody_break")) == 2
+
+
+def test_cold_chain_flags_every_pack_in_the_container(trace_world: Any) -> None:
+    w = trace_world
+    codes = supply_chain(w, product="8600004")
+    w.capture(object_event([w.case(1)], w.at(41), "storing", site=w.sites["PHA"],
+                           temperatures=[4.0, 5.5]))
+    assert alerts(w, "cold_chain") == []
+    w.capture(object_event([w.case(1)], w.at(42), "storing", site=w.sites["PHA"],
+                           temperatures=[4.0, 12.5]))
+    found = alerts(w, "cold_chain")
+    assert sorted(a["code"] for a in found) == sorted(c.replace("urn:nmpa:code:", "n:")
+                                                      for c in codes)
+    assert all(a["evidence"]["max_c"] == 12.5 for a in found)
+
+
+def test_expired_and_recalled_sales(trace_world: Any) -> None:
+    w = trace_world
+    codes = supply_chain(w, expiry="2026-01-06")
+    sell(w, codes[0], 10)  # 2026-01-05 10:00 CST: before expiry
+    assert alerts(w, "expired_sale") == []
+    sell(w, codes[1], 50)  # 2026-01-07
+    assert len(alerts(w, "expired_sale")) == 1
+    create_recall(w.engine, klass=1, reason="污染", codes=[codes[2]],
+                  now_us=to_epoch_us("2026-01-07T00:00:00+00:00"))
+    sell(w, codes[2], 60)
+    (found,) = alerts(w, "recalled_sale")
+    assert found["evidence"]["recall_id"] is not None
+    assert counts_by_rule(w.engine)["recalled_sale"] == 1
+
+
+def test_alerts_survive_rebuild_and_out_of_order(trace_world: Any) -> None:
+    w = trace_world
+    codes = supply_chain(w)
+    sell(w, codes[0], 50)
+    sell(w, codes[0], 45)  # an earlier sale arriving late: still a double sale
+    sell(w, w.pack(50), 46)
+    before = w.snapshot()
+    with w.engine.connect() as conn:
+        n = len(conn.execute(select(alert)).all())
+    assert n == 2
+    rebuild(w.engine)
+    assert w.snapshot() == before
+
+
+def test_enterprise_sees_only_its_alerts(trace_world: Any) -> None:
+    w = trace_world
+    codes = supply_chain(w)
+    sell(w, codes[0], 50)
+    sell(w, codes[0], 60)
+    pha = Viewer(enterprise_id=w.ids["PHA"], role="enterprise")
+    phb = Viewer(enterprise_id=w.ids["PHB"], role="enterprise")
+    assert list_alerts(w.engine, pha, AlertFilter())["total"] == 1
+    assert list_alerts(w.engine, phb, AlertFilter())["total"] == 0
+
+
+@pytest.mark.parametrize("rule", ["nope"])
+def test_unknown_rule_is_a_query_error(trace_world: Any, rule: str) -> None:
+    from yaolian.errors import QueryError
+
+    with pytest.raises(QueryError, match="unknown rule"):
+        list_alerts(trace_world.engine, REGULATOR, AlertFilter(rule=rule))
