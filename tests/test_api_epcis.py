@@ -22,6 +22,7 @@ from yaolian.api.epcis import XLSX
 from yaolian.epcis import xml
 from yaolian.epcis.model import Document
 from yaolian.epcis.nmpa_dataset import party_uri
+from yaolian.epcis.read import read_document
 from yaolian.store.access import create_key, upsert_enterprise, upsert_site
 from yaolian.store.audit import verify_audit_chain
 from yaolian.store.schema import audit_log
@@ -455,9 +456,14 @@ def test_content_negotiation(loaded: Api) -> None:
     )
     assert as_xml.headers["content-type"].startswith("application/xml")
     root = etree.fromstring(as_xml.content)
-    assert etree.QName(root).localname == "EPCISDocument"
-    ids = [el.text for el in root.iter("eventID")]
+    assert root.tag == "{urn:epcglobal:epcis-query:xsd:2}EPCISQueryDocument"
+    results = root.find("EPCISBody/{urn:epcglobal:epcis-query:xsd:2}QueryResults")
+    assert results is not None and results.findtext("queryName") == "SimpleEventQuery"
+    ids = [el.text for el in results.iterfind("resultsBody/EventList/ObjectEvent/eventID")]
     assert ids == [eid(n) for n in (1, 3, 4, 5, 7)]
+    read_back = read_document(as_xml.content, "application/xml")  # our own reader takes it
+    assert [e["eventID"] for e in read_back.events] == ids
+    assert read_back.events[0]["epcList"] == chain_events()[0]["epcList"]
     refused = loaded.client.get("/events", headers=loaded.headers(Accept="text/html"))
     assert_problem(refused, 406, "NotAcceptableException", "text/html")
 
@@ -498,7 +504,7 @@ def test_bad_query_parameters_are_problems(loaded: Api) -> None:
     )
     assert_problem(no_offset, 400, "QueryParameterException", "GE_eventTime")
     bad_page = loaded.client.get("/events", params={"perPage": "0"}, headers=loaded.headers())
-    body = assert_problem(bad_page, 400, "ValidationException", "perPage")
+    body = assert_problem(bad_page, 400, "QueryParameterException", "perPage")
     assert body["errors"][0]["place"] == "query parameter perPage"
     bad_action = loaded.client.get(
         "/events", params={"EQ_action": "JUMP"}, headers=loaded.headers()
@@ -563,6 +569,14 @@ def test_epcis_headers_and_routing_errors(api: Api) -> None:
     assert "yaolian=" in response.headers["GS1-Extensions"]
     method = api.client.delete("/events", headers=api.headers())
     assert_problem(method, 405, "MethodNotAllowedException", "DELETE")
+
+
+def test_interactive_docs_need_no_cdn(api: Api) -> None:
+    for page in ("/docs", "/redoc"):
+        html = api.client.get(page)
+        assert html.status_code == 200
+        assert "http://" not in html.text and "https://" not in html.text
+    assert api.client.get("/static-offline-docs/swagger-ui-bundle.js").status_code == 200
 
 
 def test_unexpected_errors_never_leak_a_traceback(sqlite_url: str) -> None:

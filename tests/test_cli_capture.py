@@ -115,9 +115,10 @@ def test_rollback_and_proceed_exit_1_with_reasons(sqlite_url: str, tmp_path: Pat
     bad = object_event("X3")
     bad["eventTime"] = "2025-04-01T10:00:00"  # no offset
     path = epcis_file(tmp_path, [object_event("X1"), bad])
-    code, out = run("capture", str(path), "--db", sqlite_url)
+    code, out = run("capture", str(path), "--db", sqlite_url, "--json")
     assert code == 1
-    assert "/epcisBody/eventList/1" in out
+    [row] = orjson.loads(out)
+    assert row["errors"][0]["place"] == "/epcisBody/eventList/1/eventTime"
     code, out = run("events", "--db", sqlite_url, "--json")
     assert orjson.loads(out)["epcisBody"]["eventList"] == []
     code, out = run("capture", str(path), "--db", sqlite_url, "--proceed", "--json")
@@ -163,6 +164,10 @@ def test_expected_errors_exit_2_without_traceback(
         sqlite_url,
     )
     assert code == 2 and "--enterprise" in out
+    code, out = run_main(
+        monkeypatch, capsys, "events", "--db", "postgresql://nobody@127.0.0.1:1/none"
+    )
+    assert code == 2 and "--db: cannot open the database" in out and "Traceback" not in out
 
 
 def test_keys_create_list_revoke(sqlite_url: str, sqlite_engine: Any) -> None:

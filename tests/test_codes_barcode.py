@@ -57,6 +57,8 @@ def test_errors(tmp_path: Path) -> None:
         render("")
     with pytest.raises(CodeError, match=r"must end in \.png or \.svg"):
         render_to_file("x", tmp_path / "a.gif")
+    with pytest.raises(CodeError, match="cannot write"):
+        render_to_file("x", tmp_path / "no" / "such" / "dir.png")
     with pytest.raises(CodeError, match="no such file"):
         read_image(tmp_path / "missing.png")
     (tmp_path / "not.png").write_text("hello")

@@ -6,7 +6,7 @@ import re
 from datetime import date
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from yaolian.codes.checkdigit import (
@@ -54,6 +54,7 @@ def test_known_check_digits() -> None:
         verify_gs1_check_digit("6901234567893", "GTIN")
 
 
+@settings(deadline=None)
 @given(digits, st.data())
 def test_single_digit_change_always_detected(body: str, data: st.DataObject) -> None:
     key = body + gs1_check_digit(body)
@@ -64,6 +65,7 @@ def test_single_digit_change_always_detected(body: str, data: st.DataObject) -> 
         verify_gs1_check_digit(changed)
 
 
+@settings(deadline=None)
 @given(digits, st.data())
 def test_adjacent_transposition_detected_unless_differ_by_five(
     body: str, data: st.DataObject
@@ -80,6 +82,7 @@ def test_adjacent_transposition_detected_unless_differ_by_five(
         verify_gs1_check_digit(swapped)
 
 
+@settings(deadline=None)
 @given(st.text(alphabet="0123456789", min_size=11, max_size=11), st.data())
 def test_bwm_single_digit_change_detected(body11: str, data: st.DataObject) -> None:
     body = "86" + body11
@@ -119,6 +122,7 @@ def test_key_errors() -> None:
     verify_key("gln", "6901234000016")
 
 
+@settings(deadline=None)
 @given(gtin14(), st.text(X, min_size=1, max_size=20), st.text(X, min_size=1, max_size=20), yymmdd())
 def test_element_string_round_trip_raw(gtin: str, lot: str, serial: str, expiry: str) -> None:
     pairs = [("01", gtin), ("17", expiry), ("10", lot), ("21", serial)]
@@ -128,6 +132,7 @@ def test_element_string_round_trip_raw(gtin: str, lot: str, serial: str, expiry:
     assert parse_element_string("]d2" + raw) == pairs
 
 
+@settings(deadline=None)
 @given(
     gtin14(),
     st.text(X_NO_PAREN, min_size=1, max_size=20),

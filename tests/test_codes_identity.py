@@ -7,7 +7,7 @@ import re
 
 import pytest
 from epcis_event_hash_generator.dl_normaliser import normaliser
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from yaolian.codes import (
@@ -69,6 +69,7 @@ def test_company_prefix_table() -> None:
     assert company_prefix_length("5555555", default=9) == 9
 
 
+@settings(deadline=None)
 @given(keyed(14), serials, cpls)
 def test_sgtin_round_trip(gtin: str, serial: str, cpl: int) -> None:
     uri = sgtin_uri(gtin, serial, cpl)
@@ -76,6 +77,7 @@ def test_sgtin_round_trip(gtin: str, serial: str, cpl: int) -> None:
     assert epc_uri_from_pairs(parse_epc_uri(uri), cpl) == uri
 
 
+@settings(deadline=None)
 @given(keyed(18), cpls)
 def test_sscc_round_trip(sscc: str, cpl: int) -> None:
     uri = sscc_uri(sscc, cpl)
@@ -83,6 +85,7 @@ def test_sscc_round_trip(sscc: str, cpl: int) -> None:
     assert sscc_uri(parse_epc_uri(uri)[0][1], cpl) == uri
 
 
+@settings(deadline=None)
 @given(keyed(13), st.one_of(st.just("0"), st.text(X, min_size=1, max_size=20)), cpls)
 def test_sgln_round_trip(gln: str, ext: str, cpl: int) -> None:
     uri = sgln_uri(gln, ext, cpl)
@@ -91,6 +94,7 @@ def test_sgln_round_trip(gln: str, ext: str, cpl: int) -> None:
     assert epc_uri_from_pairs(pairs, cpl) == uri
 
 
+@settings(deadline=None)
 @given(keyed(14), serials, cpls)
 def test_lgtin_round_trip(gtin: str, lot: str, cpl: int) -> None:
     uri = lgtin_uri(gtin, lot, cpl)
@@ -98,6 +102,7 @@ def test_lgtin_round_trip(gtin: str, lot: str, cpl: int) -> None:
     assert epc_uri_from_pairs(parse_epc_uri(uri), cpl) == uri
 
 
+@settings(deadline=None)
 @given(keyed(13), cpls)
 def test_pgln_round_trip(gln: str, cpl: int) -> None:
     uri = pgln_uri(gln, cpl)
@@ -123,6 +128,7 @@ def test_epc_errors(uri: str, reason: str) -> None:
 
 
 # ── Digital Link ───────────────────────────────────────────────────────────────────────────
+@settings(deadline=None)
 @given(keyed(14), serials, serials, st.sampled_from(["280131", "270200", "300615"]))
 def test_digital_link_round_trip(gtin: str, lot: str, serial: str, expiry: str) -> None:
     pairs = [("01", gtin), ("10", lot), ("21", serial), ("17", expiry)]
@@ -149,12 +155,14 @@ def test_digital_link_forms() -> None:
 
 
 # ── canonical Digital Link vs the reference normaliser (test oracle) ───────────────────────
+@settings(deadline=None)
 @given(keyed(14), serials, cpls)
 def test_canonical_dl_matches_reference_sgtin(gtin: str, serial: str, cpl: int) -> None:
     uri = sgtin_uri(gtin, serial, cpl)
     assert canonical_digital_link(uri) == normaliser(uri)
 
 
+@settings(deadline=None)
 @given(keyed(18), keyed(13), keyed(14), st.text(X, min_size=1, max_size=20), cpls)
 def test_canonical_dl_matches_reference_other_keys(
     sscc: str, gln: str, gtin: str, value: str, cpl: int
@@ -199,6 +207,7 @@ def test_canonical_dl_leaves_other_uris() -> None:
 
 
 # ── canonical key ──────────────────────────────────────────────────────────────────────────
+@settings(deadline=None)
 @given(keyed(14), serials, serials, cpls)
 def test_same_pack_same_key(gtin: str, serial: str, lot: str, cpl: int) -> None:
     pairs = [("01", gtin), ("17", "280131"), ("10", lot), ("21", serial)]
@@ -219,6 +228,7 @@ def test_same_pack_same_key(gtin: str, serial: str, lot: str, cpl: int) -> None:
     assert canonical_key(uri_for_key(key, "dl")) == key
 
 
+@settings(deadline=None)
 @given(keyed(14), serials, cpls)
 def test_class_keys(gtin: str, lot: str, cpl: int) -> None:
     lot_key = canonical_key(lgtin_uri(gtin, lot, cpl))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from yaolian.codes.checkdigit import bwm_check_digit
@@ -22,6 +22,7 @@ RULE = default_rules()[0]
 REG = CodeRegistry.bundled()
 
 
+@settings(deadline=None)
 @given(
     st.sampled_from(sorted(REG.products)).filter(lambda p: len(p) == 7),
     st.text("0123456789", min_size=13, max_size=13),

@@ -8,9 +8,13 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from yaolian.epcis import cbv, jsonld, xml
+from yaolian.epcis.hash import event_hash
 from yaolian.epcis.read import iter_events, read_document
+from yaolian.epcis.validate import validate_document
 from yaolian.errors import ValidationError
 
 DATA = Path(__file__).parent / "data" / "epcis"
@@ -127,13 +131,15 @@ def test_xml_extension_keys_keep_their_namespace_even_with_clashing_prefixes() -
         <a:x>1</a:x></ObjectEvent>
       <ObjectEvent xmlns:a="https://two.example/"><eventTime>2025-01-01T00:00:00Z</eventTime>
         <eventTimeZoneOffset>+00:00</eventTimeZoneOffset><epcList/><action>OBSERVE</action>
-        <a:x attr="v"><a:y>2</a:y></a:x></ObjectEvent>
+        <a:x attr="v"><a:y>2</a:y></a:x><q:deep xmlns:q="https://deep.example/">3</q:deep>
+      </ObjectEvent>
       </EventList></EPCISBody></epcis:EPCISDocument>"""
     doc = read_document(text)
     ns = doc.namespaces()
     assert doc.events[0]["a:x"] == "1" and ns["a"] == "https://one.example/"
     assert doc.events[1]["a2:x"] == {"@attr": "v", "a2:y": "2"}
     assert ns["a2"] == "https://two.example/"
+    assert doc.events[1]["q:deep"] == "3" and ns["q"] == "https://deep.example/"
     assert doc.events[0]["epcList"] == []
 
 
@@ -214,3 +220,51 @@ def test_readers_and_modules_agree() -> None:
     assert xml.read_document(raw).events == read_document(raw).events
     raw_json = (DATA / "epcis12_as_2.0.jsonld").read_bytes()
     assert jsonld.read_document(raw_json).events == read_document(raw_json).events
+
+
+def test_reading_pauses_and_restores_the_garbage_collector() -> None:
+    import gc
+
+    raw = (DATA / "epcis12.xml").read_bytes()
+    assert gc.isenabled()
+    read_document(raw)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        read_document((DATA / "epcis12_as_2.0.jsonld").read_bytes())
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+_SAMPLES = [
+    (DATA / name).read_bytes()
+    for name in ("all_event_types.xml", "epcis12.xml", "all_event_types.jsonld")
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from(range(len(_SAMPLES))),
+    st.lists(st.tuples(st.floats(0, 1), st.binary(max_size=3)), min_size=1, max_size=4),
+    st.floats(0.05, 1),
+)
+def test_damaged_documents_fail_cleanly(
+    which: int, edits: list[tuple[float, bytes]], keep: float
+) -> None:
+    """Cut and splice a conformance document: it reads, or fails with a ValidationError that
+    names a place; whatever reads can be validated and hashed without an exception."""
+    data = bytearray(_SAMPLES[which][: max(1, int(len(_SAMPLES[which]) * keep))])
+    for where, junk in edits:
+        at = int(where * (len(data) - 1))
+        data[at : at + len(junk)] = junk
+    try:
+        doc = read_document(bytes(data))
+    except ValidationError as exc:
+        assert exc.place is not None
+        return
+    problems = validate_document(doc)
+    assert all(p.place is not None for p in problems)
+    if not problems:
+        for event in doc.events:
+            assert event_hash(event, doc.namespaces()).startswith("ni:///sha-256;")

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from yaolian.codes.checkdigit import verify_gs1_check_digit
@@ -25,6 +27,7 @@ from yaolian.errors import ValidationError
 from yaolian.sim.engine import Simulation
 from yaolian.sim.events import CONTEXT
 from yaolian.sim.output import JsonldSink, NmpaCsvSink, master_data, simulate
+from yaolian.sim.stock import Fifo
 from yaolian.sim.truth import CODE_INCIDENT_TYPES
 from yaolian.sim.world import RETAIL, build_world, haversine_km, org_code, size_named
 from yaolian.store.masterdata import validate_uscc
@@ -230,8 +233,11 @@ def test_recall_and_shortages_in_truth() -> None:
         if ev.get("bizStep") == "commissioning" and "ilmd" in ev
     }
     assert recall["lot"] in lots
-    returned = [ev for ev in events if ev.get("disposition") == "recalled"]
+    returned = [ev for ev in events if ev.get("yaolian:returnReason") == "recall"]
     assert returned, "compliant holders send the recalled packs back"
+    assert all(
+        ev["disposition"] == "returned" and ev["eventTime"] > recall["time"] for ev in returned
+    )
     kinds = {i["type"] for i in truth["supply_incidents"]}
     assert kinds == {"raw_material_shock", "discontinuation", "demand_spike"}
     caused = [o for o in truth["stockouts"] if o["cause"] in kinds]
@@ -310,3 +316,40 @@ def test_end_to_end_store_answers_match_truth(sqlite_engine: Engine) -> None:
         assert scores[kind].incidents > 0
         assert scores[kind].detected == scores[kind].incidents, kind
     assert scores["counterfeit"].correct == scores["counterfeit"].alerts
+
+
+# ── stock as ranges ──────────────────────────────────────────────────────────────────────────
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["put", "take", "last", "remove"]),
+            st.integers(0, 30),
+            st.integers(0, 30),
+        ),
+        max_size=40,
+    )
+)
+def test_fifo_keeps_packs_in_order_and_counted(ops: list[tuple[str, int, int]]) -> None:
+    """The range FIFO behaves like a plain list of pack indexes."""
+    fifo, model = Fifo(), []
+    nxt = 0
+    for op, a, b in ops:
+        if op == "put":
+            fifo.put([(nxt, nxt + a)])
+            model.extend(range(nxt, nxt + a))
+            nxt += a
+        elif op == "take":
+            got = [p for s, e in fifo.take(a) for p in range(s, e)]
+            assert got == model[:a]
+            model = model[a:]
+        elif op == "last":
+            pack = fifo.take_last()
+            assert pack == (model.pop() if model else None)
+        else:
+            lo, hi = min(a, b), max(a, b)
+            removed = [p for s, e in fifo.remove_range(lo, hi) for p in range(s, e)]
+            assert sorted(removed) == [p for p in model if lo <= p < hi]
+            model = [p for p in model if not lo <= p < hi]
+        assert fifo.qty == len(model) == sum(e - s for s, e in fifo.spans)
+        assert [p for s, e in fifo.spans for p in range(s, e)] == model

@@ -1,39 +1,26 @@
 """Supply layer: ledger, consumption, AMC, forecasts, warnings, matching — on both databases.
 
-Events are stored through the store's capture path when it is importable, else written row by
-row into the real event tables and handed to the projector (the same StoredEvent contract).
+Events are captured through the store's real capture path (``store.ingest.capture_document``).
 """
 
 from __future__ import annotations
 
-import hashlib
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
-import orjson
 import polars as pl
 import pytest
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, func, select
 
-from yaolian.codes.identity import canonical_key
-from yaolian.epcis.model import Event, iter_epcs, iter_quantities, location, parties, to_epoch_us
-from yaolian.store.dictionary import intern_codes
-from yaolian.store.masterdata import upsert_enterprise, upsert_site, uscc_check_char
-from yaolian.store.projections import StoredEvent
-from yaolian.store.schema import (
-    ACTION_IDS,
-    EVENT_TYPE_IDS,
-    ROLE_IDS,
-    event,
-    event_epc,
-    event_party,
-    event_quantity,
-    supply_movement,
-)
-from yaolian.supply import consumption, forecast, ledger, matching, signals, warnings
+from yaolian.epcis.model import Event
+from yaolian.store.ingest import capture_document
+from yaolian.store.masterdata import upsert_enterprise, upsert_product, upsert_site, uscc_check_char
+from yaolian.store.schema import code_state, event, supply_movement
+from yaolian.supply import consumption, evaluate, forecast, ledger, matching, signals, warnings
 from yaolian.supply.projection import PROJECTOR
-from yaolian.trace.builders import aggregation_event, object_event
+from yaolian.trace.builders import aggregation_event, document, object_event
+from yaolian.trace.state import SALE_LINE_KEY
 
 CST = __import__("datetime").timezone(timedelta(hours=8))
 P1 = "8385793"  # 药品标识码
@@ -62,54 +49,10 @@ def at(day: int, hour: int = 10) -> datetime:
 
 
 def store(engine: Engine, events: list[Event]) -> None:
-    """Store events in one transaction and run the supply projector on them."""
-    with engine.begin() as conn:
-        keys = {canonical_key(c) for e in events for c, _ in iter_epcs(e)}
-        keys |= {canonical_key(c) for e in events for c, *_ in iter_quantities(e)}
-        ids = intern_codes(conn, keys)
-        stored = []
-        for e in events:
-            t = to_epoch_us(e["eventTime"])
-            row_id = conn.execute(
-                insert(event)
-                .values(
-                    hash=hashlib.sha256(orjson.dumps(e, option=orjson.OPT_SORT_KEYS)).hexdigest(),
-                    type=EVENT_TYPE_IDS[e["type"]],
-                    action=ACTION_IDS.get(e.get("action", "")),
-                    event_time_us=t,
-                    tz_offset=e["eventTimeZoneOffset"],
-                    record_time_us=t,
-                    biz_step=e.get("bizStep"),
-                    disposition=e.get("disposition"),
-                    read_point=location(e, "readPoint"),
-                    biz_location=location(e, "bizLocation"),
-                    error_declared=False,
-                    payload=orjson.dumps(e),
-                )
-                .returning(event.c.id)
-            ).scalar_one()
-            epcs = [(ids[canonical_key(c)], role) for c, role in iter_epcs(e)]
-            for cid, role in epcs:
-                conn.execute(
-                    insert(event_epc).values(code_id=cid, event_id=row_id, role=ROLE_IDS[role])
-                )
-            classes = []
-            for c, q, uom, role in iter_quantities(e):
-                cid = ids[canonical_key(c)]
-                classes.append((cid, q, uom, role))
-                conn.execute(
-                    insert(event_quantity).values(
-                        event_id=row_id, class_id=cid, quantity=q, uom=uom, role=ROLE_IDS[role]
-                    )
-                )
-            for kind, typ, value in parties(e):
-                conn.execute(
-                    insert(event_party).values(
-                        event_id=row_id, kind=1 if kind == "source" else 2, type=typ, value=value
-                    )
-                )
-            stored.append(StoredEvent(row_id, e, "h", t, t, tuple(epcs), tuple(classes)))
-        PROJECTOR.apply(conn, stored)
+    """Capture events as one document through the store's real capture path (all projectors,
+    the supply ledger among them, run inside its transaction)."""
+    result = capture_document(engine, document(events))
+    assert result.success and result.accepted == len(events), result.errors
 
 
 def setup_sites(engine: Engine) -> None:
@@ -329,3 +272,181 @@ def test_matching_fefo_and_lead_time() -> None:
     short = [matching.Sink("need", "P", "A", 1000, today + timedelta(days=3))]
     _, unmet = matching.solve(sources, short, {})
     assert unmet == {"need": 840.0}
+
+
+STOCKED = ("commissioned", "active")  # code_state statuses of a pack on a site's shelf
+
+
+def test_stock_equals_code_state(engine: Engine) -> None:
+    """Stock per product × site from the ledger = packs in ``code_state`` with a stocked status
+    at that site (the trace engineer's projection), after the same captured chain."""
+    setup_sites(engine)
+    store(engine, chain())
+    extra = [pack(i) for i in range(20, 26)]
+    store(  # a second delivery: commissioned, shipped loose, received, one dispensed
+        engine,
+        [
+            object_event(extra, at(10), "commissioning", "active", action="ADD", site=FACTORY),
+            object_event(
+                extra[:4], at(11), "shipping", "in_transit", site=FACTORY, destination_site=HOSP
+            ),
+            object_event(extra[:4], at(12), "receiving", "in_progress", site=HOSP),
+            object_event(extra[:1], at(13), "dispensing", "dispensed", site=HOSP),
+        ],
+    )
+    with engine.connect() as conn:
+        book = {(s.product, s.site): s.on_hand for s in ledger.stock(conn) if s.on_hand}
+        counted = {
+            (product, where): float(n)
+            for product, where, n in conn.execute(
+                select(code_state.c.product, code_state.c.site, func.count())
+                .where(code_state.c.status.in_(STOCKED), code_state.c.product == P1)
+                .group_by(code_state.c.product, code_state.c.site)
+            )
+        }
+    assert book == counted == {(P1, FACTORY): 4.0, (P1, DC): 3.0, (P1, HOSP): 4.0}
+
+
+def test_receiving_without_shipping_and_unrecorded_packing(engine: Engine) -> None:
+    """A receipt nobody shipped adds stock and takes nothing out of transit; a case unpacked
+    without its packing ever being reported held the packs it releases."""
+    setup_sites(engine)
+    packs = [pack(i) for i in range(4)]
+    case = case_code(7)
+    store(
+        engine,
+        [
+            object_event([case], at(1), "receiving", "in_progress", site=DC),
+            aggregation_event(case, packs, at(2), action="DELETE", site=DC),
+            object_event(
+                packs[:3], at(3), "shipping", "in_transit", site=DC, destination_site=HOSP
+            ),
+        ],
+    )
+    assert levels(engine) == {DC: (1.0, 0.0), HOSP: (0.0, 3.0)}
+
+
+def test_split_sale_counts_units(engine: Engine) -> None:
+    """An NHSA split sale (拆零, ``partially_dispensed`` with a sale line) takes units out of an
+    opened pack; consumption counts them as fractions of ``units_per_pack``."""
+    setup_sites(engine)
+    with engine.begin() as conn:
+        upsert_product(conn, P1, "阿莫西林胶囊", units_per_pack=24, holder_uscc=USCC)
+    packs = [pack(i) for i in range(2)]
+    sale = object_event(
+        [packs[0]],
+        at(3),
+        "dispensing",
+        "partially_dispensed",
+        site=HOSP,
+        extra={SALE_LINE_KEY: {"splitSale": True, "quantity": 6, "units": 6}},
+    )
+    store(
+        engine,
+        [
+            object_event(packs, at(1), "receiving", "in_progress", site=HOSP),
+            sale,
+            object_event([packs[1]], at(4), "dispensing", "dispensed", site=HOSP),
+        ],
+    )
+    with engine.connect() as conn:
+        (line,) = ledger.stock(conn)
+        used = consumption.consumption(conn, start=date(2026, 1, 1), end=date(2026, 1, 5))
+    assert (line.on_hand, line.units) == (1.0, -6.0)  # the opened pack stays, 6 units sold
+    assert used["consumed"].sum() == pytest.approx(1.25)
+
+
+def test_evaluate_warnings_scoring() -> None:
+    """Hits, misses, late warnings, false alarms and unverifiable claims by hand."""
+    truth = {
+        "start": "2026-01-01",
+        "days": 100,
+        "stockouts": [
+            {
+                "product_code": "A",
+                "region": "440000",
+                "first_stockout": "2026-02-20",
+                "cause": "discontinuation",
+            },
+            {
+                "product_code": "B",
+                "region": "330000",
+                "first_stockout": "2026-02-01",
+                "cause": "none",
+            },
+            {
+                "product_code": "C",
+                "region": "510000",
+                "first_stockout": "2026-01-20",
+                "cause": "none",
+            },
+            {
+                "product_code": "Z",
+                "region": "510000",
+                "first_stockout": "2025-12-20",
+                "cause": "none",
+            },
+        ],
+    }
+    d = date.fromisoformat
+    first = {
+        ("A", "440000"): (d("2026-01-15"), d("2026-02-25")),  # hit, 36 days ahead
+        ("C", "510000"): (d("2026-01-22"), d("2026-01-25")),  # after the stockout: late
+        ("D", "440000"): (d("2026-01-08"), d("2026-02-01")),  # never stocks out: false alarm
+        ("E", "440000"): (d("2026-03-01"), d("2026-06-01")),  # claim beyond the run
+    }
+    dates = [d("2026-01-01") + timedelta(days=7 * k) for k in range(12)]
+    m = evaluate.score(first, truth, dates, "by hand")
+    assert (m.count("hit"), m.count("miss"), m.count("late")) == (1, 1, 1)
+    assert (m.count("false_alarm"), m.count("unverifiable"), m.unscorable) == (1, 1, 1)
+    assert m.recall == pytest.approx(1 / 3) and m.precision == pytest.approx(0.5)
+    assert m.median_lead == 36.0 and m.recall_by_cause() == {"discontinuation": 1.0, "none": 0.0}
+    assert evaluate.province_of("440100") == "440000"
+
+
+def test_evaluate_warnings_on_a_store(engine: Engine) -> None:
+    """End to end: the discontinued product of the warning test is warned of ahead of its
+    (hand-written) ground-truth stockout; the naive baseline is scored the same way."""
+    test_warning_fires_for_discontinued_single_source_not_healthy(engine)
+    truth = {
+        "start": "2026-03-01",
+        "days": 60,
+        "stockouts": [
+            {
+                "product_code": "2222222",
+                "region": "310000",
+                "first_stockout": "2026-04-20",
+                "cause": "discontinuation",
+            }
+        ],
+    }
+    dates = [date(2026, 3, 10), date(2026, 3, 31)]
+    with engine.connect() as conn:
+        risk = evaluate.evaluate_warnings(conn, truth, dates)
+        naive = evaluate.evaluate_warnings(conn, truth, dates, method="naive")
+    assert risk.recall == 1.0 and risk.leads and risk.leads[0] >= 21
+    assert naive.as_dict()["method"].startswith("naive")
+
+
+def test_case_code_without_contents_resolves_to_packs(engine: Engine) -> None:
+    """A case-level NMPA code (箱 level 药品标识码) received and shipped with no aggregation
+    events counts as the packs its product master says a case holds ("20盒/箱")."""
+    setup_sites(engine)
+    with engine.begin() as conn:
+        upsert_enterprise(conn, USCC, "药厂", "manufacturer", region="110000")
+        common = {"dosage_form": "片剂", "strength": "10mg", "holder_uscc": USCC}
+        upsert_product(conn, P1, "硝苯地平控释片", pack_spec="10mg×7片", **common)
+        upsert_product(
+            conn, "8385794", "硝苯地平控释片", pack_spec="20盒/箱", packaging_level=2, **common
+        )
+    case = pack(1, "8385794")
+    store(
+        engine,
+        [
+            object_event([case], at(1), "receiving", "in_progress", site=DC),
+            object_event([case], at(2), "shipping", "in_transit", site=DC, destination_site=HOSP),
+        ],
+    )
+    with engine.connect() as conn:
+        lines = {(s.product, s.site): (s.on_hand, s.in_transit) for s in ledger.stock(conn)}
+    assert lines == {(P1, HOSP): (0.0, 20.0)}  # the DC's stock is back to nothing

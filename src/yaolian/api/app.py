@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from yaolian import __version__
@@ -85,7 +86,7 @@ def create_app(database_url: str | None = None, settings: ApiSettings | None = N
         yield
         engine.dispose()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc with bundled assets: no CDN
         title="yaolian 药链 API",
         version=__version__,
         description="GS1 EPCIS 2.0 capture and query for China's drug supply chain "

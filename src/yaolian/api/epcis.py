@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter, BackgroundTasks, Depends, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from lxml import etree
 from sqlalchemy import Engine
 from starlette.responses import Response
 
@@ -53,6 +54,7 @@ JSON = "application/json"
 XML = "application/xml"
 CSV = "text/csv"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+EPCIS_QUERY_NS = "urn:epcglobal:epcis-query:xsd:2"
 _JSON_TYPES = {JSON, JSON_LD}
 _XML_TYPES = {XML, "text/xml"}
 _CAPTURE_TYPES = {
@@ -362,12 +364,32 @@ def _query_document(events: list[Event]) -> Document:
     return Document(events=events, context=list(_RESULT_CONTEXT))
 
 
+def _xml_query_document(document_xml: bytes) -> bytes:
+    """Re-root an EPCIS XML document as ``epcisq:EPCISQueryDocument`` with its EventList under
+    ``EPCISBody/epcisq:QueryResults/resultsBody`` (EPCIS 2.0 query schema)."""
+    source = etree.fromstring(document_xml)
+    nsmap = {**source.nsmap, "epcisq": EPCIS_QUERY_NS}
+    root = etree.Element(f"{{{EPCIS_QUERY_NS}}}EPCISQueryDocument", nsmap=nsmap)
+    for name, value in source.attrib.items():
+        root.set(name, value)
+    results = etree.SubElement(
+        etree.SubElement(root, "EPCISBody"), f"{{{EPCIS_QUERY_NS}}}QueryResults"
+    )
+    etree.SubElement(results, "queryName").text = "SimpleEventQuery"
+    body = source.find("EPCISBody")
+    event_list = body.find("EventList") if body is not None else None
+    etree.SubElement(results, "resultsBody").append(
+        event_list if event_list is not None else etree.Element("EventList")
+    )
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True))
+
+
 def _events_response(request: Request, page: EventPage, media: str) -> Response:
-    """The page as an EPCISQueryDocument (JSON-LD) or EPCISDocument (XML), with Link rel=next."""
+    """The page as an EPCISQueryDocument (JSON-LD or XML), with ``Link: <…>; rel="next"``."""
     doc = _query_document(page.events)
     if media == XML:
         try:
-            content = xml.write_document(doc)
+            content = _xml_query_document(xml.write_document(doc))
         except ValidationError as exc:  # an extension whose namespace the store does not know
             raise YaolianError(
                 f"these events cannot be written as XML ({exc}); ask for application/ld+json",
@@ -408,7 +430,7 @@ def _run_query(
 
 _EVENTS_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
-        "description": "An EPCISQueryDocument (JSON-LD) or EPCIS XML document",
+        "description": "An EPCISQueryDocument (JSON-LD or XML)",
         "content": {JSON_LD: {}, JSON: {}, XML: {}},
     },
     **_ERRORS,

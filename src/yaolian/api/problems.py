@@ -2,9 +2,9 @@
 
 Expected failures are :class:`yaolian.errors.YaolianError` subclasses and render through their
 ``to_problem()``; FastAPI's request validation errors become an EPCIS ``ValidationException``
-naming the parameter or field; routing errors (404, 405 …) keep their status with the matching
-EPCIS exception type; anything else is an ``ImplementationException`` whose body never carries
-a traceback (the traceback goes to the server log only).
+(``QueryParameterException`` for query parameters) naming the parameter or field; routing
+errors (404, 405 …) keep their status with the matching EPCIS exception type; anything else is
+an ``ImplementationException`` whose body never carries a traceback (that goes to the log).
 """
 
 from __future__ import annotations
@@ -20,7 +20,13 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from yaolian.errors import EPCIS_EXCEPTION_PREFIX, Problem, ValidationError, YaolianError
+from yaolian.errors import (
+    EPCIS_EXCEPTION_PREFIX,
+    Problem,
+    QueryError,
+    ValidationError,
+    YaolianError,
+)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger("yaolian.api")
@@ -68,14 +74,19 @@ def _place_of(loc: Sequence[int | str]) -> str:
     return "/".join(str(p) for p in loc)
 
 
-def validation_error_from(exc: RequestValidationError) -> ValidationError:
-    """FastAPI's validation errors as one ValidationError listing every bad parameter."""
+def validation_error_from(exc: RequestValidationError) -> YaolianError:
+    """FastAPI's validation errors as one error listing every bad parameter or field:
+    ``QueryParameterException`` when only query parameters are wrong, else
+    ``ValidationException``."""
+    errors = exc.errors()
     problems = [
         Problem(reason=str(err.get("msg", "invalid value")), place=_place_of(err.get("loc", ())))
-        for err in exc.errors()
+        for err in errors
     ]
     first = problems[0] if problems else Problem(reason="invalid request")
-    return ValidationError(first.reason, place=first.place, problems=problems)
+    only_query = bool(errors) and all(tuple(e.get("loc", ()))[:1] == ("query",) for e in errors)
+    kind = QueryError if only_query else ValidationError
+    return kind(first.reason, place=first.place, problems=problems)
 
 
 async def _yaolian_error(request: Request, exc: Exception) -> Response:

@@ -24,6 +24,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import OperationalError
 
 from yaolian.cli.common import DbOption, JsonOption, console, console_err, print_json, print_table
 from yaolian.config import DATABASE_URL_ENV, database_url
@@ -40,6 +41,15 @@ from yaolian.store.schema import api_key, capture_job, code, enterprise, event
 from yaolian.store.tx import read_tx
 
 MAX_REASONS_SHOWN = 20
+
+
+def _open(db: str | None) -> Engine:
+    """The store for ``--db``, migrated; a database that cannot be reached is a clear error."""
+    try:
+        return open_engine(db)
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise YaolianError(f"cannot open the database: {reason}", place="--db") from None
 
 
 # ── capture ──────────────────────────────────────────────────────────────────────────────────
@@ -110,7 +120,7 @@ def capture(
     Exit status 0 when everything was stored, 1 when events were rejected, 2 when a file could
     not be read at all.
     """
-    engine = open_engine(db)
+    engine = _open(db)
     enterprise_id = None
     if enterprise_uscc:
         with read_tx(engine) as conn:
@@ -159,7 +169,7 @@ def capture(
             ["file", "accepted", "duplicate", "rejected", "reasons"],
             [
                 (
-                    r["file"],
+                    Path(r["file"]).name,
                     r["accepted"],
                     r["duplicates"],
                     "unreadable" if not r["readable"] else r["rejected"],
@@ -276,7 +286,7 @@ def events(
         params.setdefault(name, []).append(value)
     params["eventCountLimit"] = [str(limit)]
     params["perPage"] = [str(min(limit, MAX_PER_PAGE))]
-    engine = open_engine(db)
+    engine = _open(db)
     found: list[Event] = []
     with read_tx(engine) as conn:
         while True:
@@ -310,7 +320,7 @@ def serve(
     import uvicorn
 
     url = database_url(db)
-    open_engine(url).dispose()  # migrate once before the workers start; fail early on a bad URL
+    _open(url).dispose()  # migrate once before the workers start; fail early on a bad URL
     os.environ[DATABASE_URL_ENV] = url  # the workers' create_app() reads it
     console_err.print(f"yaolian API on http://{host}:{port}  (docs: /docs, database: {url})")
     uvicorn.run("yaolian.api.app:create_app", factory=True, host=host, port=port, workers=workers)
@@ -346,7 +356,7 @@ def keys_create(
     as_json: JsonOption = False,
 ) -> None:
     """Create an API key; an enterprise key sees only events its enterprise is party to."""
-    engine = open_engine(db)
+    engine = _open(db)
     if name:
         if not enterprise_uscc:
             raise ValidationError("--name needs --enterprise USCC", place="--name")
@@ -367,7 +377,7 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Every API key, newest first (never the secrets)."""
-    infos = list_keys(open_engine(db))
+    infos = list_keys(_open(db))
     rows = [
         {
             "id": k.id,
@@ -392,7 +402,7 @@ def keys_revoke(
     db: DbOption = None,
 ) -> None:
     """Revoke a key; requests with it are refused from then on."""
-    revoke_key(open_engine(db), prefix)
+    revoke_key(_open(db), prefix)
     console.print(f"revoked {prefix}")
 
 
@@ -401,7 +411,7 @@ def rebuild(db: DbOption = None) -> None:
     """Rebuild every projection from the event log (the log itself is untouched)."""
     from yaolian.store import projections
 
-    engine = open_engine(db)
+    engine = _open(db)
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -426,7 +436,7 @@ db_app = typer.Typer(help="The database: create/migrate and inspect.", no_args_i
 @db_app.command("init")
 def db_init(db: DbOption = None) -> None:
     """Create the database (or bring it to the newest schema)."""
-    engine = open_engine(db)
+    engine = _open(db)
     with read_tx(engine) as conn:
         revision = current_revision(conn)
     console.print(f"database ready: {engine.url.render_as_string()} (schema {revision})")
@@ -435,7 +445,7 @@ def db_init(db: DbOption = None) -> None:
 @db_app.command("info")
 def db_info(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Where the database is, its schema revision and how much it holds."""
-    engine = open_engine(db)
+    engine = _open(db)
     tables = {
         "events": event,
         "codes": code,

@@ -147,8 +147,12 @@ def validate_cmd(
     ]
     if as_json:
         print_json(
-            {"total": result.total, "valid": result.n_ok, "invalid": len(problems),
-             "problems": problems}
+            {
+                "total": result.total,
+                "valid": result.n_ok,
+                "invalid": len(problems),
+                "problems": problems,
+            }
         )
     else:
         if problems:
@@ -203,7 +207,11 @@ def issue_cmd(
         suffix = out.suffix.lower()
         if suffix not in (".csv", ".txt"):
             raise CodeError("output file must end in .csv or .txt", place=str(out))
-        out.write_text(export_csv(result) if suffix == ".csv" else export_text(result), "utf-8")
+        text = export_csv(result) if suffix == ".csv" else export_text(result)
+        try:
+            out.write_text(text, "utf-8")
+        except OSError as exc:
+            raise CodeError(f"cannot write: {exc.strerror}", place=str(out)) from exc
     if as_json:
         print_json(
             {

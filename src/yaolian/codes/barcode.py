@@ -63,7 +63,11 @@ def render_to_file(data: str, path: Path, kind: Kind = "datamatrix", scale: int 
     if suffix not in ("png", "svg"):
         raise CodeError(f"{path}: output file must end in .png or .svg")
     fmt: Format = "svg" if suffix == "svg" else "png"
-    path.write_bytes(render(data, kind, fmt, scale))
+    image = render(data, kind, fmt, scale)
+    try:
+        path.write_bytes(image)
+    except OSError as exc:
+        raise CodeError(f"cannot write: {exc.strerror}", place=str(path)) from exc
     return path
 
 

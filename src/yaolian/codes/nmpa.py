@@ -18,6 +18,7 @@ URIs (docs/codes.md):
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from urllib.parse import unquote
@@ -111,7 +112,7 @@ def looks_like_gs1(code: str) -> bool:
     return code.startswith(("(", "]", GS)) or GS in code
 
 
-def parse_trace_code(code: str, rules: list[CodeRule]) -> TraceCode:
+def parse_trace_code(code: str, rules: Sequence[CodeRule]) -> TraceCode:
     """Parse a trace code against the issuer rules; GS1 element strings are rule (b).
 
     Raises :class:`CodeError` with the precise reason: empty, too long, unknown issuer prefix,

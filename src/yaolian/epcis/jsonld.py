@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from yaolian.epcis import cbv
+from yaolian.epcis.gcpause import gc_paused
 from yaolian.epcis.model import EVENT_TYPES, Document, Event
 from yaolian.epcis.xml import PROTECTED_PREFIXES
 from yaolian.errors import Problem, ValidationError
@@ -24,13 +25,14 @@ _HEADER_KEYS = ("@context", "type", "schemaVersion", "creationDate", "epcisBody"
 
 def read_document(data: bytes | str) -> Document:
     """Parse EPCIS JSON(-LD) text into a :class:`Document`; ``ValidationError`` on bad input."""
-    try:
-        root = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise ValidationError(
-            f"not valid JSON: {exc.msg}", place=f"line {exc.lineno} column {exc.colno}"
-        ) from None
-    return document_from_json(root)
+    with gc_paused():
+        try:
+            root = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise ValidationError(
+                f"not valid JSON: {exc.msg}", place=f"line {exc.lineno} column {exc.colno}"
+            ) from None
+        return document_from_json(root)
 
 
 def document_from_json(root: Any) -> Document:

@@ -65,10 +65,13 @@ def iter_events(source: Source, content_type: str | None = None) -> Iterator[tup
                     return
         except OSError as exc:
             raise ValidationError(f"cannot read file: {exc.strerror}", place=str(source)) from None
-    elif not isinstance(source, bytes | str) and hasattr(source, "peek"):
-        if _is_xml(source.peek(64)[:64], content_type):  # a buffered stream: no need to slurp
-            yield from xml.iter_events(source)
-            return
+    elif (
+        not isinstance(source, bytes | str)
+        and hasattr(source, "peek")
+        and _is_xml(source.peek(64)[:64], content_type)  # a buffered stream: no need to slurp
+    ):
+        yield from xml.iter_events(source)
+        return
     raw = _bytes(source)
     if _is_xml(raw[:64], content_type):
         yield from xml.iter_events(raw)

@@ -11,8 +11,9 @@ collected into the document's ``@context``.
 
 from __future__ import annotations
 
+import io
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -20,6 +21,7 @@ from typing import IO, Any
 from lxml import etree
 
 from yaolian.epcis import cbv
+from yaolian.epcis.gcpause import gc_paused
 from yaolian.epcis.model import EVENT_TYPES, Document, Event
 from yaolian.errors import ValidationError
 
@@ -66,22 +68,49 @@ _NUMERIC_ATTRS = frozenset(
 )
 _INT = re.compile(r"[+-]?\d+\Z")
 _NCNAME = re.compile(r"[^\W\d][\w.\-]*")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
 
 Source = bytes | str | Path | IO[bytes]
 
 
+_KNOWN_BY_URI = {uri: prefix for prefix, uri in WELL_KNOWN_NAMESPACES.items()}
+
+
+def expand_name(key: str, namespaces: Mapping[str, str]) -> tuple[str, str]:
+    """Namespace and local name of an extension key, as JSON-LD reads it: ``prefix:local``
+    with a declared prefix; a full IRI split after its last ``/`` or ``#``; otherwise the key
+    is itself an IRI with scheme ``prefix``, i.e. namespace ``prefix:`` + ``local``."""
+    prefix, _, local = key.partition(":")
+    uri = namespaces.get(prefix)
+    if uri is not None:
+        return uri, local
+    if local.startswith("//"):
+        cut = max(key.rfind("/"), key.rfind("#"))
+        if cut < len(key) - 1:
+            return key[: cut + 1], key[cut + 1 :]
+    return prefix + ":", local
+
+
 class _Namespaces:
-    """prefix ↔ namespace bookkeeping for one document (prefixes made unique)."""
+    """prefix ↔ namespace of the extensions met in one document (prefixes made unique)."""
 
     def __init__(self) -> None:
         self.by_uri: dict[str, str] = {}
         self.by_prefix: dict[str, str] = {}
+        self.hints: dict[str, str] = {}  # namespace → prefix the document declared for it
+
+    def declare(self, nsmap: dict[str | None, str]) -> None:
+        """Remember the prefixes in scope (used only once a namespace is actually met)."""
+        for prefix, uri in nsmap.items():
+            if prefix and uri not in self.hints:
+                self.hints[uri] = prefix
 
     def add(self, prefix: str | None, uri: str) -> str:
-        if uri in EPCIS_NAMESPACES or uri in self.by_uri:
-            return self.by_uri.get(uri, "")
-        known = {v: k for k, v in WELL_KNOWN_NAMESPACES.items()}
-        base = known.get(uri) or prefix or "ns"
+        """The prefix for ``uri`` in the model: the document's where free, else made unique;
+        never a protected EPCIS JSON-LD term unless ``uri`` is that term's namespace."""
+        if uri in self.by_uri:
+            return self.by_uri[uri]
+        base = _KNOWN_BY_URI.get(uri) or prefix or self.hints.get(uri) or "ns"
         name, n = base, 1
         while name in self.by_prefix or (
             name in PROTECTED_PREFIXES and WELL_KNOWN_NAMESPACES.get(name) != uri
@@ -92,24 +121,21 @@ class _Namespaces:
         self.by_prefix[name] = uri
         return name
 
-    def key(self, tag: str) -> str:
-        """``{uri}local`` → ``prefix:local``; unqualified names unchanged."""
+    def key(self, tag: str, prefix: str | None = None) -> str:
+        """``{uri}local`` → ``prefix:local`` (``prefix``: the one the document used, a hint);
+        unqualified names unchanged."""
         if tag[0] != "{":
             return tag
         uri, local = tag[1:].split("}", 1)
         if uri in EPCIS_NAMESPACES:
             return local
-        return f"{self.add(None, uri)}:{local}"
+        return f"{self.add(prefix, uri)}:{local}"
 
 
 def _open(source: Source) -> Any:
     if isinstance(source, bytes):
-        import io
-
         return io.BytesIO(source)
     if isinstance(source, str):
-        import io
-
         return io.BytesIO(source.encode("utf-8"))
     if isinstance(source, Path):
         return str(source)
@@ -127,57 +153,59 @@ def iter_events(
     info = header if header is not None else {}
     names = _Namespaces()
     info["namespaces"] = names.by_prefix
-    stack: list[str] = []
-    in_event = 0
+    root_checked = False
     try:
         parser = etree.iterparse(
             _open(source),
-            events=("start-ns", "start", "end"),
+            events=("end",),
+            tag=EVENT_TYPES,  # only event elements come back to Python: the rest stays in C
             resolve_entities=False,
             no_network=True,
             huge_tree=True,
             remove_comments=True,
         )
-        for action, node in parser:
-            item: Any = node
-            if action == "start-ns":
-                names.add(item[0], item[1])
+        for _, node in parser:
+            elem: Any = node
+            if not root_checked:
+                _root_info(elem.getroottree().getroot(), info)
+                root_checked = True
+            parent = elem.getparent()
+            if not _in_event_list(parent):
                 continue
-            elem = item
-            tag = elem.tag
-            local = tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
-            if action == "start":
-                if not stack:
-                    _root_info(elem, local, info)
-                if not in_event and local in EVENT_TYPES and "EventList" in stack:
-                    in_event = len(stack) + 1
-                stack.append(local)
-                continue
-            depth = len(stack)
-            stack.pop()
-            if in_event and depth == in_event:
-                in_event = 0
-                place = f"line {elem.sourceline}"
-                try:
-                    event = _event(elem, local, names)
-                except ValidationError as exc:
-                    raise ValidationError(exc.reason, place=exc.place or place) from None
-                yield place, event
-                elem.clear()
-                parent = elem.getparent()
-                if parent is not None:
-                    while elem.getprevious() is not None:
-                        del parent[0]
+            names.declare(elem.nsmap)
+            place = f"line {elem.sourceline}"
+            try:
+                event = _event(elem, elem.tag, names)
+            except ValidationError as exc:
+                raise ValidationError(exc.reason, place=exc.place or place) from None
+            yield place, event
+            elem.clear()
+            while elem.getprevious() is not None:
+                del parent[0]
+        if not root_checked:
+            _root_info(parser.root, info)
     except etree.XMLSyntaxError as exc:
         line = exc.position[0] if exc.position else exc.lineno
         raise ValidationError(f"not well-formed XML: {exc.msg}", place=f"line {line}") from None
 
 
-def _root_info(elem: Any, local: str, info: dict[str, Any]) -> None:
+def _in_event_list(parent: Any) -> bool:
+    """An event element belongs to the document if it sits in EventList (1.2: in its extension)."""
+    if parent is None:
+        return False
+    if parent.tag == "EventList":
+        return True
+    grand = parent.getparent()
+    return parent.tag == "extension" and grand is not None and grand.tag == "EventList"
+
+
+def _root_info(elem: Any, info: dict[str, Any]) -> None:
+    tag = elem.tag if elem is not None and isinstance(elem.tag, str) else ""
+    local = tag.rsplit("}", 1)[-1]
     if local not in ("EPCISDocument", "EPCISQueryDocument"):
         raise ValidationError(
             f"root element {local!r} is not an EPCISDocument or EPCISQueryDocument",
-            place=f"line {elem.sourceline}",
+            place=f"line {elem.sourceline if elem is not None else 1}",
         )
     info["schemaVersion"] = elem.get("schemaVersion", "")
     info["creationDate"] = elem.get("creationDate")
@@ -188,9 +216,10 @@ def read_document(source: Source) -> Document:
     header: dict[str, Any] = {}
     places: list[str] = []
     events: list[Event] = []
-    for place, event in iter_events(source, header):
-        places.append(place)
-        events.append(event)
+    with gc_paused():
+        for place, event in iter_events(source, header):
+            places.append(place)
+            events.append(event)
     context: list[Any] = []
     if header["namespaces"]:
         context.append(dict(header["namespaces"]))
@@ -248,7 +277,7 @@ def _event(elem: Any, kind: str, names: _Namespaces) -> Event:
     for child in _children(elem):
         tag = child.tag
         if tag[0] == "{":
-            _put(event, names.key(tag), _extension(child, names))
+            _put(event, names.key(tag, child.prefix), _extension(child, names))
             continue
         handler = _FIELDS.get(tag)
         if handler is not None:
@@ -275,7 +304,7 @@ def _extension(elem: Any, names: _Namespaces) -> Any:
             out["#text"] = text
         return out
     for kid in kids:
-        _put(out, names.key(kid.tag), _extension(kid, names))
+        _put(out, names.key(kid.tag, kid.prefix), _extension(kid, names))
     return out
 
 
@@ -377,7 +406,7 @@ def _sensors(elem: Any, names: _Namespaces) -> list[dict[str, Any]]:
 def _ilmd(elem: Any, names: _Namespaces) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for child in _children(elem):
-        _put(out, names.key(child.tag), _extension(child, names))
+        _put(out, names.key(child.tag, child.prefix), _extension(child, names))
     return out
 
 
@@ -478,25 +507,15 @@ class _Writer:
 
     def qname(self, key: str, place: str) -> str:
         """``prefix:name`` → ``{uri}name``; standard (unprefixed) names unchanged."""
-        qname = self._qname(key, place)
-        if not _NCNAME.fullmatch(qname.rsplit("}", 1)[-1]):
-            raise ValidationError(
-                f"{key!r} cannot be written as an XML element or attribute name", place=place
-            )
-        return qname
-
-    def _qname(self, key: str, place: str) -> str:
-        prefix, sep, local = key.partition(":")
-        if not sep:
+        if ":" not in key:
             return key
-        uri = self.namespaces.get(prefix)
-        if uri is None:
-            cut = max(key.rfind("/"), key.rfind("#"))
-            if cut <= 0 or cut == len(key) - 1:
-                raise ValidationError(
-                    f"extension prefix {prefix!r} is not declared in @context", place=place
-                )
-            return f"{{{key[: cut + 1]}}}{key[cut + 1 :]}"
+        uri, local = expand_name(key, self.namespaces)
+        if not _NCNAME.fullmatch(local) or not _SCHEME.match(uri):
+            raise ValidationError(
+                f"{key!r} cannot be written as an XML element or attribute name "
+                "(undeclared prefix or not an XML name)",
+                place=place,
+            )
         return f"{{{uri}}}{local}"
 
     def event(self, parent: Any, event: Event, place: str) -> None:
@@ -595,7 +614,17 @@ class _Writer:
             for v in value:
                 self.extension(parent, key, v, place)
             return
-        el = etree.SubElement(parent, self.qname(key, place))
+        qname = self.qname(key, place)
+        prefix = key.partition(":")[0]
+        local_ns = None
+        if (
+            prefix not in self.namespaces
+            and qname.startswith(f"{{{prefix}:}}")
+            and _NCNAME.fullmatch(prefix)
+            and not prefix.lower().startswith("xml")
+        ):
+            local_ns = {prefix: f"{prefix}:"}  # an undeclared prefix: keep it visible in XML
+        el = etree.SubElement(parent, qname, nsmap=local_ns)
         if isinstance(value, dict):
             for name, v in value.items():
                 if name == "#text":
@@ -639,5 +668,8 @@ def write_document(doc: Document) -> bytes:
     )
     event_list = etree.SubElement(etree.SubElement(root, "EPCISBody"), "EventList")
     for i, event in enumerate(doc.events):
-        writer.event(event_list, event, doc.place(i))
+        try:
+            writer.event(event_list, event, doc.place(i))
+        except (ValueError, TypeError, AttributeError) as exc:  # e.g. control characters
+            raise ValidationError(f"cannot be written as XML: {exc}", place=doc.place(i)) from None
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True))

@@ -462,7 +462,8 @@ class Simulation:
         epcs, cases = self._pick(src, product, spans, t)
         pallets: list[tuple[str, list[str]]] = []
         if w.sites[src].tier == FACTORY and kind == "sale" and len(cases) >= 2:
-            top = [u for u in epcs if u not in {c for c, _ in cases}]
+            whole = {c for c, _ in cases}
+            top = [u for u in epcs if u not in whole]
             for k in range(0, len(cases), PALLET_CASES):
                 chunk = [c for c, _ in cases[k : k + PALLET_CASES]]
                 sscc = self._sscc(src)
@@ -473,24 +474,15 @@ class Simulation:
         desadv = biz_tx("desadv", w.sites[src].gln, f"DN{number}")
         po = biz_tx("po", w.sites[dst].gln, f"PO{number}") if kind == "sale" else None
         txs = [po, desadv] if po else [desadv]
-        if kind == "sale":
-            step, disp = "shipping", "in_transit"
-        else:
-            step, disp = "shipping", "returned" if kind == "return" else "recalled"
-        self._emit(
-            object_event(
-                t,
-                epcs,
-                "OBSERVE",
-                step,
-                disp,
-                self._site_loc(src),
-                bizTransactionList=txs,
-                **parties(
-                    self._party(src), self._site_loc(src), self._party(dst), self._site_loc(dst)
-                ),
-            )
+        # returns (near expiry, or a recall) go back as shipping with disposition returned
+        disp = "in_transit" if kind == "sale" else "returned"
+        extra: dict[str, Any] = {"bizTransactionList": txs}
+        extra.update(
+            parties(self._party(src), self._site_loc(src), self._party(dst), self._site_loc(dst))
         )
+        if kind != "sale":
+            extra["yaolian:returnReason"] = "near_expiry" if kind == "return" else "recall"
+        self._emit(object_event(t, epcs, "OBSERVE", "shipping", disp, self._site_loc(src), **extra))
         ship = Shipment(
             day + lead, src, dst, product, spans, epcs, pallets, cases, po, desadv, t, kind
         )
@@ -661,6 +653,7 @@ class Simulation:
         taken = unmet = 0
         need = 0.0
         for j in range(n_whole):
+            t = times[j]
             if extra[j] == 0:  # the common case: one pack
                 need += 1
                 if not spans:
@@ -672,26 +665,30 @@ class Simulation:
                 if head[0] == head[1]:
                     spans.popleft()
                 fifo.qty -= 1
-                pack_list = [pk]
-            else:
-                need += 2
-                got = fifo.take(2)
-                if not got:
-                    unmet += 1
-                    continue
-                pack_list = [pk for a, z in got for pk in range(a, z)]
+                taken += 1
+                if not batch.start <= pk < batch.end:
+                    batch = packs.batch_of(pk)
+                uri = f"{prefix}{batch.serial_list[pk - batch.start]:013d}"
+                dispensed[(i, batch.index)] += 1
+                emit(sale_event(whole_proto, t, [uri], f"{doc}{j:05d}", 1, False))
+                whole.append((pk, i, t))
+                if recalled:
+                    self.truth.recalled_sale(self, i, [pk], site, t)
+                continue
+            need += 2
+            got = fifo.take(2)
+            if not got:
+                unmet += 1
+                continue
+            pack_list = [pk for a, z in got for pk in range(a, z)]
             taken += len(pack_list)
             uris = []
             for pk in pack_list:
                 if not batch.start <= pk < batch.end:
                     batch = packs.batch_of(pk)
                 uris.append(f"{prefix}{batch.serial_list[pk - batch.start]:013d}")
-            quantity = len(pack_list)
-            dispensed[(i, batch.index)] += quantity
-            t = times[j]
-            emit(sale_event(whole_proto, t, uris, f"{doc}{j:05d}", quantity, False))
-            if quantity == 1:
-                whole.append((pack_list[0], i, t))
+            dispensed[(i, batch.index)] += len(pack_list)
+            emit(sale_event(whole_proto, t, uris, f"{doc}{j:05d}", len(pack_list), False))
             if recalled:
                 self.truth.recalled_sale(self, i, pack_list, site, t)
         for j in range(n_whole, len(times)):

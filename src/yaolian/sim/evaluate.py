@@ -184,14 +184,28 @@ def score_warnings(
 def evaluate_store(engine: Engine, truth: dict[str, Any]) -> list[Score]:
     """Score one populated store against its ground truth."""
     scores = score_alerts(truth, load_alerts(engine))
-    if supply_available():
-        start = date.fromisoformat(truth["start"])
-        end = start + timedelta(days=int(truth["days"]) - 1)
-        first = warning_history(engine, start, end)
-        scores.append(score_warnings(truth, first["risk"], "shortage", "supply.warnings"))
-        scores.append(
-            score_warnings(truth, first["naive"], "shortage_naive", "naive: days of supply < 14")
-        )
+    if supply_available():  # scored by yaolian.supply.evaluate (one definition for both)
+        from yaolian.supply.evaluate import evaluate_warnings
+
+        with read_tx(engine) as conn:
+            runs = {
+                "shortage": evaluate_warnings(conn, truth, method="risk"),
+                "shortage_naive": evaluate_warnings(conn, truth, method="naive"),
+            }
+        for label, m in runs.items():
+            hits = m.count("hit")
+            scores.append(
+                Score(
+                    label,
+                    m.method,
+                    incidents=m.scorable,
+                    detected=hits,
+                    alerts=m.warned,
+                    correct=hits,
+                    correct_any=hits,
+                    delays=[float(x) for x in m.leads],
+                )
+            )
     return scores
 
 

@@ -35,15 +35,12 @@ class Batch:
     day: int  # simulation day of production
     case_open: np.ndarray = field(init=False)
     serial_list: list[int] = field(init=False, repr=False)
+    end: int = field(init=False)  # one past the last pack index
 
     def __post_init__(self) -> None:
         self.case_open = np.zeros(len(self.case_serials), dtype=bool)
         self.serial_list = self.serials.tolist()
-
-    @property
-    def end(self) -> int:
-        """One past the last pack index."""
-        return self.start + self.n
+        self.end = self.start + self.n
 
 
 class ProductPacks:

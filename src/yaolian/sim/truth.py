@@ -164,6 +164,7 @@ class GroundTruth:
         self.stockouts: list[dict[str, Any]] = []
         self.samples: dict[str, Any] = {}
         self._recalled_seen: set[str] = set()
+        self._counts: dict[str, int] = defaultdict(int)
 
     def _product(self, i: int) -> dict[str, Any]:
         p = self.w.products[i]
@@ -206,8 +207,9 @@ class GroundTruth:
         first_time: str | None = None,
     ) -> None:
         """Record a code-level incident; ``time`` is when it becomes detectable."""
+        self._counts[kind] += 1
         entry: dict[str, Any] = {
-            "id": f"{kind}-{sum(1 for x in self.incidents if x['type'] == kind) + 1}",
+            "id": f"{kind}-{self._counts[kind]}",
             "type": kind,
             "time": time,
             "codes": codes,
@@ -359,16 +361,14 @@ class GroundTruth:
                         max(inc[key], self.clock.first_day)
                     )
             supply.append(entry)
-        by_type: dict[str, int] = defaultdict(int)
-        for inc in self.incidents:
-            by_type[inc["type"]] += 1
+        by_type = dict(self._counts)
         return {
             "seed": self.w.seed,
             "size": self.w.size.name,
             "start": self.clock.iso_date(0),
             "days": self.w.size.days,
             "timezone": "+08:00",
-            "incident_counts": dict(by_type),
+            "incident_counts": by_type,
             "incidents": self.incidents,
             "supply_incidents": supply,
             "stockouts": self.stockouts,

@@ -61,7 +61,7 @@ from yaolian.store.schema import ACTION_IDS, EVENT_TYPE_IDS, ROLE_IDS, enterpris
 
 Behaviour = Literal["rollback", "proceed"]
 ProgressCallback = Callable[[str, int, int | None], None]
-"""Called as ``progress(stage, done, total)``; stages ``validate``, ``store``, ``project``."""
+"""Called as ``progress(stage, done, total)`` after each chunk; stages ``validate``, ``store``."""
 
 CHUNK_EVENTS = 20_000
 DECLARED_SUFFIX = "#errorDeclaration"

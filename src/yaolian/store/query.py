@@ -40,7 +40,6 @@ from yaolian.epcis.cbv import BIZ_STEP, BIZ_TRANSACTION_TYPE, DISPOSITION, SOURC
 from yaolian.epcis.model import EVENT_TYPES, Event, to_epoch_us
 from yaolian.errors import QueryError, YaolianError
 from yaolian.store.access import Viewer
-from yaolian.store.dictionary import lookup_codes
 from yaolian.store.schema import (
     ACTION_IDS,
     EVENT_TYPE_IDS,
@@ -137,7 +136,7 @@ def _key(name: str, value: str) -> str:
 
 
 def _code_terms(
-    conn: Connection, name: str, values: list[str], column: Any, classes: bool
+    name: str, values: list[str], column: Any, classes: bool
 ) -> list[ColumnElement[bool]]:
     """Terms on a code-id ``column`` for exact codes (any form) and EPC patterns.
 
@@ -146,9 +145,8 @@ def _code_terms(
     """
     exact = [_key(name, v) for v in values if not v.startswith(EPC_PATTERN)]
     terms: list[ColumnElement[bool]] = []
-    ids = list(lookup_codes(conn, exact).values())
-    if ids:
-        terms.append(column.in_(ids))
+    if exact:
+        terms.append(column.in_(select(code.c.id).where(code.c.key.in_(exact))))
     for value in values:
         if not value.startswith(EPC_PATTERN):
             continue
@@ -165,8 +163,7 @@ def _code_terms(
 class _Filters:
     """Builds the WHERE terms from the parameters; remembers whether a code filter is present."""
 
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
+    def __init__(self) -> None:
         self.terms: list[ColumnElement[bool]] = []
         self.selective = False  # a code/eventID filter: drive the plan from it, not the order
 
@@ -236,17 +233,10 @@ class _Filters:
         roles: tuple[str, ...],
     ) -> None:
         self.selective = True
-        terms = _code_terms(
-            self.conn, name, _values(name, raw), column, classes=table is event_quantity
-        )
-        if not terms:
-            self.terms.append(false())
-            return
+        terms = _code_terms(name, _values(name, raw), column, classes=table is event_quantity)
         role_ids = [ROLE_IDS[r] for r in roles]
         role_term = table.c.role.in_(role_ids) if len(roles) < len(ROLE_IDS) else true()
-        self.terms.append(
-            event.c.id.in_(select(table.c.event_id).where(or_(*terms), role_term))
-        )
+        self.terms.append(event.c.id.in_(select(table.c.event_id).where(or_(*terms), role_term)))
 
 
 def _visible(viewer: Viewer) -> ColumnElement[bool]:
@@ -309,7 +299,7 @@ def query_events(
     matches → QueryTooLargeException), ``perPage`` and ``nextPageToken``.
     Raises :class:`QueryError` naming any unknown or malformed parameter.
     """
-    filters = _Filters(conn)
+    filters = _Filters()
     order_by = "eventTime"
     direction = "ASC"
     count_limit: int | None = None

@@ -456,7 +456,8 @@ code_state = Table(  # projection: the current state of every instance code
     Column("seen_site", Text),  # last place the code was seen (clone rule)
     Column("seen_us", BigInteger),
     Column("seen_event_id", BigInteger),
-    Index("ix_code_state_product_lot", "product", "lot"),
+    # covering index: a batch's holdings are one index range scan (recall scope, forward trace)
+    Index("ix_code_state_batch", "product", "lot", "status", "custodian", "site"),
     Index("ix_code_state_parent", "parent_id"),
 )
 
@@ -487,8 +488,12 @@ custody = Table(  # projection: hand-overs (shipping → receiving) per code
     Column("recv_event_id", BigInteger),  # NULL: in transit
     Column("recv_us", BigInteger),
     Column("kind", String(10), nullable=False),  # shipping, returning
+    Column("product", String(20)),  # the code's product and lot when shipped (batch queries)
+    Column("lot", Text),
     Index("ix_custody_code", "code_id"),
     Index("ix_custody_to_party", "to_party"),
+    Index("ix_custody_batch", "product", "lot", "from_party", "from_site", "to_party", "to_site",
+          "ship_us", "recv_us", "kind"),
 )
 
 dispense = Table(  # projection: 销售/使用出库 of a code (NHSA sale lines), one row per event
@@ -503,7 +508,10 @@ dispense = Table(  # projection: 销售/使用出库 of a code (NHSA sale lines)
     Column("prior_status", String(16)),
     Column("prior_site", Text),
     Column("prior_custodian", Text),
+    Column("product", String(20)),
+    Column("lot", Text),
     Index("ix_dispense_code", "code_id"),
+    Index("ix_dispense_batch", "product", "lot", "site", "time_us", "code_id", "units"),
     Index("ix_dispense_site_time", "site", "time_us"),
 )
 

@@ -85,16 +85,24 @@ class WarningMetrics:
         return [p.lead_days for p in self.pairs if p.lead_days is not None]
 
     @property
+    def scorable(self) -> int:
+        """Stockouts that could have been warned of (hits, misses and late warnings)."""
+        return self.count("hit") + self.count("miss") + self.count("late")
+
+    @property
+    def warned(self) -> int:
+        """Warned pairs whose claim the run can judge (hits and false alarms)."""
+        return self.count("hit") + self.count("false_alarm")
+
+    @property
     def recall(self) -> float | None:
         """Hits over scorable stockouts."""
-        n = self.count("hit") + self.count("miss") + self.count("late")
-        return self.count("hit") / n if n else None
+        return self.count("hit") / self.scorable if self.scorable else None
 
     @property
     def precision(self) -> float | None:
         """Hits over hits plus false alarms."""
-        n = self.count("hit") + self.count("false_alarm")
-        return self.count("hit") / n if n else None
+        return self.count("hit") / self.warned if self.warned else None
 
     @property
     def median_lead(self) -> float | None:

@@ -24,6 +24,7 @@ Rules, by CBV bizStep (the event's site is its bizLocation, else its readPoint):
 from __future__ import annotations
 
 import functools
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -32,13 +33,23 @@ from enum import IntEnum
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, case, func, insert, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    MetaData,
+    Table,
+    and_,
+    case,
+    func,
+    insert,
+    select,
+)
 
 from yaolian.codes.identity import NMPA_KEY, NMPA_LOT_KEY, NMPA_PRODUCT_KEY
 from yaolian.codes.nmpa import CodeRule
 from yaolian.codes.registry import default_rules
 from yaolian.errors import NotFoundError, ValidationError
-from yaolian.trace.state import SALE_LINE_KEY
 from yaolian.store.schema import (
     ACTION_IDS,
     EVENT_TYPE_IDS,
@@ -52,12 +63,13 @@ from yaolian.store.schema import (
     supply_movement,
     supply_stock_count,
 )
+from yaolian.store.schema import product as product_table
+from yaolian.trace.state import SALE_LINE_KEY
 
 CST_OFFSET_US = 8 * 3600 * 1_000_000  # China Standard Time, the ledger's calendar day
 DAY_US = 86_400 * 1_000_000
 _EPOCH_DAY = date(1970, 1, 1)
 DEFAULT_PRODUCT_CODE_LENGTH = 7  # 药品标识码 of rule (a) codes
-_CHUNK = 900  # bound parameters per IN list (SQLite's default limit is far above; stay modest)
 
 
 class Kind(IntEnum):
@@ -176,62 +188,114 @@ class _EventFacts:
     split_units: float | None = None  # units per code of an NHSA split sale (拆零)
 
 
-def _chunks(ids: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    for i in range(0, len(ids), _CHUNK):
-        yield ids[i : i + _CHUNK]
+_STAGED = Table("supply_staged_id", MetaData(), Column("id", BigInteger, primary_key=True))
+
+
+def _stage(conn: Connection, ids: Iterable[int]) -> Any:
+    """Put ``ids`` into a per-connection temporary table and return ``SELECT id`` from it, for
+    ``column.in_(...)``: one bulk insert instead of a bound parameter per id (which costs more
+    to compile than the query takes to run). The set stays until the next call."""
+    conn.exec_driver_sql(
+        "CREATE TEMPORARY TABLE IF NOT EXISTS supply_staged_id (id BIGINT PRIMARY KEY)"
+    )
+    conn.execute(_STAGED.delete())
+    values = [int(i) for i in set(ids)]
+    if values and conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(
+            "INSERT INTO supply_staged_id (id) SELECT unnest(%s::bigint[])", (values,)
+        )
+    elif values:
+        conn.exec_driver_sql("INSERT INTO supply_staged_id (id) VALUES (?)", [(v,) for v in values])
+    return select(_STAGED.c.id)
 
 
 def _load_events(conn: Connection, ids: Sequence[int]) -> dict[int, _EventFacts]:
     facts: dict[int, _EventFacts] = {}
-    for part in _chunks(ids):
-        rows = conn.execute(
-            select(
-                event.c.id,
-                event.c.type,
-                event.c.action,
-                event.c.event_time_us,
-                event.c.biz_step,
-                func.coalesce(event.c.biz_location, event.c.read_point),
-                event.c.error_declared,
-            ).where(event.c.id.in_(part))
+    part = _stage(conn, ids)
+    rows = conn.execute(
+        select(
+            event.c.id,
+            event.c.type,
+            event.c.action,
+            event.c.event_time_us,
+            event.c.biz_step,
+            func.coalesce(event.c.biz_location, event.c.read_point),
+            event.c.error_declared,
+        ).where(event.c.id.in_(part))
+    )
+    for r in rows:
+        facts[r[0]] = _EventFacts(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), None, [], [])
+    for ev_id, payload in conn.execute(
+        select(event.c.id, event.c.payload).where(
+            event.c.id.in_(part),
+            event.c.biz_step.in_(_CONSUME_STEPS),
+            event.c.disposition == SPLIT_DISPOSITION,
         )
-        for r in rows:
-            facts[r[0]] = _EventFacts(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), None, [], [])
-        for ev_id, payload in conn.execute(
-            select(event.c.id, event.c.payload).where(
-                event.c.id.in_(part),
-                event.c.biz_step.in_(_CONSUME_STEPS),
-                event.c.disposition == SPLIT_DISPOSITION,
-            )
-        ):
-            facts[ev_id].split_units = split_units_per_code(orjson.loads(payload))
-        for ev_id, value in conn.execute(
-            select(event_party.c.event_id, event_party.c.value).where(
-                event_party.c.event_id.in_(part),
-                event_party.c.kind == 2,
-                event_party.c.type == "location",
-            )
-        ):
-            facts[ev_id].destination = value
-        for ev_id, code_id, role in conn.execute(
-            select(event_epc.c.event_id, event_epc.c.code_id, event_epc.c.role).where(
-                event_epc.c.event_id.in_(part)
-            )
-        ):
-            facts[ev_id].epcs.append((code_id, role))  # type: ignore[union-attr]
-        for ev_id, key, qty, uom, role in conn.execute(
-            select(
-                event_quantity.c.event_id,
-                code.c.key,
-                event_quantity.c.quantity,
-                event_quantity.c.uom,
-                event_quantity.c.role,
-            )
-            .join(code, code.c.id == event_quantity.c.class_id)
-            .where(event_quantity.c.event_id.in_(part))
-        ):
-            facts[ev_id].quantities.append((key, qty, uom, role))  # type: ignore[union-attr]
+    ):
+        facts[ev_id].split_units = split_units_per_code(orjson.loads(payload))
+    for ev_id, value in conn.execute(
+        select(event_party.c.event_id, event_party.c.value).where(
+            event_party.c.event_id.in_(part),
+            event_party.c.kind == 2,
+            event_party.c.type == "location",
+        )
+    ):
+        facts[ev_id].destination = value
+    for ev_id, code_id, role in conn.execute(
+        select(event_epc.c.event_id, event_epc.c.code_id, event_epc.c.role).where(
+            event_epc.c.event_id.in_(part)
+        )
+    ):
+        facts[ev_id].epcs.append((code_id, role))  # type: ignore[union-attr]
+    for ev_id, key, qty, uom, role in conn.execute(
+        select(
+            event_quantity.c.event_id,
+            code.c.key,
+            event_quantity.c.quantity,
+            event_quantity.c.uom,
+            event_quantity.c.role,
+        )
+        .join(code, code.c.id == event_quantity.c.class_id)
+        .where(event_quantity.c.event_id.in_(part))
+    ):
+        facts[ev_id].quantities.append((key, qty, uom, role))  # type: ignore[union-attr]
     return facts
+
+
+_PACKS_PER_CASE = re.compile(r"(\d+)\s*(?:盒|瓶|支|袋|板|包|小盒|packs?)\s*/", re.IGNORECASE)
+
+
+def case_contents(conn: Connection) -> dict[str, tuple[str, float]]:
+    """Case-level product codes (packaging level ≥ 2, e.g. a 药品标识码 of the 箱 level) → the
+    pack-level product of the same drug (通用名, 剂型, 规格, holder) and the packs per case read
+    from the case's 包装规格 (``"60盒/箱"``). Cases whose pack product or count is not
+    recorded are left out (they then count as one unit of their own code)."""
+    p = product_table.c
+    rows = conn.execute(
+        select(
+            p.product_code,
+            p.generic_name,
+            p.dosage_form,
+            p.strength,
+            p.holder_id,
+            p.packaging_level,
+            p.pack_spec,
+        )
+    ).all()
+    packs = {
+        (r.generic_name, r.dosage_form, r.strength, r.holder_id): r.product_code
+        for r in rows
+        if r.packaging_level == 1
+    }
+    out: dict[str, tuple[str, float]] = {}
+    for r in rows:
+        if r.packaging_level < 2:
+            continue
+        pack_code = packs.get((r.generic_name, r.dosage_form, r.strength, r.holder_id))
+        count = _PACKS_PER_CASE.search(r.pack_spec or "")
+        if pack_code and count:
+            out[r.product_code] = (pack_code, float(count.group(1)))
+    return out
 
 
 class _Resolver:
@@ -243,49 +307,47 @@ class _Resolver:
         # parent code id → [(time, event id, action, [child ids])] in time order
         self.history: dict[int, list[tuple[int, int, int | None, list[int]]]] = {}
         self._implicit: dict[int, set[int]] = {}  # children present before any recorded packing
+        self.cases: dict[str, tuple[str, float]] | None = None  # loaded on first need
 
     def load(self, code_ids: Iterable[int]) -> None:
         """Fetch keys and aggregation history of ``code_ids``, then of their children."""
         todo = {c for c in code_ids if c not in self.history}
         while todo:
             ids = sorted(todo)
-            for part in _chunks(ids):
-                self.keys.update(
-                    self.conn.execute(select(code.c.id, code.c.key).where(code.c.id.in_(part)))
-                    .tuples()
-                    .all()
-                )
+            part = _stage(self.conn, ids)
+            self.keys.update(
+                self.conn.execute(select(code.c.id, code.c.key).where(code.c.id.in_(part))).all()
+            )
             for cid in ids:
                 self.history[cid] = []
             by_event: dict[int, tuple[int, int, int | None, int, list[int]]] = {}
             child = event_epc.alias("child")
             parent = event_epc.alias("parent")
-            for part in _chunks(ids):
-                rows = self.conn.execute(
-                    select(
-                        parent.c.code_id,
-                        event.c.id,
-                        event.c.event_time_us,
-                        event.c.action,
-                        child.c.code_id,
-                    )
-                    .select_from(parent)
-                    .join(event, event.c.id == parent.c.event_id)
-                    .outerjoin(
-                        child,
-                        and_(child.c.event_id == event.c.id, child.c.role == ROLE_IDS["child"]),
-                    )
-                    .where(
-                        parent.c.code_id.in_(part),
-                        parent.c.role == ROLE_IDS["parent"],
-                        event.c.type == EVENT_TYPE_IDS["AggregationEvent"],
-                        event.c.error_declared.is_(False),
-                    )
+            rows = self.conn.execute(
+                select(
+                    parent.c.code_id,
+                    event.c.id,
+                    event.c.event_time_us,
+                    event.c.action,
+                    child.c.code_id,
                 )
-                for parent_id, ev_id, t, action, child_id in rows:
-                    entry = by_event.setdefault(ev_id, (parent_id, t, action, ev_id, []))
-                    if child_id is not None:
-                        entry[4].append(child_id)
+                .select_from(parent)
+                .join(event, event.c.id == parent.c.event_id)
+                .outerjoin(
+                    child,
+                    and_(child.c.event_id == event.c.id, child.c.role == ROLE_IDS["child"]),
+                )
+                .where(
+                    parent.c.code_id.in_(part),
+                    parent.c.role == ROLE_IDS["parent"],
+                    event.c.type == EVENT_TYPE_IDS["AggregationEvent"],
+                    event.c.error_declared.is_(False),
+                )
+            )
+            for parent_id, ev_id, t, action, child_id in rows:
+                entry = by_event.setdefault(ev_id, (parent_id, t, action, ev_id, []))
+                if child_id is not None:
+                    entry[4].append(child_id)
             found: set[int] = set()
             for parent_id, t, action, ev_id, children in by_event.values():
                 self.history[parent_id].append((t, ev_id, action, children))
@@ -327,11 +389,19 @@ class _Resolver:
         return inside
 
     def packs(self, code_id: int, time_us: int, depth: int = 0) -> dict[str, float]:
-        """Packs per product inside ``code_id`` (itself when it contains nothing)."""
+        """Packs per product inside ``code_id`` (itself when it contains nothing; a case-level
+        code with no recorded contents counts as the packs its product master says it holds)."""
         kids = self.children_at(code_id, time_us) if depth < 6 else set()
         if not kids:
             product = product_of_key(self.keys.get(code_id, ""))
-            return {product: 1.0} if product else {}
+            if product is None:
+                return {}
+            if self.history.get(code_id) or code_id in self._implicit:
+                return {product: 1.0}  # an emptied container: its packs were counted apart
+            if self.cases is None:
+                self.cases = case_contents(self.conn)
+            pack_product, n = self.cases.get(product, (product, 1.0))
+            return {pack_product: n}
         out: dict[str, float] = defaultdict(float)
         for kid in kids:
             for product, n in self.packs(kid, time_us, depth + 1).items():
@@ -345,18 +415,18 @@ def _shipped_before(conn: Connection, pairs: list[tuple[int, int]]) -> set[tuple
         return set()
     code_ids = sorted({c for c, _ in pairs})
     first_ship: dict[int, int] = {}
-    for part in _chunks(code_ids):
-        rows = conn.execute(
-            select(event_epc.c.code_id, func.min(event.c.event_time_us))
-            .join(event, event.c.id == event_epc.c.event_id)
-            .where(
-                event_epc.c.code_id.in_(part),
-                event.c.biz_step.in_(_SHIP_STEPS),
-                event.c.error_declared.is_(False),
-            )
-            .group_by(event_epc.c.code_id)
+    part = _stage(conn, code_ids)
+    rows = conn.execute(
+        select(event_epc.c.code_id, func.min(event.c.event_time_us))
+        .join(event, event.c.id == event_epc.c.event_id)
+        .where(
+            event_epc.c.code_id.in_(part),
+            event.c.biz_step.in_(_SHIP_STEPS),
+            event.c.error_declared.is_(False),
         )
-        first_ship.update(rows.tuples().all())
+        .group_by(event_epc.c.code_id)
+    )
+    first_ship.update(rows.all())
     return {(c, t) for c, t in pairs if c in first_ship and first_ship[c] <= t}
 
 
@@ -456,59 +526,70 @@ def _movements(conn: Connection, facts: dict[int, _EventFacts]) -> list[dict[str
     return rows
 
 
-def affected_events(conn: Connection, event_ids: Sequence[int]) -> list[int]:
+def affected_events(
+    conn: Connection, event_ids: Sequence[int], code_ids: Iterable[int] | None = None
+) -> list[int]:
     """``event_ids`` plus every stored event whose movements they can change: events naming the
-    same codes, and events naming the containers those codes were aggregated into."""
+    same codes, and events naming the containers those codes were aggregated into.
+    ``code_ids``: the codes those events name, when the caller knows them already."""
     ids = set(event_ids)
-    codes: set[int] = set()
-    for part in _chunks(sorted(ids)):
-        codes.update(
-            conn.execute(select(event_epc.c.code_id).where(event_epc.c.event_id.in_(part)))
-            .scalars()
-            .all()
-        )
+    if code_ids is None:
+        staged = _stage(conn, ids)
+        code_ids = conn.execute(
+            select(event_epc.c.code_id).where(event_epc.c.event_id.in_(staged))
+        ).scalars()
+    codes = set(code_ids)
     frontier = set(codes)
     parent = event_epc.alias("parent")
     for _level in range(4):  # up the aggregation hierarchy: case → pallet → …
         if not frontier:
             break
-        ups: set[int] = set()
-        for part in _chunks(sorted(frontier)):
-            ups.update(
-                conn.execute(
-                    select(parent.c.code_id)
-                    .join(event_epc, event_epc.c.event_id == parent.c.event_id)
-                    .where(
-                        event_epc.c.code_id.in_(part),
-                        event_epc.c.role == ROLE_IDS["child"],
-                        parent.c.role == ROLE_IDS["parent"],
-                    )
-                )
-                .scalars()
-                .all()
-            )
-        frontier = ups - codes
-        codes |= ups
-    for part in _chunks(sorted(codes)):
-        ids.update(
+        staged = _stage(conn, frontier)
+        ups = set(
             conn.execute(
-                select(event_epc.c.event_id).where(event_epc.c.code_id.in_(part)).distinct()
+                select(parent.c.code_id)
+                .join(event_epc, event_epc.c.event_id == parent.c.event_id)
+                .where(
+                    event_epc.c.code_id.in_(staged),
+                    event_epc.c.role == ROLE_IDS["child"],
+                    parent.c.role == ROLE_IDS["parent"],
+                )
             )
             .scalars()
             .all()
         )
+        frontier = ups - codes
+        codes |= ups
+    staged = _stage(conn, codes)
+    ids.update(
+        conn.execute(select(event_epc.c.event_id).where(event_epc.c.code_id.in_(staged)).distinct())
+        .scalars()
+        .all()
+    )
     return sorted(ids)
 
 
 def recompute(conn: Connection, event_ids: Sequence[int]) -> int:
     """Replace the movements of ``event_ids`` with ones derived from the log; rows written."""
     ids = sorted(set(event_ids))
-    for part in _chunks(ids):
-        conn.execute(supply_movement.delete().where(supply_movement.c.event_id.in_(part)))
+    conn.execute(supply_movement.delete().where(supply_movement.c.event_id.in_(_stage(conn, ids))))
     rows = _movements(conn, _load_events(conn, ids))
     if rows:
-        conn.execute(insert(supply_movement), rows)
+        _insert_movements(conn, rows)
     return len(rows)
+
+
+_MOVEMENT_COLUMNS = ("event_id", "product", "site", "day", "kind", "packs", "units")
+
+
+def _insert_movements(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Bulk insert through the driver's executemany (SQLAlchemy's per-row parameter handling
+    costs more than the insert itself at capture volumes)."""
+    marks = ", ".join(["%s" if conn.dialect.name == "postgresql" else "?"] * len(_MOVEMENT_COLUMNS))
+    conn.exec_driver_sql(
+        f"INSERT INTO supply_movement ({', '.join(_MOVEMENT_COLUMNS)}) VALUES ({marks})",
+        [tuple(r[c] for c in _MOVEMENT_COLUMNS) for r in rows],
+    )
 
 
 # ── reading the ledger ─────────────────────────────────────────────────────────────────────

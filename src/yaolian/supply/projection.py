@@ -27,7 +27,8 @@ class SupplyLedgerProjector:
         """Recompute the movements of ``events`` and of the stored events they affect."""
         if not events:
             return
-        recompute(conn, affected_events(conn, [e.row_id for e in events]))
+        codes = {code_id for e in events for code_id, _role in e.epcs}
+        recompute(conn, affected_events(conn, [e.row_id for e in events], codes))
 
     def reset(self, conn: Connection) -> None:
         """Delete every movement (the log is untouched)."""

@@ -412,13 +412,13 @@ def descendants(conn: Connection, code_id: int, at: int = NOW) -> set[int]:
     return found
 
 
-def _code_conds(column: Any, ids: Iterable[int] | None,
+def _code_conds(cols: Any, ids: Iterable[int] | None,
                 batch: tuple[str, str] | None) -> list[Any]:
-    """Conditions selecting the codes: a batch by its index, else id lists in chunks."""
-    cs = s.code_state.c
+    """Conditions selecting rows of codes: a batch by its (product, lot) columns and covering
+    index, else the code ids in chunks."""
     if batch is not None:
-        return [column.in_(select(cs.code_id).where(cs.product == batch[0], cs.lot == batch[1]))]
-    return [column.in_(p) for p in chunks(list(ids or ()))]
+        return [and_(cols.product == batch[0], cols.lot == batch[1])]
+    return [cols.code_id.in_(p) for p in chunks(list(ids or ()))]
 
 
 def batch_codes(conn: Connection, product: str, lot: str) -> list[int]:
@@ -432,32 +432,26 @@ def holdings(
     conn: Connection, ids: Iterable[int] | None, at_us: int | None = None,
     batch: tuple[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Who holds the codes (now, or as of ``at_us``): rows of custodian, site, status, count.
+    """Who holds the codes (now, or as of ``at_us``): rows of custodian, site, status, count
+    (dispensed and destroyed codes included, with their last site).
 
     ``batch`` = (product, lot) selects a batch by index instead of an id list.
     """
     cs = s.code_state.c
     if at_us is None:
-        cols = (cs.custodian, cs.site, cs.status, func.count(), func.sum(cs.split_units))
-        out: list[dict[str, Any]] = []
-        parts: list[Any]
-        if batch is not None:
-            parts = [and_(cs.product == batch[0], cs.lot == batch[1])]
-        else:
-            parts = _code_conds(cs.code_id, ids, None)
+        # grouped in the covering index's column order: one index range scan for a batch
+        cols = (cs.status, cs.custodian, cs.site, func.count())
         counter: Counter[tuple[Any, Any, Any]] = Counter()
-        units: defaultdict[tuple[Any, Any, Any], float] = defaultdict(float)
-        for cond in parts:
-            for r in conn.execute(select(*cols).where(cond).group_by(cs.custodian, cs.site,
-                                                                     cs.status)):
-                counter[(r[0], r[1], r[2])] += int(r[3])
-                units[(r[0], r[1], r[2])] += float(r[4] or 0)
-        for (custodian, site, status), n in sorted(counter.items(), key=lambda kv: -kv[1]):
-            out.append({"custodian": custodian, "site": site, "status": status, "count": n,
-                        "split_units": units[(custodian, site, status)]})
-        return out
-    return _holdings_at(conn, ids if ids is not None else batch_codes(conn, *batch or ("", "")),
-                        at_us)
+        for cond in _code_conds(cs, ids, batch):
+            for r in conn.execute(select(*cols).where(cond).group_by(cs.status, cs.custodian,
+                                                                     cs.site)):
+                counter[(r[1], r[2], r[0])] += int(r[3])
+        return [{"custodian": c, "site": site, "status": st, "count": n}
+                for (c, site, st), n in sorted(counter.items(), key=lambda kv: -kv[1])]
+    if ids is None:
+        assert batch is not None
+        ids = batch_codes(conn, *batch)
+    return _holdings_at(conn, ids, at_us)
 
 
 def _holdings_at(conn: Connection, ids: Iterable[int], at: int) -> list[dict[str, Any]]:
@@ -490,7 +484,7 @@ def _holdings_at(conn: Connection, ids: Iterable[int], at: int) -> list[dict[str
                 d.code_id.in_(part), d.time_us <= at)):
             where[sale[0]] = (None, sale[1], "dispensed")
     counter = Counter(where.values())
-    return [{"custodian": k[0], "site": k[1], "status": k[2], "count": n, "split_units": 0.0}
+    return [{"custodian": k[0], "site": k[1], "status": k[2], "count": n}
             for k, n in sorted(counter.items(), key=lambda kv: -kv[1])]
 
 
@@ -503,7 +497,7 @@ def dispensed_by_site(
     at = at_us if at_us is not None else NOW
     cols = (d.site, func.count(func.distinct(d.code_id)), func.count(), func.sum(d.units),
             func.min(d.time_us), func.max(d.time_us))
-    conds = _code_conds(d.code_id, ids, batch)
+    conds = _code_conds(d, ids, batch)
     merged: dict[Any, list[Any]] = {}
     for cond in conds:
         for r in conn.execute(select(*cols).where(cond, d.time_us <= at).group_by(d.site)):
@@ -537,7 +531,7 @@ def trace_forward(
     else:
         assert target.product is not None and target.lot is not None
         batch = (target.product, target.lot)
-        ids = batch_codes(conn, *batch)
+        ids = []
         g.node(root_id, "lot", product=target.product, lot=target.lot)
         class_id = _batch_class_id(conn, target.product, target.lot)
         if class_id is not None:
@@ -567,7 +561,8 @@ def trace_forward(
     status = Counter[str]()
     for h in held:
         status[h["status"]] += h["count"]
-    g.summary = {"codes": len(ids), "by_status": dict(status),
+    g.summary = {"codes": len(ids) if batch is None else sum(status.values()),
+                 "by_status": dict(status),
                  "holders": {g.nodes[n].get("name", n): c for n, c in per_holder.items()},
                  "dispensed_codes": sum(x["codes"] for x in sold),
                  "dispensed_units": sum(x["split_units"] for x in sold)}
@@ -598,11 +593,11 @@ def _reached(w: _Walk, ids: list[int] | None, batch: tuple[str, str] | None, at:
     c = s.custody.c
     pairs: Counter[tuple[str, str]] = Counter()
     first: dict[tuple[str, str], int] = {}
-    for cond in _code_conds(c.code_id, ids, batch):
+    for cond in _code_conds(c, ids, batch):
         for r in w.conn.execute(
             select(c.from_party, c.from_site, c.to_party, c.to_site,
                    func.count(), func.min(c.ship_us), func.min(c.recv_us))
-            .where(cond, or_(c.ship_us <= at, c.recv_us <= at))
+            .where(cond, *([] if at >= NOW else [or_(c.ship_us <= at, c.recv_us <= at)]))
             .group_by(c.from_party, c.from_site, c.to_party, c.to_site)
         ):
             src = w.party_node(r[0], r[1])

@@ -12,6 +12,7 @@ gives the same rows as capture in any arrival order.
 
 from __future__ import annotations
 
+import operator
 import os
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
@@ -88,6 +89,12 @@ class StoreContext:
         self._products: dict[str | None, ProductInfo | None] = {None: None}
         self._recall_batches: dict[tuple[str | None, str | None], list[tuple[int, int]]] = {}
         self._recall_codes: dict[int, list[tuple[int, int]]] | None = None
+        self.touched: set[int] = set()  # codes of this run (recall look-ups are batched)
+
+    def focus(self, codes: set[int]) -> None:
+        """The codes of this run (per-code look-ups such as recalls are batched over them)."""
+        self.touched = codes
+        self._recall_codes = None
 
     def load_keys(self, ids: Collection[int]) -> None:
         """Fetch the canonical keys of codes about to be seen for the first time."""
@@ -145,14 +152,13 @@ class StoreContext:
 
     def recall_of(self, code_id: int, product: str | None, lot: str | None, t: int) -> int | None:
         """A recall created at or before ``t`` naming the code or its batch."""
-        if self._recall_codes is None:
-            rows = self.conn.execute(
-                select(s.recall_code.c.code_id, s.recall.c.id, s.recall.c.created_us)
-                .join(s.recall, s.recall.c.id == s.recall_code.c.recall_id)
-                .where(s.recall.c.closed_us.is_(None))
-            )
+        if self._recall_codes is None:  # once per run, for the codes this run touches
             self._recall_codes = defaultdict(list)
-            for cid, rid, created in rows:
+            for cid, rid, created in rawsql.fetch_ids(
+                self.conn, "SELECT rc.code_id, r.id, r.created_us FROM recall_code rc "
+                "JOIN recall r ON r.id = rc.recall_id WHERE rc.code_id {ids} "
+                "AND r.closed_us IS NULL", self.touched or {code_id}
+            ):
                 self._recall_codes[cid].append((rid, created))
         hits = list(self._recall_codes.get(code_id, ()))
         if product is not None and lot is not None:
@@ -175,9 +181,10 @@ class StoreContext:
 _STATE_SQL = f"SELECT {', '.join(STATE_COLUMNS)} FROM code_state WHERE code_id {{ids}}"
 AGG_COLUMNS = ("parent_id", "child_id", "from_us", "from_event_id", "to_us", "to_event_id")
 CUSTODY_COLUMNS = ("code_id", "via_id", "from_party", "to_party", "from_site", "to_site",
-                   "ship_event_id", "ship_us", "recv_event_id", "recv_us", "kind")
+                   "ship_event_id", "ship_us", "recv_event_id", "recv_us", "kind", "product",
+                   "lot")
 DISPENSE_COLUMNS = ("code_id", "event_id", "time_us", "site", "units", "settlement",
-                    "prior_status", "prior_site", "prior_custodian")
+                    "prior_status", "prior_site", "prior_custodian", "product", "lot")
 SENSOR_COLUMNS = ("code_id", "event_id", "time_us", "min_c", "max_c")
 
 
@@ -222,6 +229,7 @@ def _tuples(rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> list[tupl
 def _forward(conn: Connection, facts: list[Facts], ctx: StoreContext) -> Machine:
     touched = {cid for f in facts for cid, _ in f.codes}
     states = load_states(conn, touched)
+    ctx.focus(touched)
     new = touched - states.keys()
     ctx.load_keys(new)
     states.update((cid, ctx.new_state(cid)) for cid in new)
@@ -279,6 +287,7 @@ def recompute(conn: Connection, seed: Collection[int], ctx: StoreContext | None 
     scope = closure(conn, seed, down=True)
     world = closure(conn, scope, down=False)
     ctx.load_keys(world)
+    ctx.focus(world)
     facts = _load_facts(conn, world)
     machine = Machine({}, defaultdict(set), ctx, strict=False, scope=world, rules=RULES)
     for f in facts:
@@ -293,9 +302,8 @@ def recompute(conn: Connection, seed: Collection[int], ctx: StoreContext | None 
     return len(scope)
 
 
-def astuple_state(st: CodeState) -> tuple[Any, ...]:
-    """A state as a ``code_state`` row tuple."""
-    return tuple(getattr(st, c) for c in STATE_COLUMNS)
+astuple_state: Callable[[CodeState], tuple[Any, ...]] = operator.attrgetter(*STATE_COLUMNS)
+"""A state as a ``code_state`` row tuple."""
 
 
 def _insert_rows(conn: Connection, out: Outputs,

@@ -19,7 +19,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import Connection, Engine, and_, func, insert, select
 
 from yaolian.codes.identity import canonical_key
 from yaolian.errors import CodeError, NotFoundError, Problem, ValidationError
@@ -235,11 +235,10 @@ def recall_scope(
     }
 
 
-def _scope_conds(column: Any, batches: list[tuple[str, str]], code_ids: list[int]) -> list[Any]:
-    cs = s.code_state.c
-    conds = [column.in_(select(cs.code_id).where(cs.product == p, cs.lot == lot))
-             for p, lot in batches]
-    conds += [column.in_(part) for part in chunks(code_ids)]
+def _scope_conds(cols: Any, batches: list[tuple[str, str]], code_ids: list[int]) -> list[Any]:
+    """Rows of the recall's codes: batches by the (product, lot) columns, codes by id."""
+    conds = [and_(cols.product == p, cols.lot == lot) for p, lot in batches]
+    conds += [cols.code_id.in_(part) for part in chunks(code_ids)]
     return conds
 
 
@@ -248,7 +247,7 @@ def _returned(conn: Connection, batches: list[tuple[str, str]], code_ids: list[i
     """Codes shipped back (bizStep returning) since the recall was created."""
     c = s.custody.c
     found: set[int] = set()
-    for cond in _scope_conds(c.code_id, batches, code_ids):
+    for cond in _scope_conds(c, batches, code_ids):
         found.update(r[0] for r in conn.execute(
             select(c.code_id).where(cond, c.kind == "returning", c.ship_us >= since_us)))
     return len(found)
@@ -259,13 +258,13 @@ def _in_transit(conn: Connection, batches: list[tuple[str, str]], code_ids: list
     """Open shipments of codes in scope: from whom, to whom, how many, shipped when."""
     c, cs = s.custody.c, s.code_state.c
     counter: Counter[tuple[Any, ...]] = Counter()
-    for cond in _scope_conds(cs.code_id, batches, code_ids):
+    for cond in _scope_conds(c, batches, code_ids):
         for r in conn.execute(
             select(c.from_party, c.from_site, c.to_party, c.to_site, c.kind,
                    func.min(c.ship_us), func.count())
             .join(s.code_state, (cs.code_id == c.code_id)
                   & (cs.open_ship_event_id == c.ship_event_id))
-            .where(cond, c.recv_event_id.is_(None))
+            .where(cond, c.recv_us.is_(None))
             .group_by(c.from_party, c.from_site, c.to_party, c.to_site, c.kind)
         ):
             counter[tuple(r[:6])] += int(r[6])

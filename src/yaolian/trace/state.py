@@ -517,7 +517,7 @@ class Machine:
                "to_party": f.dst_owner, "from_site": s.site, "to_site": f.dst_site,
                "ship_event_id": f.eid, "ship_us": f.t, "recv_event_id": None, "recv_us": None,
                "kind": "returning" if f.biz_step == "returning" or f.disposition == "returned"
-               else "shipping"}
+               else "shipping", "product": s.product, "lot": s.lot}
         self.out.custody.append(row)
         self._open_custody[s.code_id] = row
         s.open_ship_event_id, s.open_ship_to = f.eid, f.dst_owner
@@ -540,7 +540,7 @@ class Machine:
                 {"code_id": s.code_id, "via_id": via, "from_party": f.src_owner,
                  "to_party": f.dst_owner, "from_site": None, "to_site": f.biz_location,
                  "ship_event_id": None, "ship_us": None, "recv_event_id": f.eid,
-                 "recv_us": f.t, "kind": "shipping"}
+                 "recv_us": f.t, "kind": "shipping", "product": s.product, "lot": s.lot}
             )
             s.custodian = f.dst_owner
         s.open_ship_event_id = s.open_ship_to = None
@@ -550,7 +550,8 @@ class Machine:
         self.out.dispense.append({
             "code_id": s.code_id, "event_id": f.eid, "time_us": f.t, "site": f.place,
             "units": f.units, "settlement": f.settlement, "prior_status": s.status,
-            "prior_site": s.site, "prior_custodian": s.custodian,
+            "prior_site": s.site, "prior_custodian": s.custodian, "product": s.product,
+            "lot": s.lot,
         })
         self.out.triggers.extend(self.rules.on_sale(s, f, self.ctx))
         s.sales += 1

@@ -23,6 +23,7 @@ Rules:
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -53,8 +54,13 @@ def distance_km(a: SiteInfo, b: SiteInfo) -> float | None:
     """Great-circle distance between two sites, when both have coordinates."""
     if a.lat is None or a.lon is None or b.lat is None or b.lon is None:
         return None
-    p1, p2 = math.radians(a.lat), math.radians(b.lat)
-    dp, dl = p2 - p1, math.radians(b.lon - a.lon)
+    return _haversine(a.lat, a.lon, b.lat, b.lon)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _haversine(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
     h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
 
