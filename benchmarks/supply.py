@@ -1,11 +1,13 @@
-"""Supply benchmark: forecast N product × region series of two years' daily demand, and
-recompute all warnings for M product × site pairs; each beside a baseline in the same run.
+"""Supply benchmark: forecast N product × region series of two years' daily demand, recompute
+all warnings for M product × site pairs, and measure what the supply-ledger projector adds to
+capture; each beside a baseline in the same run.
 
-    .venv/bin/python benchmarks/supply.py [--series 10000] [--pairs 100000]
+    .venv/bin/python benchmarks/supply.py [--series 10000] [--pairs 100000] [--capture 10000]
 
 Targets (issue 7): 10k series < 60 s; warnings for 100k pairs < 30 s. The forecast baseline is a
 seasonal-naive forecast of the same weekly series (numpy); the warnings baseline is the naive
-days-of-supply rule on the same database.
+days-of-supply rule on the same database; the projector's baseline is the same capture
+(``benchmarks/capture.py``'s document) into a fresh SQLite store without the supply projector.
 """
 
 from __future__ import annotations
@@ -137,13 +139,50 @@ def bench_warnings(pairs: int) -> None:
         engine.dispose()
 
 
+def bench_projector(n_events: int) -> None:
+    """Capture the same document twice into fresh SQLite stores: with every projector, and
+    without the supply ledger; the difference is what the ledger adds to capture."""
+    from capture import make_document
+    from yaolian.epcis.jsonld import read_document
+    from yaolian.store import projections
+    from yaolian.store.ingest import capture_document
+    from yaolian.supply.projection import PROJECTOR
+
+    data = make_document(n_events, 10)
+    projections.projectors()
+    took: dict[bool, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for with_supply in (False, True, False, True):  # twice each: warm caches, keep the best
+            if not with_supply:
+                projections._registry.pop(PROJECTOR.name, None)
+            engine = open_engine(f"sqlite:///{Path(tmp) / f'cap{len(took)}{with_supply}.db'}")
+            doc = read_document(data)
+            t0 = time.perf_counter()
+            result = capture_document(engine, doc)
+            seconds = time.perf_counter() - t0
+            assert result.accepted == len(doc.events), result.errors[:3]
+            took[with_supply] = min(took.get(with_supply, seconds), seconds)
+            projections.register(PROJECTOR)
+            engine.dispose()
+    n = len(doc.events)
+    extra = took[True] - took[False]
+    print(
+        f"capture: {n} events ({n_events} × 10 EPCs + packing) with the supply ledger "
+        f"{took[True]:.2f} s ({n / took[True]:,.0f} events/s), without {took[False]:.2f} s "
+        f"({n / took[False]:,.0f} events/s): the ledger adds {extra:.2f} s "
+        f"= {extra / took[False]:.0%} of capture without it"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--series", type=int, default=10_000)
     parser.add_argument("--pairs", type=int, default=100_000)
+    parser.add_argument("--capture", type=int, default=10_000, help="ObjectEvents captured")
     args = parser.parse_args()
     bench_forecast(args.series)
     bench_warnings(args.pairs)
+    bench_projector(args.capture)
 
 
 if __name__ == "__main__":

@@ -65,20 +65,34 @@ def setup_master(engine: Engine, pharmacies: int) -> dict[str, Any]:
         party = pgln_uri(with_check_digit(f"6901235{n:05d}"))
         site = sgln_uri(with_check_digit(f"6901236{n:05d}"))
         upsert_enterprise(engine, _uscc(n), f"{role} {n}", role, party_id=party)
-        upsert_site(engine, site, _uscc(n), f"{role} {n} site", kind=role,
-                    lat=30 + rnd.random() * 10, lon=110 + rnd.random() * 10)
+        upsert_site(
+            engine,
+            site,
+            _uscc(n),
+            f"{role} {n} site",
+            kind=role,
+            lat=30 + rnd.random() * 10,
+            lon=110 + rnd.random() * 10,
+        )
         entry = (party, site)
         if n == 0:
             actors["mfr"] = entry
         else:
             actors["dist" if n < 3 else "pharm"].append(entry)
-    upsert_product(engine, PRODUCT, "阿莫西林胶囊", units_per_pack=24, holder_uscc=_uscc(0),
-                   manufacturer_uscc=_uscc(0))
+    upsert_product(
+        engine,
+        PRODUCT,
+        "阿莫西林胶囊",
+        units_per_pack=24,
+        holder_uscc=_uscc(0),
+        manufacturer_uscc=_uscc(0),
+    )
     return actors
 
 
-def batch_events(actors: dict[str, Any], packs: int, lot: str, offset: int,
-                 sold_share: float) -> list[list[dict[str, Any]]]:
+def batch_events(
+    actors: dict[str, Any], packs: int, lot: str, offset: int, sold_share: float
+) -> list[list[dict[str, Any]]]:
     """The documents of one batch, in event-time order (each a list of events)."""
     at = lambda h: T0 + timedelta(hours=h)  # noqa: E731
     mfr_party, mfr_site = actors["mfr"]
@@ -86,40 +100,72 @@ def batch_events(actors: dict[str, Any], packs: int, lot: str, offset: int,
     n_cases = max(packs // 100, 1)
     n_pallets = max(n_cases // 20, 1)
     cases = [nmpa_code_uri(f"8600002{offset // 100 + i:013d}") for i in range(n_cases)]
-    pallets = [sscc_uri(with_check_digit(f"0690123{offset // 2000 + i:010d}"))
-               for i in range(n_pallets)]
+    pallets = [
+        sscc_uri(with_check_digit(f"0690123{offset // 2000 + i:010d}")) for i in range(n_pallets)
+    ]
     docs: list[list[dict[str, Any]]] = []
-    docs.append([object_event(codes[i:i + 1000], at(0), "commissioning", "active", action="ADD",
-                              site=mfr_site, lot=lot, expiry="2028-02-28")
-                 for i in range(0, packs, 1000)])
-    docs.append([aggregation_event(c, codes[i * 100:(i + 1) * 100], at(1), site=mfr_site)
-                 for i, c in enumerate(cases)])
-    docs.append([aggregation_event(p, cases[i * 20:(i + 1) * 20], at(2), site=mfr_site)
-                 for i, p in enumerate(pallets)])
+    docs.append(
+        [
+            object_event(
+                codes[i : i + 1000],
+                at(0),
+                "commissioning",
+                "active",
+                action="ADD",
+                site=mfr_site,
+                lot=lot,
+                expiry="2028-02-28",
+            )
+            for i in range(0, packs, 1000)
+        ]
+    )
+    docs.append(
+        [
+            aggregation_event(c, codes[i * 100 : (i + 1) * 100], at(1), site=mfr_site)
+            for i, c in enumerate(cases)
+        ]
+    )
+    docs.append(
+        [
+            aggregation_event(p, cases[i * 20 : (i + 1) * 20], at(2), site=mfr_site)
+            for i, p in enumerate(pallets)
+        ]
+    )
     ship, recv, unpack, ship2, recv2 = [], [], [], [], []
     pharm = actors["pharm"]
     for i, p in enumerate(pallets):
         d_party, d_site = actors["dist"][i % 2]
-        ship.append(object_event([p], at(3), "shipping", "in_transit", source=mfr_party,
-                                 destination=d_party))
-        recv.append(object_event([p], at(24), "receiving", "active", site=d_site,
-                                 destination=d_party))
+        ship.append(
+            object_event(
+                [p], at(3), "shipping", "in_transit", source=mfr_party, destination=d_party
+            )
+        )
+        recv.append(
+            object_event([p], at(24), "receiving", "active", site=d_site, destination=d_party)
+        )
         unpack.append(aggregation_event(p, [], at(25), action="DELETE", site=d_site))
     for i, c in enumerate(cases):
         d_party, d_site = actors["dist"][(i // 20) % 2]
         ph_party, ph_site = pharm[i % len(pharm)]
-        ship2.append(object_event([c], at(30), "shipping", "in_transit", source=d_party,
-                                  destination=ph_party))
-        recv2.append(object_event([c], at(48), "receiving", "active", site=ph_site,
-                                  destination=ph_party))
+        ship2.append(
+            object_event(
+                [c], at(30), "shipping", "in_transit", source=d_party, destination=ph_party
+            )
+        )
+        recv2.append(
+            object_event([c], at(48), "receiving", "active", site=ph_site, destination=ph_party)
+        )
     docs += [ship, recv, unpack, ship2, recv2]
     sales = []
     for i, c in enumerate(codes[: int(packs * sold_share)]):
         _, ph_site = pharm[(i // 100) % len(pharm)]
-        sales.append(SaleLine((c,), False, 1, ph_site, at(72 + (i % 500) / 10), lot,
-                              f"SETL{offset + i}").event())
+        sales.append(
+            SaleLine(
+                (c,), False, 1, ph_site, at(72 + (i % 500) / 10), lot, f"SETL{offset + i}"
+            ).event()
+        )
     for i in range(0, len(sales), 5000):
-        docs.append(sales[i:i + 5000])
+        docs.append(sales[i : i + 5000])
     return docs
 
 
@@ -149,16 +195,23 @@ def bench_verify(engine: Engine, codes: list[str], ids: list[int]) -> dict[str, 
             verify(conn, code)
             times.append((time.perf_counter() - t) * 1000)
         raw: Any = conn.connection.dbapi_connection
-        sql = ("SELECT * FROM code_state WHERE code_id = ?" if is_sqlite(conn)
-               else "SELECT * FROM code_state WHERE code_id = %s")
+        sql = (
+            "SELECT * FROM code_state WHERE code_id = ?"
+            if is_sqlite(conn)
+            else "SELECT * FROM code_state WHERE code_id = %s"
+        )
         cur = raw.cursor()
         for cid in ids:
             t = time.perf_counter()
             cur.execute(sql, (cid,))
             cur.fetchall()
             base.append((time.perf_counter() - t) * 1000)
-    return {"p50": statistics.median(times), "p99": pct(times, 0.99),
-            "base_p50": statistics.median(base), "base_p99": pct(base, 0.99)}
+    return {
+        "p50": statistics.median(times),
+        "p99": pct(times, 0.99),
+        "base_p50": statistics.median(base),
+        "base_p99": pct(base, 0.99),
+    }
 
 
 def _free_port() -> int:
@@ -167,46 +220,96 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _load(url: str, codes: list[str], seconds: float, limit: int, concurrency: int,
-          out: Any) -> None:
-    """The load generator (a separate process): GET /verify/{code} until count or time ends."""
-    import httpx
+async def _get(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, path: str
+) -> int:
+    """One keep-alive HTTP/1.1 GET on an open connection; returns the status code."""
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    await reader.readexactly(length)
+    return status
+
+
+def _load(
+    port: int, codes: list[str], seconds: float, limit: int, concurrency: int, out: Any
+) -> None:
+    """The load generator (a separate process): ``concurrency`` keep-alive connections send
+    GET /verify/{code} until ``limit`` requests or ``seconds`` have passed. A minimal client
+    (asyncio streams) so the generator costs less CPU than the server it measures."""
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
 
     async def main() -> tuple[int, int, list[float], float]:
         latencies: list[float] = []
         errors = 0
         sent = 0
         deadline = time.perf_counter() + seconds
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=10) as client:
-            async def worker(k: int) -> None:
-                nonlocal errors, sent
-                i = k
+
+        async def worker(k: int) -> None:
+            nonlocal errors, sent
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            i = k
+            try:
                 while time.perf_counter() < deadline and sent < limit:
                     sent += 1
                     t = time.perf_counter()
-                    r = await client.get(f"/verify/{codes[i % len(codes)]}")
+                    status = await _get(
+                        reader, writer, "127.0.0.1", f"/verify/{codes[i % len(codes)]}"
+                    )
                     latencies.append((time.perf_counter() - t) * 1000)
-                    if r.status_code != 200:
-                        errors += 1
+                    errors += status != 200
                     i += concurrency
-            start = time.perf_counter()
-            await asyncio.gather(*(worker(k) for k in range(concurrency)))
-            return len(latencies), errors, latencies, time.perf_counter() - start
+            finally:
+                writer.close()
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(k) for k in range(concurrency)))
+        return len(latencies), errors, latencies, time.perf_counter() - start
 
     n, errors, latencies, elapsed = asyncio.run(main())
-    out.put((n, errors, pct(latencies, 0.5) if latencies else 0.0,
-             pct(latencies, 0.99) if latencies else 0.0, elapsed))
+    out.put(
+        (
+            n,
+            errors,
+            pct(latencies, 0.5) if latencies else 0.0,
+            pct(latencies, 0.99) if latencies else 0.0,
+            elapsed,
+        )
+    )
 
 
-def bench_http(url_db: str, codes: list[str], seconds: float, workers: int,
-               concurrency: int) -> dict[str, float]:
+def bench_http(
+    url_db: str, codes: list[str], seconds: float, workers: int, concurrency: int
+) -> dict[str, float]:
     port = _free_port()
     env = {**os.environ, "YAOLIAN_DATABASE_URL": url_db}
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "yaolian.api.app:create_app", "--factory",
-         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-         "--log-level", "warning", "--no-access-log"],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "yaolian.api.app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
         env=env,
     )
     try:
@@ -221,13 +324,11 @@ def bench_http(url_db: str, codes: list[str], seconds: float, workers: int,
             time.sleep(0.1)
         ctx = mp.get_context("spawn")
         queue = ctx.Queue()
-        warm = ctx.Process(target=_load, args=(f"http://127.0.0.1:{port}", codes, 1.0, 2000,
-                                               concurrency, queue))
+        warm = ctx.Process(target=_load, args=(port, codes, 1.0, 2000, concurrency, queue))
         warm.start()
         queue.get()
         warm.join()
-        proc = ctx.Process(target=_load, args=(f"http://127.0.0.1:{port}", codes, seconds,
-                                               200_000, concurrency, queue))
+        proc = ctx.Process(target=_load, args=(port, codes, seconds, 200_000, concurrency, queue))
         proc.start()
         n, errors, p50, p99, elapsed = queue.get()
         proc.join()
@@ -245,18 +346,30 @@ def main() -> None:
     ap.add_argument("--verify-samples", type=int, default=5000)
     ap.add_argument("--http-seconds", type=float, default=10.0)
     ap.add_argument("--http-workers", type=int, default=2)
-    ap.add_argument("--http-concurrency", type=int, default=32)
-    ap.add_argument("--rebuild-rows", type=int, default=0,
-                    help="grow the log to about this many EPC rows before timing rebuild")
+    ap.add_argument("--http-concurrency", type=int, default=16)
+    ap.add_argument("--reuse", help="skip building: run the measurements on this SQLite file")
+    ap.add_argument(
+        "--rebuild-rows",
+        type=int,
+        default=0,
+        help="grow the log to about this many EPC rows before timing rebuild",
+    )
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="yaolian-bench-")
-    url = args.db or f"sqlite:///{Path(tmp) / 'trace.db'}"
+    url = (
+        f"sqlite:///{Path(args.reuse).resolve()}"
+        if args.reuse
+        else args.db or f"sqlite:///{Path(tmp) / 'trace.db'}"
+    )
     engine = open_engine(url)
     actors = setup_master(engine, args.pharmacies)
-    docs = batch_events(actors, args.packs, "B0001", 0, 0.2)
-    n_events, secs = capture_all(engine, docs)
-    print(f"captured {n_events:,} events in {secs:.1f} s ({n_events / secs:,.0f} events/s) "
-          f"into {url.split(':', 1)[0]}")
+    if not args.reuse:
+        docs = batch_events(actors, args.packs, "B0001", 0, 0.2)
+        n_events, secs = capture_all(engine, docs)
+        print(
+            f"captured {n_events:,} events in {secs:.1f} s ({n_events / secs:,.0f} events/s,"
+            f" all projectors) into {url.split(':', 1)[0]}"
+        )
     packs = [nmpa_code_uri(f"{PRODUCT}{i:013d}") for i in range(args.packs)]
 
     # forward trace / recall scope of the batch
@@ -267,22 +380,27 @@ def main() -> None:
         graph = trace_forward(conn, target)
         fwd_ms = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
-        base_rows = conn.execute(select(code_state.c.custodian, func.count())
-                                 .where(code_state.c.product == PRODUCT,
-                                        code_state.c.lot == "B0001")
-                                 .group_by(code_state.c.custodian)).all()
+        base_rows = conn.execute(
+            select(code_state.c.custodian, func.count())
+            .where(code_state.c.product == PRODUCT, code_state.c.lot == "B0001")
+            .group_by(code_state.c.custodian)
+        ).all()
         base_ms = (time.perf_counter() - t) * 1000
     rid = create_recall(engine, klass=2, reason="benchmark", batches=[f"{PRODUCT}/B0001"])
     recall_scope(engine, rid)
     t = time.perf_counter()
     scope = recall_scope(engine, rid)
     scope_ms = (time.perf_counter() - t) * 1000
-    print(f"forward trace of the batch ({graph.summary['codes']:,} codes, "
-          f"{len(graph.summary['holders'])} holders): {fwd_ms:.0f} ms (target < 200); "
-          f"plain GROUP BY over the batch index: {base_ms:.0f} ms "
-          f"(ratio {fwd_ms / max(base_ms, 1e-6):.1f}x, {len(base_rows)} groups)")
-    print(f"recall scope of the batch ({scope['total']:,} codes, {len(scope['holders'])} holders):"
-          f" {scope_ms:.0f} ms (target < 200; ratio {scope_ms / max(base_ms, 1e-6):.1f}x)")
+    print(
+        f"forward trace of the batch ({graph.summary['codes']:,} codes, "
+        f"{len(graph.summary['holders'])} holders): {fwd_ms:.0f} ms (target < 200); "
+        f"plain GROUP BY over the batch index: {base_ms:.0f} ms "
+        f"(ratio {fwd_ms / max(base_ms, 1e-6):.1f}x, {len(base_rows)} groups)"
+    )
+    print(
+        f"recall scope of the batch ({scope['total']:,} codes, {len(scope['holders'])} holders):"
+        f" {scope_ms:.0f} ms (target < 200; ratio {scope_ms / max(base_ms, 1e-6):.1f}x)"
+    )
 
     # verify in process
     rnd = random.Random(1)
@@ -290,18 +408,27 @@ def main() -> None:
     with engine.connect() as conn:
         id_rows = conn.execute(select(code_state.c.code_id).limit(args.verify_samples)).all()
     v = bench_verify(engine, sample, [r[0] for r in id_rows])
-    print(f"verify in-process: p50 {v['p50']:.3f} ms, p99 {v['p99']:.3f} ms (target < 2); "
-          f"plain indexed lookup p50 {v['base_p50']:.3f} ms, p99 {v['base_p99']:.3f} ms "
-          f"(ratio p50 {v['p50'] / v['base_p50']:.0f}x)")
+    print(
+        f"verify in-process: p50 {v['p50']:.3f} ms, p99 {v['p99']:.3f} ms (target < 2); "
+        f"plain indexed lookup p50 {v['base_p50']:.3f} ms, p99 {v['base_p99']:.3f} ms "
+        f"(ratio p50 {v['p50'] / v['base_p50']:.0f}x)"
+    )
 
     # HTTP
     if args.http_seconds > 0:
-        h = bench_http(url, [c.removeprefix("urn:nmpa:code:") for c in sample],
-                       args.http_seconds, args.http_workers, args.http_concurrency)
-        print(f"HTTP GET /verify: {h['rps']:,.0f} req/s over {h['requests']:,} requests "
-              f"({h['errors']} errors), p50 {h['p50']:.1f} ms, p99 {h['p99']:.1f} ms "
-              f"(targets ≥ 2,000 req/s, p99 < 20 ms; {args.http_workers} uvicorn workers, "
-              f"{args.http_concurrency} connections)")
+        h = bench_http(
+            url,
+            [c.removeprefix("urn:nmpa:code:") for c in sample],
+            args.http_seconds,
+            args.http_workers,
+            args.http_concurrency,
+        )
+        print(
+            f"HTTP GET /verify: {h['rps']:,.0f} req/s over {h['requests']:,} requests "
+            f"({h['errors']} errors), p50 {h['p50']:.1f} ms, p99 {h['p99']:.1f} ms "
+            f"(targets ≥ 2,000 req/s, p99 < 20 ms; {args.http_workers} uvicorn workers, "
+            f"{args.http_concurrency} connections)"
+        )
 
     # rebuild
     offset = args.packs
@@ -318,16 +445,20 @@ def main() -> None:
     t = time.perf_counter()
     replayed = rebuild(engine)
     rb = time.perf_counter() - t
-    print(f"rebuild: {replayed:,} events, {rows:,} EPC rows in {rb:.1f} s "
-          f"({rows / rb:,.0f} EPC rows/s; 10M rows ≈ {1e7 / (rows / rb):.0f} s, target < 60)")
+    print(
+        f"rebuild: {replayed:,} events, {rows:,} EPC rows in {rb:.1f} s "
+        f"({rows / rb:,.0f} EPC rows/s; 10M rows ≈ {1e7 / (rows / rb):.0f} s, target < 60)"
+    )
     if is_sqlite(engine) and not args.db:
         path = url.removeprefix("sqlite:///")
         with sqlite3.connect(path) as raw:
             t = time.perf_counter()
             raw.execute("SELECT code_id, event_id, role FROM event_epc").fetchall()
             scan = time.perf_counter() - t
-        print(f"  baseline: a bare scan of event_epc takes {scan:.2f} s "
-              f"(rebuild/scan ratio {rb / scan:.0f}x)")
+        print(
+            f"  baseline: a bare scan of event_epc takes {scan:.2f} s "
+            f"(rebuild/scan ratio {rb / scan:.0f}x)"
+        )
     engine.dispose()
 
 

@@ -8,6 +8,7 @@ operation keeps the run short.
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -27,16 +28,16 @@ MAX_EXAMPLES = 12
 
 # A store of its own (schemathesis needs the schema at collection time, before fixtures).
 _STORE = Path(tempfile.mkdtemp(prefix="yaolian-schemathesis-")) / "api.db"
+atexit.register(shutil.rmtree, _STORE.parent, ignore_errors=True)
 APP = create_app(f"sqlite:///{_STORE}")
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 
 @pytest.fixture(scope="module")
 def api_key() -> Iterator[str]:
-    """A regulator key on the app's store; the store is removed afterwards."""
+    """A regulator key on the app's store (removed when the test process ends)."""
     with TestClient(APP):
         yield create_key(APP.state.engine, None, "regulator", "schemathesis")
-    shutil.rmtree(_STORE.parent, ignore_errors=True)
 
 
 def _check(case: Any, api_key: str) -> None:

@@ -19,22 +19,42 @@ def spread(w: Any) -> list[str]:
     s, p = w.sites, w.parties
     packs = [w.pack(i) for i in range(6)]
     w.capture(
-        object_event(packs, w.at(0), "commissioning", "active", action="ADD", site=s["MFR"],
-                     lot="L001", expiry="2027-12-31"),
-        object_event([w.pack(9)], w.at(0), "commissioning", "active", action="ADD",
-                     site=s["MFR"], lot="L002", expiry="2027-12-31"),
+        object_event(
+            packs,
+            w.at(0),
+            "commissioning",
+            "active",
+            action="ADD",
+            site=s["MFR"],
+            lot="L001",
+            expiry="2027-12-31",
+        ),
+        object_event(
+            [w.pack(9)],
+            w.at(0),
+            "commissioning",
+            "active",
+            action="ADD",
+            site=s["MFR"],
+            lot="L002",
+            expiry="2027-12-31",
+        ),
         aggregation_event(w.case(1), [*packs[:3], w.pack(9)], w.at(1), site=s["MFR"]),
         aggregation_event(w.case(2), packs[3:], w.at(1), site=s["MFR"]),
         aggregation_event(w.pallet(1), [w.case(1), w.case(2)], w.at(2), site=s["MFR"]),
-        object_event([w.pallet(1)], w.at(3), "shipping", "in_transit", source=p["MFR"],
-                     destination=p["DIST"]),
-        object_event([w.pallet(1)], w.at(20), "receiving", "active", site=s["DIST"],
-                     destination=p["DIST"]),
+        object_event(
+            [w.pallet(1)], w.at(3), "shipping", "in_transit", source=p["MFR"], destination=p["DIST"]
+        ),
+        object_event(
+            [w.pallet(1)], w.at(20), "receiving", "active", site=s["DIST"], destination=p["DIST"]
+        ),
         aggregation_event(w.pallet(1), [], w.at(21), action="DELETE", site=s["DIST"]),
-        object_event([w.case(2)], w.at(30), "shipping", "in_transit", source=p["DIST"],
-                     destination=p["PHA"]),
-        object_event([w.case(2)], w.at(40), "receiving", "active", site=s["PHA"],
-                     destination=p["PHA"]),
+        object_event(
+            [w.case(2)], w.at(30), "shipping", "in_transit", source=p["DIST"], destination=p["PHA"]
+        ),
+        object_event(
+            [w.case(2)], w.at(40), "receiving", "active", site=s["PHA"], destination=p["PHA"]
+        ),
     )
     record_sales(w.engine, [SaleLine((packs[3],), False, 1, s["PHA"], w.at(50), "L001", "S1")])
     return packs
@@ -57,8 +77,16 @@ def test_batch_scope_holders_transit_dispensed(trace_world: Any) -> None:
 def test_pallet_code_recall_and_in_transit(trace_world: Any) -> None:
     w = trace_world
     spread(w)
-    w.capture(object_event([w.case(1)], w.at(60), "shipping", "in_transit",
-                           source=w.parties["DIST"], destination=w.parties["PHB"]))
+    w.capture(
+        object_event(
+            [w.case(1)],
+            w.at(60),
+            "shipping",
+            "in_transit",
+            source=w.parties["DIST"],
+            destination=w.parties["PHB"],
+        )
+    )
     rid = create_recall(w.engine, klass=2, reason="标签错误", codes=[w.case(1)])
     scope = recall_scope(w.engine, rid)
     assert scope["codes"] == 5  # the case and its 4 packs (two batches)
@@ -71,10 +99,17 @@ def test_pallet_code_recall_and_in_transit(trace_world: Any) -> None:
 def test_progress_with_returns_and_destruction(trace_world: Any) -> None:
     w = trace_world
     packs = spread(w)
-    rid = create_recall(w.engine, klass=2, reason="含量偏低", batches=["8600001/L001"],
-                        now_us=0)
-    w.capture(object_event([w.case(2)], w.at(70), "shipping", "returned",
-                           source=w.parties["PHA"], destination=w.parties["DIST"]))
+    rid = create_recall(w.engine, klass=2, reason="含量偏低", batches=["8600001/L001"], now_us=0)
+    w.capture(
+        object_event(
+            [w.case(2)],
+            w.at(70),
+            "shipping",
+            "returned",
+            source=w.parties["PHA"],
+            destination=w.parties["DIST"],
+        )
+    )
     w.capture(object_event(packs[:3], w.at(80), "destroying", "destroyed", site=w.sites["DIST"]))
     progress = recall_scope(w.engine, rid)["progress"]
     assert progress["destroyed"] == 3
@@ -95,11 +130,33 @@ def test_bad_recalls_are_refused_whole(trace_world: Any) -> None:
 def test_enterprise_sees_own_recalls(trace_world: Any) -> None:
     w = trace_world
     spread(w)
-    rid = create_recall(w.engine, klass=3, reason="包装", batches=["8600001/L001"],
-                        enterprise_id=w.ids["MFR"])
+    rid = create_recall(
+        w.engine, klass=3, reason="包装", batches=["8600001/L001"], enterprise_id=w.ids["MFR"]
+    )
     mfr = Viewer(enterprise_id=w.ids["MFR"], role="enterprise")
     other = Viewer(enterprise_id=w.ids["PHB"], role="enterprise")
     assert [r["id"] for r in list_recalls(w.engine, mfr)] == [rid]
     assert list_recalls(w.engine, other) == []
     with pytest.raises(NotFoundError):
         recall_scope(w.engine, rid, other)
+
+
+def test_enterprise_recalls_only_its_products(trace_world: Any) -> None:
+    w = trace_world
+    spread(w)
+    with pytest.raises(ValidationError) as info:
+        create_recall(
+            w.engine,
+            klass=2,
+            reason="not mine",
+            batches=["8600001/L001"],
+            codes=[w.pack(0)],
+            enterprise_id=w.ids["PHB"],
+        )
+    assert {p.place for p in info.value.problems} == {"batches[0]", "codes[0]"}
+    assert (
+        create_recall(
+            w.engine, klass=2, reason="mine", batches=["8600001/L001"], enterprise_id=w.ids["MFR"]
+        )
+        > 0
+    )

@@ -450,3 +450,21 @@ def test_case_code_without_contents_resolves_to_packs(engine: Engine) -> None:
     with engine.connect() as conn:
         lines = {(s.product, s.site): (s.on_hand, s.in_transit) for s in ledger.stock(conn)}
     assert lines == {(P1, HOSP): (0.0, 20.0)}  # the DC's stock is back to nothing
+
+
+def test_trend_test_prunes_candidates() -> None:
+    """Only series whose year-over-year change is significant let AutoETS fit a trend and Theta
+    compete; a purely seasonal series is no trend."""
+    rng = np.random.default_rng(5)
+    t = np.arange(730)
+    growing = rng.poisson(20 + 0.05 * t)
+    seasonal = rng.poisson(30 + 25 * np.sin(2 * np.pi * t / 365.25))
+    weeks = forecast.weekly(_daily({"growing": growing, "seasonal": seasonal}))
+    assert forecast.trended(weeks) == {"growing"}
+    names = [str(m) for m in forecast._models("dense", 52, trend=False)]
+    assert "Theta" not in names and names[-1] == forecast.BASELINE
+    run = forecast.forecast_frame(
+        _daily({"growing": growing}), end=date(2024, 1, 1) + timedelta(days=729), n_jobs=1
+    )
+    g = run.forecasts["growing"]
+    assert g.kind == "dense" and g.mean[-1] > 7 * 20  # the forecast keeps the growth

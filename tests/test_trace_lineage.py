@@ -27,21 +27,28 @@ def test_backward_containers_handovers_sale(trace_world: Any) -> None:
     packs = spread(w)
     with w.engine.connect() as conn:
         g = trace_backward(conn, resolve(conn, packs[3]))
-    inside = {(e["from"], names(g, e["to"]) if e["to"] in g.nodes else e["to"])
-              for e in edges(g, "inside")}
+    inside = {
+        (e["from"], names(g, e["to"]) if e["to"] in g.nodes else e["to"])
+        for e in edges(g, "inside")
+    }
     assert {e["to"] for e in edges(g, "inside")} == {
-        f"code:{w.code_id(w.case(2))}", f"code:{w.code_id(w.pallet(1))}"}
+        f"code:{w.code_id(w.case(2))}",
+        f"code:{w.code_id(w.pallet(1))}",
+    }
     assert len(inside) == 2
-    hops = [(names(g, e["from"]), names(g, e["to"]), e["shipped"])
-            for e in edges(g, "handed_over")]
-    assert hops == [("示例制药有限公司", "示例医药物流有限公司", "2026-01-05"),
-                    ("示例医药物流有限公司", "北京示例大药房", "2026-01-06")]
+    hops = [(names(g, e["from"]), names(g, e["to"]), e["shipped"]) for e in edges(g, "handed_over")]
+    assert hops == [
+        ("示例制药有限公司", "示例医药物流有限公司", "2026-01-05"),
+        ("示例医药物流有限公司", "北京示例大药房", "2026-01-06"),
+    ]
     (sale,) = edges(g, "dispensed")
     assert sale["date"] == "2026-01-07"
     (made,) = edges(g, "commissioned")
     assert names(g, made["from"]) == "示例制药有限公司" and made["lot"] == "L001"
-    assert all(eid in {ev["id"] for ev in g.as_dict()["events"]} for eid in
-               [sale["event_id"], made["event_id"]])
+    assert all(
+        eid in {ev["id"] for ev in g.as_dict()["events"]}
+        for eid in [sale["event_id"], made["event_id"]]
+    )
     assert g.to_networkx().number_of_edges() == len(g.edges)
 
 
@@ -64,12 +71,16 @@ def test_forward_batch_and_pallet(trace_world: Any) -> None:
         assert g.summary["codes"] == 6
         assert g.summary["holders"] == {"示例医药物流有限公司": 3, "北京示例大药房": 2}
         assert g.summary["dispensed_codes"] == 1
-        reached = {(names(g, e["from"]), names(g, e["to"])): e["count"]
-                   for e in edges(g, "handed_over")}
-        assert reached == {("示例制药有限公司", "示例医药物流有限公司"): 6,
-                           ("示例医药物流有限公司", "北京示例大药房"): 3}
-        early = trace_forward(conn, resolve(conn, "8600001", "L001"),
-                              at_us=to_epoch_us(w.at(25).isoformat()))
+        reached = {
+            (names(g, e["from"]), names(g, e["to"])): e["count"] for e in edges(g, "handed_over")
+        }
+        assert reached == {
+            ("示例制药有限公司", "示例医药物流有限公司"): 6,
+            ("示例医药物流有限公司", "北京示例大药房"): 3,
+        }
+        early = trace_forward(
+            conn, resolve(conn, "8600001", "L001"), at_us=to_epoch_us(w.at(25).isoformat())
+        )
         assert early.summary["holders"] == {"示例医药物流有限公司": 6}
         pallet = trace_forward(conn, resolve(conn, w.pallet(1)))
         assert pallet.summary["codes"] == 10  # pallet, 2 cases, 7 packs
@@ -81,12 +92,31 @@ def test_transformation_chain_herb_to_pack(trace_world: Any) -> None:
     herb, slices = nmpa_lot_uri("9000001", "HERB-1"), nmpa_lot_uri("9000002", "YP-1")
     batch = nmpa_lot_uri("8600001", "L001")
     w.capture(
-        transformation_event([], [], w.at(-48), input_classes=[(herb, 500.0, "KGM")],
-                             output_classes=[(slices, 420.0, "KGM")], site=w.sites["MFR"]),
-        transformation_event([], [], w.at(-24), input_classes=[(slices, 400.0, "KGM")],
-                             output_classes=[(batch, 100000.0, None)], site=w.sites["MFR"]),
-        object_event([w.pack(1)], w.at(0), "commissioning", "active", action="ADD",
-                     site=w.sites["MFR"], lot="L001"),
+        transformation_event(
+            [],
+            [],
+            w.at(-48),
+            input_classes=[(herb, 500.0, "KGM")],
+            output_classes=[(slices, 420.0, "KGM")],
+            site=w.sites["MFR"],
+        ),
+        transformation_event(
+            [],
+            [],
+            w.at(-24),
+            input_classes=[(slices, 400.0, "KGM")],
+            output_classes=[(batch, 100000.0, None)],
+            site=w.sites["MFR"],
+        ),
+        object_event(
+            [w.pack(1)],
+            w.at(0),
+            "commissioning",
+            "active",
+            action="ADD",
+            site=w.sites["MFR"],
+            lot="L001",
+        ),
     )
     with w.engine.connect() as conn:
         back = trace_backward(conn, resolve(conn, w.pack(1)))
@@ -95,7 +125,10 @@ def test_transformation_chain_herb_to_pack(trace_world: Any) -> None:
         assert len(edges(back, "transformed_into")) == 2
         fwd = trace_forward(conn, resolve(conn, herb))
         assert {n.get("lot") for n in fwd.nodes.values() if n["kind"] == "lot"} >= {
-            "HERB-1", "YP-1", "L001"}
+            "HERB-1",
+            "YP-1",
+            "L001",
+        }
 
 
 def test_resolve_errors(trace_world: Any) -> None:

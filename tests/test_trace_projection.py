@@ -23,20 +23,58 @@ def chain(w: Any) -> list[dict[str, Any]]:
     s = w.sites
     p = w.parties
     return [
-        object_event(packs, w.at(0), "commissioning", "active", action="ADD", site=s["MFR"],
-                     lot="L001", expiry="2027-12-31", produced="2025-12-31"),
+        object_event(
+            packs,
+            w.at(0),
+            "commissioning",
+            "active",
+            action="ADD",
+            site=s["MFR"],
+            lot="L001",
+            expiry="2027-12-31",
+            produced="2025-12-31",
+        ),
         object_event([case], w.at(0.5), "commissioning", "active", action="ADD", site=s["MFR"]),
         aggregation_event(case, packs, w.at(1), site=s["MFR"]),
         aggregation_event(pallet, [case], w.at(2), site=s["MFR"]),
-        object_event([pallet], w.at(3), "shipping", "in_transit", read_point=s["MFR"],
-                     source=p["MFR"], destination=p["DIST"], destination_site=s["DIST"]),
-        object_event([pallet], w.at(20), "receiving", "in_progress", site=s["DIST"],
-                     source=p["MFR"], destination=p["DIST"]),
+        object_event(
+            [pallet],
+            w.at(3),
+            "shipping",
+            "in_transit",
+            read_point=s["MFR"],
+            source=p["MFR"],
+            destination=p["DIST"],
+            destination_site=s["DIST"],
+        ),
+        object_event(
+            [pallet],
+            w.at(20),
+            "receiving",
+            "in_progress",
+            site=s["DIST"],
+            source=p["MFR"],
+            destination=p["DIST"],
+        ),
         aggregation_event(pallet, [], w.at(21), action="DELETE", site=s["DIST"]),
-        object_event([case], w.at(30), "shipping", "in_transit", read_point=s["DIST"],
-                     source=p["DIST"], destination=p["PHA"]),
-        object_event([case], w.at(40), "receiving", "active", site=s["PHA"],
-                     source=p["DIST"], destination=p["PHA"]),
+        object_event(
+            [case],
+            w.at(30),
+            "shipping",
+            "in_transit",
+            read_point=s["DIST"],
+            source=p["DIST"],
+            destination=p["PHA"],
+        ),
+        object_event(
+            [case],
+            w.at(40),
+            "receiving",
+            "active",
+            site=s["PHA"],
+            source=p["DIST"],
+            destination=p["PHA"],
+        ),
         object_event([packs[0]], w.at(50), "retail_selling", "retail_sold", site=s["PHA"]),
     ]
 
@@ -54,14 +92,16 @@ def check_chain(w: Any) -> None:
     assert w.state(w.pallet(1)).custodian == w.parties["DIST"]
     with w.engine.connect() as conn:
         hops = conn.execute(
-            select(custody).where(custody.c.code_id == w.code_id(w.pack(1)))
+            select(custody)
+            .where(custody.c.code_id == w.code_id(w.pack(1)))
             .order_by(custody.c.ship_us)
         ).all()
         intervals = conn.execute(
             select(aggregation).where(aggregation.c.child_id == w.code_id(w.case(1)))
         ).all()
     assert [(h.from_party, h.to_party) for h in hops] == [
-        (w.parties["MFR"], w.parties["DIST"]), (w.parties["DIST"], w.parties["PHA"])
+        (w.parties["MFR"], w.parties["DIST"]),
+        (w.parties["DIST"], w.parties["PHA"]),
     ]
     assert hops[0].via_id == w.code_id(w.pallet(1)) and hops[1].via_id == w.code_id(w.case(1))
     assert all(h.recv_event_id is not None for h in hops)
@@ -71,8 +111,10 @@ def check_chain(w: Any) -> None:
 def test_chain_in_order(trace_world: Any) -> None:
     trace_world.capture(*chain(trace_world))
     check_chain(trace_world)
-    assert trace_world.state(trace_world.pack(2)).last_us == trace_world.state(
-        trace_world.case(1)).last_us
+    assert (
+        trace_world.state(trace_world.pack(2)).last_us
+        == trace_world.state(trace_world.case(1)).last_us
+    )
 
 
 def test_chain_one_event_per_capture(trace_world: Any) -> None:
@@ -116,8 +158,14 @@ def test_repack_follows_the_new_case(trace_world: Any) -> None:
     w.capture(
         aggregation_event(w.case(1), [moved], w.at(22), action="DELETE", site=w.sites["DIST"]),
         aggregation_event(w.case(2), [moved], w.at(23), site=w.sites["DIST"]),
-        object_event([w.case(2)], w.at(24), "shipping", "in_transit", source=w.parties["DIST"],
-                     destination=w.parties["PHB"]),
+        object_event(
+            [w.case(2)],
+            w.at(24),
+            "shipping",
+            "in_transit",
+            source=w.parties["DIST"],
+            destination=w.parties["PHB"],
+        ),
     )
     assert w.state(moved).status == "in_transit"
     assert w.state(moved).parent_id == w.code_id(w.case(2))
@@ -131,29 +179,59 @@ def test_repack_follows_the_new_case(trace_world: Any) -> None:
 def test_return_to_distributor(trace_world: Any) -> None:
     w = trace_world
     w.capture(*chain(w)[:9])
-    w.capture(object_event([w.case(1)], w.at(60), "shipping", "returned",
-                           source=w.parties["PHA"], destination=w.parties["DIST"]))
+    w.capture(
+        object_event(
+            [w.case(1)],
+            w.at(60),
+            "shipping",
+            "returned",
+            source=w.parties["PHA"],
+            destination=w.parties["DIST"],
+        )
+    )
     assert w.state(w.pack(1)).status == "in_transit"
-    w.capture(object_event([w.case(1)], w.at(70), "receiving", "active", site=w.sites["DIST"],
-                           destination=w.parties["DIST"]))
+    w.capture(
+        object_event(
+            [w.case(1)],
+            w.at(70),
+            "receiving",
+            "active",
+            site=w.sites["DIST"],
+            destination=w.parties["DIST"],
+        )
+    )
     st = w.state(w.pack(1))
     assert st.status == "active" and st.custodian == w.parties["DIST"]
     with w.engine.connect() as conn:
-        kinds = [r.kind for r in conn.execute(select(custody).where(
-            custody.c.code_id == w.code_id(w.pack(1))).order_by(custody.c.ship_us))]
+        kinds = [
+            r.kind
+            for r in conn.execute(
+                select(custody)
+                .where(custody.c.code_id == w.code_id(w.pack(1)))
+                .order_by(custody.c.ship_us)
+            )
+        ]
     assert kinds == ["shipping", "shipping", "returning"]
 
 
 def test_error_declaration_undoes_an_event(trace_world: Any) -> None:
     w = trace_world
     events = chain(w)[:9]
-    wrong = object_event([w.case(1)], w.at(45), "shipping", "in_transit",
-                         source=w.parties["PHA"], destination=w.parties["PHB"])
+    wrong = object_event(
+        [w.case(1)],
+        w.at(45),
+        "shipping",
+        "in_transit",
+        source=w.parties["PHA"],
+        destination=w.parties["PHB"],
+    )
     wrong["eventID"] = "urn:uuid:6f1a3c2e-0000-4000-8000-000000000001"
     w.capture(*events, wrong)
     assert w.state(w.pack(1)).status == "in_transit"
-    declared = {**wrong, "errorDeclaration": {"declarationTime": w.at(46).isoformat(),
-                                              "reason": "incorrect_data"}}
+    declared = {
+        **wrong,
+        "errorDeclaration": {"declarationTime": w.at(46).isoformat(), "reason": "incorrect_data"},
+    }
     w.capture(declared)  # same eventID, with errorDeclaration: the shipping never happened
     st = w.state(w.pack(1))
     assert st.status == "active" and st.custodian == w.parties["PHA"]
@@ -162,8 +240,11 @@ def test_error_declaration_undoes_an_event(trace_world: Any) -> None:
     assert w.snapshot() == before
 
 
-@settings(max_examples=6, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=6,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(order=st.permutations(range(10)), split=st.integers(min_value=1, max_value=9))
 def test_any_arrival_order_gives_the_chain_and_equals_rebuild(
     sqlite_engine: Any, order: list[int], split: int

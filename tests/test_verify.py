@@ -20,32 +20,58 @@ from yaolian.verify.status import verify
 REGULATOR = Viewer(enterprise_id=None, role="regulator")
 
 
-def supply_chain(w: Any, packs: int = 3, product: str = "8600001", expiry: str = "2027-12-31"
-                 ) -> list[str]:
+def supply_chain(
+    w: Any, packs: int = 3, product: str = "8600001", expiry: str = "2027-12-31"
+) -> list[str]:
     """Packs commissioned at MFR, in case 1, shipped MFR → DIST → PHA and received there."""
     codes = [w.pack(i, product) for i in range(packs)]
     s, p = w.sites, w.parties
     w.capture(
-        object_event(codes, w.at(0), "commissioning", "active", action="ADD", site=s["MFR"],
-                     lot="L001", expiry=expiry, produced="2025-12-31"),
+        object_event(
+            codes,
+            w.at(0),
+            "commissioning",
+            "active",
+            action="ADD",
+            site=s["MFR"],
+            lot="L001",
+            expiry=expiry,
+            produced="2025-12-31",
+        ),
         aggregation_event(w.case(1), codes, w.at(1), site=s["MFR"]),
-        object_event([w.case(1)], w.at(3), "shipping", "in_transit", source=p["MFR"],
-                     destination=p["DIST"]),
-        object_event([w.case(1)], w.at(20), "receiving", "active", site=s["DIST"],
-                     destination=p["DIST"]),
-        object_event([w.case(1)], w.at(30), "shipping", "in_transit", source=p["DIST"],
-                     destination=p["PHA"]),
-        object_event([w.case(1)], w.at(40), "receiving", "active", site=s["PHA"],
-                     destination=p["PHA"]),
+        object_event(
+            [w.case(1)], w.at(3), "shipping", "in_transit", source=p["MFR"], destination=p["DIST"]
+        ),
+        object_event(
+            [w.case(1)], w.at(20), "receiving", "active", site=s["DIST"], destination=p["DIST"]
+        ),
+        object_event(
+            [w.case(1)], w.at(30), "shipping", "in_transit", source=p["DIST"], destination=p["PHA"]
+        ),
+        object_event(
+            [w.case(1)], w.at(40), "receiving", "active", site=s["PHA"], destination=p["PHA"]
+        ),
     )
     return codes
 
 
-def sell(w: Any, code: str, hours: float, site: str = "PHA", units: float | None = None,
-         settlement: str | None = None) -> None:
-    line = SaleLine(codes=(code,), split=units is not None, quantity=units or 1,
-                    site=w.sites[site], time=w.at(hours), settlement=settlement or f"S{hours}",
-                    kind="retail_selling")
+def sell(
+    w: Any,
+    code: str,
+    hours: float,
+    site: str = "PHA",
+    units: float | None = None,
+    settlement: str | None = None,
+) -> None:
+    line = SaleLine(
+        codes=(code,),
+        split=units is not None,
+        quantity=units or 1,
+        site=w.sites[site],
+        time=w.at(hours),
+        settlement=settlement or f"S{hours}",
+        kind="retail_selling",
+    )
     result = record_sales(w.engine, [line])
     assert result.success, result.errors
 
@@ -70,7 +96,9 @@ def test_genuine_with_consumer_facts(trace_world: Any) -> None:
     assert v["product"]["holder"] == "示例制药有限公司"
     assert v["batch"] == {"lot": "L001", "production_date": "2025-12-31", "expiry": "2027-12-31"}
     assert [(h["from"], h["to"]) for h in v["circulation"]] == [
-        ("示例制药有限公司", "示例医药物流有限公司"), ("示例医药物流有限公司", "北京示例大药房")]
+        ("示例制药有限公司", "示例医药物流有限公司"),
+        ("示例医药物流有限公司", "北京示例大药房"),
+    ]
     assert v["circulation"][0]["shipped"] == "2026-01-05"
     assert "detail" not in v  # public
 
@@ -113,13 +141,22 @@ def test_dispensed_in_transit_destroyed_expired(trace_world: Any) -> None:
     assert v["sales"][0]["where"] == "北京示例大药房" and v["sales"][0]["date"] == "2026-01-07"
     w.capture(object_event([codes[1]], w.at(51), "destroying", "destroyed", site=w.sites["PHA"]))
     assert verdict(w, codes[1])["status"] == "destroyed"
-    w.capture(object_event([codes[2]], w.at(52), "shipping", "in_transit",
-                           source=w.parties["PHA"], destination=w.parties["PHB"]))
+    w.capture(
+        object_event(
+            [codes[2]],
+            w.at(52),
+            "shipping",
+            "in_transit",
+            source=w.parties["PHA"],
+            destination=w.parties["PHB"],
+        )
+    )
     assert verdict(w, codes[2])["status"] == "in_transit"
     other = supply_chain(w, product="8600004", expiry="2026-01-31")[0]
     assert verdict(w, other, now_us=to_epoch_us("2026-01-20T00:00:00+08:00"))["sellable"]
     assert verdict(w, other, now_us=to_epoch_us("2026-02-01T00:00:00+08:00"))["status"] == (
-        "expired")
+        "expired"
+    )
 
 
 def test_recall_marks_codes(trace_world: Any) -> None:
@@ -137,13 +174,14 @@ def test_double_sale_positive_negative_and_dedup(trace_world: Any) -> None:
     w = trace_world
     codes = supply_chain(w)
     sell(w, codes[0], 50)
-    assert alerts(w, "double_sale") == []
+    assert alerts(w, "double_sale") == [] and alerts(w, "unknown_code") == []
     sell(w, codes[0], 60)
     sell(w, codes[0], 70)
     found = alerts(w, "double_sale")
     assert len(found) == 1  # deduplicated per code
     assert [e["event_id"] for e in found[0]["evidence"]["events"]] == sorted(
-        e["event_id"] for e in found[0]["evidence"]["events"])
+        e["event_id"] for e in found[0]["evidence"]["events"]
+    )
     assert len(found[0]["evidence"]["events"]) == 2  # the 2nd and 3rd sale
     assert verdict(w, codes[0])["sale_count"] == 3
 
@@ -186,14 +224,19 @@ def test_custody_break_and_clone(trace_world: Any) -> None:
 def test_cold_chain_flags_every_pack_in_the_container(trace_world: Any) -> None:
     w = trace_world
     codes = supply_chain(w, product="8600004")
-    w.capture(object_event([w.case(1)], w.at(41), "storing", site=w.sites["PHA"],
-                           temperatures=[4.0, 5.5]))
+    w.capture(
+        object_event([w.case(1)], w.at(41), "storing", site=w.sites["PHA"], temperatures=[4.0, 5.5])
+    )
     assert alerts(w, "cold_chain") == []
-    w.capture(object_event([w.case(1)], w.at(42), "storing", site=w.sites["PHA"],
-                           temperatures=[4.0, 12.5]))
+    w.capture(
+        object_event(
+            [w.case(1)], w.at(42), "storing", site=w.sites["PHA"], temperatures=[4.0, 12.5]
+        )
+    )
     found = alerts(w, "cold_chain")
-    assert sorted(a["code"] for a in found) == sorted(c.replace("urn:nmpa:code:", "n:")
-                                                      for c in codes)
+    assert sorted(a["code"] for a in found) == sorted(
+        c.replace("urn:nmpa:code:", "n:") for c in codes
+    )
     assert all(a["evidence"]["max_c"] == 12.5 for a in found)
 
 
@@ -204,8 +247,20 @@ def test_expired_and_recalled_sales(trace_world: Any) -> None:
     assert alerts(w, "expired_sale") == []
     sell(w, codes[1], 50)  # 2026-01-07
     assert len(alerts(w, "expired_sale")) == 1
-    create_recall(w.engine, klass=1, reason="污染", codes=[codes[2]],
-                  now_us=to_epoch_us("2026-01-07T00:00:00+00:00"))
+    create_recall(
+        w.engine,
+        klass=1,
+        reason="污染",
+        codes=[codes[2]],
+        now_us=to_epoch_us("2026-01-07T00:00:00+00:00"),
+    )
+    create_recall(
+        w.engine,
+        klass=2,
+        reason="later",
+        batches=["8600001/L001"],
+        now_us=to_epoch_us("2026-02-01T00:00:00+00:00"),
+    )  # after every sale here
     sell(w, codes[2], 60)
     (found,) = alerts(w, "recalled_sale")
     assert found["evidence"]["recall_id"] is not None

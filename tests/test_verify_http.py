@@ -46,7 +46,8 @@ def test_verify_public_and_enterprise(client: TestClient, trace_world: Any) -> N
     assert [r["status"] for r in many["results"]] == ["genuine", "dispensed", "unknown"]
     bad = client.post("/verify", json={"codes": []})
     assert bad.status_code in (400, 422) and bad.headers["content-type"].startswith(
-        "application/problem+json")
+        "application/problem+json"
+    )
 
 
 def test_trace_http_and_visibility(client: TestClient, trace_world: Any) -> None:
@@ -59,14 +60,19 @@ def test_trace_http_and_visibility(client: TestClient, trace_world: Any) -> None
     assert client.get(f"/trace/{code}", headers=key(w, "PHB")).status_code == 404
     pha = client.get(f"/trace/{code}", headers=key(w, "PHA")).json()
     assert pha["events"] and len(pha["events"]) < len(graph["events"])  # only its own events
-    fwd = client.get("/trace/8600001", params={"lot": "L001", "direction": "forward"},
-                     headers=key(w, "MFR")).json()
+    fwd = client.get(
+        "/trace/8600001", params={"lot": "L001", "direction": "forward"}, headers=key(w, "MFR")
+    ).json()
     assert fwd["summary"]["codes"] == 6
-    early = client.get(f"/trace/{code}", params={"at": "2026-01-05T10:00:00+00:00"},
-                       headers=key(w, None, "regulator")).json()
+    early = client.get(
+        f"/trace/{code}",
+        params={"at": "2026-01-05T10:00:00+00:00"},
+        headers=key(w, None, "regulator"),
+    ).json()
     assert sum(e["kind"] == "handed_over" for e in early["edges"]) == 1
-    bad = client.get(f"/trace/{code}", params={"at": "yesterday"},
-                     headers=key(w, None, "regulator"))
+    bad = client.get(
+        f"/trace/{code}", params={"at": "yesterday"}, headers=key(w, None, "regulator")
+    )
     assert bad.status_code == 400 and "at" in bad.json()["detail"]
     assert client.get("/trace/notacode", headers=key(w, None, "regulator")).status_code == 400
 
@@ -75,8 +81,14 @@ def test_alerts_and_recalls_http(client: TestClient, trace_world: Any) -> None:
     w = trace_world
     reg = key(w, None, "regulator")
     sold = w.pack(3).removeprefix("urn:nmpa:code:")
-    line = {"drug_trac_codg": [sold], "trdn_flag": 0, "sel_retn_cnt": 1,
-            "sel_retn_time": "2026-01-08 09:00:00", "site": w.sites["PHA"], "setl_id": "S9"}
+    line = {
+        "drug_trac_codg": [sold],
+        "trdn_flag": 0,
+        "sel_retn_cnt": 1,
+        "sel_retn_time": "2026-01-08 09:00:00",
+        "site": w.sites["PHA"],
+        "setl_id": "S9",
+    }
     from yaolian.verify.dispense import parse_lines, record_sales
 
     record_sales(w.engine, parse_lines([line]))
@@ -84,8 +96,11 @@ def test_alerts_and_recalls_http(client: TestClient, trace_world: Any) -> None:
     assert found["total"] == 1 and found["alerts"][0]["evidence"]["events"]
     assert client.get("/alerts").status_code == 401
     assert client.get("/alerts", params={"rule": "x"}, headers=reg).status_code == 400
-    made = client.post("/recalls", json={"class": 1, "reason": "杂质超标",
-                                         "batches": ["8600001/L001"]}, headers=key(w, "MFR"))
+    made = client.post(
+        "/recalls",
+        json={"class": 1, "reason": "杂质超标", "batches": ["8600001/L001"]},
+        headers=key(w, "MFR"),
+    )
     assert made.status_code == 201, made.text
     rid = made.json()["id"]
     assert made.headers["location"] == f"/recalls/{rid}"
@@ -93,8 +108,7 @@ def test_alerts_and_recalls_http(client: TestClient, trace_world: Any) -> None:
     assert scope["total"] == 6
     assert client.get(f"/verify/{w.pack(4)}").json()["status"] == "recalled"
     assert client.get("/recalls/999", headers=reg).status_code == 404
-    bad = client.post("/recalls", json={"class": 1, "reason": "x", "codes": ["nope!"]},
-                      headers=reg)
+    bad = client.post("/recalls", json={"class": 1, "reason": "x", "codes": ["nope!"]}, headers=reg)
     assert bad.status_code == 400 and bad.json()["errors"][0]["place"] == "codes[0]"
     closed = client.post(f"/recalls/{rid}/close", headers=reg).json()
     assert closed["closed_us"] is not None
@@ -124,8 +138,22 @@ def test_sale_line_files_and_cli(trace_world: Any, db_url: str, tmp_path: Path) 
     assert verdicts[0]["units_sold"] == 6 and verdicts[1]["status"] == "dispensed"
     tree = runner.invoke(cli_app, ["trace", w.pack(4), "--db", db_url])
     assert tree.exit_code == 0 and "hand-overs" in tree.output
-    made = runner.invoke(cli_app, ["recall", "create", "--class", "2", "--reason", "test",
-                                   "--batch", "8600001/L001", "--db", db_url, "--json"])
+    made = runner.invoke(
+        cli_app,
+        [
+            "recall",
+            "create",
+            "--class",
+            "2",
+            "--reason",
+            "test",
+            "--batch",
+            "8600001/L001",
+            "--db",
+            db_url,
+            "--json",
+        ],
+    )
     assert json.loads(made.output)["total"] == 6
     listed = runner.invoke(cli_app, ["recall", "list", "--db", db_url])
     assert "test" in listed.output
@@ -135,18 +163,44 @@ def test_sale_line_files_and_cli(trace_world: Any, db_url: str, tmp_path: Path) 
 
 def test_bad_sale_lines_name_place(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps([
-        {"drug_trac_codg": [], "trdn_flag": 0, "sel_retn_time": "2026-01-01 00:00:00",
-         "site": "x"},
-        {"drug_trac_codg": ["86000010000000000001"], "trdn_flag": 7,
-         "sel_retn_time": "2026-01-01 00:00:00", "site": "x"},
-        {"drug_trac_codg": ["86000010000000000001"], "trdn_flag": 0, "sel_retn_cnt": 3,
-         "sel_retn_time": "2026-01-01 00:00:00", "site": "x"},
-        {"drug_trac_codg": ["86000010000000000001"], "trdn_flag": 1, "sel_retn_cnt": 3,
-         "sel_retn_time": "not a time", "site": "x"},
-    ]))
+    bad.write_text(
+        json.dumps(
+            [
+                {
+                    "drug_trac_codg": [],
+                    "trdn_flag": 0,
+                    "sel_retn_time": "2026-01-01 00:00:00",
+                    "site": "x",
+                },
+                {
+                    "drug_trac_codg": ["86000010000000000001"],
+                    "trdn_flag": 7,
+                    "sel_retn_time": "2026-01-01 00:00:00",
+                    "site": "x",
+                },
+                {
+                    "drug_trac_codg": ["86000010000000000001"],
+                    "trdn_flag": 0,
+                    "sel_retn_cnt": 3,
+                    "sel_retn_time": "2026-01-01 00:00:00",
+                    "site": "x",
+                },
+                {
+                    "drug_trac_codg": ["86000010000000000001"],
+                    "trdn_flag": 1,
+                    "sel_retn_cnt": 3,
+                    "sel_retn_time": "not a time",
+                    "site": "x",
+                },
+            ]
+        )
+    )
     with pytest.raises(ValidationError) as info:
         read_sale_file(bad)
     places = [p.place for p in info.value.problems]
-    assert places == ["bad.json line 1/drug_trac_codg", "bad.json line 2/trdn_flag",
-                      "bad.json line 3/sel_retn_cnt", "bad.json line 4/sel_retn_time"]
+    assert places == [
+        "bad.json line 1/drug_trac_codg",
+        "bad.json line 2/trdn_flag",
+        "bad.json line 3/sel_retn_cnt",
+        "bad.json line 4/sel_retn_time",
+    ]

@@ -1,4 +1,4 @@
-"""Runtime settings from the environment, with embedded defaults (SQLite under the user's data dir)."""
+"""Runtime settings from the environment, with embedded defaults (SQLite in the data dir)."""
 
 from __future__ import annotations
 

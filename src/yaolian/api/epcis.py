@@ -29,6 +29,7 @@ from sqlalchemy import Engine
 from starlette.responses import Response
 
 from yaolian.api.auth import ViewerDep, WriterDep, audit, engine_of
+from yaolian.api.params import MAX_ROW_ID
 from yaolian.epcis import jsonld, xml
 from yaolian.epcis.model import EVENT_TYPES, Document, Event
 from yaolian.epcis.nmpa_dataset import YAOLIAN_NS, read_nmpa_csv, read_nmpa_xlsx
@@ -63,7 +64,6 @@ _CAPTURE_TYPES = {
     CSV: "csv",
     XLSX: "xlsx",
 }
-MAX_ROW_ID = 2**63 - 1  # larger ids cannot exist (and overflow the database's integer)
 _RESULT_CONTEXT: list[Any] = [jsonld.EPCIS_CONTEXT, {"yaolian": YAOLIAN_NS}]
 
 

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
 from yaolian.api.auth import ViewerDep, WriterDep, audit, engine_of
+from yaolian.api.params import RowId
 from yaolian.trace.recall import close_recall, create_recall, list_recalls, recall_scope
 
 router = APIRouter(tags=["recall"])
@@ -51,17 +52,13 @@ def get_recalls(request: Request, viewer: ViewerDep) -> dict[str, Any]:
 
 
 @router.get("/recalls/{recall_id}")
-def get_recall(
-    request: Request, recall_id: Annotated[int, Path(ge=1)], viewer: ViewerDep
-) -> dict[str, Any]:
+def get_recall(request: Request, recall_id: RowId, viewer: ViewerDep) -> dict[str, Any]:
     """Scope (holders with quantities, in transit, dispensed) and progress of a recall."""
     return recall_scope(engine_of(request), recall_id, viewer)
 
 
 @router.post("/recalls/{recall_id}/close")
-def post_close(
-    request: Request, recall_id: Annotated[int, Path(ge=1)], viewer: WriterDep
-) -> dict[str, Any]:
+def post_close(request: Request, recall_id: RowId, viewer: WriterDep) -> dict[str, Any]:
     """Close a recall (completed)."""
     engine = engine_of(request)
     recall_scope(engine, recall_id, viewer)  # 404 unless visible to this key

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from yaolian.api.auth import ViewerDep, WriterDep, audit, engine_of
+from yaolian.api.params import RowId
 from yaolian.store.tx import read_tx, write_tx
 from yaolian.supply import consumption as cons
 from yaolian.supply import forecast as fc
@@ -312,7 +313,7 @@ def post_reserve(request: Request, viewer: WriterDep, body: ReservePlanIn) -> di
 
 @router.post("/reserves/{plan_id}/dispatch", status_code=201)
 def post_dispatch(
-    request: Request, viewer: WriterDep, plan_id: int, body: DispatchIn
+    request: Request, viewer: WriterDep, plan_id: RowId, body: DispatchIn
 ) -> dict[str, Any]:
     """Dispatch reserve stock: a shipping event is captured and the order recorded."""
     engine = engine_of(request)
@@ -322,7 +323,7 @@ def post_dispatch(
 
 
 @router.get("/reserves/{plan_id}/dispatches")
-def get_dispatches(request: Request, _viewer: ViewerDep, plan_id: int) -> dict[str, Any]:
+def get_dispatches(request: Request, _viewer: ViewerDep, plan_id: RowId) -> dict[str, Any]:
     """Dispatch orders of a plan."""
     with read_tx(engine_of(request)) as conn:
         return {"dispatches": reserves.dispatches(conn, plan_id)}

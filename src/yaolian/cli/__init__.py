@@ -7,6 +7,7 @@ place and reason and exit 2, never a traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -35,3 +36,11 @@ def main() -> None:
         for problem in exc.problems[:50]:
             console_err.print(f"  - {problem}")
         sys.exit(2)
+    except Exception as exc:  # a bug, not bad input: say so plainly, trace only on request
+        if os.environ.get("YAOLIAN_DEBUG"):
+            raise
+        console_err.print(
+            f"[bold red]internal error[/]: {type(exc).__name__}: {exc}\n"
+            "This is a bug in yaolian; run again with YAOLIAN_DEBUG=1 for the traceback."
+        )
+        sys.exit(3)

@@ -41,6 +41,7 @@ from yaolian.store.schema import api_key, capture_job, code, enterprise, event
 from yaolian.store.tx import read_tx
 
 MAX_REASONS_SHOWN = 20
+WORKER_STARTUP_SECONDS = 60  # a worker imports every layer; on a busy machine that takes a while
 
 
 def _open(db: str | None) -> Engine:
@@ -323,7 +324,14 @@ def serve(
     _open(url).dispose()  # migrate once before the workers start; fail early on a bad URL
     os.environ[DATABASE_URL_ENV] = url  # the workers' create_app() reads it
     console_err.print(f"yaolian API on http://{host}:{port}  (docs: /docs, database: {url})")
-    uvicorn.run("yaolian.api.app:create_app", factory=True, host=host, port=port, workers=workers)
+    uvicorn.run(
+        "yaolian.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        timeout_worker_healthcheck=WORKER_STARTUP_SECONDS,
+    )
 
 
 # ── keys ─────────────────────────────────────────────────────────────────────────────────────

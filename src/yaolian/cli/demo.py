@@ -364,9 +364,10 @@ def _section_verify(engine: Engine, truth: dict[str, Any]) -> None:
     from yaolian.store.access import Viewer
     from yaolian.verify.status import verify
 
-    picks: list[tuple[str, str]] = []
+    picks: list[tuple[str, str, str]] = []  # (case, code to verify, code as printed)
     if truth["samples"].get("genuine"):
-        picks.append(("genuine pack on a shelf", truth["samples"]["genuine"]["code"]))
+        sample = truth["samples"]["genuine"]
+        picks.append(("genuine pack on a shelf", sample["code"], sample["raw"]))
     for kind, label in (
         ("counterfeit", "counterfeit (never commissioned)"),
         ("resale", "回流药 (re-sold whole pack)"),
@@ -374,13 +375,14 @@ def _section_verify(engine: Engine, truth: dict[str, Any]) -> None:
     ):
         inc = next((i for i in truth["incidents"] if i["type"] == kind), None)
         if inc:
-            picks.append((label, inc["codes"][0]))
+            printed = inc["raw_codes"][0] if inc["raw_codes"] else inc["codes"][0]
+            picks.append((label, inc["codes"][0], printed))
     rows = []
     end = to_epoch_us(truth["samples"]["end"])  # as of the last simulated day
     with engine.connect() as conn:
-        for label, code in picks:
+        for label, code, printed in picks:
             v = verify(conn, code, Viewer.system(), now_us=end)
-            rows.append((label, code.rsplit(":", 1)[-1], v.status, v.reason, v.sale_count))
+            rows.append((label, printed, v.status, v.reason, v.sale_count))
     console.rule("[bold]4 · is this pack genuine and sellable? (verify)")
     print_table(None, ["case", "code", "status", "reason", "sales"], rows)
 

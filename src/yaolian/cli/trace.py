@@ -27,9 +27,16 @@ from yaolian.verify.dispense import read_sale_file, record_sales
 from yaolian.verify.status import verify_many
 
 SYSTEM = Viewer.system()
-_STATUS_STYLE = {"genuine": "green", "unknown": "bold red", "recalled": "bold red",
-                 "dispensed": "yellow", "expired": "red", "destroyed": "red",
-                 "decommissioned": "red", "in_transit": "cyan"}
+_STATUS_STYLE = {
+    "genuine": "green",
+    "unknown": "bold red",
+    "recalled": "bold red",
+    "dispensed": "yellow",
+    "expired": "red",
+    "destroyed": "red",
+    "decommissioned": "red",
+    "in_transit": "cyan",
+}
 
 
 def _at(value: str | None) -> int | None:
@@ -38,8 +45,9 @@ def _at(value: str | None) -> int | None:
     try:
         return to_epoch_us(value)
     except ValueError as exc:
-        raise QueryError(f"not an ISO 8601 time with offset: {value!r} ({exc})",
-                         place="--at") from None
+        raise QueryError(
+            f"not an ISO 8601 time with offset: {value!r} ({exc})", place="--at"
+        ) from None
 
 
 def _label(graph: Graph, node_id: str) -> str:
@@ -56,19 +64,38 @@ def _label(graph: Graph, node_id: str) -> str:
 def graph_tree(graph: Graph) -> Tree:
     """A readable rich tree of a trace graph (by edge kind, in time order)."""
     tree = Tree(f"{graph.direction} trace of {_label(graph, graph.root)}")
-    for kind, title in (("commissioned", "commissioned"), ("inside", "containers"),
-                        ("handed_over", "hand-overs"), ("held_by", "held by"),
-                        ("dispensed", "dispensed"), ("dispensed_at", "dispensed at"),
-                        ("transformed_into", "transformations"), ("batch_of", "batch")):
+    for kind, title in (
+        ("commissioned", "commissioned"),
+        ("inside", "containers"),
+        ("handed_over", "hand-overs"),
+        ("held_by", "held by"),
+        ("dispensed", "dispensed"),
+        ("dispensed_at", "dispensed at"),
+        ("transformed_into", "transformations"),
+        ("batch_of", "batch"),
+    ):
         found = [e for e in graph.edges if e["kind"] == kind]
         if not found:
             continue
         branch = tree.add(f"[bold]{title}[/] ({len(found)})")
         for e in found[:200]:
-            when = " ".join(f"{k}={e[k]}" for k in ("date", "since", "until", "shipped",
-                                                     "received", "first", "count", "units",
-                                                     "status", "codes", "quantity")
-                            if e.get(k) is not None)
+            when = " ".join(
+                f"{k}={e[k]}"
+                for k in (
+                    "date",
+                    "since",
+                    "until",
+                    "shipped",
+                    "received",
+                    "first",
+                    "count",
+                    "units",
+                    "status",
+                    "codes",
+                    "quantity",
+                )
+                if e.get(k) is not None
+            )
             branch.add(f"{_label(graph, e['from'])} → {_label(graph, e['to'])}  {when}")
         if len(found) > 200:
             branch.add(f"… {len(found) - 200} more")
@@ -80,10 +107,12 @@ def graph_tree(graph: Graph) -> Tree:
 
 
 def trace(
-    code: Annotated[str, typer.Argument(help="Code in any form, a batch URI, or a product code "
-                                        "with --lot.")],
-    forward: Annotated[bool, typer.Option("--forward", help="Where it went (default: where "
-                                          "it came from).")] = False,
+    code: Annotated[
+        str, typer.Argument(help="Code in any form, a batch URI, or a product code with --lot.")
+    ],
+    forward: Annotated[
+        bool, typer.Option("--forward", help="Where it went (default: where it came from).")
+    ] = False,
     lot: Annotated[str | None, typer.Option("--lot", help="批号: trace batch CODE/LOT.")] = None,
     at: Annotated[str | None, typer.Option("--at", help="As of this ISO 8601 time.")] = None,
     db: DbOption = None,
@@ -118,13 +147,25 @@ def verify(
         product = v["product"] or {}
         batch = v["batch"] or {}
         style = _STATUS_STYLE.get(v["status"], "")
-        rows.append((v["code"], f"[{style}]{v['status']}[/]", product.get("generic_name"),
-                     batch.get("lot"), batch.get("expiry"),
-                     " → ".join([v["circulation"][0]["from"] or "?"] + [
-                         h["to"] or "?" for h in v["circulation"]]) if v["circulation"] else "",
-                     v["reason"]))
-    print_table("verification", ["code", "status", "product", "lot", "expiry", "path",
-                                 "reason"], rows)
+        rows.append(
+            (
+                v["code"],
+                f"[{style}]{v['status']}[/]",
+                product.get("generic_name"),
+                batch.get("lot"),
+                batch.get("expiry"),
+                " → ".join(
+                    [v["circulation"][0]["from"] or "?"]
+                    + [h["to"] or "?" for h in v["circulation"]]
+                )
+                if v["circulation"]
+                else "",
+                v["reason"],
+            )
+        )
+    print_table(
+        "verification", ["code", "status", "product", "lot", "expiry", "path", "reason"], rows
+    )
 
 
 def alerts(
@@ -138,10 +179,22 @@ def alerts(
     if as_json:
         print_json(found)
         return
-    print_table(f"alerts ({found['total']})", ["id", "rule", "severity", "date", "code", "site",
-                                               "reason"],
-                [(a["id"], a["rule"], a["severity"], a["time"], a["code"], a["site"],
-                  a["evidence"].get("reason")) for a in found["alerts"]])
+    print_table(
+        f"alerts ({found['total']})",
+        ["id", "rule", "severity", "date", "code", "site", "reason"],
+        [
+            (
+                a["id"],
+                a["rule"],
+                a["severity"],
+                a["time"],
+                a["code"],
+                a["site"],
+                a["evidence"].get("reason"),
+            )
+            for a in found["alerts"]
+        ],
+    )
 
 
 def dispense(
@@ -155,31 +208,63 @@ def dispense(
     if as_json:
         print_json({"lines": len(lines), **result.to_dict()})
         return
-    console.print(f"{len(lines)} sale line(s): {result.accepted} recorded, "
-                  f"{result.duplicates} duplicate, {result.rejected} rejected")
+    console.print(
+        f"{len(lines)} sale line(s): {result.accepted} recorded, "
+        f"{result.duplicates} duplicate, {result.rejected} rejected"
+    )
     for problem in result.errors[:20]:
         console.print(f"  - {problem}")
 
 
-recall_app = typer.Typer(help="Recalls (药品召回): create, show scope and progress, list, close.",
-                         no_args_is_help=True)
+recall_app = typer.Typer(
+    help="Recalls (药品召回): create, show scope and progress, list, close.", no_args_is_help=True
+)
 
 
 def _print_scope(scope: dict[str, Any]) -> None:
-    console.print(f"[bold]recall {scope['id']}[/] {scope['class_name']} — {scope['reason']} "
-                  f"(created {scope['created']}{', closed' if scope['closed_us'] else ''})")
+    console.print(
+        f"[bold]recall {scope['id']}[/] {scope['class_name']} — {scope['reason']} "
+        f"(created {scope['created']}{', closed' if scope['closed_us'] else ''})"
+    )
     console.print(f"codes in scope: {scope['total']}  by status: {scope['by_status']}")
-    print_table("holders", ["holder", "role", "count", "sites"],
-                [(h["holder"], h["role"], h["count"], ", ".join(
-                    f"{k}: {v}" for k, v in h["sites"].items())) for h in scope["holders"]])
+    print_table(
+        "holders",
+        ["holder", "role", "count", "sites"],
+        [
+            (
+                h["holder"],
+                h["role"],
+                h["count"],
+                ", ".join(f"{k}: {v}" for k, v in h["sites"].items()),
+            )
+            for h in scope["holders"]
+        ],
+    )
     if scope["in_transit"]:
-        print_table("in transit", ["from", "to", "kind", "count", "shipped"],
-                    [(t["from"], t["to"], t["kind"], t["count"], t["shipped"])
-                     for t in scope["in_transit"]])
+        print_table(
+            "in transit",
+            ["from", "to", "kind", "count", "shipped"],
+            [
+                (t["from"], t["to"], t["kind"], t["count"], t["shipped"])
+                for t in scope["in_transit"]
+            ],
+        )
     if scope["dispensed"]:
-        print_table("dispensed", ["site", "holder", "codes", "units (拆零)", "first", "last"],
-                    [(d["site_name"] or d["site"], d["holder"], d["codes"], d["split_units"],
-                      d["first"], d["last"]) for d in scope["dispensed"]])
+        print_table(
+            "dispensed",
+            ["site", "holder", "codes", "units (拆零)", "first", "last"],
+            [
+                (
+                    d["site_name"] or d["site"],
+                    d["holder"],
+                    d["codes"],
+                    d["split_units"],
+                    d["first"],
+                    d["last"],
+                )
+                for d in scope["dispensed"]
+            ],
+        )
     console.print(f"progress: {scope['progress']}")
 
 
@@ -187,16 +272,16 @@ def _print_scope(scope: dict[str, Any]) -> None:
 def recall_create(
     reason: Annotated[str, typer.Option("--reason", help="Why (召回原因).")],
     klass: Annotated[int, typer.Option("--class", help="1, 2 or 3 (一级/二级/三级).")],
-    batch: Annotated[list[str] | None, typer.Option("--batch", help="PRODUCT/LOT or a batch "
-                                                    "URI; repeatable.")] = None,
+    batch: Annotated[
+        list[str] | None, typer.Option("--batch", help="PRODUCT/LOT or a batch URI; repeatable.")
+    ] = None,
     code: Annotated[list[str] | None, typer.Option("--code", help="A code; repeatable.")] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create a recall and print its scope."""
     engine = open_engine(db)
-    rid = create_recall(engine, klass=klass, reason=reason, batches=batch or [],
-                        codes=code or [])
+    rid = create_recall(engine, klass=klass, reason=reason, batches=batch or [], codes=code or [])
     scope = recall_scope(engine, rid)
     print_json(scope) if as_json else _print_scope(scope)
 
@@ -215,16 +300,33 @@ def recall_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     if as_json:
         print_json(found)
         return
-    print_table("recalls", ["id", "class", "created", "closed", "batches", "codes", "reason"],
-                [(r["id"], r["class"], r["created"], "yes" if r["closed_us"] else "",
-                  ", ".join(r["batches"]), r["codes"], r["reason"]) for r in found])
+    print_table(
+        "recalls",
+        ["id", "class", "created", "closed", "batches", "codes", "reason"],
+        [
+            (
+                r["id"],
+                r["class"],
+                r["created"],
+                "yes" if r["closed_us"] else "",
+                ", ".join(r["batches"]),
+                r["codes"],
+                r["reason"],
+            )
+            for r in found
+        ],
+    )
 
 
 @recall_app.command("close")
-def recall_close(recall_id: int, db: DbOption = None) -> None:
+def recall_close(recall_id: int, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Close a recall (completed)."""
-    close_recall(open_engine(db), recall_id)
-    console.print(f"recall {recall_id} closed")
+    engine = open_engine(db)
+    close_recall(engine, recall_id)
+    if as_json:
+        print_json(recall_scope(engine, recall_id))
+    else:
+        console.print(f"recall {recall_id} closed")
 
 
 def register(app: typer.Typer) -> None:

@@ -11,201 +11,51 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-BIZ_STEPS = frozenset(
-    [
-        "accepting",
-        "arriving",
-        "assembling",
-        "collecting",
-        "commissioning",
-        "consigning",
-        "creating_class_instance",
-        "cycle_counting",
-        "decommissioning",
-        "departing",
-        "destroying",
-        "disassembling",
-        "dispensing",
-        "encoding",
-        "entering_exiting",
-        "holding",
-        "inspecting",
-        "installing",
-        "killing",
-        "loading",
-        "other",
-        "packing",
-        "picking",
-        "receiving",
-        "removing",
-        "repackaging",
-        "repairing",
-        "replacing",
-        "reserving",
-        "retail_selling",
-        "sampling",
-        "sensor_reporting",
-        "shipping",
-        "staging_outbound",
-        "stock_taking",
-        "stocking",
-        "storing",
-        "transporting",
-        "unloading",
-        "unpacking",
-        "void_shipping",
-    ]
+
+def _words(text: str) -> frozenset[str]:
+    """A vocabulary written as space-separated words (reads best as text)."""
+    return frozenset(text.split())
+
+
+BIZ_STEPS = _words(
+    "accepting arriving assembling collecting commissioning consigning "
+    "creating_class_instance cycle_counting decommissioning departing destroying "
+    "disassembling dispensing encoding entering_exiting holding inspecting installing killing "
+    "loading other packing picking receiving removing repackaging repairing replacing "
+    "reserving retail_selling sampling sensor_reporting shipping staging_outbound "
+    "stock_taking stocking storing transporting unloading unpacking void_shipping"
 )
-DISPOSITIONS = frozenset(
-    [
-        "active",
-        "available",
-        "completeness_inferred",
-        "completeness_verified",
-        "conformant",
-        "container_closed",
-        "container_open",
-        "damaged",
-        "destroyed",
-        "dispensed",
-        "disposed",
-        "encoded",
-        "expired",
-        "in_progress",
-        "in_transit",
-        "inactive",
-        "mismatch_class",
-        "mismatch_instance",
-        "mismatch_quantity",
-        "needs_replacement",
-        "no_pedigree_match",
-        "non_conformant",
-        "non_sellable_other",
-        "partially_dispensed",
-        "recalled",
-        "reserved",
-        "retail_sold",
-        "returned",
-        "sellable_accessible",
-        "sellable_not_accessible",
-        "stolen",
-        "unavailable",
-        "unknown",
-    ]
+DISPOSITIONS = _words(
+    "active available completeness_inferred completeness_verified conformant container_closed "
+    "container_open damaged destroyed dispensed disposed encoded expired in_progress "
+    "in_transit inactive mismatch_class mismatch_instance mismatch_quantity needs_replacement "
+    "no_pedigree_match non_conformant non_sellable_other partially_dispensed recalled "
+    "reserved retail_sold returned sellable_accessible sellable_not_accessible stolen "
+    "unavailable unknown"
 )
-BIZ_TRANSACTION_TYPES = frozenset(
-    [
-        "bol",
-        "cert",
-        "desadv",
-        "inv",
-        "pedigree",
-        "po",
-        "poc",
-        "prodorder",
-        "recadv",
-        "rma",
-        "testprd",
-        "testres",
-    ]
+BIZ_TRANSACTION_TYPES = _words(
+    "bol cert desadv inv pedigree po poc prodorder recadv rma testprd testres"
 )
 SOURCE_DEST_TYPES = frozenset(("owning_party", "possessing_party", "location"))
 ERROR_REASONS = frozenset(("did_not_occur", "incorrect_data"))
 SENSOR_ALERT_TYPES = frozenset(("ALARM_CONDITION", "ERROR_CONDITION"))
-COMPONENTS = frozenset(
-    [
-        "x",
-        "y",
-        "z",
-        "axial_distance",
-        "azimuth",
-        "height",
-        "spherical_radius",
-        "polar_angle",
-        "elevation_angle",
-        "easting",
-        "northing",
-        "latitude",
-        "longitude",
-        "altitude",
-        "geocoordinate",
-    ]
+COMPONENTS = _words(
+    "x y z axial_distance azimuth height spherical_radius polar_angle elevation_angle easting "
+    "northing latitude longitude altitude geocoordinate"
 )
-MEASUREMENT_TYPES = frozenset(
-    [
-        "AbsoluteHumidity",
-        "AbsorbedDose",
-        "AbsorbedDoseRate",
-        "Acceleration",
-        "Activity",
-        "Altitude",
-        "AmountOfSubstance",
-        "AmountOfSubstancePerUnitVolume",
-        "Angle",
-        "AngularAcceleration",
-        "AngularMomentum",
-        "AngularVelocity",
-        "Area",
-        "Capacitance",
-        "Conductance",
-        "Conductivity",
-        "Count",
-        "Density",
-        "Dimensionless",
-        "DoseEquivalent",
-        "DoseEquivalentRate",
-        "DynamicViscosity",
-        "ElectricCharge",
-        "ElectricCurrent",
-        "ElectricCurrentDensity",
-        "ElectricFieldStrength",
-        "Energy",
-        "Exposure",
-        "Force",
-        "Frequency",
-        "Illuminance",
-        "Inductance",
-        "Irradiance",
-        "KinematicViscosity",
-        "Length",
-        "LinearMomentum",
-        "Luminance",
-        "LuminousFlux",
-        "LuminousIntensity",
-        "MagneticFlux",
-        "MagneticFluxDensity",
-        "MagneticVectorPotential",
-        "Mass",
-        "MassConcentration",
-        "MassFlowRate",
-        "MassPerAreaTime",
-        "MemoryCapacity",
-        "MolalityOfSolute",
-        "MolarEnergy",
-        "MolarMass",
-        "MolarVolume",
-        "Power",
-        "Pressure",
-        "RadiantFlux",
-        "RadiantIntensity",
-        "RelativeHumidity",
-        "Resistance",
-        "Resistivity",
-        "SolidAngle",
-        "SpecificVolume",
-        "Speed",
-        "SurfaceDensity",
-        "SurfaceTension",
-        "Temperature",
-        "Time",
-        "Torque",
-        "Voltage",
-        "Volume",
-        "VolumeFlowRate",
-        "VolumeFraction",
-        "VolumetricFlux",
-        "Wavenumber",
-    ]
+MEASUREMENT_TYPES = _words(
+    "AbsoluteHumidity AbsorbedDose AbsorbedDoseRate Acceleration Activity Altitude "
+    "AmountOfSubstance AmountOfSubstancePerUnitVolume Angle AngularAcceleration "
+    "AngularMomentum AngularVelocity Area Capacitance Conductance Conductivity Count Density "
+    "Dimensionless DoseEquivalent DoseEquivalentRate DynamicViscosity ElectricCharge "
+    "ElectricCurrent ElectricCurrentDensity ElectricFieldStrength Energy Exposure Force "
+    "Frequency Illuminance Inductance Irradiance KinematicViscosity Length LinearMomentum "
+    "Luminance LuminousFlux LuminousIntensity MagneticFlux MagneticFluxDensity "
+    "MagneticVectorPotential Mass MassConcentration MassFlowRate MassPerAreaTime "
+    "MemoryCapacity MolalityOfSolute MolarEnergy MolarMass MolarVolume Power Pressure "
+    "RadiantFlux RadiantIntensity RelativeHumidity Resistance Resistivity SolidAngle "
+    "SpecificVolume Speed SurfaceDensity SurfaceTension Temperature Time Torque Voltage "
+    "Volume VolumeFlowRate VolumeFraction VolumetricFlux Wavenumber"
 )
 
 GS1_VOC = "https://gs1.org/voc/"

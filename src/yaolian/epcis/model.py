@@ -78,7 +78,7 @@ class Document:
 
 
 def iter_epcs(event: Event) -> Iterator[tuple[str, EpcRole]]:
-    """Every instance-level identifier in the event with its role (epc/parent/child/input/output)."""
+    """Every instance-level identifier in the event with its role (epc, parent, child …)."""
     parent = event.get("parentID")
     if parent:
         yield parent, "parent"

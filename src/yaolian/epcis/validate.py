@@ -301,7 +301,7 @@ def _semantic(event: Event, schema_ok: int, out: _Out) -> None:
     if kind not in EVENT_TYPES and not cbv._looks_like_uri(kind):
         out.append(("/type", f"unknown event type {kind!r}"))
         return
-    _times(event, out)
+    _times(event, out, schema_ok)
     action = event.get("action")
     if kind in _ACTION_REQUIRED:
         if action is None:
@@ -356,7 +356,12 @@ def _semantic(event: Event, schema_ok: int, out: _Out) -> None:
     _vocabularies(event, out)
 
 
-def _times(event: Event, out: _Out) -> None:
+def _times(event: Event, out: _Out, schema_ok: int = 0) -> None:
+    if schema_ok:  # formats and offset already matched; fast-path shapes hold no other times
+        for key in ("eventTime", "recordTime"):
+            if key in event:
+                _parse_time(f"/{key}", event[key], out)
+        return
     for key in ("eventTime", "recordTime"):
         value = event.get(key)
         if value is None:
@@ -396,6 +401,11 @@ def _check_time(pointer: str, value: Any, out: _Out) -> None:
     if not isinstance(value, str) or not _DATE_TIME.match(value):
         out.append((pointer, f"{value!r} is not an ISO 8601 date-time with a time-zone offset"))
         return
+    _parse_time(pointer, value, out)
+
+
+def _parse_time(pointer: str, value: str, out: _Out) -> None:
+    """A time that has the ISO 8601 shape must also be a real instant (no 2025-02-30)."""
     try:
         parse_time(value)
     except ValueError as exc:

@@ -109,13 +109,14 @@ class Simulation:
         self.wip = np.zeros(n_prod, dtype=np.int64)
         self.transit: dict[int, list[Shipment]] = defaultdict(list)
         self.releases: dict[int, list[tuple[int, Batch]]] = defaultdict(list)
-        self.open_pack = np.full((n_sites, n_prod), -1, dtype=np.int64)
-        self.open_units = np.zeros((n_sites, n_prod), dtype=np.int64)
+        # per site and product: the pack opened for 拆零 and its units left
+        self.open_split = [[(-1, 0)] * n_prod for _ in range(n_sites)]
         self.tier = np.array([s.tier for s in world.sites])
         self.parent = np.array([s.parent for s in world.sites])
         self.retail = np.array(world.retail_sites(), dtype=np.int64)
         self.is_hospital = np.array([s.kind == "hospital" for s in world.sites])
         self.units = np.array([p.spec.units_per_pack for p in world.products])
+        self.units_list: list[int] = self.units.tolist()
         self.case_size = np.array([p.spec.case_size for p in world.products])
         self.split_share = np.array([p.spec.split_share for p in world.products])
         self.forecast = world.base_demand * np.array(
@@ -637,19 +638,19 @@ class Simulation:
         Returns the packs demanded and the lines left unserved.
         """
         fifo = self.fifo[site][i]
-        whole_proto, split_proto = self._sale_prototypes(site)
-        per_pack = int(self.units[i])
+        whole_proto, split_proto = self._protos.get(site) or self._sale_prototypes(site)
+        per_pack = self.units_list[i]
         packs = self.packs[i]
         prefix = self.fmt[i].uri_prefix
         emit = self._day_events.append
         doc = f"YB{site:05d}{day + 1000:05d}"
         whole = self._today_whole[site]
         dispensed = self.dispensed_by_batch
-        open_pack = int(self.open_pack[site, i])
-        open_units = int(self.open_units[site, i])
+        opened_here = self.open_split[site]
+        open_pack, open_units = opened_here[i]
         recalled = self._recalled is not None and self._recalled[0] == i
-        batch = packs.batches[-1]
         spans = fifo.spans
+        batch = packs.batch_of(spans[0][0]) if spans else packs.batches[-1]
         taken = unmet = 0
         need = 0.0
         for j in range(n_whole):
@@ -724,9 +725,9 @@ class Simulation:
                 emit(sale_event(split_proto, t, [uri], f"{doc}{j:04d}{n}", units_sold, True))
                 if recalled:
                     self.truth.recalled_sale(self, i, [pk], site, t)
-        self.stock[site, i] -= taken
-        self.open_pack[site, i] = open_pack
-        self.open_units[site, i] = open_units
+        if taken:
+            self.stock[site, i] -= taken
+        opened_here[i] = (open_pack, open_units)
         self.stats.sale_lines += len(times) - unmet
         self.stats.split_lines += len(times) - n_whole
         return need, unmet
@@ -970,16 +971,23 @@ class Simulation:
             return
 
     def _recall(self, day: int) -> None:
-        """Recall the most widely distributed batch of the planned product."""
+        """Recall the batch of the planned product found at the most hospitals and pharmacies
+        (then: the most packs outside the factory)."""
         i = self.plan.recall_product
         packs = self.packs[i]
         downstream = np.zeros(len(packs.batches), dtype=np.int64)
+        at_retail = np.zeros(len(packs.batches), dtype=np.int64)
         for site in self.w.sites:
             if site.tier == FACTORY:
                 continue
+            seen: set[int] = set()
             for s, e in self.fifo[site.index][i].spans:
-                downstream[packs.batch_of(s).index] += e - s
-        b = packs.batches[int(np.argmax(downstream))]
+                index = packs.batch_of(s).index
+                downstream[index] += e - s
+                if site.tier == RETAIL and index not in seen:
+                    seen.add(index)
+                    at_retail[index] += 1
+        b = packs.batches[int(np.lexsort((downstream, at_retail))[-1])]
         self._recalled = (i, b.index)
         t = self.clock.at(day, 9 * 3600)
         holders: dict[int, int] = {}

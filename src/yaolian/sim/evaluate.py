@@ -6,11 +6,12 @@ an incident is *detected* when an alert of its rule names one of its codes; an a
 also accepts codes of any injected incident (a cloned code is also a double sale). Delay is
 alert time minus the time the incident became detectable, in hours (event time).
 
-Shortages: warnings of ``yaolian.supply`` (when that layer is installed) computed as of every
-``step`` days over the run, per product × province; a ground-truth stockout is *detected* when a
-warning for its product and region came before it, *lead* = stockout date − first warning date;
-a warned pair is *correct* when that pair really stocks out after the warning. The naive
-baseline (days of supply < 14 on the last-30-day average) is scored the same way.
+Shortages (when the supply layer is installed) are scored by
+:func:`yaolian.supply.evaluate.evaluate_warnings` — one definition for ``yaolian eval`` and the
+supply layer: per product × province, a *hit* is a first warning on or before the first
+stockout (lead = the days between), recall = hits / (hits + misses + late), precision = hits /
+(hits + false alarms); the naive baseline (days of supply < 14 on the last-30-day average) is
+scored the same way. Their delay column is the lead in days.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import tempfile
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,6 @@ RULE_FOR: dict[str, str] = {
     "cold_chain_excursion": "cold_chain",
     "recalled_sale": "recalled_sale",
 }
-WARNING_STEP_DAYS = 7
 
 
 @dataclass
@@ -139,46 +138,6 @@ def supply_available() -> bool:
     except ImportError:
         return False
     return callable(getattr(module, "compute_warnings", None))
-
-
-def warning_history(
-    engine: Engine, start: date, end: date, step: int = WARNING_STEP_DAYS
-) -> dict[str, dict[tuple[str, str], date]]:
-    """First warning date per (product, province) for yaolian and for the naive baseline."""
-    from yaolian.supply.warnings import compute_warnings, naive_warnings
-
-    first: dict[str, dict[tuple[str, str], date]] = {"risk": {}, "naive": {}}
-    day = start
-    while day <= end:
-        with read_tx(engine) as conn:
-            for method, fn in (("risk", compute_warnings), ("naive", naive_warnings)):
-                for w in fn(conn, day):
-                    pair = (w.product, _province(w.region))
-                    first[method].setdefault(pair, day)
-        day += timedelta(days=step)
-    return first
-
-
-def score_warnings(
-    truth: dict[str, Any], first: dict[tuple[str, str], date], label: str, detector: str
-) -> Score:
-    """Shortage warnings against the ground-truth stockouts (see the module docstring)."""
-    outs = {
-        (o["product_code"], o["region"]): date.fromisoformat(o["first_stockout"])
-        for o in truth["stockouts"]
-    }
-    sc = Score(label, detector, incidents=len(outs), alerts=len(first))
-    for pair, warned in first.items():
-        stock_out = outs.get(pair)
-        if stock_out is not None and warned <= stock_out:
-            sc.correct += 1
-    sc.correct_any = sc.correct
-    for pair, stock_out in outs.items():
-        first_warning = first.get(pair)
-        if first_warning is not None and first_warning <= stock_out:
-            sc.detected += 1
-            sc.delays.append(float((stock_out - first_warning).days))
-    return sc
 
 
 def evaluate_store(engine: Engine, truth: dict[str, Any]) -> list[Score]:

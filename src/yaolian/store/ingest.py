@@ -352,6 +352,7 @@ class _Writer:
                     )
                 )
         self._bulk("event", _EVENT_COLUMNS, events)
+        epcs.sort()  # primary-key order: the index is appended to, not scattered over
         self._bulk("event_epc", ("code_id", "event_id", "role"), epcs)
         self._bulk(
             "event_quantity", ("event_id", "class_id", "quantity", "uom", "role"), quantities

@@ -8,14 +8,21 @@ manufacturer sites. From those:
 * **demand** per day — the larger of the recent (28-day) and the 84-day rate, so that demand
   suppressed by stockouts does not hide itself; a stored forecast (``supply_forecast``) raises
   it when higher, and its upper bound gives a pessimistic date;
-* **regional inflow** — what arrived net of what moved on: Δstock + consumption;
-* **upstream** — manufacturer stock and production against national demand; a discontinuation
-  report (停产报告) ends production at its stop date at once;
-* when supply is *limited* (production falling or stopped, a discontinuation, or regional inflow
-  below demand) the region can use its own stock plus its demand share of manufacturer stock and
-  of production still to come: ``cover = (stock + share × (mfr stock + production until stop))
-  / demand``; the first site of a region runs dry before the regional total, so the expected
-  stockout is ``as_of + FIRST_SITE_FACTOR × cover``;
+* **regional inflow** — what arrived net of what moved on: Δstock + consumption (28 days for
+  the reason shown, 56 days for depletion under rationing: orders arrive in lumps);
+* **upstream** — manufacturer stock (negative book stock, i.e. unreported opening stock, counts
+  as none) and production against national demand; a discontinuation report (停产报告) ends
+  production at its stop date at once;
+* after a discontinuation the region can use its own stock plus its demand share of
+  manufacturer stock and of production still to come: ``cover = (stock + share × (mfr stock +
+  production until stop)) / demand``; the first site of a region runs dry before the regional
+  total, so the expected stockout is ``as_of + FIRST_SITE_FACTOR × cover``;
+* when production is *running* (≥ 3 of the last 4 weeks) yet below 80 % of national demand,
+  output is capacity-bound (a raw-material shock, say) and manufacturers ration it: each region
+  depletes at its demand minus its own recent inflow, ``cover = stock / (demand − inflow)``;
+  a region still served in full is not warned. A pause between batches is not a shortage;
+* a region with under :attr:`Thresholds.red` days of supply whose inflow fell is warned on days
+  of supply alone;
 * when supply keeps up, stock is replenished and no stockout is expected.
 
 The level compares the days to the expected stockout with the product's thresholds (its
@@ -56,6 +63,7 @@ FIRST_SITE_FACTOR = 0.8  # first site's stockout vs the regional aggregate runni
 SUPPLY_OK_RATIO = 0.8  # production or inflow at or above this share of demand keeps up
 HORIZON_DAYS = 180  # discontinuations stopping within this horizon count
 DEPLETING_SHARE = 0.1  # under rationing, a region whose net outflow is below this keeps up
+INFLOW_DAYS = 56  # window of the regional inflow rate under rationing (orders come in lumps)
 RUNNING_WEEKS = 3  # production in this many of the last 4 weeks: output is what capacity allows
 
 
@@ -113,6 +121,8 @@ class _Cell:
     prod_recent: float = 0.0
     prod_before: float = 0.0
     prod_weeks: float = 0.0  # weeks of the last four with any production
+    stock_long: float = 0.0  # on hand + in transit INFLOW_DAYS ago
+    cons_long: float = 0.0  # consumed over the last INFLOW_DAYS
 
 
 def _scan(conn: Connection, day: int, product: str | None) -> dict[tuple[str, str, bool], _Cell]:
@@ -146,6 +156,8 @@ def _scan(conn: Connection, day: int, product: str | None) -> dict[tuple[str, st
             func.count(
                 func.distinct(case((is_commission & (m.day > then), (m.day - then - 1) / 7)))
             ),
+            total((on_hand | transit) & (m.day <= day - INFLOW_DAYS)),
+            total(is_dispense & (m.day > day - INFLOW_DAYS), consumed),
         )
         .outerjoin(site, site.c.location_id == m.site)
         .outerjoin(product_table, product_table.c.product_code == m.product)
@@ -253,6 +265,12 @@ def assess(
             if fc:
                 demand[reg] = max(demand[reg], fc[0])
         national = sum(demand.values())
+        # what each region received lately: scarce stock goes where it has been going
+        received = {
+            reg: max(0.0, c.stock + c.transit - c.stock_long + c.cons_long)
+            for reg, c in by_region.items()
+        }
+        received_all = sum(received.values())
         up = upstream.get(prod, _Cell())
         prod_rate_recent = up.prod_recent / RECENT_DAYS
         prod_rate = (up.prod_recent + up.prod_before) / HISTORY_DAYS
@@ -284,7 +302,11 @@ def assess(
                     )
                 )
                 continue
-            share = d / national if national > 0 else 1.0
+            share = (
+                received[reg] / received_all
+                if received_all > 0
+                else (d / national if national > 0 else 1.0)
+            )
             inflow = (stock - (c.stock_then + c.transit_then)) + c.cons_recent
             inflow_ratio = inflow / (d * RECENT_DAYS)
             limited = False
@@ -319,13 +341,15 @@ def assess(
             cover: float | None = None
             if limited and stop is None:
                 # rationed production: the region depletes at demand minus what still arrives
-                net = d - max(0.0, inflow) / RECENT_DAYS
+                inflow_long = received[reg]
+                net = d - max(0.0, inflow_long) / INFLOW_DAYS
                 if net > DEPLETING_SHARE * d:
                     cover = max(0.0, stock) / net
                     expected = today + timedelta(days=int(FIRST_SITE_FACTOR * cover))
                     reasons.append(
                         f"supply limited: {stock:.0f} packs in region fall by {net:.1f}/day "
-                        f"(demand {d:.1f}, inflow {inflow / RECENT_DAYS:.1f}): {cover:.0f} days"
+                        f"(demand {d:.1f}, inflow {inflow_long / INFLOW_DAYS:.1f}): "
+                        f"{cover:.0f} days"
                     )
             elif limited:
                 pipeline = stock + share * (up.stock + future_production)

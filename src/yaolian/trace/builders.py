@@ -38,9 +38,7 @@ def _base(kind: str, when: datetime, **fields: Any) -> Event:
     return event
 
 
-def _parties(
-    kind: str, owner: str | None, site: str | None = None
-) -> list[dict[str, str]] | None:
+def _parties(kind: str, owner: str | None, site: str | None = None) -> list[dict[str, str]] | None:
     items = []
     if owner:
         items.append({"type": "owning_party", kind: owner})
@@ -71,12 +69,19 @@ def object_event(
     """An ObjectEvent (commissioning, shipping, receiving, dispensing, destroying …)."""
     ilmd = {
         k: v
-        for k, v in (("cbvmda:lotNumber", lot), ("cbvmda:itemExpirationDate", expiry),
-                     ("cbvmda:productionDate", produced))
+        for k, v in (
+            ("cbvmda:lotNumber", lot),
+            ("cbvmda:itemExpirationDate", expiry),
+            ("cbvmda:productionDate", produced),
+        )
         if v
     }
     event = _base(
-        "ObjectEvent", when, epcList=list(epcs), action=action, bizStep=biz_step,
+        "ObjectEvent",
+        when,
+        epcList=list(epcs),
+        action=action,
+        bizStep=biz_step,
         disposition=disposition,
         readPoint={"id": read_point} if read_point else None,
         bizLocation={"id": site} if site else None,
@@ -86,9 +91,13 @@ def object_event(
         ilmd=ilmd or None,
     )
     if temperatures:
-        event["sensorElementList"] = [{"sensorReport": [
-            {"type": "Temperature", "value": float(v), "uom": "CEL"} for v in temperatures
-        ]}]
+        event["sensorElementList"] = [
+            {
+                "sensorReport": [
+                    {"type": "Temperature", "value": float(v), "uom": "CEL"} for v in temperatures
+                ]
+            }
+        ]
     if extra:
         event.update(extra)
     return event
@@ -106,8 +115,13 @@ def aggregation_event(
     """An AggregationEvent: packing (ADD) or unpacking (DELETE; no children = everything)."""
     step = biz_step or ("packing" if action == "ADD" else "unpacking")
     return _base(
-        "AggregationEvent", when, parentID=parent, childEPCs=list(children), action=action,
-        bizStep=step, bizLocation={"id": site} if site else None,
+        "AggregationEvent",
+        when,
+        parentID=parent,
+        childEPCs=list(children),
+        action=action,
+        bizStep=step,
+        bizLocation={"id": site} if site else None,
     )
 
 
@@ -124,17 +138,24 @@ def transformation_event(
 ) -> Event:
     """A TransformationEvent (herb lot → 饮片 → 中成药): instance and class inputs/outputs
     (bizStep ``creating_class_instance``: CBV 2.0 has no ``transforming``)."""
+
     def qty(items: Sequence[tuple[str, float, str | None]]) -> list[dict[str, Any]] | None:
         out = [{"epcClass": c, "quantity": q, **({"uom": u} if u else {})} for c, q, u in items]
         return out or None
 
-    ilmd = {k: v for k, v in (("cbvmda:lotNumber", lot), ("cbvmda:itemExpirationDate", expiry))
-            if v}
+    ilmd = {
+        k: v for k, v in (("cbvmda:lotNumber", lot), ("cbvmda:itemExpirationDate", expiry)) if v
+    }
     return _base(
-        "TransformationEvent", when, inputEPCList=list(inputs) or None,
-        outputEPCList=list(outputs) or None, inputQuantityList=qty(input_classes),
-        outputQuantityList=qty(output_classes), bizStep="creating_class_instance",
-        bizLocation={"id": site} if site else None, ilmd=ilmd or None,
+        "TransformationEvent",
+        when,
+        inputEPCList=list(inputs) or None,
+        outputEPCList=list(outputs) or None,
+        inputQuantityList=qty(input_classes),
+        outputQuantityList=qty(output_classes),
+        bizStep="creating_class_instance",
+        bizLocation={"id": site} if site else None,
+        ilmd=ilmd or None,
     )
 
 

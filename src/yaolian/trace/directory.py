@@ -23,8 +23,12 @@ class Holder:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data."""
-        return {"enterprise_id": self.enterprise_id, "name": self.name, "role": self.role,
-                "uscc": self.uscc}
+        return {
+            "enterprise_id": self.enterprise_id,
+            "name": self.name,
+            "role": self.role,
+            "uscc": self.uscc,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +43,13 @@ class Place:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data."""
-        return {"location_id": self.location_id, "name": self.name, "kind": self.kind,
-                "region": self.region, "owner": self.owner.as_dict()}
+        return {
+            "location_id": self.location_id,
+            "name": self.name,
+            "kind": self.kind,
+            "region": self.region,
+            "owner": self.owner.as_dict(),
+        }
 
 
 class Directory:
@@ -130,13 +139,27 @@ def party_to_code(conn: Connection, enterprise_id: int, code_id: int) -> bool:
     own_sites = select(st.location_id).where(st.enterprise_id == enterprise_id)
     c, cs, d, p = s.custody.c, s.code_state.c, s.dispense.c, s.product.c
     checks = [
-        select(c.code_id).where(c.code_id == code_id, or_(
-            c.from_party == party, c.to_party == party, c.from_site.in_(own_sites),
-            c.to_site.in_(own_sites))),
-        select(cs.code_id).where(cs.code_id == code_id, or_(
-            cs.custodian == party, cs.site.in_(own_sites),
-            cs.product.in_(select(p.product_code).where(or_(
-                p.holder_id == enterprise_id, p.manufacturer_id == enterprise_id))))),
+        select(c.code_id).where(
+            c.code_id == code_id,
+            or_(
+                c.from_party == party,
+                c.to_party == party,
+                c.from_site.in_(own_sites),
+                c.to_site.in_(own_sites),
+            ),
+        ),
+        select(cs.code_id).where(
+            cs.code_id == code_id,
+            or_(
+                cs.custodian == party,
+                cs.site.in_(own_sites),
+                cs.product.in_(
+                    select(p.product_code).where(
+                        or_(p.holder_id == enterprise_id, p.manufacturer_id == enterprise_id)
+                    )
+                ),
+            ),
+        ),
         select(d.code_id).where(d.code_id == code_id, d.site.in_(own_sites)),
     ]
     return any(conn.execute(q.limit(1)).first() is not None for q in checks)
@@ -145,7 +168,14 @@ def party_to_code(conn: Connection, enterprise_id: int, code_id: int) -> bool:
 def holds_product(conn: Connection, enterprise_id: int, product_code: str) -> bool:
     """Whether an enterprise is the holder (上市许可持有人) or manufacturer of a product."""
     p = s.product.c
-    return conn.execute(select(p.id).where(
-        or_(p.product_code == product_code, p.gtin == product_code),
-        or_(p.holder_id == enterprise_id, p.manufacturer_id == enterprise_id),
-    ).limit(1)).first() is not None
+    return (
+        conn.execute(
+            select(p.id)
+            .where(
+                or_(p.product_code == product_code, p.gtin == product_code),
+                or_(p.holder_id == enterprise_id, p.manufacturer_id == enterprise_id),
+            )
+            .limit(1)
+        ).first()
+        is not None
+    )

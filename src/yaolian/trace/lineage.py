@@ -116,8 +116,14 @@ class Graph:
 
     def edge(self, source: str, target: str, kind: str, **attrs: Any) -> None:
         """Add an edge."""
-        self.edges.append({"from": source, "to": target, "kind": kind,
-                           **{k: v for k, v in attrs.items() if v is not None}})
+        self.edges.append(
+            {
+                "from": source,
+                "to": target,
+                "kind": kind,
+                **{k: v for k, v in attrs.items() if v is not None},
+            }
+        )
 
     def to_networkx(self) -> nx.MultiDiGraph:
         """The graph as a networkx MultiDiGraph (for analysis and layout)."""
@@ -160,8 +166,12 @@ class _Walk:
     def party_node(self, party: str | None, site: str | None) -> str | None:
         holder = self.dir.holder(party, site)
         if holder is not None:
-            return self.g.node(f"enterprise:{holder.enterprise_id}", "enterprise",
-                               name=holder.name, role=holder.role)
+            return self.g.node(
+                f"enterprise:{holder.enterprise_id}",
+                "enterprise",
+                name=holder.name,
+                role=holder.role,
+            )
         uri = party or site
         return self.g.node(f"party:{uri}", "party", uri=uri) if uri else None
 
@@ -169,8 +179,13 @@ class _Walk:
         if not site:
             return None
         place = self.dir.place(site)
-        return self.g.node(f"site:{site}", "site", uri=site, name=place.name if place else None,
-                           owner=place.owner.name if place else None)
+        return self.g.node(
+            f"site:{site}",
+            "site",
+            uri=site,
+            name=place.name if place else None,
+            owner=place.owner.name if place else None,
+        )
 
     def code_nodes(self, ids: Collection[int]) -> dict[int, str]:
         keys = code_keys(self.conn, ids)
@@ -179,7 +194,8 @@ class _Walk:
         for part in chunks(ids):
             for r in self.conn.execute(
                 select(cs.code_id, cs.status, cs.product, cs.lot, cs.expiry).where(
-                    cs.code_id.in_(part))
+                    cs.code_id.in_(part)
+                )
             ):
                 states[r[0]] = r
         out = {}
@@ -187,7 +203,10 @@ class _Walk:
             key = keys.get(cid, "")
             st = states.get(cid)
             out[cid] = self.g.node(
-                f"code:{cid}", "code", key=key, uri=_uri(key),
+                f"code:{cid}",
+                "code",
+                key=key,
+                uri=_uri(key),
                 status=st.status if st is not None else None,
                 product=st.product if st is not None else None,
                 lot=st.lot if st is not None else None,
@@ -207,20 +226,38 @@ class _Walk:
             ea = s.event_access.c
             seen: set[int] = set()
             for part in chunks(ids):
-                seen.update(r[0] for r in self.conn.execute(
-                    select(ea.event_id).where(ea.event_id.in_(part),
-                                              ea.enterprise_id == self.viewer.enterprise_id)))
+                seen.update(
+                    r[0]
+                    for r in self.conn.execute(
+                        select(ea.event_id).where(
+                            ea.event_id.in_(part), ea.enterprise_id == self.viewer.enterprise_id
+                        )
+                    )
+                )
             ids = seen
         ev = s.event.c
         for part in chunks(ids):
             for r in self.conn.execute(
-                select(ev.id, ev.type, ev.action, ev.event_time_us, ev.tz_offset, ev.biz_step,
-                       ev.disposition, ev.read_point, ev.biz_location).where(ev.id.in_(part))
+                select(
+                    ev.id,
+                    ev.type,
+                    ev.action,
+                    ev.event_time_us,
+                    ev.tz_offset,
+                    ev.biz_step,
+                    ev.disposition,
+                    ev.read_point,
+                    ev.biz_location,
+                ).where(ev.id.in_(part))
             ):
                 self.g.events[r.id] = {
-                    "id": r.id, "type": _EVENT_TYPES.get(r.type), "time_us": r.event_time_us,
-                    "date": _day(r.event_time_us), "biz_step": r.biz_step,
-                    "disposition": r.disposition, "read_point": r.read_point,
+                    "id": r.id,
+                    "type": _EVENT_TYPES.get(r.type),
+                    "time_us": r.event_time_us,
+                    "date": _day(r.event_time_us),
+                    "biz_step": r.biz_step,
+                    "disposition": r.disposition,
+                    "read_point": r.read_point,
                     "biz_location": r.biz_location,
                 }
 
@@ -238,25 +275,50 @@ class _Walk:
             links: list[tuple[str, int, int]] = []  # (kind, id, event)
             ep, eq, ev = s.event_epc.c, s.event_quantity.c, s.event.c
             if code_ids:
-                links += [("code", r[0], r[1]) for r in self.conn.execute(
-                    select(ep.code_id, ep.event_id).join(s.event, ev.id == ep.event_id)
-                    .where(ep.code_id.in_(code_ids), ep.role == mine,
-                           ev.type == s.EVENT_TYPE_IDS["TransformationEvent"],
-                           ev.event_time_us <= self.at))]
+                links += [
+                    ("code", r[0], r[1])
+                    for r in self.conn.execute(
+                        select(ep.code_id, ep.event_id)
+                        .join(s.event, ev.id == ep.event_id)
+                        .where(
+                            ep.code_id.in_(code_ids),
+                            ep.role == mine,
+                            ev.type == s.EVENT_TYPE_IDS["TransformationEvent"],
+                            ev.event_time_us <= self.at,
+                        )
+                    )
+                ]
             if class_ids:
-                links += [("class", r[0], r[1]) for r in self.conn.execute(
-                    select(eq.class_id, eq.event_id).join(s.event, ev.id == eq.event_id)
-                    .where(eq.class_id.in_(class_ids), eq.role == mine,
-                           ev.type == s.EVENT_TYPE_IDS["TransformationEvent"],
-                           ev.event_time_us <= self.at))]
+                links += [
+                    ("class", r[0], r[1])
+                    for r in self.conn.execute(
+                        select(eq.class_id, eq.event_id)
+                        .join(s.event, ev.id == eq.event_id)
+                        .where(
+                            eq.class_id.in_(class_ids),
+                            eq.role == mine,
+                            ev.type == s.EVENT_TYPE_IDS["TransformationEvent"],
+                            ev.event_time_us <= self.at,
+                        )
+                    )
+                ]
             if not links:
                 return
             events = sorted({e for _, _, e in links})
-            other_rows = [("code", r[0], r[1], None, None) for r in self.conn.execute(
-                select(ep.code_id, ep.event_id).where(ep.event_id.in_(events), ep.role == other))]
-            other_rows += [("class", r[0], r[1], r[2], r[3]) for r in self.conn.execute(
-                select(eq.class_id, eq.event_id, eq.quantity, eq.uom).where(
-                    eq.event_id.in_(events), eq.role == other))]
+            other_rows = [
+                ("code", r[0], r[1], None, None)
+                for r in self.conn.execute(
+                    select(ep.code_id, ep.event_id).where(ep.event_id.in_(events), ep.role == other)
+                )
+            ]
+            other_rows += [
+                ("class", r[0], r[1], r[2], r[3])
+                for r in self.conn.execute(
+                    select(eq.class_id, eq.event_id, eq.quantity, eq.uom).where(
+                        eq.event_id.in_(events), eq.role == other
+                    )
+                )
+            ]
             keys = code_keys(self.conn, {i for _, i, _ in links} | {r[1] for r in other_rows})
             by_event: dict[int, list[str]] = defaultdict(list)
             for kind, i, eid in links:
@@ -276,9 +338,14 @@ class _Walk:
         if kind == "code":
             return self.code_nodes([ident])[ident]
         batch = batch_of_key(key)
-        return self.g.node(f"class:{ident}", "lot" if batch else "class", key=key,
-                           uri=_uri(key), product=batch[0] if batch else None,
-                           lot=batch[1] if batch else None)
+        return self.g.node(
+            f"class:{ident}",
+            "lot" if batch else "class",
+            key=key,
+            uri=_uri(key),
+            product=batch[0] if batch else None,
+            lot=batch[1] if batch else None,
+        )
 
 
 def _uri(key: str) -> str | None:
@@ -312,19 +379,32 @@ def trace_backward(
     st = conn.execute(select(s.code_state).where(s.code_state.c.code_id == cid)).first()
     at = w.at
     if st is not None and st.commission_event_id is not None and (st.commissioned_us or 0) <= at:
-        ev = conn.execute(select(s.event.c.biz_location, s.event.c.read_point).where(
-            s.event.c.id == st.commission_event_id)).first()
+        ev = conn.execute(
+            select(s.event.c.biz_location, s.event.c.read_point).where(
+                s.event.c.id == st.commission_event_id
+            )
+        ).first()
         place = (ev[0] or ev[1]) if ev else None
         origin = w.party_node(None, place)
         if origin:
-            g.edge(origin, root, "commissioned", date=_day(st.commissioned_us),
-                   event_id=w.event_ref(st.commission_event_id), lot=st.lot,
-                   site=w.site_node(place))
+            g.edge(
+                origin,
+                root,
+                "commissioned",
+                date=_day(st.commissioned_us),
+                event_id=w.event_ref(st.commission_event_id),
+                lot=st.lot,
+                site=w.site_node(place),
+            )
         products = product_rows(conn, [st.product] if st.product else [])
         if st.product in products:
             p = products[st.product]
-            g.nodes[root].update(generic_name=p["generic_name"], holder=p["holder"],
-                                 manufacturer=p["manufacturer"], approval_no=p["approval_no"])
+            g.nodes[root].update(
+                generic_name=p["generic_name"],
+                holder=p["holder"],
+                manufacturer=p["manufacturer"],
+                approval_no=p["approval_no"],
+            )
     _containers(w, [cid], at)
     _handovers(w, cid, root, at)
     _sales(w, [cid], at)
@@ -337,9 +417,11 @@ def trace_backward(
             start.append(("class", batch_id))
     w.transformations(start, backward=True)
     w.load_events()
-    g.summary = {"status": st.status if st is not None else None,
-                 "handovers": sum(1 for e in g.edges if e["kind"] == "handed_over"),
-                 "containers": sum(1 for e in g.edges if e["kind"] == "inside")}
+    g.summary = {
+        "status": st.status if st is not None else None,
+        "handovers": sum(1 for e in g.edges if e["kind"] == "handed_over"),
+        "containers": sum(1 for e in g.edges if e["kind"] == "inside"),
+    }
     return g
 
 
@@ -351,8 +433,9 @@ def _containers(w: _Walk, ids: list[int], at: int) -> None:
     while frontier:
         child, lo, hi = frontier.pop()
         for r in w.conn.execute(
-            select(a.parent_id, a.from_us, a.to_us, a.from_event_id, a.to_event_id)
-            .where(a.child_id == child, a.from_us <= min(hi, at))
+            select(a.parent_id, a.from_us, a.to_us, a.from_event_id, a.to_event_id).where(
+                a.child_id == child, a.from_us <= min(hi, at)
+            )
         ):
             to = r.to_us if r.to_us is not None else NOW
             if to < lo or (r.parent_id, r.from_us, to) in seen:
@@ -360,9 +443,16 @@ def _containers(w: _Walk, ids: list[int], at: int) -> None:
             seen.add((r.parent_id, r.from_us, to))
             parent_node = w.code_nodes([r.parent_id])[r.parent_id]
             to_us = r.to_us if r.to_us is not None and r.to_us <= at else None
-            w.g.edge(f"code:{child}", parent_node, "inside", from_us=r.from_us,
-                     to_us=to_us, since=_day(r.from_us), until=_day(to_us),
-                     event_id=w.event_ref(r.from_event_id))
+            w.g.edge(
+                f"code:{child}",
+                parent_node,
+                "inside",
+                from_us=r.from_us,
+                to_us=to_us,
+                since=_day(r.from_us),
+                until=_day(to_us),
+                event_id=w.event_ref(r.from_event_id),
+            )
             if to_us is not None:
                 w.event_ref(r.to_event_id)
             frontier.append((r.parent_id, max(lo, r.from_us), min(hi, to)))
@@ -370,8 +460,13 @@ def _containers(w: _Walk, ids: list[int], at: int) -> None:
 
 def _handovers(w: _Walk, cid: int, root: str, at: int) -> None:
     c = s.custody.c
-    rows = list(w.conn.execute(select(s.custody).where(
-        c.code_id == cid, or_(c.ship_us <= at, and_(c.ship_us.is_(None), c.recv_us <= at)))))
+    rows = list(
+        w.conn.execute(
+            select(s.custody).where(
+                c.code_id == cid, or_(c.ship_us <= at, and_(c.ship_us.is_(None), c.recv_us <= at))
+            )
+        )
+    )
     rows.sort(key=lambda r: r.ship_us if r.ship_us is not None else r.recv_us)
     w.dir.load([u for r in rows for u in (r.from_party, r.to_party, r.from_site, r.to_site)])
     for r in rows:
@@ -379,12 +474,19 @@ def _handovers(w: _Walk, cid: int, root: str, at: int) -> None:
         dst = w.party_node(r.to_party, r.to_site)
         received = r.recv_us is not None and r.recv_us <= at
         if src and dst:
-            w.g.edge(src, dst, "handed_over", code=root, kind_of=r.kind,
-                     shipped=_day(r.ship_us), received=_day(r.recv_us) if received else None,
-                     ship_event_id=w.event_ref(r.ship_event_id),
-                     recv_event_id=w.event_ref(r.recv_event_id) if received else None,
-                     via=f"code:{r.via_id}" if r.via_id else None,
-                     in_transit=not received)
+            w.g.edge(
+                src,
+                dst,
+                "handed_over",
+                code=root,
+                kind_of=r.kind,
+                shipped=_day(r.ship_us),
+                received=_day(r.recv_us) if received else None,
+                ship_event_id=w.event_ref(r.ship_event_id),
+                recv_event_id=w.event_ref(r.recv_event_id) if received else None,
+                via=f"code:{r.via_id}" if r.via_id else None,
+                in_transit=not received,
+            )
 
 
 def _sales(w: _Walk, ids: Collection[int], at: int) -> None:
@@ -392,8 +494,14 @@ def _sales(w: _Walk, ids: Collection[int], at: int) -> None:
     for part in chunks(ids):
         for r in w.conn.execute(select(s.dispense).where(d.code_id.in_(part), d.time_us <= at)):
             site = w.site_node(r.site) or w.g.node("site:?", "site", name="unknown site")
-            w.g.edge(f"code:{r.code_id}", site, "dispensed", date=_day(r.time_us),
-                     units=r.units, event_id=w.event_ref(r.event_id))
+            w.g.edge(
+                f"code:{r.code_id}",
+                site,
+                "dispensed",
+                date=_day(r.time_us),
+                units=r.units,
+                event_id=w.event_ref(r.event_id),
+            )
 
 
 # ── forward ───────────────────────────────────────────────────────────────────────────────
@@ -405,15 +513,18 @@ def descendants(conn: Connection, code_id: int, at: int = NOW) -> set[int]:
     while frontier:
         rows: set[int] = set()
         for part in chunks(frontier):
-            rows.update(r[0] for r in conn.execute(
-                select(a.child_id).where(a.parent_id.in_(part), a.from_us <= at)))
+            rows.update(
+                r[0]
+                for r in conn.execute(
+                    select(a.child_id).where(a.parent_id.in_(part), a.from_us <= at)
+                )
+            )
         frontier = rows - found - {code_id}
         found |= frontier
     return found
 
 
-def _code_conds(cols: Any, ids: Iterable[int] | None,
-                batch: tuple[str, str] | None) -> list[Any]:
+def _code_conds(cols: Any, ids: Iterable[int] | None, batch: tuple[str, str] | None) -> list[Any]:
     """Conditions selecting rows of codes: a batch by its (product, lot) columns and covering
     index, else the code ids in chunks."""
     if batch is not None:
@@ -424,12 +535,15 @@ def _code_conds(cols: Any, ids: Iterable[int] | None,
 def batch_codes(conn: Connection, product: str, lot: str) -> list[int]:
     """Ids of the codes of one batch (药品标识码/GTIN + 批号)."""
     cs = s.code_state.c
-    return [r[0] for r in conn.execute(
-        select(cs.code_id).where(cs.product == product, cs.lot == lot))]
+    return [
+        r[0] for r in conn.execute(select(cs.code_id).where(cs.product == product, cs.lot == lot))
+    ]
 
 
 def holdings(
-    conn: Connection, ids: Iterable[int] | None, at_us: int | None = None,
+    conn: Connection,
+    ids: Iterable[int] | None,
+    at_us: int | None = None,
     batch: tuple[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Who holds the codes (now, or as of ``at_us``): rows of custodian, site, status, count
@@ -443,11 +557,14 @@ def holdings(
         cols = (cs.status, cs.custodian, cs.site, func.count())
         counter: Counter[tuple[Any, Any, Any]] = Counter()
         for cond in _code_conds(cs, ids, batch):
-            for r in conn.execute(select(*cols).where(cond).group_by(cs.status, cs.custodian,
-                                                                     cs.site)):
+            for r in conn.execute(
+                select(*cols).where(cond).group_by(cs.status, cs.custodian, cs.site)
+            ):
                 counter[(r[1], r[2], r[0])] += int(r[3])
-        return [{"custodian": c, "site": site, "status": st, "count": n}
-                for (c, site, st), n in sorted(counter.items(), key=lambda kv: -kv[1])]
+        return [
+            {"custodian": c, "site": site, "status": st, "count": n}
+            for (c, site, st), n in sorted(counter.items(), key=lambda kv: -kv[1])
+        ]
     if ids is None:
         assert batch is not None
         ids = batch_codes(conn, *batch)
@@ -468,8 +585,11 @@ def _holdings_at(conn: Connection, ids: Iterable[int], at: int) -> list[dict[str
             if origin[1] <= at:
                 where[origin[0]] = (None, origin[2], "active")
         best: dict[int, tuple[int, Any, Any, str]] = {}
-        for r in conn.execute(select(c.code_id, c.from_party, c.to_party, c.to_site, c.ship_us,
-                                     c.recv_us, c.from_site).where(c.code_id.in_(part))):
+        for r in conn.execute(
+            select(
+                c.code_id, c.from_party, c.to_party, c.to_site, c.ship_us, c.recv_us, c.from_site
+            ).where(c.code_id.in_(part))
+        ):
             if r.recv_us is not None and r.recv_us <= at:
                 cand = (r.recv_us, r.to_party, r.to_site, "active")
             elif r.ship_us is not None and r.ship_us <= at:
@@ -480,23 +600,34 @@ def _holdings_at(conn: Connection, ids: Iterable[int], at: int) -> list[dict[str
                 best[r.code_id] = cand
         for cid, (_, party, site, status) in best.items():
             where[cid] = (party, site, status)
-        for sale in conn.execute(select(d.code_id, d.site).where(
-                d.code_id.in_(part), d.time_us <= at)):
+        for sale in conn.execute(
+            select(d.code_id, d.site).where(d.code_id.in_(part), d.time_us <= at)
+        ):
             where[sale[0]] = (None, sale[1], "dispensed")
     counter = Counter(where.values())
-    return [{"custodian": k[0], "site": k[1], "status": k[2], "count": n}
-            for k, n in sorted(counter.items(), key=lambda kv: -kv[1])]
+    return [
+        {"custodian": k[0], "site": k[1], "status": k[2], "count": n}
+        for k, n in sorted(counter.items(), key=lambda kv: -kv[1])
+    ]
 
 
 def dispensed_by_site(
-    conn: Connection, ids: Iterable[int] | None, at_us: int | None = None,
+    conn: Connection,
+    ids: Iterable[int] | None,
+    at_us: int | None = None,
     batch: tuple[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Sales per site: packs (codes), whole-pack sales, 拆零 units, first and last date."""
     d = s.dispense.c
     at = at_us if at_us is not None else NOW
-    cols = (d.site, func.count(func.distinct(d.code_id)), func.count(), func.sum(d.units),
-            func.min(d.time_us), func.max(d.time_us))
+    cols = (
+        d.site,
+        func.count(func.distinct(d.code_id)),
+        func.count(),
+        func.sum(d.units),
+        func.min(d.time_us),
+        func.max(d.time_us),
+    )
     conds = _code_conds(d, ids, batch)
     merged: dict[Any, list[Any]] = {}
     for cond in conds:
@@ -506,16 +637,28 @@ def dispensed_by_site(
             m[1] += int(r[2])
             m[2] += float(r[3] or 0)
             m[3], m[4] = min(m[3], r[4]), max(m[4], r[5])
-    return [{"site": site, "codes": m[0], "sales": m[1], "split_units": m[2],
-             "first": _day(m[3]), "last": _day(m[4])} for site, m in merged.items()]
+    return [
+        {
+            "site": site,
+            "codes": m[0],
+            "sales": m[1],
+            "split_units": m[2],
+            "first": _day(m[3]),
+            "last": _day(m[4]),
+        }
+        for site, m in merged.items()
+    ]
 
 
 def trace_forward(
     conn: Connection, target: Target, *, at_us: int | None = None, viewer: Viewer | None = None
 ) -> Graph:
     """Where did this code, batch or lot go? (see the module docstring)"""
-    root_id = f"code:{target.code_id}" if target.code_id is not None else (
-        f"batch:{target.product}/{target.lot}")
+    root_id = (
+        f"code:{target.code_id}"
+        if target.code_id is not None
+        else (f"batch:{target.product}/{target.lot}")
+    )
     g = Graph(root=root_id, direction="forward", at_us=at_us)
     w = _Walk(conn, g, viewer)
     at = w.at
@@ -539,8 +682,9 @@ def trace_forward(
             g.nodes[root_id]["class_id"] = class_id
     held = holdings(conn, None if batch else ids, at_us, batch=batch)
     sold = dispensed_by_site(conn, None if batch else ids, at_us, batch=batch)
-    w.dir.load([h["custodian"] for h in held] + [h["site"] for h in held]
-               + [x["site"] for x in sold])
+    w.dir.load(
+        [h["custodian"] for h in held] + [h["site"] for h in held] + [x["site"] for x in sold]
+    )
     per_holder: Counter[str] = Counter()
     for h in held:
         if h["status"] == "dispensed":
@@ -549,23 +693,39 @@ def trace_forward(
         if node is None:
             continue
         per_holder[node] += h["count"]
-        g.edge(g.root, node, "held_by", count=h["count"], status=h["status"],
-               site=w.site_node(h["site"]))
+        g.edge(
+            g.root,
+            node,
+            "held_by",
+            count=h["count"],
+            status=h["status"],
+            site=w.site_node(h["site"]),
+        )
     for x in sold:
         site = w.site_node(x["site"]) or g.node("site:?", "site", name="unknown site")
-        g.edge(g.root, site, "dispensed_at", codes=x["codes"], sales=x["sales"],
-               split_units=x["split_units"], first=x["first"], last=x["last"])
+        g.edge(
+            g.root,
+            site,
+            "dispensed_at",
+            codes=x["codes"],
+            sales=x["sales"],
+            split_units=x["split_units"],
+            first=x["first"],
+            last=x["last"],
+        )
     _reached(w, None if batch else ids, batch, at)
     w.transformations(start, backward=False)
     w.load_events()
     status = Counter[str]()
     for h in held:
         status[h["status"]] += h["count"]
-    g.summary = {"codes": len(ids) if batch is None else sum(status.values()),
-                 "by_status": dict(status),
-                 "holders": {g.nodes[n].get("name", n): c for n, c in per_holder.items()},
-                 "dispensed_codes": sum(x["codes"] for x in sold),
-                 "dispensed_units": sum(x["split_units"] for x in sold)}
+    g.summary = {
+        "codes": len(ids) if batch is None else sum(status.values()),
+        "by_status": dict(status),
+        "holders": {g.nodes[n].get("name", n): c for n, c in per_holder.items()},
+        "dispensed_codes": sum(x["codes"] for x in sold),
+        "dispensed_units": sum(x["split_units"] for x in sold),
+    }
     return g
 
 
@@ -574,15 +734,25 @@ def _containers_down(w: _Walk, code_id: int, at: int) -> None:
     frontier = [code_id]
     seen = {code_id}
     while frontier:
-        rows = list(w.conn.execute(select(a.parent_id, a.child_id, a.from_us, a.to_us,
-                                          a.from_event_id).where(a.parent_id.in_(frontier),
-                                                                 a.from_us <= at)))
+        rows = list(
+            w.conn.execute(
+                select(a.parent_id, a.child_id, a.from_us, a.to_us, a.from_event_id).where(
+                    a.parent_id.in_(frontier), a.from_us <= at
+                )
+            )
+        )
         nodes = w.code_nodes({r.child_id for r in rows})
         frontier = []
         for r in rows:
             to_us = r.to_us if r.to_us is not None and r.to_us <= at else None
-            w.g.edge(nodes[r.child_id], f"code:{r.parent_id}", "inside", since=_day(r.from_us),
-                     until=_day(to_us), event_id=w.event_ref(r.from_event_id))
+            w.g.edge(
+                nodes[r.child_id],
+                f"code:{r.parent_id}",
+                "inside",
+                since=_day(r.from_us),
+                until=_day(to_us),
+                event_id=w.event_ref(r.from_event_id),
+            )
             if r.child_id not in seen:
                 seen.add(r.child_id)
                 frontier.append(r.child_id)
@@ -595,8 +765,15 @@ def _reached(w: _Walk, ids: list[int] | None, batch: tuple[str, str] | None, at:
     first: dict[tuple[str, str], int] = {}
     for cond in _code_conds(c, ids, batch):
         for r in w.conn.execute(
-            select(c.from_party, c.from_site, c.to_party, c.to_site,
-                   func.count(), func.min(c.ship_us), func.min(c.recv_us))
+            select(
+                c.from_party,
+                c.from_site,
+                c.to_party,
+                c.to_site,
+                func.count(),
+                func.min(c.ship_us),
+                func.min(c.recv_us),
+            )
             .where(cond, *([] if at >= NOW else [or_(c.ship_us <= at, c.recv_us <= at)]))
             .group_by(c.from_party, c.from_site, c.to_party, c.to_site)
         ):

@@ -155,9 +155,11 @@ class StoreContext:
         if self._recall_codes is None:  # once per run, for the codes this run touches
             self._recall_codes = defaultdict(list)
             for cid, rid, created in rawsql.fetch_ids(
-                self.conn, "SELECT rc.code_id, r.id, r.created_us FROM recall_code rc "
+                self.conn,
+                "SELECT rc.code_id, r.id, r.created_us FROM recall_code rc "
                 "JOIN recall r ON r.id = rc.recall_id WHERE rc.code_id {ids} "
-                "AND r.closed_us IS NULL", self.touched or {code_id}
+                "AND r.closed_us IS NULL",
+                self.touched or {code_id},
             ):
                 self._recall_codes[cid].append((rid, created))
         hits = list(self._recall_codes.get(code_id, ()))
@@ -169,8 +171,11 @@ class StoreContext:
                     for r in self.conn.execute(
                         select(s.recall.c.id, s.recall.c.created_us)
                         .join(s.recall_batch, s.recall.c.id == s.recall_batch.c.recall_id)
-                        .where(s.recall_batch.c.product == product, s.recall_batch.c.lot == lot,
-                               s.recall.c.closed_us.is_(None))
+                        .where(
+                            s.recall_batch.c.product == product,
+                            s.recall_batch.c.lot == lot,
+                            s.recall.c.closed_us.is_(None),
+                        )
                     )
                 ]
             hits += self._recall_batches[batch]
@@ -180,11 +185,34 @@ class StoreContext:
 
 _STATE_SQL = f"SELECT {', '.join(STATE_COLUMNS)} FROM code_state WHERE code_id {{ids}}"
 AGG_COLUMNS = ("parent_id", "child_id", "from_us", "from_event_id", "to_us", "to_event_id")
-CUSTODY_COLUMNS = ("code_id", "via_id", "from_party", "to_party", "from_site", "to_site",
-                   "ship_event_id", "ship_us", "recv_event_id", "recv_us", "kind", "product",
-                   "lot")
-DISPENSE_COLUMNS = ("code_id", "event_id", "time_us", "site", "units", "settlement",
-                    "prior_status", "prior_site", "prior_custodian", "product", "lot")
+CUSTODY_COLUMNS = (
+    "code_id",
+    "via_id",
+    "from_party",
+    "to_party",
+    "from_site",
+    "to_site",
+    "ship_event_id",
+    "ship_us",
+    "recv_event_id",
+    "recv_us",
+    "kind",
+    "product",
+    "lot",
+)
+DISPENSE_COLUMNS = (
+    "code_id",
+    "event_id",
+    "time_us",
+    "site",
+    "units",
+    "settlement",
+    "prior_status",
+    "prior_site",
+    "prior_custodian",
+    "product",
+    "lot",
+)
 SENSOR_COLUMNS = ("code_id", "event_id", "time_us", "min_c", "max_c")
 
 
@@ -194,9 +222,14 @@ def load_states(conn: Connection, ids: Collection[int]) -> dict[int, CodeState]:
 
 
 def _open_children(conn: Connection, parents: Collection[int]) -> list[tuple[int, int]]:
-    return [(r[0], r[1]) for r in rawsql.fetch_ids(
-        conn, "SELECT parent_id, child_id FROM aggregation WHERE parent_id {ids} "
-        "AND to_us IS NULL", parents)]
+    return [
+        (r[0], r[1])
+        for r in rawsql.fetch_ids(
+            conn,
+            "SELECT parent_id, child_id FROM aggregation WHERE parent_id {ids} AND to_us IS NULL",
+            parents,
+        )
+    ]
 
 
 def _related(conn: Connection, ids: Collection[int], down: bool) -> set[int]:
@@ -205,9 +238,12 @@ def _related(conn: Connection, ids: Collection[int], down: bool) -> set[int]:
     if not down:
         mine, other = other, mine
     rows = rawsql.fetch_ids(
-        conn, "SELECT DISTINCT e2.code_id FROM event_epc e1 JOIN event_epc e2 "
+        conn,
+        "SELECT DISTINCT e2.code_id FROM event_epc e1 JOIN event_epc e2 "
         "ON e2.event_id = e1.event_id WHERE e1.code_id {ids} AND e1.role = ? AND e2.role = ?",
-        ids, (mine, other))
+        ids,
+        (mine, other),
+    )
     return {r[0] for r in rows}
 
 
@@ -257,8 +293,11 @@ def _load_facts(conn: Connection, scope: set[int]) -> list[Facts]:
     ):
         codes_of[eid].append((cid, _ROLE_NAMES[role]))
     rows = rawsql.fetch_ids(
-        conn, "SELECT id, event_time_us, record_time_us, payload, event_id, error_declared, hash"
-        " FROM event WHERE id {ids}", codes_of)
+        conn,
+        "SELECT id, event_time_us, record_time_us, payload, event_id, error_declared, hash"
+        " FROM event WHERE id {ids}",
+        codes_of,
+    )
     # an error declaration is stored as its own row (same codes, so loaded here too) with the
     # original's hash + DECLARED_SUFFIX and, usually, the original's eventID
     declared_ids = {r[4] for r in rows if r[5] and r[4]}
@@ -295,8 +334,12 @@ def recompute(conn: Connection, seed: Collection[int], ctx: StoreContext | None 
     for table, column in _TABLES_BY_CODE:
         rawsql.execute_ids(conn, f"DELETE FROM {table.name} WHERE {column.name} {{ids}}", scope)
     out = machine.out
-    rawsql.insert(conn, "code_state", STATE_COLUMNS,
-                  [astuple_state(st) for c, st in machine.states.items() if c in scope])
+    rawsql.insert(
+        conn,
+        "code_state",
+        STATE_COLUMNS,
+        [astuple_state(st) for c, st in machine.states.items() if c in scope],
+    )
     _insert_rows(conn, out, lambda key, r: r[key] in scope)
     _write_alerts(conn, [t for t in out.triggers if t.code_id in scope])
     return len(scope)
@@ -306,8 +349,9 @@ astuple_state: Callable[[CodeState], tuple[Any, ...]] = operator.attrgetter(*STA
 """A state as a ``code_state`` row tuple."""
 
 
-def _insert_rows(conn: Connection, out: Outputs,
-                 keep: Callable[[str, dict[str, Any]], bool] | None = None) -> None:
+def _insert_rows(
+    conn: Connection, out: Outputs, keep: Callable[[str, dict[str, Any]], bool] | None = None
+) -> None:
     """Insert the new aggregation, custody, sale and sensor rows of a machine run."""
     for table, columns, rows, key in (
         ("aggregation", AGG_COLUMNS, out.aggregation, "child_id"),
@@ -322,20 +366,36 @@ def _insert_rows(conn: Connection, out: Outputs,
 def _write_forward(conn: Connection, machine: Machine) -> None:
     dirty = machine.dirty
     rawsql.execute_ids(conn, "DELETE FROM code_state WHERE code_id {ids}", dirty)
-    rawsql.insert(conn, "code_state", STATE_COLUMNS,
-                  [astuple_state(machine.states[c]) for c in sorted(dirty)])
+    rawsql.insert(
+        conn, "code_state", STATE_COLUMNS, [astuple_state(machine.states[c]) for c in sorted(dirty)]
+    )
     out = machine.out
     rawsql.executemany(
-        conn, "UPDATE aggregation SET to_us = ?, to_event_id = ? WHERE child_id = ? "
+        conn,
+        "UPDATE aggregation SET to_us = ?, to_event_id = ? WHERE child_id = ? "
         "AND parent_id = ? AND to_us IS NULL",
-        [(r["to_us"], r["to_event_id"], r["b_child"], r["b_parent"])
-         for r in out.aggregation_closes])
+        [
+            (r["to_us"], r["to_event_id"], r["b_child"], r["b_parent"])
+            for r in out.aggregation_closes
+        ],
+    )
     rawsql.executemany(
-        conn, "UPDATE custody SET recv_event_id = ?, recv_us = ?, "
+        conn,
+        "UPDATE custody SET recv_event_id = ?, recv_us = ?, "
         "to_party = COALESCE(?, to_party), to_site = COALESCE(?, to_site) "
         "WHERE code_id = ? AND ship_event_id = ?",
-        [(r["recv_event_id"], r["recv_us"], r["to_party"], r["to_site"], r["b_code"],
-          r["b_ship"]) for r in out.custody_receipts])
+        [
+            (
+                r["recv_event_id"],
+                r["recv_us"],
+                r["to_party"],
+                r["to_site"],
+                r["b_code"],
+                r["b_ship"],
+            )
+            for r in out.custody_receipts
+        ],
+    )
     _insert_rows(conn, out)
     _write_alerts(conn, out.triggers)
 
@@ -362,17 +422,33 @@ def _write_alerts(conn: Connection, triggers: Sequence[Trigger]) -> None:
     al = s.alert.c
     for start in range(0, len(keys), CHUNK):
         for r in conn.execute(
-            select(al.key, al.rule, al.severity, al.code_id, al.event_id, al.site, al.time_us,
-                   al.record_us, al.evidence).where(al.key.in_(keys[start : start + CHUNK]))
+            select(
+                al.key,
+                al.rule,
+                al.severity,
+                al.code_id,
+                al.event_id,
+                al.site,
+                al.time_us,
+                al.record_us,
+                al.evidence,
+            ).where(al.key.in_(keys[start : start + CHUNK]))
         ):
             rows[r.key] = {**r._mapping, "evidence": dict(r.evidence), "_stored": True}
     for t in triggers:
         row = rows.get(t.key)
         if row is None:
-            rows[t.key] = {"key": t.key, "rule": t.rule, "severity": t.severity,
-                           "code_id": t.code_id, "event_id": t.event_id, "site": t.site,
-                           "time_us": t.time_us, "record_us": t.record_us,
-                           "evidence": {**t.evidence, "events": [_evidence_item(t)]}}
+            rows[t.key] = {
+                "key": t.key,
+                "rule": t.rule,
+                "severity": t.severity,
+                "code_id": t.code_id,
+                "event_id": t.event_id,
+                "site": t.site,
+                "time_us": t.time_us,
+                "record_us": t.record_us,
+                "evidence": {**t.evidence, "events": [_evidence_item(t)]},
+            }
         else:
             _merge(row, t)
     stored = [k for k, r in rows.items() if r.pop("_stored", False)]
@@ -391,8 +467,16 @@ class TraceProjector:
         if not events:
             return
         facts = sorted(
-            (facts_of(e.event, e.row_id, e.event_time_us, e.record_time_us,
-                      sorted(e.epcs, key=_code_order)) for e in events),
+            (
+                facts_of(
+                    e.event,
+                    e.row_id,
+                    e.event_time_us,
+                    e.record_time_us,
+                    sorted(e.epcs, key=_code_order),
+                )
+                for e in events
+            ),
             key=lambda f: f.key,
         )
         ctx = StoreContext(conn)

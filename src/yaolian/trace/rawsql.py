@@ -54,8 +54,9 @@ def fetch(conn: Connection, text: str, params: Sequence[Any] = ()) -> list[tuple
     return list(cur.fetchall())
 
 
-def fetch_ids(conn: Connection, text: str, ids: Collection[int] | Collection[str],
-              params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+def fetch_ids(
+    conn: Connection, text: str, ids: Collection[int] | Collection[str], params: Sequence[Any] = ()
+) -> list[tuple[Any, ...]]:
     """Rows of a query with ``{ids}`` (its first parameter), the ids sent in chunks."""
     ordered: list[Any] = sorted(ids)
     out: list[tuple[Any, ...]] = []
@@ -76,14 +77,16 @@ def execute_ids(conn: Connection, text: str, ids: Collection[int]) -> None:
         cur.execute(q, (ids_param(conn, ordered[start : start + IDS_CHUNK]),))
 
 
-def insert(conn: Connection, table: str, columns: Sequence[str],
-           rows: Sequence[Sequence[Any]]) -> None:
+def insert(
+    conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
     """``executemany`` INSERT of tuples in ``columns`` order."""
     if not rows:
         return
     marks = ", ".join("?" * len(columns))
     cursor(conn).executemany(
-        sql(conn, f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"), rows)
+        sql(conn, f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"), rows
+    )
 
 
 def executemany(conn: Connection, text: str, rows: Sequence[Sequence[Any]]) -> None:

@@ -27,7 +27,7 @@ from yaolian.store import schema as s
 from yaolian.store.access import Viewer
 from yaolian.store.dictionary import lookup_codes
 from yaolian.store.tx import read_tx, write_tx
-from yaolian.trace.directory import Directory, product_rows
+from yaolian.trace.directory import Directory, holds_product, party_to_code, product_rows
 from yaolian.trace.lineage import batch_of_key, dispensed_by_site, holdings
 from yaolian.trace.projection import chunks
 from yaolian.trace.state import sale_day
@@ -53,7 +53,8 @@ def parse_batch(text: str) -> tuple[str, str]:
             if found and product.strip() and lot.strip():
                 return product.strip(), lot.strip()
         raise ValidationError(
-            f"{text!r} is not a batch: write PRODUCT/LOT or a batch URI", place="batches")
+            f"{text!r} is not a batch: write PRODUCT/LOT or a batch URI", place="batches"
+        )
     return batch
 
 
@@ -64,8 +65,12 @@ def _open_descendants(conn: Connection, ids: set[int]) -> set[int]:
     while frontier:
         kids: set[int] = set()
         for part in chunks(frontier):
-            kids.update(r[0] for r in conn.execute(
-                select(a.child_id).where(a.parent_id.in_(part), a.to_us.is_(None))))
+            kids.update(
+                r[0]
+                for r in conn.execute(
+                    select(a.child_id).where(a.parent_id.in_(part), a.to_us.is_(None))
+                )
+            )
         frontier = kids - found
         found |= frontier
     return found
@@ -81,7 +86,11 @@ def create_recall(
     enterprise_id: int | None = None,
     now_us: int | None = None,
 ) -> int:
-    """Create a recall; returns its id. Every fault is reported with its place."""
+    """Create a recall; returns its id. Every fault is reported with its place.
+
+    ``enterprise_id`` (an enterprise creating it): only batches of products it holds or makes,
+    and codes it is party to. ``None``: the platform or a regulator, anything.
+    """
     problems: list[Problem] = []
     if klass not in CLASSES:
         problems.append(Problem("class must be 1, 2 or 3 (一级/二级/三级)", "class"))
@@ -106,24 +115,51 @@ def create_recall(
         for n, key in keys:
             if key not in ids:
                 problems.append(Problem(f"code {codes[n]!r} is not in the store", f"codes[{n}]"))
+        if enterprise_id is not None:  # a holder recalls its own products (药品召回 by 持有人)
+            for n, (product, _) in enumerate(parsed):
+                if not holds_product(conn, enterprise_id, product):
+                    problems.append(
+                        Problem(
+                            f"product {product} is not held or made by this enterprise",
+                            f"batches[{n}]",
+                        )
+                    )
+            for n, key in keys:
+                cid = ids.get(key)
+                if cid is not None and not party_to_code(conn, enterprise_id, cid):
+                    problems.append(
+                        Problem("this enterprise is not party to the code", f"codes[{n}]")
+                    )
         if problems:
-            raise ValidationError(f"recall not created: {len(problems)} problem(s)",
-                                  problems=problems)
-        recall_id = int(conn.execute(
-            insert(s.recall).values(klass=klass, reason=reason.strip(),
-                                    created_us=now_us if now_us is not None else _now_us(),
-                                    enterprise_id=enterprise_id).returning(s.recall.c.id)
-        ).scalar_one())
+            raise ValidationError(
+                f"recall not created: {len(problems)} problem(s)", problems=problems
+            )
+        recall_id = int(
+            conn.execute(
+                insert(s.recall)
+                .values(
+                    klass=klass,
+                    reason=reason.strip(),
+                    created_us=now_us if now_us is not None else _now_us(),
+                    enterprise_id=enterprise_id,
+                )
+                .returning(s.recall.c.id)
+            ).scalar_one()
+        )
         if parsed:
-            conn.execute(insert(s.recall_batch), [
-                {"recall_id": recall_id, "product": p, "lot": lot}
-                for p, lot in dict.fromkeys(parsed)
-            ])
+            conn.execute(
+                insert(s.recall_batch),
+                [
+                    {"recall_id": recall_id, "product": p, "lot": lot}
+                    for p, lot in dict.fromkeys(parsed)
+                ],
+            )
         code_ids = _open_descendants(conn, set(ids.values()))
         if code_ids:
-            conn.execute(insert(s.recall_code), [
-                {"recall_id": recall_id, "code_id": c} for c in sorted(code_ids)
-            ])
+            conn.execute(
+                insert(s.recall_code),
+                [{"recall_id": recall_id, "code_id": c} for c in sorted(code_ids)],
+            )
     return recall_id
 
 
@@ -131,7 +167,8 @@ def close_recall(bind: Engine | Connection, recall_id: int, now_us: int | None =
     """Close a recall (completed): its codes are no longer reported as recalled."""
     with write_tx(bind) as conn:
         done = conn.execute(
-            s.recall.update().where(s.recall.c.id == recall_id, s.recall.c.closed_us.is_(None))
+            s.recall.update()
+            .where(s.recall.c.id == recall_id, s.recall.c.closed_us.is_(None))
             .values(closed_us=now_us if now_us is not None else _now_us())
         ).rowcount
     if not done:
@@ -140,8 +177,9 @@ def close_recall(bind: Engine | Connection, recall_id: int, now_us: int | None =
 
 def _recall_row(conn: Connection, recall_id: int, viewer: Viewer | None) -> Any:
     row = conn.execute(select(s.recall).where(s.recall.c.id == recall_id)).first()
-    if row is None or (viewer is not None and not viewer.sees_all
-                       and row.enterprise_id != viewer.enterprise_id):
+    if row is None or (
+        viewer is not None and not viewer.sees_all and row.enterprise_id != viewer.enterprise_id
+    ):
         raise NotFoundError(f"no recall {recall_id}", place="recall")
     return row
 
@@ -157,12 +195,24 @@ def list_recalls(bind: Engine | Connection, viewer: Viewer | None = None) -> lis
         batches: dict[int, list[str]] = defaultdict(list)
         for b in conn.execute(select(s.recall_batch)):
             batches[b.recall_id].append(f"{b.product}/{b.lot}")
-        ncodes: dict[int, int] = dict(conn.execute(select(s.recall_code.c.recall_id, func.count())
-                                   .group_by(s.recall_code.c.recall_id)).all())
-    return [{"id": x.id, "class": x.klass, "reason": x.reason,
-             "created": sale_day(x.created_us).isoformat(), "created_us": x.created_us,
-             "closed_us": x.closed_us, "batches": batches.get(x.id, []),
-             "codes": int(ncodes.get(x.id, 0))} for x in rows]
+        ncodes: dict[int, int] = dict(
+            conn.execute(
+                select(s.recall_code.c.recall_id, func.count()).group_by(s.recall_code.c.recall_id)
+            ).all()
+        )
+    return [
+        {
+            "id": x.id,
+            "class": x.klass,
+            "reason": x.reason,
+            "created": sale_day(x.created_us).isoformat(),
+            "created_us": x.created_us,
+            "closed_us": x.closed_us,
+            "batches": batches.get(x.id, []),
+            "codes": int(ncodes.get(x.id, 0)),
+        }
+        for x in rows
+    ]
 
 
 def recall_scope(
@@ -171,10 +221,18 @@ def recall_scope(
     """Scope and progress of a recall (see the module docstring)."""
     with read_tx(bind) as conn:
         rec = _recall_row(conn, recall_id, viewer)
-        batches = [(b.product, b.lot) for b in conn.execute(
-            select(s.recall_batch).where(s.recall_batch.c.recall_id == recall_id))]
-        code_ids = [r[0] for r in conn.execute(
-            select(s.recall_code.c.code_id).where(s.recall_code.c.recall_id == recall_id))]
+        batches = [
+            (b.product, b.lot)
+            for b in conn.execute(
+                select(s.recall_batch).where(s.recall_batch.c.recall_id == recall_id)
+            )
+        ]
+        code_ids = [
+            r[0]
+            for r in conn.execute(
+                select(s.recall_code.c.code_id).where(s.recall_code.c.recall_id == recall_id)
+            )
+        ]
         held: list[dict[str, Any]] = []
         sold: list[dict[str, Any]] = []
         for batch in batches:
@@ -185,8 +243,9 @@ def recall_scope(
             sold += dispensed_by_site(conn, code_ids)
         returned = _returned(conn, batches, code_ids, rec.created_us)
         directory = Directory(conn)
-        directory.load([h["custodian"] for h in held] + [h["site"] for h in held]
-                       + [x["site"] for x in sold])
+        directory.load(
+            [h["custodian"] for h in held] + [h["site"] for h in held] + [x["site"] for x in sold]
+        )
         in_transit = _in_transit(conn, batches, code_ids, directory)
         products = product_rows(conn, {p for p, _ in batches})
     by_status: Counter[str] = Counter()
@@ -198,27 +257,44 @@ def recall_scope(
         holder = directory.holder(h["custodian"], h["site"])
         place = directory.place(h["site"])
         name = holder.name if holder else (h["custodian"] or h["site"] or "unknown")
-        entry = holders.setdefault(name, {
-            "holder": name, "enterprise_id": holder.enterprise_id if holder else None,
-            "role": holder.role if holder else None, "count": 0, "sites": {}})
+        entry = holders.setdefault(
+            name,
+            {
+                "holder": name,
+                "enterprise_id": holder.enterprise_id if holder else None,
+                "role": holder.role if holder else None,
+                "count": 0,
+                "sites": {},
+            },
+        )
         entry["count"] += h["count"]
         site_name = place.name if place else (h["site"] or "unknown")
         entry["sites"][site_name] = entry["sites"].get(site_name, 0) + h["count"]
     dispensed = []
     for x in sold:
         place = directory.place(x["site"])
-        dispensed.append({**x, "site_name": place.name if place else None,
-                          "holder": place.owner.name if place else None})
+        dispensed.append(
+            {
+                **x,
+                "site_name": place.name if place else None,
+                "holder": place.owner.name if place else None,
+            }
+        )
     total = sum(by_status.values())
     out_of_market = by_status["destroyed"] + by_status["decommissioned"] + returned
     reachable = total - by_status["dispensed"]
     return {
-        "id": rec.id, "class": rec.klass, "class_name": CLASSES.get(rec.klass),
-        "reason": rec.reason, "created": sale_day(rec.created_us).isoformat(),
-        "created_us": rec.created_us, "closed_us": rec.closed_us,
-        "batches": [{"product": p, "lot": lot,
-                     "generic_name": products.get(p, {}).get("generic_name")}
-                    for p, lot in batches],
+        "id": rec.id,
+        "class": rec.klass,
+        "class_name": CLASSES.get(rec.klass),
+        "reason": rec.reason,
+        "created": sale_day(rec.created_us).isoformat(),
+        "created_us": rec.created_us,
+        "closed_us": rec.closed_us,
+        "batches": [
+            {"product": p, "lot": lot, "generic_name": products.get(p, {}).get("generic_name")}
+            for p, lot in batches
+        ],
         "codes": len(code_ids),
         "total": total,
         "by_status": dict(by_status),
@@ -242,28 +318,42 @@ def _scope_conds(cols: Any, batches: list[tuple[str, str]], code_ids: list[int])
     return conds
 
 
-def _returned(conn: Connection, batches: list[tuple[str, str]], code_ids: list[int],
-              since_us: int) -> int:
+def _returned(
+    conn: Connection, batches: list[tuple[str, str]], code_ids: list[int], since_us: int
+) -> int:
     """Codes shipped back (bizStep returning) since the recall was created."""
     c = s.custody.c
     found: set[int] = set()
     for cond in _scope_conds(c, batches, code_ids):
-        found.update(r[0] for r in conn.execute(
-            select(c.code_id).where(cond, c.kind == "returning", c.ship_us >= since_us)))
+        found.update(
+            r[0]
+            for r in conn.execute(
+                select(c.code_id).where(cond, c.kind == "returning", c.ship_us >= since_us)
+            )
+        )
     return len(found)
 
 
-def _in_transit(conn: Connection, batches: list[tuple[str, str]], code_ids: list[int],
-                directory: Directory) -> list[dict[str, Any]]:
+def _in_transit(
+    conn: Connection, batches: list[tuple[str, str]], code_ids: list[int], directory: Directory
+) -> list[dict[str, Any]]:
     """Open shipments of codes in scope: from whom, to whom, how many, shipped when."""
     c, cs = s.custody.c, s.code_state.c
     counter: Counter[tuple[Any, ...]] = Counter()
     for cond in _scope_conds(c, batches, code_ids):
         for r in conn.execute(
-            select(c.from_party, c.from_site, c.to_party, c.to_site, c.kind,
-                   func.min(c.ship_us), func.count())
-            .join(s.code_state, (cs.code_id == c.code_id)
-                  & (cs.open_ship_event_id == c.ship_event_id))
+            select(
+                c.from_party,
+                c.from_site,
+                c.to_party,
+                c.to_site,
+                c.kind,
+                func.min(c.ship_us),
+                func.count(),
+            )
+            .join(
+                s.code_state, (cs.code_id == c.code_id) & (cs.open_ship_event_id == c.ship_event_id)
+            )
             .where(cond, c.recv_us.is_(None))
             .group_by(c.from_party, c.from_site, c.to_party, c.to_site, c.kind)
         ):
@@ -271,6 +361,13 @@ def _in_transit(conn: Connection, batches: list[tuple[str, str]], code_ids: list
     out = []
     for (fp, fs, tp, ts, kind, shipped), n in counter.items():
         src, dst = directory.holder(fp, fs), directory.holder(tp, ts)
-        out.append({"from": src.name if src else fp, "to": dst.name if dst else tp,
-                    "kind": kind, "count": n, "shipped": sale_day(shipped).isoformat()})
+        out.append(
+            {
+                "from": src.name if src else fp,
+                "to": dst.name if dst else tp,
+                "kind": kind,
+                "count": n,
+                "shipped": sale_day(shipped).isoformat(),
+            }
+        )
     return sorted(out, key=lambda e: -e["count"])

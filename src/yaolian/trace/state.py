@@ -448,8 +448,14 @@ class Machine:
         if ps is not None:
             ps.has_children = True
             self.dirty.add(parent_id)
-        row = {"parent_id": parent_id, "child_id": s.code_id, "from_us": f.t,
-               "from_event_id": f.eid, "to_us": None, "to_event_id": None}
+        row = {
+            "parent_id": parent_id,
+            "child_id": s.code_id,
+            "from_us": f.t,
+            "from_event_id": f.eid,
+            "to_us": None,
+            "to_event_id": None,
+        }
         self.out.aggregation.append(row)
         self._open_agg[s.code_id] = row
 
@@ -476,13 +482,17 @@ class Machine:
         """Status, place, custody, sale and sensor facts (own events and inherited ones)."""
         own = role is not None
         step = f.biz_step
-        if own and role in ("epc", "output") and (step in SALE_STEPS or (
-            step is None and f.disposition in SALE_DISPOSITIONS
-        )):
+        if (
+            own
+            and role in ("epc", "output")
+            and (step in SALE_STEPS or (step is None and f.disposition in SALE_DISPOSITIONS))
+        ):
             self._sale(s, f)
-        if own and (step == "commissioning" or role == "output" or (
-            f.kind == "ObjectEvent" and f.action == "ADD" and s.commission_event_id is None
-        )):
+        if own and (
+            step == "commissioning"
+            or role == "output"
+            or (f.kind == "ObjectEvent" and f.action == "ADD" and s.commission_event_id is None)
+        ):
             s.commission_event_id, s.commissioned_us = f.eid, f.t
             if f.src_owner or f.dst_owner:
                 s.custodian = f.dst_owner or f.src_owner
@@ -495,8 +505,15 @@ class Machine:
         elif step == "receiving":
             self._receive(s, f, via)
         if f.sensor is not None:
-            self.out.sensor.append({"code_id": s.code_id, "event_id": f.eid, "time_us": f.t,
-                                    "min_c": f.sensor[0], "max_c": f.sensor[1]})
+            self.out.sensor.append(
+                {
+                    "code_id": s.code_id,
+                    "event_id": f.eid,
+                    "time_us": f.t,
+                    "min_c": f.sensor[0],
+                    "max_c": f.sensor[1],
+                }
+            )
             self._cold_chain(s, f, via)
         place = f.place
         if place:
@@ -513,11 +530,23 @@ class Machine:
 
     # ── custody (hand-overs) ──
     def _ship(self, s: CodeState, f: Facts, via: int | None) -> None:
-        row = {"code_id": s.code_id, "via_id": via, "from_party": f.src_owner or s.custodian,
-               "to_party": f.dst_owner, "from_site": s.site, "to_site": f.dst_site,
-               "ship_event_id": f.eid, "ship_us": f.t, "recv_event_id": None, "recv_us": None,
-               "kind": "returning" if f.biz_step == "returning" or f.disposition == "returned"
-               else "shipping", "product": s.product, "lot": s.lot}
+        row = {
+            "code_id": s.code_id,
+            "via_id": via,
+            "from_party": f.src_owner or s.custodian,
+            "to_party": f.dst_owner,
+            "from_site": s.site,
+            "to_site": f.dst_site,
+            "ship_event_id": f.eid,
+            "ship_us": f.t,
+            "recv_event_id": None,
+            "recv_us": None,
+            "kind": "returning"
+            if f.biz_step == "returning" or f.disposition == "returned"
+            else "shipping",
+            "product": s.product,
+            "lot": s.lot,
+        }
         self.out.custody.append(row)
         self._open_custody[s.code_id] = row
         s.open_ship_event_id, s.open_ship_to = f.eid, f.dst_owner
@@ -531,28 +560,54 @@ class Machine:
             s.custodian = row["to_party"]
         elif s.open_ship_event_id is not None:
             self.out.custody_receipts.append(
-                {"b_code": s.code_id, "b_ship": s.open_ship_event_id, "recv_event_id": f.eid,
-                 "recv_us": f.t, "to_party": f.dst_owner, "to_site": f.biz_location}
+                {
+                    "b_code": s.code_id,
+                    "b_ship": s.open_ship_event_id,
+                    "recv_event_id": f.eid,
+                    "recv_us": f.t,
+                    "to_party": f.dst_owner,
+                    "to_site": f.biz_location,
+                }
             )
             s.custodian = f.dst_owner or s.open_ship_to  # None → the site's owner when read
         else:  # a receipt with no shipping on record
             self.out.custody.append(
-                {"code_id": s.code_id, "via_id": via, "from_party": f.src_owner,
-                 "to_party": f.dst_owner, "from_site": None, "to_site": f.biz_location,
-                 "ship_event_id": None, "ship_us": None, "recv_event_id": f.eid,
-                 "recv_us": f.t, "kind": "shipping", "product": s.product, "lot": s.lot}
+                {
+                    "code_id": s.code_id,
+                    "via_id": via,
+                    "from_party": f.src_owner,
+                    "to_party": f.dst_owner,
+                    "from_site": None,
+                    "to_site": f.biz_location,
+                    "ship_event_id": None,
+                    "ship_us": None,
+                    "recv_event_id": f.eid,
+                    "recv_us": f.t,
+                    "kind": "shipping",
+                    "product": s.product,
+                    "lot": s.lot,
+                }
             )
             s.custodian = f.dst_owner
         s.open_ship_event_id = s.open_ship_to = None
 
     # ── sales (销售/使用出库) ──
     def _sale(self, s: CodeState, f: Facts) -> None:
-        self.out.dispense.append({
-            "code_id": s.code_id, "event_id": f.eid, "time_us": f.t, "site": f.place,
-            "units": f.units, "settlement": f.settlement, "prior_status": s.status,
-            "prior_site": s.site, "prior_custodian": s.custodian, "product": s.product,
-            "lot": s.lot,
-        })
+        self.out.dispense.append(
+            {
+                "code_id": s.code_id,
+                "event_id": f.eid,
+                "time_us": f.t,
+                "site": f.place,
+                "units": f.units,
+                "settlement": f.settlement,
+                "prior_status": s.status,
+                "prior_site": s.site,
+                "prior_custodian": s.custodian,
+                "product": s.product,
+                "lot": s.lot,
+            }
+        )
         self.out.triggers.extend(self.rules.on_sale(s, f, self.ctx))
         s.sales += 1
         if f.units is None:

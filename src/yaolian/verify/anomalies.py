@@ -65,10 +65,20 @@ def _haversine(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
 
 
-def _trigger(rule: str, key: str, severity: str, st: CodeState, f: Facts,
-             evidence: dict[str, Any]) -> Trigger:
-    return Trigger(rule, key, severity, st.code_id, f.eid, f.place, f.t, f.record_us,
-                   {"reason": RULES[rule], **evidence})
+def _trigger(
+    rule: str, key: str, severity: str, st: CodeState, f: Facts, evidence: dict[str, Any]
+) -> Trigger:
+    return Trigger(
+        rule,
+        key,
+        severity,
+        st.code_id,
+        f.eid,
+        f.place,
+        f.t,
+        f.record_us,
+        {"reason": RULES[rule], **evidence},
+    )
 
 
 def _held_here(st: CodeState, f: Facts, ctx: Context) -> bool:
@@ -99,22 +109,61 @@ class AnomalyRules:
         if st.commission_event_id is None:
             out.append(_trigger("unknown_code", f"unknown_code:{c}", "high", st, f, sale))
         elif not _held_here(st, f, ctx):
-            out.append(_trigger("custody_break", f"custody_break:{c}:{f.eid}", "medium", st, f,
-                                {**sale, "last_site": st.site, "last_custodian": st.custodian}))
+            out.append(
+                _trigger(
+                    "custody_break",
+                    f"custody_break:{c}:{f.eid}",
+                    "medium",
+                    st,
+                    f,
+                    {**sale, "last_site": st.site, "last_custodian": st.custodian},
+                )
+            )
         if (f.units is None and st.sales >= 1) or (f.units is not None and st.whole_sales >= 1):
-            out.append(_trigger("double_sale", f"double_sale:{c}", "high", st, f,
-                                {**sale, "earlier_sales": st.sales}))
+            out.append(
+                _trigger(
+                    "double_sale",
+                    f"double_sale:{c}",
+                    "high",
+                    st,
+                    f,
+                    {**sale, "earlier_sales": st.sales},
+                )
+            )
         elif f.units is not None and st.split_units + f.units > per_pack + 1e-9:
-            out.append(_trigger("split_overrun", f"split_overrun:{c}", "high", st, f,
-                                {**sale, "units_per_pack": per_pack,
-                                 "units_sold": st.split_units + f.units}))
+            out.append(
+                _trigger(
+                    "split_overrun",
+                    f"split_overrun:{c}",
+                    "high",
+                    st,
+                    f,
+                    {**sale, "units_per_pack": per_pack, "units_sold": st.split_units + f.units},
+                )
+            )
         if st.expiry and sale_day(f.t).isoformat() > st.expiry:
-            out.append(_trigger("expired_sale", f"expired_sale:{c}:{f.eid}", "high", st, f,
-                                {**sale, "expiry": st.expiry}))
+            out.append(
+                _trigger(
+                    "expired_sale",
+                    f"expired_sale:{c}:{f.eid}",
+                    "high",
+                    st,
+                    f,
+                    {**sale, "expiry": st.expiry},
+                )
+            )
         recall_id = ctx.recall_of(c, st.product, st.lot, f.t)
         if st.status == "recalled" or recall_id is not None:
-            out.append(_trigger("recalled_sale", f"recalled_sale:{c}:{f.eid}", "high", st, f,
-                                {**sale, "recall_id": recall_id}))
+            out.append(
+                _trigger(
+                    "recalled_sale",
+                    f"recalled_sale:{c}:{f.eid}",
+                    "high",
+                    st,
+                    f,
+                    {**sale, "recall_id": recall_id},
+                )
+            )
         return out
 
     def on_move(self, st: CodeState, f: Facts, place: str, ctx: Context) -> list[Trigger]:
@@ -126,12 +175,24 @@ class AnomalyRules:
         hours = max(f.t - st.seen_us, 1) / 3.6e9
         if km is None or km / hours <= ctx.clone_speed_kmh:
             return []
-        return [_trigger(
-            "clone", f"clone:{st.code_id}:{st.seen_event_id}:{f.eid}", "high", st, f,
-            {"from_site": st.seen_site, "from_event_id": st.seen_event_id,
-             "from_time_us": st.seen_us, "to_site": place, "km": round(km, 1),
-             "km_per_hour": round(km / hours, 1), "limit_km_per_hour": ctx.clone_speed_kmh},
-        )]
+        return [
+            _trigger(
+                "clone",
+                f"clone:{st.code_id}:{st.seen_event_id}:{f.eid}",
+                "high",
+                st,
+                f,
+                {
+                    "from_site": st.seen_site,
+                    "from_event_id": st.seen_event_id,
+                    "from_time_us": st.seen_us,
+                    "to_site": place,
+                    "km": round(km, 1),
+                    "km_per_hour": round(km / hours, 1),
+                    "limit_km_per_hour": ctx.clone_speed_kmh,
+                },
+            )
+        ]
 
     def on_sensor(self, st: CodeState, f: Facts, via: int | None, ctx: Context) -> list[Trigger]:
         """Cold chain: readings outside the product's storage range."""
@@ -143,9 +204,21 @@ class AnomalyRules:
             info.temp_max is None or hi <= info.temp_max
         ):
             return []
-        return [_trigger("cold_chain", f"cold_chain:{f.eid}:{st.code_id}", "high", st, f,
-                         {"min_c": lo, "max_c": hi, "allowed": [info.temp_min, info.temp_max],
-                          "container_id": via})]
+        return [
+            _trigger(
+                "cold_chain",
+                f"cold_chain:{f.eid}:{st.code_id}",
+                "high",
+                st,
+                f,
+                {
+                    "min_c": lo,
+                    "max_c": hi,
+                    "allowed": [info.temp_min, info.temp_max],
+                    "container_id": via,
+                },
+            )
+        ]
 
 
 @dataclass(frozen=True)
@@ -169,11 +242,14 @@ def _visible_codes(viewer: Viewer) -> Any:
     own_sites = select(s.site.c.location_id).where(s.site.c.enterprise_id == ent)
     return union(
         select(cu.code_id).where(
-            cu.from_party.in_(party_ids) | cu.to_party.in_(party_ids)
-            | cu.from_site.in_(own_sites) | cu.to_site.in_(own_sites)
+            cu.from_party.in_(party_ids)
+            | cu.to_party.in_(party_ids)
+            | cu.from_site.in_(own_sites)
+            | cu.to_site.in_(own_sites)
         ),
         select(s.code_state.c.code_id).where(
-            s.code_state.c.custodian.in_(party_ids) | s.code_state.c.site.in_(own_sites)),
+            s.code_state.c.custodian.in_(party_ids) | s.code_state.c.site.in_(own_sites)
+        ),
         select(s.dispense.c.code_id).where(s.dispense.c.site.in_(own_sites)),
     )
 
@@ -204,17 +280,33 @@ def list_alerts(bind: Engine | Connection, viewer: Viewer, flt: AlertFilter) -> 
     with read_tx(bind) as conn:
         total = conn.execute(select(func.count()).select_from(s.alert).where(*conds)).scalar_one()
         rows = conn.execute(
-            select(s.alert).where(*conds).order_by(a.time_us.desc(), a.id.desc())
-            .limit(flt.limit).offset(flt.offset)
+            select(s.alert)
+            .where(*conds)
+            .order_by(a.time_us.desc(), a.id.desc())
+            .limit(flt.limit)
+            .offset(flt.offset)
         ).all()
         keys = code_keys(conn, {r.code_id for r in rows})
-    return {"total": int(total), "alerts": [
-        {"id": r.id, "key": r.key, "rule": r.rule, "severity": r.severity,
-         "code": keys.get(r.code_id), "code_id": r.code_id, "event_id": r.event_id,
-         "site": r.site, "time": sale_day(r.time_us).isoformat(), "time_us": r.time_us,
-         "record_us": r.record_us, "evidence": r.evidence}
-        for r in rows
-    ]}
+    return {
+        "total": int(total),
+        "alerts": [
+            {
+                "id": r.id,
+                "key": r.key,
+                "rule": r.rule,
+                "severity": r.severity,
+                "code": keys.get(r.code_id),
+                "code_id": r.code_id,
+                "event_id": r.event_id,
+                "site": r.site,
+                "time": sale_day(r.time_us).isoformat(),
+                "time_us": r.time_us,
+                "record_us": r.record_us,
+                "evidence": r.evidence,
+            }
+            for r in rows
+        ],
+    }
 
 
 def counts_by_rule(bind: Engine | Connection) -> dict[str, int]:

@@ -63,13 +63,19 @@ class SaleLine:
             line["settlementId"] = self.settlement
         if self.lot:
             line["lot"] = self.lot
-        tx = [(SETTLEMENT_TX_TYPE, f"urn:yaolian:nhsa:setl:{self.settlement}")] if (
-            self.settlement
-        ) else []
+        tx = (
+            [(SETTLEMENT_TX_TYPE, f"urn:yaolian:nhsa:setl:{self.settlement}")]
+            if (self.settlement)
+            else []
+        )
         return object_event(
-            self.codes, self.time, self.kind,
+            self.codes,
+            self.time,
+            self.kind,
             "partially_dispensed" if self.split else self.kind_disposition,
-            site=self.site, read_point=self.site, biz_transactions=tx,
+            site=self.site,
+            read_point=self.site,
+            biz_transactions=tx,
             extra={SALE_LINE_KEY: line},
         )
 
@@ -129,11 +135,13 @@ def parse_line(row: dict[str, Any], place: str) -> SaleLine:
     try:
         quantity = float(qty_text)
     except ValueError:
-        raise ValidationError(f"not a number: {qty_text!r}",
-                              place=f"{place}/sel_retn_cnt") from None
+        raise ValidationError(
+            f"not a number: {qty_text!r}", place=f"{place}/sel_retn_cnt"
+        ) from None
     if quantity <= 0:
-        raise ValidationError("quantity must be positive (returns are not sale lines)",
-                              place=f"{place}/sel_retn_cnt")
+        raise ValidationError(
+            "quantity must be positive (returns are not sale lines)", place=f"{place}/sel_retn_cnt"
+        )
     if not split and quantity != len(codes):
         raise ValidationError(
             f"a whole-pack line needs one code per pack: {quantity:g} packs, {len(codes)} codes",
@@ -144,10 +152,14 @@ def parse_line(row: dict[str, Any], place: str) -> SaleLine:
         raise ValidationError("site (or fixmedins_code) is missing", place=f"{place}/site")
     kind = _text(row.get("kind")) or "dispensing"
     if kind not in ("dispensing", "retail_selling"):
-        raise ValidationError(f"kind must be dispensing or retail_selling, not {kind!r}",
-                              place=f"{place}/kind")
+        raise ValidationError(
+            f"kind must be dispensing or retail_selling, not {kind!r}", place=f"{place}/kind"
+        )
     return SaleLine(
-        codes=codes, split=split, quantity=quantity, site=site_uri(site),
+        codes=codes,
+        split=split,
+        quantity=quantity,
+        site=site_uri(site),
         time=_time(row.get("sel_retn_time") or row.get("time"), f"{place}/sel_retn_time"),
         lot=_text(row.get("manu_lotnum")) or None,
         settlement=_text(row.get("setl_id") or row.get("settlement_id")) or None,
@@ -169,8 +181,7 @@ def parse_lines(rows: Sequence[dict[str, Any]], source: str = "line") -> list[Sa
         except ValidationError as exc:
             problems.append(Problem(exc.reason, exc.place))
     if problems:
-        raise ValidationError(f"{len(problems)} bad sale line(s)", problems=problems,
-                              place=source)
+        raise ValidationError(f"{len(problems)} bad sale line(s)", problems=problems, place=source)
     return lines
 
 
@@ -202,5 +213,6 @@ def record_sales(
     engine: Engine, lines: Sequence[SaleLine], *, enterprise_id: int | None = None
 ) -> CaptureResult:
     """Capture the sale lines as dispensing events (one transaction)."""
-    return capture_document(engine, document([line.event() for line in lines]),
-                            enterprise_id=enterprise_id)
+    return capture_document(
+        engine, document([line.event() for line in lines]), enterprise_id=enterprise_id
+    )

@@ -50,9 +50,21 @@ _REASONS = {
     "expired": "past its expiry date (已过期)",
     "in_transit": "in transit between enterprises (在途)",
 }
-_PUBLIC_PRODUCT = ("product_code", "gtin", "generic_name", "trade_name", "dosage_form",
-                   "strength", "pack_spec", "packaging_level", "units_per_pack", "approval_no",
-                   "approval_valid_until", "holder", "manufacturer")
+_PUBLIC_PRODUCT = (
+    "product_code",
+    "gtin",
+    "generic_name",
+    "trade_name",
+    "dosage_form",
+    "strength",
+    "pack_spec",
+    "packaging_level",
+    "units_per_pack",
+    "approval_no",
+    "approval_valid_until",
+    "holder",
+    "manufacturer",
+)
 RECENT_SALES = 5
 
 
@@ -145,6 +157,8 @@ _SALES_SQL = (
     "LEFT JOIN site st ON st.location_id = d.site "
     "LEFT JOIN enterprise e ON e.id = st.enterprise_id WHERE d.code_id = ? ORDER BY d.time_us"
 )
+
+
 def _product(conn: Connection, product_code: str | None) -> tuple[dict[str, Any], set[int]] | None:
     """Public product facts and the ids of its holder and manufacturer."""
     if not product_code:
@@ -176,8 +190,21 @@ def verify(
         return _unknown(code, "not a pack/case/pallet code (a product or batch class)", key)
     found = rawsql.fetch(conn, _STATE_SQL, (key,))
     st = found[0] if found else None
-    (code_id, status, product_code, lot, expiry, produced, custodian, site, parent_id,
-     commission_id, last_id, last_us, sales) = st or (None,) * 13
+    (
+        code_id,
+        status,
+        product_code,
+        lot,
+        expiry,
+        produced,
+        custodian,
+        site,
+        parent_id,
+        commission_id,
+        last_id,
+        last_us,
+        sales,
+    ) = st or (None,) * 13
     if status is None:
         product_code = product_of_key(key)
     product = _product(conn, product_code)
@@ -205,9 +232,15 @@ def verify(
         verdict_status = "expired"
     else:
         verdict_status = "genuine"
-    verdict = Verdict(code=code, status=verdict_status, reason=_REASONS[verdict_status], key=key,
-                      recall=recall, product=product[0] if product else None,
-                      batch={"lot": lot, "production_date": produced, "expiry": expiry})
+    verdict = Verdict(
+        code=code,
+        status=verdict_status,
+        reason=_REASONS[verdict_status],
+        key=key,
+        recall=recall,
+        product=product[0] if product else None,
+        batch={"lot": lot, "production_date": produced, "expiry": expiry},
+    )
     involved = set(product[1]) if product else set()
     involved |= _add_circulation(conn, verdict, code_id)
     if sales:
@@ -219,10 +252,15 @@ def verify(
         holder = directory.holder(custodian, site)
         place = directory.place(site)
         verdict.detail = {
-            "code_id": code_id, "key": key, "state": status, "site": site,
+            "code_id": code_id,
+            "key": key,
+            "state": status,
+            "site": site,
             "site_name": place.name if place else None,
-            "custodian": holder.as_dict() if holder else None, "parent_id": parent_id,
-            "commission_event_id": commission_id, "last_event_id": last_id,
+            "custodian": holder.as_dict() if holder else None,
+            "parent_id": parent_id,
+            "commission_event_id": commission_id,
+            "last_event_id": last_id,
             "last_time_us": last_us,
         }
     return verdict
@@ -237,13 +275,21 @@ def _add_circulation(conn: Connection, verdict: Verdict, code_id: int) -> set[in
         involved.update(i for i in (src_id, dst_id) if i is not None)
         if src_id is not None and src_id == dst_id:
             continue  # a move inside one enterprise is not a hand-over
-        verdict.circulation.append({"from": src, "to": dst, "shipped": _day(ship_us),
-                                    "received": _day(recv_us), "kind": kind})
+        verdict.circulation.append(
+            {
+                "from": src,
+                "to": dst,
+                "shipped": _day(ship_us),
+                "received": _day(recv_us),
+                "kind": kind,
+            }
+        )
     return involved
 
 
-def _add_sales(conn: Connection, verdict: Verdict, code_id: int,
-               product: dict[str, Any] | None) -> set[int]:
+def _add_sales(
+    conn: Connection, verdict: Verdict, code_id: int, product: dict[str, Any] | None
+) -> set[int]:
     rows = rawsql.fetch(conn, _SALES_SQL, (code_id,))
     verdict.sale_count = len(rows)
     split = [r[1] for r in rows if r[1] is not None]
