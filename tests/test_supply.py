@@ -103,9 +103,7 @@ def movements(engine: Engine) -> list[tuple[Any, ...]]:
                     supply_movement.c.kind,
                     supply_movement.c.packs,
                 )
-            )
-            .tuples()
-            .all()
+            ).all()
         )
 
 

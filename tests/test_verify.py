@@ -298,3 +298,38 @@ def test_unknown_rule_is_a_query_error(trace_world: Any, rule: str) -> None:
 
     with pytest.raises(QueryError, match="unknown rule"):
         list_alerts(trace_world.engine, REGULATOR, AlertFilter(rule=rule))
+
+
+def test_gs1_pack_in_every_form(trace_world: Any) -> None:
+    """A GS1 pack (rule b): EPC URI at capture; element string and Digital Link at the scanner."""
+    from yaolian.codes.epc import sgtin_uri
+    from yaolian.codes.gs1 import with_check_digit
+    from yaolian.store.masterdata import upsert_product
+
+    w = trace_world
+    gtin = with_check_digit("0690123456789")
+    upsert_product(
+        w.engine, gtin, "布洛芬缓释胶囊", gtin=gtin, units_per_pack=20, holder_uscc=w.usccs["MFR"]
+    )
+    w.capture(
+        object_event(
+            [sgtin_uri(gtin, "SN0001", 7)],
+            w.at(0),
+            "commissioning",
+            "active",
+            action="ADD",
+            site=w.sites["MFR"],
+            lot="G01",
+            expiry="2027-06-30",
+        )
+    )
+    for form in (
+        f"(01){gtin}(21)SN0001",
+        f"https://id.gs1.org/01/{gtin}/21/SN0001",
+        sgtin_uri(gtin, "SN0001", 7),
+    ):
+        v = verdict(w, form)
+        assert v["status"] == "genuine", form
+        assert v["product"]["generic_name"] == "布洛芬缓释胶囊"
+        assert v["batch"]["lot"] == "G01"
+    assert verdict(w, f"(01){gtin}(21)SN9999")["status"] == "unknown"

@@ -410,14 +410,17 @@ def _section_recall(engine: Engine, truth: dict[str, Any], recall_id: int | None
         f"recall #{recall_id} ({scope['class_name']}): {info['generic_name']} batch "
         f"{info['lot']}, issued {info['time']} — {info['reason']}"
     )
-    print_table(
-        "where the batch is now (current holders)",
-        ["holder", "role", "packs", "sites"],
-        [
-            (h["holder"], h["role"], h["count"], ", ".join(h["sites"]))
-            for h in scope["holders"][:12]
-        ],
-    )
+    if scope["holders"]:
+        print_table(
+            "where the batch is now (current holders)",
+            ["holder", "role", "packs", "sites"],
+            [
+                (h["holder"], h["role"], h["count"], ", ".join(h["sites"]))
+                for h in scope["holders"][:12]
+            ],
+        )
+    else:
+        console.print("no one holds packs of this batch any more (returned, destroyed or sold)")
     progress = scope["progress"]
     console.print(
         f"dispensed to patients: {sum(d.get('codes', 0) for d in scope['dispensed']):,} packs "

@@ -37,7 +37,7 @@ from yaolian.sim.events import (
     sale_event,
     temperature_report,
 )
-from yaolian.sim.stock import Batch, Fifo, ProductPacks, Span
+from yaolian.sim.stock import Batch, Fifo, ProductPacks, Span, pack_indexes
 from yaolian.sim.truth import GroundTruth, IncidentPlan, plan_incidents
 from yaolian.sim.world import (
     FACTORY,
@@ -527,7 +527,8 @@ class Simulation:
             )
             self._emit(object_event(t, sh.epcs, "OBSERVE", "receiving", disp, loc, **extra))
             if sh.excursion:
-                self.truth.excursion(sh, t, self._uris(product, sh.spans), loc)
+                raw = [self.pack_raw(product, pk) for pk in pack_indexes(sh.spans).tolist()]
+                self.truth.excursion(sh, t, self._uris(product, sh.spans), raw)
             for sscc, children in sh.pallets:
                 self._emit(aggregation_event(t, sscc, children, "DELETE", loc))
             n = sum(e - s for s, e in sh.spans)

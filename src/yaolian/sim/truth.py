@@ -222,14 +222,14 @@ class GroundTruth:
             entry["first_time"] = first_time
         self.incidents.append(entry)
 
-    def excursion(self, sh: Shipment, time: str, packs: list[str], location: str) -> None:
+    def excursion(self, sh: Shipment, time: str, packs: list[str], raw: list[str]) -> None:
         """A cold-chain shipment received with readings outside the product's range."""
         p = self.w.products[sh.product]
         self.code_incident(
             "cold_chain_excursion",
             time,
             packs,
-            [],
+            raw,
             sh.product,
             [sh.dst, sh.src],
             f"transit temperature above {p.spec.temp_max} °C; {len(packs)} packs in "

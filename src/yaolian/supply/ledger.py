@@ -194,12 +194,20 @@ _STAGED = Table("supply_staged_id", MetaData(), Column("id", BigInteger, primary
 def _stage(conn: Connection, ids: Iterable[int]) -> Any:
     """Put ``ids`` into a per-connection temporary table and return ``SELECT id`` from it, for
     ``column.in_(...)``: one bulk insert instead of a bound parameter per id (which costs more
-    to compile than the query takes to run). The set stays until the next call."""
+    to compile than the query takes to run). The set stays until the next call; the same set
+    asked for again in the same transaction is not written twice."""
+    wanted = frozenset(int(i) for i in ids)
     conn.exec_driver_sql(
         "CREATE TEMPORARY TABLE IF NOT EXISTS supply_staged_id (id BIGINT PRIMARY KEY)"
     )
+    last = conn.info.get("supply_staged")
+    if last is not None and last[0] is conn.get_transaction() and last[1] == wanted:
+        staged = conn.execute(select(func.count()).select_from(_STAGED)).scalar_one()
+        if staged == len(wanted):  # still there (no rollback to a savepoint since)
+            return select(_STAGED.c.id)
     conn.execute(_STAGED.delete())
-    values = [int(i) for i in set(ids)]
+    conn.info["supply_staged"] = (conn.get_transaction(), wanted)
+    values = list(wanted)
     if values and conn.dialect.name == "postgresql":
         conn.exec_driver_sql(
             "INSERT INTO supply_staged_id (id) SELECT unnest(%s::bigint[])", (values,)
@@ -682,8 +690,9 @@ def daily_stock(
             supply_movement.c.day < lo,
         )
     ).scalar()
-    deltas: dict[int, float] = dict(
-        conn.execute(
+    deltas: dict[int, float] = {
+        r[0]: r[1]
+        for r in conn.execute(
             select(supply_movement.c.day, _on_hand_expr())
             .where(
                 supply_movement.c.product == product,
@@ -692,9 +701,7 @@ def daily_stock(
             )
             .group_by(supply_movement.c.day)
         )
-        .tuples()
-        .all()
-    )
+    }
     level = float(opening or 0.0)
     out = []
     for d in range(lo, hi + 1):

@@ -152,11 +152,11 @@ def solve(
 
 
 def _leads(conn: Connection) -> dict[tuple[str, str], float]:
-    return {(a, b): float(d) for a, b, d in conn.execute(select(supply_lead_time)).tuples()}
+    return {(a, b): float(d) for a, b, d in conn.execute(select(supply_lead_time))}
 
 
 def _regions(conn: Connection) -> dict[str, str | None]:
-    return dict(conn.execute(select(site.c.location_id, site.c.region)).tuples().all())
+    return {r[0]: r[1] for r in conn.execute(select(site.c.location_id, site.c.region))}
 
 
 def _now_us() -> int:
