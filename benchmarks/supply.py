@@ -57,15 +57,19 @@ def bench_forecast(n: int) -> None:
     t1 = time.perf_counter()
     run = forecast.forecast_frame(frame, end=date(2024, 1, 1) + timedelta(days=days - 1))
     took = time.perf_counter() - t1
-    chosen = [f for f in run.forecasts.values() if f.mae is not None]
-    better = sum(1 for f in chosen if f.baseline_mae is not None and f.mae <= f.baseline_mae)
+    scored = [(f.mae, f.baseline_mae) for f in run.forecasts.values() if f.mae is not None]
+    better = sum(
+        1
+        for mae, base_mae in scored
+        if mae is not None and base_mae is not None and mae <= base_mae
+    )
     print(
         f"forecast: {n} series × {days} days in {took:.1f} s ({n / took:.0f} series/s); "
         f"stages { ({k: round(v, 1) for k, v in run.timings.items()}) }"
     )
     print(
         f"  seasonal-naive baseline (weekly numpy) {base:.2f} s → ratio {took / base:.0f}×; "
-        f"chosen model CV-MAE ≤ seasonal naive on {better}/{len(chosen)} series"
+        f"chosen model CV-MAE ≤ seasonal naive on {better}/{len(scored)} series"
     )
 
 

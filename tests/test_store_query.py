@@ -17,7 +17,7 @@ from yaolian.errors import QueryError, YaolianError
 from yaolian.store.access import Viewer, authenticate, create_key
 from yaolian.store.ingest import capture_document
 from yaolian.store.masterdata import upsert_enterprise, upsert_site
-from yaolian.store.query import EventPage, query_events
+from yaolian.store.query import EventPage, _encode_token, _fingerprint, query_events
 
 PACK = "urn:epc:id:sgtin:6901234.056789."
 GTIN = "06901234567892"
@@ -377,3 +377,11 @@ def test_any_parameters_give_a_page_or_a_query_error(
         assert exc.exception_type == "QueryTooLargeException"
     else:
         assert page.events == []
+
+
+def test_forged_page_tokens_are_refused(sqlite_engine: Engine) -> None:
+    fingerprint = _fingerprint({"perPage": "2"})
+    for position in ([1, 2, -5], [1, 2, 0], [2**63 - 1, 1, None], ["x", 1, None], [1, 2]):
+        token = _encode_token(position, fingerprint)  # a well-formed checksum, bad content
+        with pytest.raises(QueryError, match="malformed"):
+            _q(sqlite_engine, perPage="2", nextPageToken=token)

@@ -71,6 +71,19 @@ def projectors() -> list[Projector]:
     return list(_registry.values())
 
 
+class SetBasedProjector(Projector, Protocol):
+    """A projector that can also recompute itself from the whole log at once, faster than a
+    replay; :func:`rebuild` prefers :meth:`rebuild` over :meth:`reset` and replay."""
+
+    def rebuild(self, conn: Connection) -> None:
+        """Replace every row of the projection with rows recomputed from the whole log."""
+
+
+def set_based(projector: Projector) -> SetBasedProjector | None:
+    """The projector as a :class:`SetBasedProjector` when it has a ``rebuild`` method."""
+    return projector if callable(getattr(projector, "rebuild", None)) else None  # type: ignore[return-value]
+
+
 ProgressCallback = Callable[[int, int], None]
 """Called as ``progress(events replayed, total events)`` during a rebuild."""
 
@@ -107,15 +120,25 @@ def rebuild(
 ) -> int:
     """Reset every projection and replay the whole log in event-time order, in batches.
 
-    One write transaction: readers keep seeing the old projections until it commits, and a
-    failure leaves them as they were. Returns the number of events replayed.
+    Projectors with their own whole-log ``rebuild`` (:class:`SetBasedProjector`) run that
+    instead of the replay. One write transaction: readers keep seeing the old projections until
+    it commits, and a failure leaves them as they were. Returns the number of events in the log.
     """
-    registered = projectors()
+    registered = []
     done = 0
     with writing(engine) as conn:
-        for projector in registered:
-            projector.reset(conn)
+        for projector in projectors():
+            whole = set_based(projector)
+            if whole is not None:
+                whole.rebuild(conn)
+            else:
+                projector.reset(conn)
+                registered.append(projector)
         total = int(conn.execute(select(func.count()).select_from(event)).scalar_one())
+        if not registered:
+            if progress:
+                progress(total, total)
+            return total
         cols = (
             event.c.id,
             event.c.hash,

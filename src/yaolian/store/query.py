@@ -279,7 +279,8 @@ def _decode_token(token: str, fingerprint: str) -> list[Any]:
     if not (
         isinstance(position, list)
         and len(position) == 3
-        and all(isinstance(v, int) or v is None for v in position)
+        and all(isinstance(v, int) and abs(v) < 2**62 for v in position[:2])
+        and (position[2] is None or (isinstance(position[2], int) and 0 < position[2] <= MAX_COUNT))
     ):
         raise QueryError("malformed page token", place="nextPageToken")
     return position
@@ -337,8 +338,6 @@ def query_events(
         last_value, last_id, remaining = _decode_token(
             _single("nextPageToken", params["nextPageToken"]), fingerprint
         )
-        if last_value is None or last_id is None:
-            raise QueryError("malformed page token", place="nextPageToken")
         after = (last_value, last_id)
     where = and_(_visible(viewer), *filters.terms)
 

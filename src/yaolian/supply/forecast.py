@@ -275,10 +275,17 @@ def _fit_all(
     if jobs <= 1 or len(series) < 2 * _CHUNK_SERIES:
         return _fit_chunk(series, plan)
     import multiprocessing
+    import threading
     from concurrent.futures import ProcessPoolExecutor
 
     chunks = [series[i : i + _CHUNK_SERIES] for i in range(0, len(series), _CHUNK_SERIES)]
-    context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+    # fork is fastest, but a fork of a threaded process (a web server) can inherit held locks:
+    # there, workers come from a clean single-threaded fork server instead
+    if os.name != "posix":
+        method = "spawn"
+    else:
+        method = "fork" if threading.active_count() == 1 else "forkserver"
+    context = multiprocessing.get_context(method)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
         parts = pool.map(_fit_chunk, chunks, [plan] * len(chunks))
         return [f for part in parts for f in part]

@@ -35,16 +35,16 @@ from typing import Any
 import orjson
 from sqlalchemy import (
     BigInteger,
-    Column,
     Connection,
-    MetaData,
-    Table,
     and_,
+    bindparam,
     case,
     func,
     insert,
+    literal_column,
     select,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from yaolian.codes.identity import NMPA_KEY, NMPA_LOT_KEY, NMPA_PRODUCT_KEY
 from yaolian.codes.nmpa import CodeRule
@@ -64,6 +64,7 @@ from yaolian.store.schema import (
     supply_stock_count,
 )
 from yaolian.store.schema import product as product_table
+from yaolian.trace.rawsql import ids_param, is_pg
 from yaolian.trace.state import SALE_LINE_KEY
 
 CST_OFFSET_US = 8 * 3600 * 1_000_000  # China Standard Time, the ledger's calendar day
@@ -188,38 +189,19 @@ class _EventFacts:
     split_units: float | None = None  # units per code of an NHSA split sale (拆零)
 
 
-_STAGED = Table("supply_staged_id", MetaData(), Column("id", BigInteger, primary_key=True))
-
-
-def _stage(conn: Connection, ids: Iterable[int]) -> Any:
-    """Put ``ids`` into a per-connection temporary table and return ``SELECT id`` from it, for
-    ``column.in_(...)``: one bulk insert instead of a bound parameter per id (which costs more
-    to compile than the query takes to run). The set stays until the next call; the same set
-    asked for again in the same transaction is not written twice."""
-    wanted = frozenset(int(i) for i in ids)
-    conn.exec_driver_sql(
-        "CREATE TEMPORARY TABLE IF NOT EXISTS supply_staged_id (id BIGINT PRIMARY KEY)"
-    )
-    last = conn.info.get("supply_staged")
-    if last is not None and last[0] is conn.get_transaction() and last[1] == wanted:
-        staged = conn.execute(select(func.count()).select_from(_STAGED)).scalar_one()
-        if staged == len(wanted):  # still there (no rollback to a savepoint since)
-            return select(_STAGED.c.id)
-    conn.execute(_STAGED.delete())
-    conn.info["supply_staged"] = (conn.get_transaction(), wanted)
-    values = list(wanted)
-    if values and conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(
-            "INSERT INTO supply_staged_id (id) SELECT unnest(%s::bigint[])", (values,)
-        )
-    elif values:
-        conn.exec_driver_sql("INSERT INTO supply_staged_id (id) VALUES (?)", [(v,) for v in values])
-    return select(_STAGED.c.id)
+def _ids(conn: Connection, ids: Iterable[int]) -> Any:
+    """``SELECT`` of ``ids`` sent as ONE parameter (:func:`yaolian.trace.rawsql.ids_param`:
+    ``json_each`` on SQLite, an array on PostgreSQL), for ``column.in_(...)`` — a bound
+    parameter per id costs more to compile than the query takes to run."""
+    values = ids_param(conn, sorted({int(i) for i in ids}))
+    if is_pg(conn):
+        return select(func.unnest(bindparam(None, values, type_=ARRAY(BigInteger))))
+    return select(literal_column("value")).select_from(func.json_each(bindparam(None, values)))
 
 
 def _load_events(conn: Connection, ids: Sequence[int]) -> dict[int, _EventFacts]:
     facts: dict[int, _EventFacts] = {}
-    part = _stage(conn, ids)
+    part = _ids(conn, ids)
     rows = conn.execute(
         select(
             event.c.id,
@@ -322,7 +304,7 @@ class _Resolver:
         todo = {c for c in code_ids if c not in self.history}
         while todo:
             ids = sorted(todo)
-            part = _stage(self.conn, ids)
+            part = _ids(self.conn, ids)
             self.keys.update(
                 self.conn.execute(select(code.c.id, code.c.key).where(code.c.id.in_(part))).all()
             )
@@ -423,7 +405,7 @@ def _shipped_before(conn: Connection, pairs: list[tuple[int, int]]) -> set[tuple
         return set()
     code_ids = sorted({c for c, _ in pairs})
     first_ship: dict[int, int] = {}
-    part = _stage(conn, code_ids)
+    part = _ids(conn, code_ids)
     rows = conn.execute(
         select(event_epc.c.code_id, func.min(event.c.event_time_us))
         .join(event, event.c.id == event_epc.c.event_id)
@@ -542,7 +524,7 @@ def affected_events(
     ``code_ids``: the codes those events name, when the caller knows them already."""
     ids = set(event_ids)
     if code_ids is None:
-        staged = _stage(conn, ids)
+        staged = _ids(conn, ids)
         code_ids = conn.execute(
             select(event_epc.c.code_id).where(event_epc.c.event_id.in_(staged))
         ).scalars()
@@ -552,7 +534,7 @@ def affected_events(
     for _level in range(4):  # up the aggregation hierarchy: case → pallet → …
         if not frontier:
             break
-        staged = _stage(conn, frontier)
+        staged = _ids(conn, frontier)
         ups = set(
             conn.execute(
                 select(parent.c.code_id)
@@ -568,7 +550,7 @@ def affected_events(
         )
         frontier = ups - codes
         codes |= ups
-    staged = _stage(conn, codes)
+    staged = _ids(conn, codes)
     ids.update(
         conn.execute(select(event_epc.c.event_id).where(event_epc.c.code_id.in_(staged)).distinct())
         .scalars()
@@ -580,7 +562,7 @@ def affected_events(
 def recompute(conn: Connection, event_ids: Sequence[int]) -> int:
     """Replace the movements of ``event_ids`` with ones derived from the log; rows written."""
     ids = sorted(set(event_ids))
-    conn.execute(supply_movement.delete().where(supply_movement.c.event_id.in_(_stage(conn, ids))))
+    conn.execute(supply_movement.delete().where(supply_movement.c.event_id.in_(_ids(conn, ids))))
     rows = _movements(conn, _load_events(conn, ids))
     if rows:
         _insert_movements(conn, rows)

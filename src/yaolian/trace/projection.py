@@ -12,6 +12,7 @@ gives the same rows as capture in any arrival order.
 
 from __future__ import annotations
 
+import functools
 import operator
 import os
 from collections import defaultdict
@@ -21,7 +22,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, delete, insert, or_, select
 
-from yaolian.codes.nmpa import parse_trace_code
+from yaolian.codes.nmpa import CodeRule, parse_trace_code
 from yaolian.codes.registry import default_rules
 from yaolian.errors import CodeError
 from yaolian.store import schema as s
@@ -65,16 +66,28 @@ def chunks(ids: Collection[int], size: int = CHUNK) -> Iterator[list[int]]:
         yield ordered[start : start + size]
 
 
+@functools.cache
+def _rules() -> list[CodeRule]:
+    """The bundled issuer rules, read once per process."""
+    return list(default_rules())
+
+
 def product_of_key(key: str) -> str | None:
     """Product code a code key carries: 药品标识码 (NMPA rule a) or GTIN-14 (GS1), else None."""
     if key.startswith("n:"):
         try:
-            return parse_trace_code(key[2:], list(default_rules())).product_code
+            return parse_trace_code(key[2:], _rules()).product_code
         except CodeError:
             return key[2:9] if len(key) > 9 else None  # the 7-character 药品标识码 (NMPAB/T 1002)
     if key.startswith("01/") and "/21/" in key:
         return key[3:17]
     return None
+
+
+_RECALL_CODES_SQL = (
+    "SELECT rc.code_id, r.id, r.created_us FROM recall_code rc "
+    "JOIN recall r ON r.id = rc.recall_id WHERE r.closed_us IS NULL"
+)
 
 
 class StoreContext:
@@ -91,10 +104,19 @@ class StoreContext:
         self._recall_codes: dict[int, list[tuple[int, int]]] | None = None
         self.touched: set[int] = set()  # codes of this run (recall look-ups are batched)
 
-    def focus(self, codes: set[int]) -> None:
-        """The codes of this run (per-code look-ups such as recalls are batched over them)."""
-        self.touched = codes
+    def focus(self, codes: set[int] | None) -> None:
+        """The codes of this run (per-code look-ups such as recalls are batched over them);
+        ``None``: every code (a full rebuild)."""
+        self.touched = codes if codes is not None else set()
         self._recall_codes = None
+        if codes is None:
+            self._recall_codes = defaultdict(list)
+            for cid, rid, created in rawsql.fetch(self.conn, _RECALL_CODES_SQL):
+                self._recall_codes[cid].append((rid, created))
+
+    def load_all_keys(self) -> None:
+        """Fetch the canonical key of every code (a full rebuild)."""
+        self.keys.update(rawsql.fetch(self.conn, "SELECT id, key FROM code"))
 
     def load_keys(self, ids: Collection[int]) -> None:
         """Fetch the canonical keys of codes about to be seen for the first time."""
@@ -156,9 +178,7 @@ class StoreContext:
             self._recall_codes = defaultdict(list)
             for cid, rid, created in rawsql.fetch_ids(
                 self.conn,
-                "SELECT rc.code_id, r.id, r.created_us FROM recall_code rc "
-                "JOIN recall r ON r.id = rc.recall_id WHERE rc.code_id {ids} "
-                "AND r.closed_us IS NULL",
+                _RECALL_CODES_SQL + " AND rc.code_id {ids}",
                 self.touched or {code_id},
             ):
                 self._recall_codes[cid].append((rid, created))
@@ -258,7 +278,7 @@ def closure(conn: Connection, seed: Collection[int], down: bool) -> set[int]:
 
 
 def _tuples(rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> list[tuple[Any, ...]]:
-    return [tuple(r[c] for c in columns) for r in rows]
+    return list(map(operator.itemgetter(*columns), rows))
 
 
 # ── the two ways of folding ───────────────────────────────────────────────────────────────
@@ -285,19 +305,27 @@ def _forward(conn: Connection, facts: list[Facts], ctx: StoreContext) -> Machine
     return machine
 
 
-def _load_facts(conn: Connection, scope: set[int]) -> list[Facts]:
-    """Every event naming a code in ``scope``, as facts restricted to those codes."""
+_EVENT_SQL = (
+    "SELECT id, event_time_us, record_time_us, payload, event_id, error_declared, hash FROM event"
+)
+
+
+def _load_facts(conn: Connection, scope: set[int] | None) -> list[Facts]:
+    """Every event naming a code in ``scope`` (``None``: the whole log), as facts restricted to
+    those codes, in event-time order."""
     codes_of: dict[int, list[tuple[int, str]]] = defaultdict(list)
-    for cid, eid, role in rawsql.fetch_ids(
-        conn, "SELECT code_id, event_id, role FROM event_epc WHERE code_id {ids}", scope
-    ):
+    if scope is None:
+        links = rawsql.fetch(conn, "SELECT code_id, event_id, role FROM event_epc")
+        rows = rawsql.fetch(conn, _EVENT_SQL)
+    else:
+        links = rawsql.fetch_ids(
+            conn, "SELECT code_id, event_id, role FROM event_epc WHERE code_id {ids}", scope
+        )
+    for cid, eid, role in links:
         codes_of[eid].append((cid, _ROLE_NAMES[role]))
-    rows = rawsql.fetch_ids(
-        conn,
-        "SELECT id, event_time_us, record_time_us, payload, event_id, error_declared, hash"
-        " FROM event WHERE id {ids}",
-        codes_of,
-    )
+    del links
+    if scope is not None:
+        rows = rawsql.fetch_ids(conn, _EVENT_SQL + " WHERE id {ids}", codes_of)
     # an error declaration is stored as its own row (same codes, so loaded here too) with the
     # original's hash + DECLARED_SUFFIX and, usually, the original's eventID
     declared_ids = {r[4] for r in rows if r[5] and r[4]}
@@ -306,8 +334,9 @@ def _load_facts(conn: Connection, scope: set[int]) -> list[Facts]:
     for eid, t, record_us, payload, event_id, error_declared, digest in rows:
         if error_declared or digest in declared_hashes or (event_id and event_id in declared_ids):
             continue  # an event declared erroneous (EPCIS errorDeclaration) counts for nothing
-        order = sorted(codes_of[eid], key=_code_order)
-        facts.append(facts_of(orjson.loads(payload), eid, t, record_us, order))
+        order = sorted(codes_of.get(eid, ()), key=_code_order)
+        if order:
+            facts.append(facts_of(orjson.loads(payload), eid, t, record_us, order))
     facts.sort(key=lambda f: f.key)
     return facts
 
@@ -327,22 +356,58 @@ def recompute(conn: Connection, seed: Collection[int], ctx: StoreContext | None 
     world = closure(conn, scope, down=False)
     ctx.load_keys(world)
     ctx.focus(world)
-    facts = _load_facts(conn, world)
+    machine = _replay(_load_facts(conn, world), world, ctx)
+    for table, column in _TABLES_BY_CODE:
+        rawsql.execute_ids(conn, f"DELETE FROM {table.name} WHERE {column.name} {{ids}}", scope)
+    _write_all(conn, machine, scope)
+    return len(scope)
+
+
+def _replay(facts: list[Facts], world: set[int], ctx: StoreContext) -> Machine:
+    """Blank states of ``world`` and the given history applied in event-time order."""
     machine = Machine({}, defaultdict(set), ctx, strict=False, scope=world, rules=RULES)
     for f in facts:
         machine.apply(f)
-    for table, column in _TABLES_BY_CODE:
-        rawsql.execute_ids(conn, f"DELETE FROM {table.name} WHERE {column.name} {{ids}}", scope)
+    return machine
+
+
+def _write_all(conn: Connection, machine: Machine, scope: set[int] | None) -> None:
+    """Insert every row the machine made for codes in ``scope`` (``None``: all of them)."""
     out = machine.out
+    states = machine.states.values()
     rawsql.insert(
         conn,
         "code_state",
         STATE_COLUMNS,
-        [astuple_state(st) for c, st in machine.states.items() if c in scope],
+        [astuple_state(st) for st in states if scope is None or st.code_id in scope],
     )
-    _insert_rows(conn, out, lambda key, r: r[key] in scope)
-    _write_alerts(conn, [t for t in out.triggers if t.code_id in scope])
-    return len(scope)
+    _insert_rows(conn, out, None if scope is None else lambda key, r: r[key] in scope)
+    _write_alerts(conn, [t for t in out.triggers if scope is None or t.code_id in scope])
+
+
+def rebuild_all(conn: Connection) -> int:
+    """Recompute every trace projection from the whole log in one pass (``yaolian rebuild``).
+
+    The same fold as :func:`recompute` over every code: the log is read with two table scans,
+    one machine replays it in memory, and the rows are written with bulk inserts into tables
+    whose secondary indexes are dropped meanwhile and rebuilt once at the end. Returns the
+    number of codes written.
+    """
+    PROJECTOR.reset(conn)
+    ctx = StoreContext(conn)
+    ctx.load_all_keys()
+    ctx.focus(None)
+    facts = _load_facts(conn, None)
+    world = {cid for f in facts for cid, _ in f.codes}
+    machine = _replay(facts, world, ctx)
+    del facts
+    indexes = [ix for table, _ in _TABLES_BY_CODE for ix in table.indexes]
+    for ix in indexes:
+        ix.drop(conn)
+    _write_all(conn, machine, None)
+    for ix in indexes:
+        ix.create(conn)
+    return len(machine.states)
 
 
 astuple_state: Callable[[CodeState], tuple[Any, ...]] = operator.attrgetter(*STATE_COLUMNS)
@@ -486,6 +551,10 @@ class TraceProjector:
             recompute(conn, {cid for f in facts for cid, _ in f.codes}, ctx)
             return
         _write_forward(conn, machine)
+
+    def rebuild(self, conn: Connection) -> None:
+        """Recompute the projection from the whole log at once (see :func:`rebuild_all`)."""
+        rebuild_all(conn)
 
     def reset(self, conn: Connection) -> None:
         """Delete every row of the trace projections (recalls are kept: they are not derived)."""

@@ -9,11 +9,12 @@ it to the connection's dialect (cached).
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
 IDS_CHUNK = 50_000
 
@@ -28,6 +29,18 @@ def _adapt(text: str, pg: bool) -> str:
 def is_pg(conn: Connection) -> bool:
     """Whether the connection talks to PostgreSQL."""
     return conn.dialect.name == "postgresql"
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A connection for a read-only request, its transaction ended with COMMIT.
+
+    psycopg drops its prepared statements on ROLLBACK, which is how the pool resets a connection
+    it gets back; after a COMMIT that reset has nothing to do, so the hot queries (verify) stay
+    prepared on PostgreSQL instead of being planned again on every request.
+    """
+    with engine.connect() as conn, conn.begin():
+        yield conn
 
 
 def sql(conn: Connection, text: str) -> str:

@@ -19,6 +19,7 @@ recalled, expired (追溯码状态).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -252,6 +253,8 @@ class CodeState:
 
 
 STATE_COLUMNS = tuple(CodeState.__dataclass_fields__)
+_SIGNED = STATE_COLUMNS[1:]  # every field but the code id
+_SIGNATURE = operator.attrgetter(*_SIGNED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,6 +331,11 @@ class Outputs:
     triggers: list[Trigger] = field(default_factory=list)
 
 
+def _is_sale(f: Facts) -> bool:
+    """Whether ``f`` sells or dispenses what it lists (销售/使用出库)."""
+    return f.biz_step in SALE_STEPS or (f.biz_step is None and f.disposition in SALE_DISPOSITIONS)
+
+
 def sale_day(t_us: int) -> date:
     """Calendar day of an event time in China Standard Time."""
     return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=t_us) + CST).date()
@@ -395,11 +403,22 @@ class Machine:
         for cid, role in f.codes:
             own.setdefault(cid, role)
         done: set[int] = set()
-        for cid, role in own.items():
-            s = self._state(cid)
-            if s is not None:
-                done.add(cid)
-                self._own(s, f, role)
+        if f.kind == "ObjectEvent" and not _is_sale(f):  # own effects depend on the state only
+            groups: dict[tuple[Any, ...], list[CodeState]] = {}
+            for cid, role in own.items():
+                s = self._state(cid)
+                if s is not None:
+                    done.add(cid)
+                    key = (role, _SIGNATURE(s), cid in self._open_custody)
+                    groups.setdefault(key, []).append(s)
+            for (role, *_), group in groups.items():
+                self._apply_group(group, f, role, None)
+        else:
+            for cid, role in own.items():
+                s = self._state(cid)
+                if s is not None:
+                    done.add(cid)
+                    self._own(s, f, role)
         if f.kind == "AggregationEvent":
             if f.action == "DELETE" and not f.has_children and f.parent_id is not None:
                 for child in sorted(self.children.get(f.parent_id, ())):
@@ -408,24 +427,89 @@ class Machine:
                         self._touch(cs, f)
                         self._close(cs, f)
             return
+        children = self.children
         for cid in own:
-            if cid in done:
+            if cid in done and children.get(cid):
                 self._inherit_below(cid, f, done)
 
     def _inherit_below(self, top: int, f: Facts, done: set[int]) -> None:
+        """Apply ``f`` to everything inside ``top`` (a shipped pallet carries its cases and packs).
+
+        The codes inside are grouped by their state (all but the code id): one code of each group
+        goes through the machine and the others get the same changes and copies of its rows
+        (:meth:`_apply_group`) — a container's contents mostly share one state.
+        """
+        groups: dict[tuple[Any, ...], list[CodeState]] = {}
+        open_custody = self._open_custody
         stack = list(self.children.get(top, ()))
         while stack:
             child = stack.pop()
             if child in done:
                 continue
             done.add(child)
-            s = self._state(child)
+            s = self.states.get(child) or self._state(child)
             if s is None:
                 continue
-            self._touch(s, f)
-            if s.status not in TERMINAL:
-                self._general(s, f, None, top)
+            groups.setdefault((_SIGNATURE(s), child in open_custody), []).append(s)
             stack.extend(self.children.get(child, ()))
+        for group in groups.values():
+            self._apply_group(group, f, None, top)
+
+    def _apply_one(self, s: CodeState, f: Facts, role: str | None, via: int | None) -> None:
+        """``f`` for one code: its own event (``role``) or inherited through container ``via``."""
+        if role is not None:
+            self._own(s, f, role)
+            return
+        self._touch(s, f)
+        if s.status not in TERMINAL:
+            self._general(s, f, None, via)
+
+    def _apply_group(
+        self, group: list[CodeState], f: Facts, role: str | None, via: int | None
+    ) -> None:
+        """Apply an event to codes of one state and role: the first through the machine, the
+        others by copying its changes; codes an anomaly rule fired for each go their own way.
+
+        Only for events whose effect on a code depends on nothing but its state (not an
+        aggregation, whose rows and containers are per code, nor a sale, whose rules look up
+        recalls by code)."""
+        first = group[0]
+        if len(group) == 1:
+            self._apply_one(first, f, role, via)
+            return
+        out = self.out
+        marks = (len(out.custody), len(out.custody_receipts), len(out.sensor), len(out.triggers))
+        before = _SIGNATURE(first)
+        was_open = self._open_custody.get(first.code_id)
+        self._apply_one(first, f, role, via)
+        if len(out.triggers) > marks[3]:  # rule evidence is per code: no copying
+            for s in group[1:]:
+                self._apply_one(s, f, role, via)
+            return
+        rest = group[1:]
+        for name, old, value in zip(_SIGNED, before, _SIGNATURE(first), strict=True):
+            if old != value:
+                for s in rest:
+                    setattr(s, name, value)
+        ids = [s.code_id for s in rest]
+        if first.code_id in self.dirty:
+            self.dirty.update(ids)
+        now_open = self._open_custody.get(first.code_id)
+        if was_open is not None and now_open is None:  # a receipt closed the open hand-over
+            receipt = {k: was_open[k] for k in ("recv_event_id", "recv_us", "to_party", "to_site")}
+            for cid in ids:
+                self._open_custody.pop(cid).update(receipt)
+        for row in out.custody[marks[0] :]:  # a copy: the loop appends
+            copies = [{**row, "code_id": cid} for cid in ids]
+            out.custody.extend(copies)
+            if row is now_open:
+                self._open_custody.update(zip(ids, copies, strict=True))
+        for rows, key, mark in (
+            (out.custody_receipts, "b_code", marks[1]),
+            (out.sensor, "code_id", marks[2]),
+        ):
+            for row in rows[mark:]:
+                rows.extend([{**row, key: cid} for cid in ids])
 
     def _own(self, s: CodeState, f: Facts, role: str) -> None:
         self._touch(s, f)
@@ -482,11 +566,7 @@ class Machine:
         """Status, place, custody, sale and sensor facts (own events and inherited ones)."""
         own = role is not None
         step = f.biz_step
-        if (
-            own
-            and role in ("epc", "output")
-            and (step in SALE_STEPS or (step is None and f.disposition in SALE_DISPOSITIONS))
-        ):
+        if own and role in ("epc", "output") and _is_sale(f):
             self._sale(s, f)
         if own and (
             step == "commissioning"
