@@ -27,6 +27,7 @@ from yaolian.store.access import Viewer, authenticate
 from yaolian.store.dictionary import lookup_codes
 from yaolian.store.engine import is_sqlite
 from yaolian.store.tx import read_tx
+from yaolian.trace import rawsql
 from yaolian.verify.anomalies import RULES, AlertFilter, list_alerts
 from yaolian.verify.status import verify, verify_many
 
@@ -49,7 +50,7 @@ def optional_viewer(request: Request) -> Viewer | None:
 
 
 def _verdict(request: Request, code: str) -> Response:
-    with read_tx(engine_of(request)) as conn:
+    with rawsql.reading(engine_of(request)) as conn:
         body = verify(conn, code, optional_viewer(request)).as_dict()
     return Response(orjson.dumps(body), media_type="application/json")
 
@@ -107,7 +108,7 @@ def post_verify(
     viewer: Annotated[Viewer | None, Security(optional_viewer)] = None,
 ) -> dict[str, Any]:
     """Verdicts for a list of codes, in order (public)."""
-    with read_tx(engine_of(request)) as conn:
+    with rawsql.reading(engine_of(request)) as conn:
         return {"results": [v.as_dict() for v in verify_many(conn, body.codes, viewer)]}
 
 

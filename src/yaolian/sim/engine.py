@@ -38,7 +38,7 @@ from yaolian.sim.events import (
     temperature_report,
 )
 from yaolian.sim.stock import Batch, Fifo, ProductPacks, Span, pack_indexes
-from yaolian.sim.truth import GroundTruth, IncidentPlan, plan_incidents
+from yaolian.sim.truth import GroundTruth, IncidentPlan, ShortageRule, plan_incidents
 from yaolian.sim.world import (
     FACTORY,
     PROVINCIAL_DC,
@@ -91,7 +91,7 @@ class Stats:
 class Simulation:
     """One deterministic run over a :class:`World`; iterate :meth:`run` for events."""
 
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, shortage_rule: ShortageRule | None = None) -> None:
         self.w = world
         size = world.size
         self.rng = np.random.default_rng([world.seed, 2])
@@ -129,6 +129,15 @@ class Simulation:
         )
         self.demand_lines = np.zeros((size.days, len(provinces), n_prod), dtype=np.int64)
         self.unmet_lines = np.zeros((size.days, len(provinces), n_prod), dtype=np.int64)
+        # per day: the province's dispensing sites of a product stocked out (empty shelf at the
+        # close of the day, or a line turned away), against the sites that dispense it
+        self.sites_out = np.zeros((size.days, len(provinces), n_prod), dtype=np.int64)
+        self.sites_dispensing = np.zeros((len(provinces), n_prod), dtype=np.int64)
+        np.add.at(
+            self.sites_dispensing,
+            self.site_province[self.retail],
+            (world.base_demand[self.retail] > 0).astype(np.int64),
+        )
         # a factory starts at most one batch a week, of at most two peak weeks of demand
         peak = np.array(
             [
@@ -147,7 +156,7 @@ class Simulation:
         self.dispensed_by_batch: dict[tuple[int, int], int] = defaultdict(int)
         self.stats = Stats()
         self.plan: IncidentPlan = plan_incidents(world, self.rng, provinces)
-        self.truth = GroundTruth(world, self.clock, self.plan)
+        self.truth = GroundTruth(world, self.clock, self.plan, shortage_rule)
         self._today_whole: dict[int, list[tuple[int, int, str]]] = defaultdict(list)
         self._recalled: tuple[int, int] | None = None  # (product, batch index)
         self._noncompliant: set[int] = set()
@@ -623,6 +632,9 @@ class Simulation:
             pv = self.site_province[self.retail]
             np.add.at(self.demand_lines[day], pv, lines)
             np.add.at(self.unmet_lines[day], pv, unmet)
+            serves = self.w.base_demand[self.retail] > 0
+            out = serves & ((self.stock[self.retail] <= 0) | (unmet > 0))
+            np.add.at(self.sites_out[day], pv, out.astype(np.int64))
 
     def _sale_lines(
         self,

@@ -10,7 +10,7 @@ fill rate, whatever its cause.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,9 +33,54 @@ CODE_INCIDENT_TYPES = (
 )
 SUPPLY_INCIDENT_TYPES = ("raw_material_shock", "discontinuation", "demand_spike")
 _BASE_COUNTS = {"counterfeit": 3, "clone": 2, "resale": 4, "diversion": 2, "excursion": 2}
-STOCKOUT_WINDOW = 7  # days in the rolling fill-rate window
-STOCKOUT_MIN_LINES = 10
-STOCKOUT_UNMET_SHARE = 0.2  # a region is stocked out when > 20 % of a week's lines go unserved
+
+
+@dataclass(frozen=True)
+class ShortageRule:
+    """When a province is short of a drug (短缺: the region cannot get it), as a regulator means
+    it — not one pharmacy's restocking gap. A day is *short* when at least
+    ``site_share`` of the province's dispensing sites are stocked out (the stockout rate: sites
+    stocked out / sites reporting, standards.md §5) or the regional fill rate over the last
+    ``window`` days is below ``fill_rate``; a shortage is ``sustain`` short days in a row, and
+    begins on the first of them. Days before the report period (warm-up) never count."""
+
+    site_share: float = 0.3
+    fill_rate: float = 0.9
+    window: int = 7
+    sustain: int = 7
+    min_lines: int = 10  # a window with fewer sale lines says nothing about the fill rate
+
+
+def regional_shortage(
+    demand: np.ndarray,
+    unmet: np.ndarray,
+    sites_out: np.ndarray,
+    sites: int,
+    rule: ShortageRule,
+) -> tuple[int, int] | None:
+    """First day and number of short days of a province's shortage of one product, from its
+    daily sale lines demanded, lines unserved and sites stocked out; ``None`` without one."""
+    if sites == 0 or len(demand) == 0:
+        return None
+    kernel = np.ones(rule.window)
+    dd = np.convolve(demand, kernel)[: len(demand)]
+    uu = np.convolve(unmet, kernel)[: len(demand)]
+    low_fill = (dd >= rule.min_lines) & (uu > (1 - rule.fill_rate) * dd)
+    short = low_fill | (sites_out >= rule.site_share * sites)
+    # runs of consecutive short days: keep the days of runs at least ``sustain`` long
+    run = np.zeros(len(short), dtype=np.int64)
+    count = 0
+    for k, bad in enumerate(short.tolist()):
+        count = count + 1 if bad else 0
+        run[k] = count
+    ends = np.nonzero(run >= rule.sustain)[0]
+    if len(ends) == 0:
+        return None
+    first = int(ends[0]) - rule.sustain + 1
+    in_runs = np.zeros(len(short), dtype=bool)
+    for end in ends.tolist():
+        in_runs[end - rule.sustain + 1 : end + 1] = True
+    return first, int(in_runs.sum())
 
 
 def _first(present: list[str], wanted: tuple[str, ...], taken: set[str]) -> str | None:
@@ -151,8 +196,15 @@ def plan_incidents(world: World, rng: np.random.Generator, provinces: list[str])
 class GroundTruth:
     """Collects what really happened; :meth:`to_json` is the ground-truth file."""
 
-    def __init__(self, world: World, clock: Clock, plan: IncidentPlan) -> None:
+    def __init__(
+        self,
+        world: World,
+        clock: Clock,
+        plan: IncidentPlan,
+        shortage_rule: ShortageRule | None = None,
+    ) -> None:
         self.w = world
+        self.shortage_rule = shortage_rule or ShortageRule()
         self.clock = clock
         self.plan = plan
         self.incidents: list[dict[str, Any]] = []
@@ -296,16 +348,20 @@ class GroundTruth:
         causes: dict[tuple[int, str | None], str] = {}
         for inc in self.plan.supply_incidents:
             causes[(inc["product"], inc.get("region"))] = inc["type"]
-        d, u = sim.demand_lines, sim.unmet_lines
-        kernel = np.ones(STOCKOUT_WINDOW)
+        rule = self.shortage_rule
         for pv, region in enumerate(sim.provinces):
             for i in range(len(self.w.products)):
-                dd = np.convolve(d[:, pv, i], kernel)[: len(d)]
-                uu = np.convolve(u[:, pv, i], kernel)[: len(d)]
-                bad = (dd >= STOCKOUT_MIN_LINES) & (uu > STOCKOUT_UNMET_SHARE * dd)
-                if not bad.any():
+                found = regional_shortage(
+                    sim.demand_lines[:, pv, i],
+                    sim.unmet_lines[:, pv, i],
+                    sim.sites_out[:, pv, i],
+                    int(sim.sites_dispensing[pv, i]),
+                    rule,
+                )
+                if found is None:
                     continue
-                first = int(np.argmax(bad))
+                first, days_short = found
+                d, u = sim.demand_lines[:, pv, i], sim.unmet_lines[:, pv, i]
                 cause = causes.get((i, region)) or causes.get((i, None)) or "none"
                 self.stockouts.append(
                     {
@@ -314,11 +370,9 @@ class GroundTruth:
                         "region_name": names.get(region, ""),
                         "first_stockout": self.clock.iso_date(first),
                         "day": first,
-                        "stockout_days": int(bad.sum()),
+                        "stockout_days": days_short,
                         "cause": cause,
-                        "fill_rate": round(
-                            1 - float(u[:, pv, i].sum()) / max(1, int(d[:, pv, i].sum())), 3
-                        ),
+                        "fill_rate": round(1 - float(u.sum()) / max(1, int(d.sum())), 3),
                     }
                 )
         # sample codes for the demo: the freshest pack on a shelf, and a 中成药 pack (TCM chain)
@@ -371,6 +425,7 @@ class GroundTruth:
             "incident_counts": by_type,
             "incidents": self.incidents,
             "supply_incidents": supply,
+            "shortage_rule": asdict(self.shortage_rule),
             "stockouts": self.stockouts,
             "recall": self.recall_info,
             "tcm_chains": self.tcm[:20],

@@ -67,6 +67,23 @@ def fetch(conn: Connection, text: str, params: Sequence[Any] = ()) -> list[tuple
     return list(cur.fetchall())
 
 
+def fetch_batch(
+    conn: Connection, queries: Sequence[tuple[str, Sequence[Any]]]
+) -> list[list[tuple[Any, ...]]]:
+    """The rows of several independent queries, in order; on PostgreSQL they go in one
+    pipeline (one network round trip instead of one per query)."""
+    if len(queries) < 2 or not is_pg(conn):
+        return [fetch(conn, text, params) for text, params in queries]
+    raw: Any = conn.connection.dbapi_connection
+    cursors = []
+    with raw.pipeline():
+        for text, params in queries:
+            cur = raw.cursor()
+            cur.execute(sql(conn, text), tuple(params))
+            cursors.append(cur)
+    return [list(cur.fetchall()) for cur in cursors]
+
+
 def fetch_ids(
     conn: Connection, text: str, ids: Collection[int] | Collection[str], params: Sequence[Any] = ()
 ) -> list[tuple[Any, ...]]:

@@ -159,11 +159,8 @@ _SALES_SQL = (
 )
 
 
-def _product(conn: Connection, product_code: str | None) -> tuple[dict[str, Any], set[int]] | None:
-    """Public product facts and the ids of its holder and manufacturer."""
-    if not product_code:
-        return None
-    rows = rawsql.fetch(conn, _PRODUCT_SQL, (product_code, product_code))
+def _product(rows: list[tuple[Any, ...]]) -> tuple[dict[str, Any], set[int]] | None:
+    """Public product facts and the ids of its holder and manufacturer (``_PRODUCT_SQL``)."""
     if not rows:
         return None
     row = rows[0]
@@ -180,7 +177,8 @@ def verify(
     """The verdict for ``code`` in any form (NMPA code, element string, EPC URI, Digital Link).
 
     ``viewer`` ``None`` means the public; see the module docstring for what each one sees.
-    Four or five indexed look-ups.
+    Four or five indexed look-ups: the code's state, then the rest together (one pipelined round
+    trip on PostgreSQL).
     """
     try:
         key = canonical_key(code.strip())
@@ -207,22 +205,33 @@ def verify(
     ) = st or (None,) * 13
     if status is None:
         product_code = product_of_key(key)
-    product = _product(conn, product_code)
-    if status is None or commission_id is None:
+    commissioned = status is not None and commission_id is not None
+    # the remaining look-ups depend only on the state row: one round trip on PostgreSQL
+    queries: dict[str, tuple[str, tuple[Any, ...]]] = {}
+    if product_code:
+        queries["product"] = (_PRODUCT_SQL, (product_code, product_code))
+    if commissioned:
+        queries["recall"] = (_RECALL_SQL, (code_id, product_code, lot))
+        queries["custody"] = (_CUSTODY_SQL, (code_id,))
+    if sales:
+        queries["sales"] = (_SALES_SQL, (code_id,))
+    rows = dict(zip(queries, rawsql.fetch_batch(conn, list(queries.values())), strict=True))
+    product = _product(rows.get("product", []))
+    facts = product[0] if product else None
+    if not commissioned:
         if product_code and product is None:
             reason = f"unregistered 药品标识码/GTIN {product_code}; never commissioned"
         else:
             reason = "never commissioned — suspected counterfeit (查无此码)"
         verdict = _unknown(code, reason, key)
-        verdict.product = product[0] if product else None
+        verdict.product = facts
         if sales:
-            _add_sales(conn, verdict, code_id, product[0] if product else None)
+            _add_sales(verdict, rows["sales"], facts)
         return verdict
     now = now_us if now_us is not None else time.time_ns() // 1000
-    recall_rows = rawsql.fetch(conn, _RECALL_SQL, (code_id, product_code, lot))
     recall = None
-    if recall_rows:
-        rid, klass, why, created = recall_rows[0]
+    if rows["recall"]:
+        rid, klass, why, created = rows["recall"][0]
         recall = {"id": rid, "class": klass, "reason": why, "date": _day(created)}
     if recall is not None or status == "recalled":
         verdict_status = "recalled"
@@ -238,13 +247,13 @@ def verify(
         reason=_REASONS[verdict_status],
         key=key,
         recall=recall,
-        product=product[0] if product else None,
+        product=facts,
         batch={"lot": lot, "production_date": produced, "expiry": expiry},
     )
     involved = set(product[1]) if product else set()
-    involved |= _add_circulation(conn, verdict, code_id)
+    involved |= _add_circulation(verdict, rows["custody"])
     if sales:
-        involved |= _add_sales(conn, verdict, code_id, product[0] if product else None)
+        involved |= _add_sales(verdict, rows["sales"], facts)
     if viewer is not None and (
         viewer.sees_all or (viewer.enterprise_id is not None and viewer.enterprise_id in involved)
     ):
@@ -266,9 +275,9 @@ def verify(
     return verdict
 
 
-def _add_circulation(conn: Connection, verdict: Verdict, code_id: int) -> set[int]:
-    """Hand-overs as the public path shows them; returns the enterprise ids involved."""
-    rows = rawsql.fetch(conn, _CUSTODY_SQL, (code_id,))
+def _add_circulation(verdict: Verdict, rows: list[tuple[Any, ...]]) -> set[int]:
+    """Hand-overs (``_CUSTODY_SQL`` rows) as the public path shows them; returns the enterprise
+    ids involved."""
     rows.sort(key=lambda r: r[0] if r[0] is not None else (r[1] or 0))
     involved: set[int] = set()
     for ship_us, recv_us, kind, src_id, src, dst_id, dst in rows:
@@ -288,9 +297,9 @@ def _add_circulation(conn: Connection, verdict: Verdict, code_id: int) -> set[in
 
 
 def _add_sales(
-    conn: Connection, verdict: Verdict, code_id: int, product: dict[str, Any] | None
+    verdict: Verdict, rows: list[tuple[Any, ...]], product: dict[str, Any] | None
 ) -> set[int]:
-    rows = rawsql.fetch(conn, _SALES_SQL, (code_id,))
+    """Sales (``_SALES_SQL`` rows) on the verdict; returns the enterprise ids of the sellers."""
     verdict.sale_count = len(rows)
     split = [r[1] for r in rows if r[1] is not None]
     if split:
