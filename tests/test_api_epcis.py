@@ -632,3 +632,61 @@ def test_openapi_declares_the_query_parameters(api: Api) -> None:
         "text/csv",
     }
     assert "/epcs/{epc}/events" in spec["paths"]
+
+
+# ── extensions through the store (event-level @context) ─────────────────────────────────────
+def test_events_with_extensions_come_back_as_xml_and_json_ld(api: Api) -> None:
+    """Extension prefixes declared only in the captured document's header still resolve when
+    the stored events are queried: as XML (namespaced elements) and as JSON-LD (declared)."""
+    ex = "https://example.cn/ns/cold/"
+    doc = document(
+        [
+            _event(
+                1,
+                "ObjectEvent",
+                1,
+                9,
+                epcList=[sgtin("X1")],
+                action="OBSERVE",
+                bizStep="receiving",
+                readPoint={"id": SITE_A},
+                **{"ex:carrier": {"ex:name": "冷链物流", "@ex:licence": "L-7"}},
+            ),
+            _event(
+                2,
+                "ObjectEvent",
+                1,
+                10,
+                epcList=[sgtin("X1")],
+                action="ADD",
+                bizStep="commissioning",
+                readPoint={"id": SITE_A},
+                ilmd={"ex:batchRecord": "BR-1", "cbvmda:lotNumber": "L1"},
+            ),
+        ]
+    )
+    doc["@context"] = [CONTEXT, {"ex": ex}]
+    job = api.capture(doc)
+    assert job["success"] is True and job["accepted"] == 2, job
+
+    as_xml = api.client.get("/events", headers=api.headers(Accept="application/xml"))
+    assert as_xml.status_code == 200, as_xml.text
+    root = etree.fromstring(as_xml.content)
+    events = root.findall(".//EventList/ObjectEvent")
+    assert len(events) == 2
+    carrier = events[0].find(f"{{{ex}}}carrier")
+    assert carrier is not None and carrier.get(f"{{{ex}}}licence") == "L-7"
+    assert carrier.findtext(f"{{{ex}}}name") == "冷链物流"
+    assert events[1].findtext(f"ilmd/{{{ex}}}batchRecord") == "BR-1"
+
+    as_json = api.client.get("/events", headers=api.headers(Accept="application/ld+json"))
+    body = as_json.json()
+    assert {"ex": ex} in body["@context"] or any(
+        isinstance(c, dict) and c.get("ex") == ex for c in body["@context"]
+    )
+    # both answers read back to the same events with the same meaning
+    from_xml = read_document(as_xml.content, "application/xml")
+    from_json = read_document(as_json.content, "application/ld+json")
+    for events_read in (from_xml.events, from_json.events):
+        assert events_read[0]["ex:carrier"] == {"ex:name": "冷链物流", "@ex:licence": "L-7"}
+        assert events_read[0]["@context"] == {"ex": ex}

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from yaolian.epcis.model import Document
+from yaolian.epcis.model import EVENT_TYPES, Document
 from yaolian.epcis.read import read_document
 from yaolian.epcis.validate import (
     _compiled,
@@ -160,8 +160,51 @@ _KEYS = sorted(
         "destinationList",
         "ilmd",
         "yl:x",
+        "https://ex.cn/voc/ext",
+        "not a uri",
+        "sensorElementList",
+        "errorDeclaration",
+        "certificationInfo",
+        "persistentDisposition",
+        "@context",
     }
 )
+_T = "2025-01-02T03:04:05Z"
+_REPORT = {"type": "Temperature", "value": 4.5, "uom": "CEL", "time": _T}
+# Shapes (valid and subtly invalid) of the nested standard fields, for the property test.
+_SHAPES = [
+    [{"sensorReport": [_REPORT]}],
+    [{"sensorMetadata": {"time": _T, "deviceID": "urn:x:d"}, "sensorReport": [_REPORT]}],
+    [{"sensorMetadata": None, "sensorReport": [_REPORT]}],
+    [{"sensorMetadata": {"time": "2025-01-02"}, "sensorReport": [_REPORT]}],
+    [{"sensorReport": [{"value": 1}]}],
+    [{"sensorReport": [{**_REPORT, "value": True}]}],
+    [{"sensorReport": [{**_REPORT, "booleanValue": 1}]}],
+    [{"sensorReport": [{**_REPORT, "hexBinaryValue": "0aFF"}]}],
+    [{"sensorReport": [{**_REPORT, "hexBinaryValue": "0x1"}]}],
+    [{"sensorReport": [{**_REPORT, "type": "Hotness", "ex:probe": {"a": 1}}]}],
+    [{"sensorReport": [{**_REPORT, "exception": "ALARM_CONDITION", "component": "x"}]}],
+    [{"sensorReport": [{**_REPORT, "deviceID": "no uri"}]}],
+    [{"sensorReport": []}],
+    [{}],
+    {"declarationTime": _T, "reason": "incorrect_data", "correctiveEventIDs": ["urn:x:e"]},
+    {"declarationTime": _T, "reason": "oops", "ex:note": "x"},
+    {"declarationTime": "yesterday"},
+    {"reason": "did_not_occur"},
+    {"declarationTime": _T, "correctiveEventIDs": ["a b"]},
+    {"cbvmda:lotNumber": "L1", "cbvmda:itemExpirationDate": "2027-01-01"},
+    {"lotNumber": "L1"},
+    {"set": ["recalled"], "unset": ["active"]},
+    {"set": ["recaled"]},
+    {"set": "recalled"},
+    {"yl": "https://yaolian.org/ns/epcis/"},
+    "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld",
+    ["urn:x:1", {"yl": "urn:x:2"}],
+    ["urn:x:1", "urn:x:1"],
+    [{"a": 1}, {"a": 1.0}],
+    {"yl:line": {"yl:units": 2, "@yl:unit": "box"}},
+    [1, "x"],
+]
 _values = st.one_of(
     st.none(),
     st.booleans(),
@@ -200,10 +243,11 @@ _values = st.one_of(
     st.just({"id": "urn:x:1"}),
     st.just({"id": "x y"}),
     st.just({}),
+    st.sampled_from(_SHAPES),
 )
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.dictionaries(st.sampled_from(_KEYS), _values, max_size=6), st.sets(st.sampled_from(_KEYS))
 )
@@ -227,8 +271,20 @@ def test_fast_path_never_accepts_what_the_schema_rejects(
         assert problems, "the schema rejects it, so validation must report something"
 
 
+_CHAIN = DATA / "fast_path_chain.jsonld"
+
+
 def test_fast_path_covers_the_common_shapes() -> None:
     assert _fast_schema_ok(copy.deepcopy(_BASE))
+    # every event type with ilmd, parties, sensors, persistentDisposition, errorDeclaration,
+    # certificationInfo, user extensions and an event-level @context
+    doc = read_document(_CHAIN.read_bytes())
+    assert {e["type"] for e in doc.events} == set(EVENT_TYPES)
+    schema = _compiled("EPCIS-Document-Event")
+    for event in doc.events:
+        schema(copy.deepcopy(event))
+        assert _fast_schema_ok(event), event
+    assert validate_document(doc) == []
     aggregation = {
         "type": "AggregationEvent",
         "eventTime": "2025-01-02T03:04:05Z",

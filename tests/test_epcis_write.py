@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from yaolian.epcis import cbv, jsonld, xml
+from yaolian.epcis.context import with_namespaces
 from yaolian.epcis.hash import event_hash
 from yaolian.epcis.model import Document
 from yaolian.epcis.read import read_document
@@ -188,6 +189,76 @@ def test_round_trips_keep_events_and_hashes(events: list[dict[str, Any]]) -> Non
     assert validate_document(doc) == []
     via_json = read_document(jsonld.write_document(doc))
     via_xml = read_document(xml.write_document(doc))
-    assert via_json.events == events
-    assert via_xml.events == events
+    # read back, each event declares the prefixes it uses (an event-level @context)
+    expected = [with_namespaces(e, doc.namespaces()) for e in events]
+    assert via_json.events == expected
+    assert via_xml.events == expected
     assert _hashes(via_xml) == _hashes(via_json) == _hashes(doc)
+    # an event on its own (as the store keeps it) still knows its namespaces
+    alone = [Document(events=[e]) for e in via_json.events]
+    assert [_hashes(d)[0] for d in alone] == _hashes(doc)
+    assert read_document(xml.write_document(Document(events=via_xml.events))).events == expected
+
+
+def test_event_level_contexts_survive_storage_and_conflicting_prefixes() -> None:
+    """Two events meaning different namespaces by one prefix keep their meanings through
+    both writers, even written without the document they came from."""
+    text = orjson.dumps(
+        {
+            "@context": [jsonld.EPCIS_CONTEXT, {"ex": "https://a.example/ns/"}],
+            "type": "EPCISDocument",
+            "schemaVersion": "2.0",
+            "creationDate": "2025-01-01T00:00:00Z",
+            "epcisBody": {
+                "eventList": [
+                    {
+                        "type": "ObjectEvent",
+                        "eventTime": "2025-01-01T00:00:00Z",
+                        "eventTimeZoneOffset": "+00:00",
+                        "epcList": ["urn:epc:id:sgtin:6901234.067890.1"],
+                        "action": "OBSERVE",
+                        "ex:lane": "3",
+                    },
+                    {
+                        "@context": {"ex": "https://b.example/ns/", "unused": "urn:x:"},
+                        "type": "ObjectEvent",
+                        "eventTime": "2025-01-01T00:00:00Z",
+                        "eventTimeZoneOffset": "+00:00",
+                        "epcList": ["urn:epc:id:sgtin:6901234.067890.1"],
+                        "action": "OBSERVE",
+                        "ex:lane": "3",
+                    },
+                    {
+                        "type": "ObjectEvent",
+                        "eventTime": "2025-01-01T00:00:00Z",
+                        "eventTimeZoneOffset": "+00:00",
+                        "epcList": ["urn:epc:id:sgtin:6901234.067890.2"],
+                        "action": "OBSERVE",
+                    },
+                ]
+            },
+        }
+    )
+    doc = read_document(text)
+    assert [e.get("@context") for e in doc.events] == [
+        {"ex": "https://a.example/ns/"},
+        {"ex": "https://b.example/ns/"},
+        None,
+    ]
+    first, second = (event_hash(e) for e in doc.events[:2])
+    assert first != second  # same key, different namespaces
+    assert [event_hash(e, doc.namespaces()) for e in doc.events[:2]] == [first, second]
+    stored = Document(events=[orjson.loads(orjson.dumps(e)) for e in doc.events])  # no header
+    written = orjson.loads(jsonld.write_document(stored))
+    assert {"ex": "https://a.example/ns/"} in written["@context"]
+    events = written["epcisBody"]["eventList"]
+    assert "@context" not in events[0]  # lifted into the header
+    assert events[1]["@context"] == {"ex": "https://b.example/ns/"}  # differs: kept
+    assert read_document(jsonld.write_document(stored)).events == doc.events
+    via_xml = read_document(xml.write_document(stored)).events
+    assert [event_hash(e) for e in via_xml[:2]] == [first, second]
+    # XML readers give each namespace its own prefix within a document
+    assert via_xml[1]["@context"] == {"ex2": "https://b.example/ns/"}
+    assert via_xml[1]["ex2:lane"] == "3"
+    tree = etree.fromstring(xml.write_document(stored))
+    assert tree.nsmap["ex"] == "https://a.example/ns/"

@@ -59,9 +59,7 @@ class YaolianError(Exception):
         if instance:
             body["instance"] = instance
         if self.problems:
-            body["errors"] = [
-                {"place": p.place, "reason": p.reason} for p in self.problems
-            ]
+            body["errors"] = [{"place": p.place, "reason": p.reason} for p in self.problems]
         return body
 
 

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import anyio
+import anyio.to_thread
 import orjson
 from fastapi import APIRouter, Query, Request, Response, Security
 from fastapi.security import APIKeyHeader, HTTPBearer
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
+from sqlalchemy.pool import QueuePool
 
 from yaolian.api.auth import ViewerDep, engine_of
 from yaolian.codes.identity import canonical_key
@@ -55,12 +57,25 @@ def _verdict(request: Request, code: str) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
+def _pool_limiter(request: Request) -> anyio.CapacityLimiter:
+    """As many threads at once as the engine's pool keeps connections: beyond that each request
+    would open and close an overflow connection (a new PostgreSQL backend, its prepared
+    statements lost)."""
+    state = request.app.state
+    limiter: anyio.CapacityLimiter | None = getattr(state, "verify_limiter", None)
+    if limiter is None:
+        pool = engine_of(request).pool
+        limiter = anyio.CapacityLimiter(pool.size() if isinstance(pool, QueuePool) else 5)
+        state.verify_limiter = limiter
+    return limiter
+
+
 async def _verdict_response(request: Request, code: str) -> Response:
     """On SQLite the few sub-millisecond look-ups run on the event loop (cheaper than a thread
     hop); on PostgreSQL in the thread pool, so requests overlap their network round trips."""
     if is_sqlite(engine_of(request)):
         return _verdict(request, code)
-    return await run_in_threadpool(_verdict, request, code)
+    return await anyio.to_thread.run_sync(_verdict, request, code, limiter=_pool_limiter(request))
 
 
 async def _fast_verify(request: Request) -> Response:

@@ -205,47 +205,49 @@ def _progress() -> Progress:
     )
 
 
+SHORT_LABEL = {
+    "cold_chain_excursion": "cold chain",
+    "recalled_sale": "recalled sale",
+    "shortage": "shortage (risk)",
+    "shortage_naive": "shortage (naive)",
+}
+
+
 def _print_scores(title: str, scores: list[dict[str, Any]]) -> None:
+    """Precision, recall and delay per incident type, in 80 columns (the rule behind each
+    type and the worst delay are in the JSON)."""
+
     def pct(v: float | None) -> str:
         return "—" if v is None else f"{v:.0%}"
 
-    def delay(sc: dict[str, Any], key: str) -> str:
-        return "—" if sc[key] is None else f"{sc[key]:g} {_unit(sc)}"
+    def delay(sc: dict[str, Any]) -> str:
+        if sc["delay_median"] is None:
+            return "—"
+        unit = "d" if sc["delay_unit"].startswith("days") else "h"
+        return f"{sc['delay_median']:g} {unit}"
 
     print_table(
         title,
-        [
-            "incident",
-            "rule",
-            "n",
-            "found",
-            "alerts",
-            "precision",
-            "prec. any",
-            "recall",
-            "delay med",
-            "delay max",
-        ],
+        ["incident", "n", "found", "alerts", "prec.", "any", "recall", "delay"],
         [
             (
-                sc["type"],
-                sc["detector"],
+                SHORT_LABEL.get(sc["type"], sc["type"]),
                 sc["incidents"],
                 sc["detected"],
                 sc["alerts"],
                 pct(sc["precision"]),
                 pct(sc["precision_any"]),
                 pct(sc["recall"]),
-                delay(sc, "delay_median"),
-                delay(sc, "delay_max"),
+                delay(sc),
             )
             for sc in scores
         ],
     )
-
-
-def _unit(sc: dict[str, Any]) -> str:
-    return "d lead" if sc["delay_unit"].startswith("days") else "h"
+    console.print(
+        "[dim]prec. = alerts of the type's rule naming its codes; any = naming any injected "
+        "code; delay = median hours after the incident, or days of warning before a "
+        "shortage[/]"
+    )
 
 
 def run_demo(folder: Path, seed: int, size: str, codes: bool = True) -> None:
@@ -275,7 +277,7 @@ def run_demo(folder: Path, seed: int, size: str, codes: bool = True) -> None:
     engine = open_engine(str(db_path))
     with _progress() as progress:
         task = progress.add_task(
-            "simulate + capture (EPCIS events → store → projections)",
+            "simulate → capture → projections",
             total=world.size.days + world.size.warmup_days,
         )
         sim, result, recall_id = populate_store(
@@ -367,11 +369,11 @@ def _section_verify(engine: Engine, truth: dict[str, Any]) -> None:
     picks: list[tuple[str, str, str]] = []  # (case, code to verify, code as printed)
     if truth["samples"].get("genuine"):
         sample = truth["samples"]["genuine"]
-        picks.append(("genuine pack on a shelf", sample["code"], sample["raw"]))
+        picks.append(("genuine", sample["code"], sample["raw"]))
     for kind, label in (
-        ("counterfeit", "counterfeit (never commissioned)"),
-        ("resale", "回流药 (re-sold whole pack)"),
-        ("cold_chain_excursion", "cold-chain excursion"),
+        ("counterfeit", "counterfeit"),
+        ("resale", "回流药 re-sold"),
+        ("cold_chain_excursion", "cold chain"),
     ):
         inc = next((i for i in truth["incidents"] if i["type"] == kind), None)
         if inc:
@@ -382,9 +384,11 @@ def _section_verify(engine: Engine, truth: dict[str, Any]) -> None:
     with engine.connect() as conn:
         for label, code, printed in picks:
             v = verify(conn, code, Viewer.system(), now_us=end)
-            rows.append((label, printed, v.status, v.reason, v.sale_count))
+            rows.append((label, printed, v.status, v.sale_count, v.reason))
     console.rule("[bold]4 · is this pack genuine and sellable? (verify)")
-    print_table(None, ["case", "code", "status", "reason", "sales"], rows)
+    print_table(None, ["case", "code as printed", "status", "sales"], [r[:4] for r in rows])
+    for label, _printed, _status, _sales, reason in rows:
+        console.print(f"  · {label}: {reason}")
 
 
 def _section_alerts(engine: Engine, truth: dict[str, Any]) -> None:
@@ -432,61 +436,126 @@ def _section_recall(engine: Engine, truth: dict[str, Any], recall_id: int | None
     )
 
 
+SUPPLY_LABEL = {
+    "raw_material_shock": "raw-material shock",
+    "discontinuation": "discontinuation",
+    "demand_spike": "demand spike",
+}
+
+
 def _section_shortages(engine: Engine, truth: dict[str, Any]) -> None:
     from datetime import date, timedelta
 
+    from yaolian.sim.catalog import PROVINCES
     from yaolian.sim.evaluate import supply_available
 
+    province = {p.code: p.name for p in PROVINCES}
     console.rule("[bold]7 · shortages")
     print_table(
         "injected supply incidents",
-        ["type", "product", "from", "detail"],
+        ["incident", "product", "from", "until", "where"],
         [
-            (i["type"], i["generic_name"], i.get("date"), i["reason"])
+            (
+                SUPPLY_LABEL.get(i["type"], i["type"]),
+                i["generic_name"],
+                i.get("date"),
+                i.get("end_date", "—"),
+                province.get(i.get("region") or "", "everywhere"),
+            )
             for i in truth["supply_incidents"]
         ],
     )
+    rule = truth.get("shortage_rule") or {}
     print_table(
-        "ground truth: first stockout per product × province",
-        ["product", "province", "first stockout", "days out", "cause"],
+        "ground truth: regional shortages (短缺) per product × province",
+        ["product", "province", "first day", "days short", "cause"],
         [
             (
                 o["generic_name"],
                 o["region_name"],
                 o["first_stockout"],
                 o["stockout_days"],
-                o["cause"],
+                SUPPLY_LABEL.get(o["cause"], o["cause"]),
             )
             for o in truth["stockouts"]
         ],
     )
+    if rule:
+        console.print(
+            f"[dim]a shortage: ≥ {rule['site_share']:.0%} of the province's dispensing sites "
+            f"stocked out or regional fill rate < {rule['fill_rate']:.0%}, "
+            f"{rule['sustain']} days in a row[/]"
+        )
     if not supply_available():
         console.print("(the supply layer is not installed: no warnings to show)")
         return
+    from yaolian.supply.evaluate import evaluate_warnings, province_of
     from yaolian.supply.warnings import compute_warnings
 
     names = {p["product_code"]: p["generic_name"] for p in truth["stockouts"]}
     for inc in truth["supply_incidents"]:
         names[inc["product_code"]] = inc["generic_name"]
+    with engine.connect() as conn:
+        risk = evaluate_warnings(conn, truth, method="risk")
+        naive = evaluate_warnings(conn, truth, method="naive")
+    print_table(
+        "were the shortages warned of in time? (warnings computed weekly)",
+        ["product", "province", "warned", "short from", "lead", "outcome"],
+        [
+            (
+                names.get(pr.product, pr.product),
+                province.get(pr.region, pr.region),
+                pr.first_warning or "—",
+                pr.first_stockout or "—",
+                "—" if pr.lead_days is None else f"{pr.lead_days} d",
+                pr.outcome.replace("_", " "),
+            )
+            for pr in sorted(risk.pairs, key=lambda x: (x.outcome, x.product, x.region))
+        ],
+    )
+    print_table(
+        None,
+        ["method", "recall", "precision", "median lead"],
+        [
+            (
+                label,
+                _share(m.count("hit"), m.scorable),
+                _share(m.count("hit"), m.warned),
+                "—" if m.median_lead is None else f"{m.median_lead:g} d",
+            )
+            for label, m in (("yaolian risk", risk), ("naive: < 14 days", naive))
+        ],
+    )
     end = date.fromisoformat(truth["start"]) + timedelta(days=int(truth["days"]) - 1)
     as_of = end - timedelta(days=30)
     with engine.connect() as conn:
-        found = compute_warnings(conn, as_of)
+        found = compute_warnings(conn, as_of)[:5]
     print_table(
-        f"yaolian shortage warnings as of {as_of} (top 8)",
-        ["level", "product", "region", "expected stockout", "lead days", "reasons"],
+        f"yaolian shortage warnings as of {as_of} (top {len(found)})",
+        ["level", "product", "province", "expected", "lead"],
         [
             (
                 w.level,
                 names.get(w.product, w.product),
-                w.region,
-                w.expected_stockout,
-                w.lead_days,
-                "; ".join(w.reasons[:3]),
+                province.get(province_of(w.region), w.region),
+                w.expected_stockout or "—",
+                "—" if w.lead_days is None else f"{w.lead_days} d",
             )
-            for w in found[:8]
+            for w in found
         ],
     )
+    if found:
+        top = found[0]
+        console.print(
+            f"why {names.get(top.product, top.product)} in "
+            f"{province.get(province_of(top.region), top.region)}:"
+        )
+        for reason in top.reasons:
+            console.print(f"  · {reason}")
+
+
+def _share(part: int, whole: int) -> str:
+    return "—" if not whole else f"{part / whole:.0%} ({part}/{whole})"
 
 
 def _section_next(engine: Engine, db_path: Path, truth: dict[str, Any]) -> None:

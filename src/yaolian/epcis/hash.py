@@ -32,8 +32,13 @@ from typing import Any
 
 from yaolian.codes.digital_link import canonical_digital_link
 from yaolian.epcis import cbv
+from yaolian.epcis.context import (
+    CONTEXT_KEY,
+    WELL_KNOWN_NAMESPACES,
+    event_namespaces,
+    expand_name,
+)
 from yaolian.epcis.model import Event
-from yaolian.epcis.xml import WELL_KNOWN_NAMESPACES, expand_name
 
 _CBV_URNS = (
     ("urn:epcglobal:cbv:bizstep:", "https://ref.gs1.org/cbv/BizStep-"),
@@ -122,7 +127,8 @@ _PAIR_VOCAB = {
 
 
 def event_hash(event: Event, namespaces: Mapping[str, str] | None = None) -> str:
-    """The CBV 2.0 event hash of one event; ``namespaces`` resolves extension prefixes."""
+    """The CBV 2.0 event hash of one event; ``namespaces`` (the document's) and the event's
+    own ``@context`` resolve extension prefixes; ``@context`` itself is not hashed."""
     digest = hashlib.sha256(prehash(event, namespaces).encode("utf-8")).hexdigest()
     return f"ni:///sha-256;{digest}?ver=CBV2.0"
 
@@ -130,6 +136,8 @@ def event_hash(event: Event, namespaces: Mapping[str, str] | None = None) -> str
 def prehash(event: Event, namespaces: Mapping[str, str] | None = None) -> str:
     """The canonical pre-hash string of one event (what :func:`event_hash` digests)."""
     ns = {**WELL_KNOWN_NAMESPACES, **namespaces} if namespaces else WELL_KNOWN_NAMESPACES
+    if CONTEXT_KEY in event:  # the event's own declarations win (JSON-LD)
+        ns = {**ns, **event_namespaces(event)}
     out = ["eventType=", str(event.get("type", ""))]
     get = event.get
     if (v := get("eventTime")) is not None:
@@ -330,7 +338,7 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def _key(name: str, ns: Mapping[str, str]) -> str:
-    """An extension key as ``{namespace}local`` (:func:`yaolian.epcis.xml.expand_name`)."""
+    """An extension key as ``{namespace}local`` (:func:`yaolian.epcis.context.expand_name`)."""
     if ":" not in name:
         return name
     uri, local = expand_name(name, ns)

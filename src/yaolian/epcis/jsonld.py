@@ -14,9 +14,16 @@ from typing import Any
 import orjson
 
 from yaolian.epcis import cbv
+from yaolian.epcis.context import (
+    CONTEXT_KEY,
+    PROTECTED_PREFIXES,
+    attach_namespaces,
+    context_namespaces,
+    event_namespaces,
+    header_namespaces,
+)
 from yaolian.epcis.gcpause import gc_paused
 from yaolian.epcis.model import EVENT_TYPES, Document, Event
-from yaolian.epcis.xml import PROTECTED_PREFIXES
 from yaolian.errors import Problem, ValidationError
 
 EPCIS_CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
@@ -55,6 +62,7 @@ def document_from_json(root: Any) -> Document:
         pointer = "/epcisBody/queryResults/resultsBody/eventList"
     else:
         if kind in EVENT_TYPES or "eventTime" in root:
+            root.pop(CONTEXT_KEY, None)  # a lone event's @context is the document's
             doc = _from_events([root], "", context)
             doc.places = [""]
             return doc
@@ -93,18 +101,21 @@ def _from_events(items: list[Any], pointer: str, context: list[Any]) -> Document
     if problems:
         raise ValidationError(problems[0].reason, place=problems[0].place, problems=problems)
     events: list[Event] = items
+    declared = context_namespaces(context)
     for event in events:
-        own = event.pop("@context", None)
-        for item in _context_list(own):
-            if item not in context:
-                context.append(item)
+        if declared or CONTEXT_KEY in event:  # each event keeps the prefixes it uses
+            attach_namespaces(event, declared)
         cbv.normalise_event(event)
     places = [f"{pointer}/{i}" for i in range(len(events))]
     return Document(events=events, context=context, places=places)
 
 
 def to_json(doc: Document) -> dict[str, Any]:
-    """The EPCISDocument JSON object for ``doc`` (events as they are in the model)."""
+    """The EPCISDocument JSON object for ``doc``: the events' own prefix declarations are
+    lifted into the header ``@context`` (an event keeps its own only where it means another
+    namespace by a prefix than the header does)."""
+    base = doc.namespaces()
+    merged = header_namespaces(base, doc.events)
     context: list[Any] = []
     for item in doc.context:
         if isinstance(item, dict):  # the EPCIS context defines (and protects) these terms
@@ -112,8 +123,12 @@ def to_json(doc: Document) -> dict[str, Any]:
             if not item:
                 continue
         context.append(item)
+    lifted = {k: v for k, v in merged.items() if k not in base and k not in PROTECTED_PREFIXES}
+    if lifted:
+        context.append(lifted)
     if not any(isinstance(item, str) for item in context):
         context.insert(0, EPCIS_CONTEXT)
+    events = [_without_redundant_context(e, merged) for e in doc.events]
     out: dict[str, Any] = {
         "@context": context,
         "type": "EPCISDocument",
@@ -123,8 +138,20 @@ def to_json(doc: Document) -> dict[str, Any]:
     if doc.sender:
         out["sender"] = doc.sender
     out.update(doc.extra)
-    out["epcisBody"] = {"eventList": doc.events}
+    out["epcisBody"] = {"eventList": events}
     return out
+
+
+def _without_redundant_context(event: Event, header: dict[str, str]) -> Event:
+    """``event`` without its ``@context`` when the header declares the same prefixes."""
+    if CONTEXT_KEY not in event:
+        return event
+    own = event_namespaces(event)
+    if any(
+        header.get(prefix) != uri or prefix in PROTECTED_PREFIXES for prefix, uri in own.items()
+    ):
+        return event
+    return {k: v for k, v in event.items() if k != CONTEXT_KEY}
 
 
 def write_document(doc: Document) -> bytes:

@@ -11,8 +11,10 @@ one shape and every consumer (hash, store, writers) reads it, so formats never l
 * ``readPoint`` / ``bizLocation`` are ``{"id": uri}``; lists keep the schema's names
   (``epcList``, ``childEPCs``, ``inputEPCList`` … ``quantityList`` items
   ``{"epcClass", "quantity", "uom"}``);
-* user extensions keep their compact ``prefix:name`` keys; the prefixes resolve through the
-  document's ``@context`` kept in :class:`Document`.
+* user extensions keep their compact ``prefix:name`` keys; an event read from a document
+  carries an ``@context`` declaring the prefixes it uses (``{"ex": "https://…/"}``), so it can
+  be stored, hashed and written on its own; the document's ``@context`` stays in
+  :class:`Document` (see :mod:`yaolian.epcis.context`).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 * **Schema** — GS1's ``EPCIS-JSON-Schema.json`` (vendored under ``schema/``) compiled once with
   fastjsonschema. Running it costs ~60 µs per event, so :func:`_fast_schema_ok` first checks the
-  common event shapes (standard fields only) with the very same constraints — the same format
+  standard event shapes (every standard field, ilmd, sensor data, error declarations, user
+  extensions) with the very same constraints — the same format
   regular expressions, enums and required/anyOf rules — and the compiled schema only runs for
   events it cannot vouch for. It may answer "not sure" but never "valid" for an event the schema
   rejects (a property test holds it to that).
@@ -175,18 +176,139 @@ def _parties(field: str) -> _Check:
     return check
 
 
+def _optional(checks: dict[str, _Check]) -> Callable[[dict[str, Any]], bool]:
+    """Each key of ``checks`` present in the object passes its check (other keys are free)."""
+
+    def check(obj: dict[str, Any]) -> bool:
+        for key, value in obj.items():
+            test = checks.get(key)
+            if test is not None and not test(value):
+                return False
+        return True
+
+    return check
+
+
+def _is_number(value: Any) -> bool:
+    return value.__class__ is not bool and isinstance(value, int | float)
+
+
+_HEX = re.compile(r"[A-Fa-f0-9]+")
+_METADATA_OK = _optional(
+    {
+        **dict.fromkeys(("time", "startTime", "endTime"), _time),
+        **dict.fromkeys(
+            ("deviceID", "deviceMetadata", "rawData", "dataProcessingMethod", "bizRules"), _is_uri
+        ),
+    }
+)
+_REPORT_OK = _optional(
+    {
+        "type": _cbv(cbv.MEASUREMENT_TYPE),
+        "exception": _cbv(cbv.SENSOR_ALERT_TYPE),
+        "component": _cbv(cbv.COMPONENT),
+        "time": _time,
+        **dict.fromkeys(
+            (
+                "deviceID",
+                "deviceMetadata",
+                "rawData",
+                "dataProcessingMethod",
+                "microorganism",
+                "chemicalSubstance",
+                "uriValue",
+            ),
+            _is_uri,
+        ),
+        **dict.fromkeys(
+            ("value", "minValue", "maxValue", "meanValue", "sDev", "percRank", "percValue"),
+            _is_number,
+        ),
+        "stringValue": lambda v: isinstance(v, str),
+        "uom": lambda v: isinstance(v, str),
+        "booleanValue": lambda v: isinstance(v, bool),
+        "hexBinaryValue": lambda v: isinstance(v, str) and _HEX.fullmatch(v) is not None,
+    }
+)
+
+
+def _sensor_elements(value: Any) -> bool:
+    """sensorElementList: elements with a list of reports, each with a type; metadata and
+    reports hold typed standard attributes; other members (extensions) are free."""
+    if not isinstance(value, list):
+        return False
+    for element in value:
+        if not isinstance(element, dict):
+            return False
+        reports = element.get("sensorReport")
+        if not isinstance(reports, list):
+            return False
+        meta = element.get("sensorMetadata")
+        if meta is not None and not (isinstance(meta, dict) and _METADATA_OK(meta)):
+            return False
+        if "sensorMetadata" in element and meta is None:
+            return False
+        for report in reports:
+            if not (isinstance(report, dict) and "type" in report and _REPORT_OK(report)):
+                return False
+    return True
+
+
+_ERROR_OK = _optional(
+    {
+        "declarationTime": _time,
+        "reason": _cbv(cbv.ERROR_REASON),
+        "correctiveEventIDs": lambda v: isinstance(v, list) and all(_is_uri(x) for x in v),
+    }
+)
+
+
+def _error_declaration(value: Any) -> bool:
+    return isinstance(value, dict) and "declarationTime" in value and _ERROR_OK(value)
+
+
+def _persistent_disposition(value: Any) -> bool:
+    ok = _cbv(cbv.DISPOSITION)
+    return isinstance(value, dict) and all(
+        isinstance(value[key], list) and all(ok(v) for v in value[key])
+        for key in ("set", "unset")
+        if key in value
+    )
+
+
+def _ilmd(value: Any) -> bool:
+    """ilmd: an object whose member names are URIs (``cbvmda:lotNumber``, ``ex:batch``)."""
+    return isinstance(value, dict) and all(_is_uri(key) for key in value)
+
+
+def _context(value: Any) -> bool:
+    """An event's own ``@context``: a URI, an object, or a list of distinct ones."""
+    if isinstance(value, dict) or _is_uri(value):
+        return True
+    if not isinstance(value, list) or not all(isinstance(v, dict) or _is_uri(v) for v in value):
+        return False
+    # no two items equal (equal for Python is implied by equal for the schema's uniqueItems)
+    return all(a != b for i, a in enumerate(value) for b in value[i + 1 :])
+
+
 _COMMON_FAST: dict[str, _Check] = {
     "type": lambda v: True,  # dispatched on below
+    "@context": _context,
     "eventTime": _time,
     "recordTime": _time,
     "eventTimeZoneOffset": lambda v: isinstance(v, str) and _OFFSET.fullmatch(v) is not None,
     "eventID": _is_uri,
+    "errorDeclaration": _error_declaration,
+    "certificationInfo": lambda v: True,  # the schema sets no type for it
     "bizStep": _cbv(cbv.BIZ_STEP),
     "disposition": _cbv(cbv.DISPOSITION),
+    "persistentDisposition": _persistent_disposition,
     "readPoint": _location,
     "bizLocation": _location,
+    "bizTransactionList": _biz_transactions,
     "sourceList": _parties("source"),
     "destinationList": _parties("destination"),
+    "sensorElementList": _sensor_elements,
 }
 _ACTION = {"action": lambda v: isinstance(v, str) and v in ACTIONS}
 _FAST: dict[str, dict[str, _Check]] = {
@@ -195,7 +317,7 @@ _FAST: dict[str, dict[str, _Check]] = {
         **_ACTION,
         "epcList": _uris,
         "quantityList": _quantities,
-        "bizTransactionList": _biz_transactions,
+        "ilmd": _ilmd,
     },
     "AggregationEvent": {
         **_COMMON_FAST,
@@ -203,7 +325,6 @@ _FAST: dict[str, dict[str, _Check]] = {
         "parentID": _is_uri,
         "childEPCs": _uris,
         "childQuantityList": _quantities,
-        "bizTransactionList": _biz_transactions,
     },
     "TransactionEvent": {
         **_COMMON_FAST,
@@ -211,7 +332,6 @@ _FAST: dict[str, dict[str, _Check]] = {
         "parentID": _is_uri,
         "epcList": _uris,
         "quantityList": _quantities,
-        "bizTransactionList": _biz_transactions,
     },
     "TransformationEvent": {
         **_COMMON_FAST,
@@ -220,7 +340,7 @@ _FAST: dict[str, dict[str, _Check]] = {
         "inputQuantityList": _quantities,
         "outputQuantityList": _quantities,
         "transformationID": _is_uri,
-        "bizTransactionList": _biz_transactions,
+        "ilmd": _ilmd,
     },
     "AssociationEvent": {
         **_COMMON_FAST,
@@ -228,7 +348,6 @@ _FAST: dict[str, dict[str, _Check]] = {
         "parentID": _is_uri,
         "childEPCs": _uris,
         "childQuantityList": _quantities,
-        "bizTransactionList": _biz_transactions,
     },
 }
 
@@ -241,9 +360,13 @@ def _fast_schema_ok(event: Event) -> int:
     if checks is None or "eventTime" not in event or "eventTimeZoneOffset" not in event:
         return False
     verified = 2
+    uri = _URI.match
     for key, value in event.items():
         check = checks.get(key)
         if check is None:
+            # a user extension: any value, under a name that is a URI (``ex:foo``)
+            if ":" in key and uri(key) is not None:
+                continue
             return 0
         result = check(value)
         if not result:
@@ -260,7 +383,13 @@ def _schema_shape_ok(event: Event) -> bool:
     kind = event["type"]
     action = event.get("action")
     if kind == "ObjectEvent":
-        return action is not None and ("epcList" in event or bool(event.get("quantityList")))
+        if "ilmd" in event and action != "ADD":
+            return False
+        return action is not None and (
+            "epcList" in event
+            or bool(event.get("quantityList"))
+            or (bool(event.get("sensorElementList")) and "readPoint" in event)
+        )
     if kind == "TransactionEvent":
         return (
             action is not None
@@ -357,25 +486,28 @@ def _semantic(event: Event, schema_ok: int, out: _Out) -> None:
 
 
 def _times(event: Event, out: _Out, schema_ok: int = 0) -> None:
-    if schema_ok:  # formats and offset already matched; fast-path shapes hold no other times
+    if schema_ok:  # formats and offset already matched: only real dates left to check
         for key in ("eventTime", "recordTime"):
             if key in event:
                 _parse_time(f"/{key}", event[key], out)
-        return
-    for key in ("eventTime", "recordTime"):
-        value = event.get(key)
-        if value is None:
-            if key == "eventTime":
-                out.append(("/eventTime", "eventTime is required"))
-            continue
-        _check_time(f"/{key}", value, out)
-    offset = event.get("eventTimeZoneOffset")
-    if offset is None:
-        out.append(("/eventTimeZoneOffset", "eventTimeZoneOffset is required"))
-    elif not isinstance(offset, str) or not _OFFSET.fullmatch(offset):
-        out.append(
-            ("/eventTimeZoneOffset", f"{offset!r} is not a time-zone offset ±HH:MM (-14:00…+14:00)")
-        )
+    else:
+        for key in ("eventTime", "recordTime"):
+            value = event.get(key)
+            if value is None:
+                if key == "eventTime":
+                    out.append(("/eventTime", "eventTime is required"))
+                continue
+            _check_time(f"/{key}", value, out)
+        offset = event.get("eventTimeZoneOffset")
+        if offset is None:
+            out.append(("/eventTimeZoneOffset", "eventTimeZoneOffset is required"))
+        elif not isinstance(offset, str) or not _OFFSET.fullmatch(offset):
+            out.append(
+                (
+                    "/eventTimeZoneOffset",
+                    f"{offset!r} is not a time-zone offset ±HH:MM (-14:00…+14:00)",
+                )
+            )
     err = event.get("errorDeclaration")
     if isinstance(err, dict):
         if "declarationTime" not in err:

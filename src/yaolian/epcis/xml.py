@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -21,6 +21,14 @@ from typing import IO, Any
 from lxml import etree
 
 from yaolian.epcis import cbv
+from yaolian.epcis.context import (
+    CONTEXT_KEY,
+    PROTECTED_PREFIXES,
+    WELL_KNOWN_NAMESPACES,
+    event_namespaces,
+    expand_name,
+    header_namespaces,
+)
 from yaolian.epcis.gcpause import gc_paused
 from yaolian.epcis.model import EVENT_TYPES, Document, Event
 from yaolian.errors import ValidationError
@@ -36,14 +44,6 @@ EPCIS_NAMESPACES = frozenset(
         "urn:epcglobal:epcis-masterdata:xsd:2",
     )
 )
-# Prefixes every reader and writer agrees on (JSON-LD users rarely declare them); for
-# ``cbvmda`` the XML binding's namespace, so JSON and XML extension keys hash alike.
-WELL_KNOWN_NAMESPACES = {
-    "cbvmda": "urn:epcglobal:cbv:mda",
-    "gs1": "https://gs1.org/voc/",
-}
-# Terms the EPCIS 2.0 JSON-LD context defines as protected: a document may not redefine them.
-PROTECTED_PREFIXES = frozenset(("epcis", "cbv", "cbvmda", "gs1", "rdfs", "owl", "xsd", "dcterms"))
 _TEXT_FIELDS = frozenset(
     [
         "eventTime",
@@ -69,26 +69,12 @@ _NUMERIC_ATTRS = frozenset(
 _INT = re.compile(r"[+-]?\d+\Z")
 _NCNAME = re.compile(r"[^\W\d][\w.\-]*")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
+_XML_PREFIX = re.compile(r"[A-Za-z_][\w.-]*")
 
 Source = bytes | str | Path | IO[bytes]
 
 
 _KNOWN_BY_URI = {uri: prefix for prefix, uri in WELL_KNOWN_NAMESPACES.items()}
-
-
-def expand_name(key: str, namespaces: Mapping[str, str]) -> tuple[str, str]:
-    """Namespace and local name of an extension key, as JSON-LD reads it: ``prefix:local``
-    with a declared prefix; a full IRI split after its last ``/`` or ``#``; otherwise the key
-    is itself an IRI with scheme ``prefix``, i.e. namespace ``prefix:`` + ``local``."""
-    prefix, _, local = key.partition(":")
-    uri = namespaces.get(prefix)
-    if uri is not None:
-        return uri, local
-    if local.startswith("//"):
-        cut = max(key.rfind("/"), key.rfind("#"))
-        if cut < len(key) - 1:
-            return key[: cut + 1], key[cut + 1 :]
-    return prefix + ":", local
 
 
 class _Namespaces:
@@ -98,6 +84,7 @@ class _Namespaces:
         self.by_uri: dict[str, str] = {}
         self.by_prefix: dict[str, str] = {}
         self.hints: dict[str, str] = {}  # namespace → prefix the document declared for it
+        self.used: dict[str, str] = {}  # prefixes met in the event being converted
 
     def declare(self, nsmap: dict[str | None, str]) -> None:
         """Remember the prefixes in scope (used only once a namespace is actually met)."""
@@ -129,7 +116,9 @@ class _Namespaces:
         uri, local = tag[1:].split("}", 1)
         if uri in EPCIS_NAMESPACES:
             return local
-        return f"{self.add(prefix, uri)}:{local}"
+        name = self.add(prefix, uri)
+        self.used[name] = uri
+        return f"{name}:{local}"
 
 
 def _open(source: Source) -> Any:
@@ -274,6 +263,7 @@ def _put(target: dict[str, Any], key: str, value: Any) -> None:
 
 def _event(elem: Any, kind: str, names: _Namespaces) -> Event:
     event: Event = {"type": kind}
+    names.used = {}
     for child in _children(elem):
         tag = child.tag
         if tag[0] == "{":
@@ -287,6 +277,13 @@ def _event(elem: Any, kind: str, names: _Namespaces) -> Event:
         else:
             _put(event, tag, _extension(child, names))
     cbv.normalise_event(event)
+    declared = {
+        prefix: uri
+        for prefix, uri in sorted(names.used.items())
+        if WELL_KNOWN_NAMESPACES.get(prefix) != uri
+    }
+    if declared:  # the event keeps the namespaces of its extensions (context.py)
+        event[CONTEXT_KEY] = declared
     return event
 
 
@@ -521,13 +518,23 @@ class _Writer:
     def event(self, parent: Any, event: Event, place: str) -> None:
         kind = event.get("type", "")
         order = _ORDER.get(kind, _HEAD)
-        elem = etree.SubElement(parent, kind if kind in EVENT_TYPES else "extension")
-        for key in order:
-            if key in event:
-                self.field(elem, key, event[key], f"{place}/{key}")
-        for key, value in event.items():
-            if key not in order and key != "type":
-                self.extension(elem, key, value, f"{place}/{key}")
+        header = self.namespaces
+        own = event_namespaces(event) if CONTEXT_KEY in event else {}
+        local = {p: u for p, u in own.items() if header.get(p) != u and _XML_PREFIX.fullmatch(p)}
+        elem = etree.SubElement(
+            parent, kind if kind in EVENT_TYPES else "extension", nsmap=local or None
+        )
+        if own:
+            self.namespaces = {**header, **own}
+        try:
+            for key in order:
+                if key in event:
+                    self.field(elem, key, event[key], f"{place}/{key}")
+            for key, value in event.items():
+                if key not in order and key != "type" and key != CONTEXT_KEY:
+                    self.extension(elem, key, value, f"{place}/{key}")
+        finally:
+            self.namespaces = header
 
     def field(self, parent: Any, key: str, value: Any, place: str) -> None:
         sub = etree.SubElement
@@ -657,10 +664,10 @@ def _lexical(value: Any) -> str:
 
 def write_document(doc: Document) -> bytes:
     """Serialise ``doc`` as an EPCIS 2.0 XML ``EPCISDocument`` (UTF-8 bytes)."""
-    writer = _Writer(doc.namespaces())
+    writer = _Writer(header_namespaces(doc.namespaces(), doc.events))
     nsmap: dict[str | None, str] = {"epcis": EPCIS2_NS}
     for prefix, uri in writer.namespaces.items():
-        if prefix and prefix != "epcis" and re.fullmatch(r"[A-Za-z_][\w.-]*", prefix):
+        if prefix and prefix != "epcis" and _XML_PREFIX.fullmatch(prefix):
             nsmap[prefix] = uri
     created = doc.creation_date or datetime.now(UTC).isoformat(timespec="milliseconds")
     root = etree.Element(

@@ -54,6 +54,9 @@ from yaolian.verify.dispense import SaleLine
 
 PALLET_CASES = 24
 QC_DAYS = 2  # production → release
+# shelf life a tier keeps in stock, days: a pharmacy returns packs within 30 days of expiry, so
+# its distributor keeps none that would reach it with less (transit and a week on the shelf)
+MIN_SHELF_DAYS = {RETAIL: 30, REGIONAL_DC: 40, PROVINCIAL_DC: 50, FACTORY: 60}
 Z_SERVICE = 1.65
 CHINA = timezone(timedelta(hours=8))
 
@@ -129,14 +132,15 @@ class Simulation:
         )
         self.demand_lines = np.zeros((size.days, len(provinces), n_prod), dtype=np.int64)
         self.unmet_lines = np.zeros((size.days, len(provinces), n_prod), dtype=np.int64)
-        # per day: the province's dispensing sites of a product stocked out (empty shelf at the
-        # close of the day, or a line turned away), against the sites that dispense it
+        # per day: the province's dispensing sites of a product stocked out (an empty shelf when
+        # the doors open, or a line turned away), against the sites that dispense it
         self.sites_out = np.zeros((size.days, len(provinces), n_prod), dtype=np.int64)
+        self.retail_serves = world.base_demand[self.retail] > 0
         self.sites_dispensing = np.zeros((len(provinces), n_prod), dtype=np.int64)
         np.add.at(
             self.sites_dispensing,
             self.site_province[self.retail],
-            (world.base_demand[self.retail] > 0).astype(np.int64),
+            self.retail_serves.astype(np.int64),
         )
         # a factory starts at most one batch a week, of at most two peak weeks of demand
         peak = np.array(
@@ -596,6 +600,7 @@ class Simulation:
     def _dispense(self, day: int) -> None:
         lam = self._demand(day)
         rng = self.rng
+        empty_at_open = self.stock[self.retail] <= 0
         lines = rng.poisson(lam[self.retail])
         hosp = self.is_hospital[self.retail]
         split = rng.binomial(lines, self.split_share[None, :] * hosp[:, None])
@@ -632,8 +637,7 @@ class Simulation:
             pv = self.site_province[self.retail]
             np.add.at(self.demand_lines[day], pv, lines)
             np.add.at(self.unmet_lines[day], pv, unmet)
-            serves = self.w.base_demand[self.retail] > 0
-            out = serves & ((self.stock[self.retail] <= 0) | (unmet > 0))
+            out = self.retail_serves & (empty_at_open | (unmet > 0))
             np.add.at(self.sites_out[day], pv, out.astype(np.int64))
 
     def _sale_lines(
@@ -818,28 +822,28 @@ class Simulation:
 
     # ── returns, expiry ───────────────────────────────────────────────────────────────────
     def _housekeeping(self, day: int) -> None:
-        """Weekly: users return packs near expiry to their distributor; distributors destroy
-        what expires within a week."""
+        """Weekly: users return packs near expiry to their distributor; distributors and
+        factories destroy what their customers would no longer accept (近效期), so no tier
+        ships stock the next one sends back."""
         if (day - self.first_day) % 7 != 6:
             return
         today = self.clock.date(day)
         for site in self.w.sites:
+            cutoff = today + timedelta(days=MIN_SHELF_DAYS[site.tier])
             for i in range(len(self.w.products)):
                 fifo = self.fifo[site.index][i]
                 if fifo.qty == 0:
                     continue
+                spans = fifo.remove_where(self.packs[i], cutoff)
+                if not spans:
+                    continue
+                n = sum(e - s for s, e in spans)
+                self.stock[site.index, i] -= n
                 if site.tier == RETAIL:
-                    spans = fifo.remove_where(self.packs[i], today + timedelta(days=30))
-                    if spans:
-                        n = sum(e - s for s, e in spans)
-                        self.stock[site.index, i] -= n
-                        self._ship(site.index, site.parent, i, n, day, 1, "return", spans)
-                        self.truth.note_returned(n)
-                elif site.tier in (REGIONAL_DC, PROVINCIAL_DC, FACTORY):
-                    spans = fifo.remove_where(self.packs[i], today + timedelta(days=7))
-                    if spans:
-                        self.stock[site.index, i] -= sum(e - s for s, e in spans)
-                        self._destroy(site.index, i, spans, day, "expired")
+                    self._ship(site.index, site.parent, i, n, day, 1, "return", spans)
+                    self.truth.note_returned(n)
+                else:
+                    self._destroy(site.index, i, spans, day, "expired")
 
     # ── incidents ─────────────────────────────────────────────────────────────────────────
     def _incidents(self, day: int) -> None:
@@ -1081,8 +1085,8 @@ class Simulation:
             if day >= self.first_day + 7:
                 self._dispense(day)
             self._incidents(day)
-            self._replenish(day)
             self._housekeeping(day)
+            self._replenish(day)
             events, self._day_events = self._day_events, []
             for ev in events:
                 self.stats.by_type[ev["type"]] += 1

@@ -38,17 +38,16 @@ _BASE_COUNTS = {"counterfeit": 3, "clone": 2, "resale": 4, "diversion": 2, "excu
 @dataclass(frozen=True)
 class ShortageRule:
     """When a province is short of a drug (短缺: the region cannot get it), as a regulator means
-    it — not one pharmacy's restocking gap. A day is *short* when at least
-    ``site_share`` of the province's dispensing sites are stocked out (the stockout rate: sites
-    stocked out / sites reporting, standards.md §5) or the regional fill rate over the last
-    ``window`` days is below ``fill_rate``; a shortage is ``sustain`` short days in a row, and
-    begins on the first of them. Days before the report period (warm-up) never count."""
+    it — not one pharmacy's restocking gap. A day is *short* when at least ``site_share`` of
+    the province's dispensing sites are stocked out (the stockout rate: sites stocked out /
+    sites reporting, standards.md §5; a site is out when its shelf is empty as it opens or it
+    turns a sale line away) or the day's regional fill rate (sale lines served / demanded) is
+    below ``fill_rate``; a shortage is ``sustain`` short days in a row and begins on the first
+    of them. Warm-up days never count."""
 
     site_share: float = 0.3
     fill_rate: float = 0.9
-    window: int = 7
     sustain: int = 7
-    min_lines: int = 10  # a window with fewer sale lines says nothing about the fill rate
 
 
 def regional_shortage(
@@ -60,27 +59,19 @@ def regional_shortage(
 ) -> tuple[int, int] | None:
     """First day and number of short days of a province's shortage of one product, from its
     daily sale lines demanded, lines unserved and sites stocked out; ``None`` without one."""
-    if sites == 0 or len(demand) == 0:
+    if sites == 0:
         return None
-    kernel = np.ones(rule.window)
-    dd = np.convolve(demand, kernel)[: len(demand)]
-    uu = np.convolve(unmet, kernel)[: len(demand)]
-    low_fill = (dd >= rule.min_lines) & (uu > (1 - rule.fill_rate) * dd)
-    short = low_fill | (sites_out >= rule.site_share * sites)
-    # runs of consecutive short days: keep the days of runs at least ``sustain`` long
-    run = np.zeros(len(short), dtype=np.int64)
-    count = 0
+    short = (sites_out >= rule.site_share * sites) | (unmet > (1 - rule.fill_rate) * demand)
+    first: int | None = None
+    days = count = 0
     for k, bad in enumerate(short.tolist()):
         count = count + 1 if bad else 0
-        run[k] = count
-    ends = np.nonzero(run >= rule.sustain)[0]
-    if len(ends) == 0:
-        return None
-    first = int(ends[0]) - rule.sustain + 1
-    in_runs = np.zeros(len(short), dtype=bool)
-    for end in ends.tolist():
-        in_runs[end - rule.sustain + 1 : end + 1] = True
-    return first, int(in_runs.sum())
+        if count == rule.sustain:
+            first = k - count + 1 if first is None else first
+            days += count
+        elif count > rule.sustain:
+            days += 1
+    return None if first is None else (first, days)
 
 
 def _first(present: list[str], wanted: tuple[str, ...], taken: set[str]) -> str | None:
@@ -141,7 +132,7 @@ def plan_incidents(world: World, rng: np.random.Generator, provinces: list[str])
     taken: set[str] = set()
     shock = _first(keys, ("amoxicillin", "cefuroxime", "ibuprofen"), taken)
     if shock:
-        start, length = int(days * 0.15), int(days * 0.6)
+        start, length = int(days * 0.08), int(days * 0.7)
         inc = {
             "type": "raw_material_shock",
             "product": index[shock],
@@ -157,7 +148,7 @@ def plan_incidents(world: World, rng: np.random.Generator, provinces: list[str])
         plan.supply_incidents.append(inc)
     stop = _first(keys, ("nifedipine", "metformin"), taken)
     if stop:
-        day = int(days * 0.25)
+        day = int(days * 0.12)
         inc = {
             "type": "discontinuation",
             "product": index[stop],

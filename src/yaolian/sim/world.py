@@ -74,7 +74,7 @@ class Size:
 
 SIZES: dict[str, Size] = {
     "tiny": Size("tiny", 2, 1, 1, 2, 6, 60, warmup_days=21, demand_scale=0.8),
-    "demo": Size("demo", 4, 1, 2, 3, 10, 120, demand_scale=0.45),
+    "demo": Size("demo", 4, 1, 2, 3, 10, 150, demand_scale=0.45),
     "small": Size("small", 6, 2, 2, 4, 14, 240, incidents_scale=3),
     "benchmark": Size("benchmark", 12, 3, 10, 35, 14, 365, incidents_scale=20),
 }

@@ -37,6 +37,7 @@ from sqlalchemy.exc import IntegrityError
 
 from yaolian.codes.identity import canonical_key
 from yaolian.epcis import xml
+from yaolian.epcis.context import with_namespaces
 from yaolian.epcis.hash import event_hash
 from yaolian.epcis.model import (
     EPC_ROLES,
@@ -133,6 +134,7 @@ class _Preparer:
             ]
         except YaolianError as exc:
             return [Problem(exc.reason, f"{place}{'/' + exc.place if exc.place else ''}")]
+        event = with_namespaces(event, self.namespaces())  # stored events declare prefixes
         record_time = event.get("recordTime")
         if record_time is None:
             event = {**event, "recordTime": self.now_iso}

@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import orjson
 from sqlalchemy import Connection, Engine, func, select, tuple_
@@ -71,17 +71,13 @@ def projectors() -> list[Projector]:
     return list(_registry.values())
 
 
+@runtime_checkable
 class SetBasedProjector(Projector, Protocol):
     """A projector that can also recompute itself from the whole log at once, faster than a
     replay; :func:`rebuild` prefers :meth:`rebuild` over :meth:`reset` and replay."""
 
     def rebuild(self, conn: Connection) -> None:
         """Replace every row of the projection with rows recomputed from the whole log."""
-
-
-def set_based(projector: Projector) -> SetBasedProjector | None:
-    """The projector as a :class:`SetBasedProjector` when it has a ``rebuild`` method."""
-    return projector if callable(getattr(projector, "rebuild", None)) else None  # type: ignore[return-value]
 
 
 ProgressCallback = Callable[[int, int], None]
@@ -128,9 +124,8 @@ def rebuild(
     done = 0
     with writing(engine) as conn:
         for projector in projectors():
-            whole = set_based(projector)
-            if whole is not None:
-                whole.rebuild(conn)
+            if isinstance(projector, SetBasedProjector):
+                projector.rebuild(conn)
             else:
                 projector.reset(conn)
                 registered.append(projector)

@@ -492,8 +492,18 @@ custody = Table(  # projection: hand-overs (shipping → receiving) per code
     Column("lot", Text),
     Index("ix_custody_code", "code_id"),
     Index("ix_custody_to_party", "to_party"),
-    Index("ix_custody_batch", "product", "lot", "from_party", "from_site", "to_party", "to_site",
-          "ship_us", "recv_us", "kind"),
+    Index(
+        "ix_custody_batch",
+        "product",
+        "lot",
+        "from_party",
+        "from_site",
+        "to_party",
+        "to_site",
+        "ship_us",
+        "recv_us",
+        "kind",
+    ),
 )
 
 dispense = Table(  # projection: 销售/使用出库 of a code (NHSA sale lines), one row per event

@@ -363,9 +363,13 @@ def recompute(conn: Connection, seed: Collection[int], ctx: StoreContext | None 
     return len(scope)
 
 
-def _replay(facts: list[Facts], world: set[int], ctx: StoreContext) -> Machine:
+def _replay(
+    facts: list[Facts], world: set[int], ctx: StoreContext, *, grouped: bool = True
+) -> Machine:
     """Blank states of ``world`` and the given history applied in event-time order."""
-    machine = Machine({}, defaultdict(set), ctx, strict=False, scope=world, rules=RULES)
+    machine = Machine(
+        {}, defaultdict(set), ctx, strict=False, scope=world, rules=RULES, grouped=grouped
+    )
     for f in facts:
         machine.apply(f)
     return machine
@@ -385,22 +389,29 @@ def _write_all(conn: Connection, machine: Machine, scope: set[int] | None) -> No
     _write_alerts(conn, [t for t in out.triggers if scope is None or t.code_id in scope])
 
 
-def rebuild_all(conn: Connection) -> int:
-    """Recompute every trace projection from the whole log in one pass (``yaolian rebuild``).
+def fold_log(conn: Connection, *, grouped: bool = True) -> Machine:
+    """The state machine after replaying the whole log in event-time order (nothing written).
 
-    The same fold as :func:`recompute` over every code: the log is read with two table scans,
-    one machine replays it in memory, and the rows are written with bulk inserts into tables
-    whose secondary indexes are dropped meanwhile and rebuilt once at the end. Returns the
-    number of codes written.
+    ``grouped=False`` folds code by code: the reference the grouped fold is tested against.
     """
-    PROJECTOR.reset(conn)
     ctx = StoreContext(conn)
     ctx.load_all_keys()
     ctx.focus(None)
     facts = _load_facts(conn, None)
     world = {cid for f in facts for cid, _ in f.codes}
-    machine = _replay(facts, world, ctx)
-    del facts
+    return _replay(facts, world, ctx, grouped=grouped)
+
+
+def rebuild_all(conn: Connection) -> int:
+    """Recompute every trace projection from the whole log in one pass (``yaolian rebuild``).
+
+    The same fold as :func:`recompute` over every code: the log is read with two table scans,
+    one machine replays it in memory (:func:`fold_log`), and the rows are written with bulk
+    inserts into tables whose secondary indexes are dropped meanwhile and rebuilt once at the
+    end. Returns the number of codes written.
+    """
+    PROJECTOR.reset(conn)
+    machine = fold_log(conn)
     indexes = [ix for table, _ in _TABLES_BY_CODE for ix in table.indexes]
     for ix in indexes:
         ix.drop(conn)

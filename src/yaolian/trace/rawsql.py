@@ -33,12 +33,18 @@ def is_pg(conn: Connection) -> bool:
 
 @contextmanager
 def reading(engine: Engine) -> Iterator[Connection]:
-    """A connection for a read-only request, its transaction ended with COMMIT.
+    """A connection for a short read-only request (verify).
 
-    psycopg drops its prepared statements on ROLLBACK, which is how the pool resets a connection
-    it gets back; after a COMMIT that reset has nothing to do, so the hot queries (verify) stay
-    prepared on PostgreSQL instead of being planned again on every request.
+    On PostgreSQL in autocommit: each statement sees its own snapshot, as it would in a READ
+    COMMITTED transaction, without the BEGIN and COMMIT round trips — and without the ROLLBACK
+    the pool resets a returned connection with, on which psycopg drops its prepared statements
+    (the hot queries would be planned again on every request). On SQLite one transaction (one
+    snapshot).
     """
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            yield conn
+        return
     with engine.connect() as conn, conn.begin():
         yield conn
 

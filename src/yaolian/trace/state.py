@@ -347,7 +347,9 @@ class Machine:
     ``states`` holds the codes the run may change; ``children`` the open aggregation (parent →
     children) among them. ``scope`` (recompute mode) limits the run to a closed set of codes;
     ``strict`` (forward mode) raises :class:`OutOfOrder` on an event not newer than a code's last.
-    ``rules`` are the anomaly rules consulted on sales, moves and sensor readings.
+    ``rules`` are the anomaly rules consulted on sales, moves and sensor readings. ``grouped``
+    (the default) applies an event once per group of codes in the same state (see
+    :meth:`_apply_group`); ``False`` applies it code by code (the reference the tests compare to).
     """
 
     def __init__(
@@ -359,6 +361,7 @@ class Machine:
         strict: bool,
         scope: set[int] | None = None,
         rules: Rules | None = None,
+        grouped: bool = True,
     ) -> None:
         self.states = states
         self.rules: Rules = rules or NoRules()
@@ -366,6 +369,7 @@ class Machine:
         self.ctx = ctx
         self.strict = strict
         self.scope = scope
+        self.grouped = grouped
         self.out = Outputs()
         self.dirty: set[int] = set()
         self._open_agg: dict[int, dict[str, Any]] = {}  # child → its open row made in this run
@@ -403,7 +407,7 @@ class Machine:
         for cid, role in f.codes:
             own.setdefault(cid, role)
         done: set[int] = set()
-        if f.kind == "ObjectEvent" and not _is_sale(f):  # own effects depend on the state only
+        if self.grouped and f.kind == "ObjectEvent" and not _is_sale(f):  # state-only effects
             groups: dict[tuple[Any, ...], list[CodeState]] = {}
             for cid, role in own.items():
                 s = self._state(cid)
@@ -450,7 +454,8 @@ class Machine:
             s = self.states.get(child) or self._state(child)
             if s is None:
                 continue
-            groups.setdefault((_SIGNATURE(s), child in open_custody), []).append(s)
+            key = (_SIGNATURE(s), child in open_custody) if self.grouped else (child,)
+            groups.setdefault(key, []).append(s)
             stack.extend(self.children.get(child, ()))
         for group in groups.values():
             self._apply_group(group, f, None, top)
