@@ -18,10 +18,11 @@ def data_dir() -> Path:
 
 
 def default_database_url() -> str:
-    """``$YAOLIAN_DATABASE_URL``, else a SQLite file in the data folder."""
+    """``$YAOLIAN_DATABASE_URL`` (a URL or a SQLite file path), else a SQLite file in the data
+    folder."""
     url = os.environ.get(DATABASE_URL_ENV)
     if url:
-        return url
+        return _as_url(url)
     return f"sqlite:///{data_dir() / 'yaolian.db'}"
 
 
@@ -29,6 +30,8 @@ def database_url(db: str | None) -> str:
     """Resolve a ``--db`` option: a URL as is, a path as a SQLite file, nothing as the default."""
     if not db:
         return default_database_url()
-    if "://" in db:
-        return db
-    return f"sqlite:///{Path(db).expanduser().resolve()}"
+    return _as_url(db)
+
+
+def _as_url(db: str) -> str:
+    return db if "://" in db else f"sqlite:///{Path(db).expanduser().resolve()}"
