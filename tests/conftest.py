@@ -132,6 +132,12 @@ def sqlite_engine(sqlite_url: str) -> Engine:
     return _engines[sqlite_url]
 
 
+@pytest.fixture
+def pg_engine(_postgres_session_url: str) -> Engine:
+    """The migrated, empty PostgreSQL store engine (shared; do not dispose)."""
+    return _clean_engine(_postgres_session_url)
+
+
 @pytest.fixture(scope="session")
 def worker_id(request: pytest.FixtureRequest) -> str:
     """xdist worker name (``gw0`` …), ``master`` without xdist."""

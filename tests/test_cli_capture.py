@@ -2,39 +2,19 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from lxml import etree
-from typer.testing import CliRunner
 
-from yaolian.cli import app, main
+from cli_run import run, run_main
 from yaolian.store.access import authenticate
 
 DATA = Path(__file__).parent / "data" / "nmpa"
 CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
 USCC = "91310000MA00000025"
-runner = CliRunner()
-
-
-def run(*args: str) -> tuple[int, str]:
-    result = runner.invoke(app, list(args))
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result.exit_code, result.output
-
-
-def run_main(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
-) -> tuple[int, str]:
-    """Through the console entry point, which turns expected errors into exit 2."""
-    monkeypatch.setattr(sys, "argv", ["yaolian", *args])
-    with pytest.raises(SystemExit) as exc:
-        main()
-    captured = capsys.readouterr()
-    return int(exc.value.code or 0), captured.out + captured.err
 
 
 def epcis_file(tmp_path: Path, events: list[dict[str, Any]], name: str = "doc.json") -> Path:

@@ -8,18 +8,9 @@ from pathlib import Path
 
 import orjson
 import pytest
-from typer.testing import CliRunner
 
-from yaolian.cli import app
+from cli_run import run, run_main
 from yaolian.cli.demo import codes_walkthrough
-
-runner = CliRunner()
-
-
-def run(*args: str, input: str | None = None) -> tuple[int, str]:
-    result = runner.invoke(app, list(args), input=input)
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result.exit_code, result.output
 
 
 def test_parse_table_and_json() -> None:
@@ -78,11 +69,13 @@ def test_validate_args_stdin_and_all_good() -> None:
     assert code == 1 and "unknown issuer prefix 'x'" in out
 
 
-def test_validate_usage_errors(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["codes", "validate", "--file", str(tmp_path / "none.txt")])
-    assert result.exit_code != 0
-    assert isinstance(result.exception, Exception)
-    assert "no such file" in str(result.exception)
+def test_validate_usage_errors(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out = run_main(
+        monkeypatch, capsys, "codes", "validate", "--file", str(tmp_path / "none.txt")
+    )
+    assert code == 2 and "no such file" in " ".join(out.split()) and "Traceback" not in out
 
 
 def test_issue_render_read(tmp_path: Path) -> None:
@@ -126,18 +119,27 @@ def test_issue_render_read(tmp_path: Path) -> None:
     assert code == 0 and (tmp_path / "q.svg").read_text().lstrip().startswith("<?xml")
 
 
-def test_issue_bad_input(tmp_path: Path) -> None:
+def test_issue_bad_input(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     db = str(tmp_path / "store.db")
-    result = runner.invoke(app, ["codes", "issue", "8600001", "--expiry", "2028-13-01", "--db", db])
-    assert result.exit_code != 0 and "not a date" in str(result.exception)
-    result = runner.invoke(app, ["codes", "issue", "1234567", "--db", db])
-    assert "unknown 药品标识码 1234567" in str(result.exception)
+    code, out = run_main(
+        monkeypatch, capsys, "codes", "issue", "8600001", "--expiry", "2028-13-01", "--db", db
+    )
+    assert code == 2 and "not a date" in out
+    code, out = run_main(monkeypatch, capsys, "codes", "issue", "1234567", "--db", db)
+    assert code == 2 and "unknown 药品标识码 1234567" in out
 
 
 def test_codes_walkthrough(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The codes part of ``yaolian demo``: issue, render, read back, validate, one identity."""
-    codes_walkthrough(str(tmp_path / "walk.db"))
+    codes_walkthrough(tmp_path)
     out = capsys.readouterr().out
     assert out.count("✓") == 3 and "✗" not in out  # three symbols rendered and read back
     assert "issuer prefix '9'" in out and "check digit 3, expected 2" in out
     assert out.count("01/06901234567892/21/") >= 4  # one pack, four names, one key
+    assert {p.name for p in tmp_path.glob("*.png")} == {
+        "nmpa-datamatrix.png",
+        "gs1-datamatrix.png",
+        "digital-link-qr.png",
+    }

@@ -2,34 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import orjson
 import pytest
-from typer.testing import CliRunner
 
-from yaolian.cli import app, main
+from cli_run import run, run_main
 from yaolian.sim.evaluate import parse_seeds
-
-runner = CliRunner()
-
-
-def run(*args: str) -> tuple[int, str]:
-    result = runner.invoke(app, list(args))
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result.exit_code, result.output
-
-
-def run_main(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
-) -> tuple[int, str]:
-    """Through the console entry point, which turns expected errors into exit 2."""
-    monkeypatch.setattr(sys, "argv", ["yaolian", *args])
-    with pytest.raises(SystemExit) as exc:
-        main()
-    captured = capsys.readouterr()
-    return int(exc.value.code or 0), captured.out + captured.err
 
 
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
@@ -47,6 +26,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     ):
         assert title in out
     assert "genuine" in out and "unknown" in out  # a genuine and a counterfeit code
+    assert "shortage warning" in out and "ground truth: regional shortages" in out
     assert "yaolian serve --db" in out
     truth = orjson.loads((tmp_path / "ground_truth.json").read_bytes())
     assert truth["seed"] == 3 and truth["incidents"]

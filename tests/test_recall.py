@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from yaolian.epcis.model import to_epoch_us
 from yaolian.errors import NotFoundError, ValidationError
 from yaolian.store.access import Viewer
 from yaolian.trace.builders import aggregation_event, object_event
@@ -160,3 +161,91 @@ def test_enterprise_recalls_only_its_products(trace_world: Any) -> None:
         )
         > 0
     )
+
+
+def returned_chain(w: Any) -> tuple[list[str], int]:
+    """6 packs of L001 commissioned, cased, shipped to and received by PHA, unpacked there, 2
+    dispensed; then (after the recall's creation time, returned) the other 4 are shipped back
+    to MFR as returns (退货), received there and destroyed."""
+    s, p = w.sites, w.parties
+    packs = [w.pack(i) for i in range(6)]
+    w.capture(
+        object_event(
+            packs, w.at(0), "commissioning", "active", action="ADD", site=s["MFR"], lot="L001"
+        ),
+        aggregation_event(w.case(1), packs, w.at(1), site=s["MFR"]),
+        object_event(
+            [w.case(1)], w.at(2), "shipping", "in_transit", source=p["MFR"], destination=p["PHA"]
+        ),
+        object_event(
+            [w.case(1)], w.at(10), "receiving", "active", site=s["PHA"], destination=p["PHA"]
+        ),
+        aggregation_event(w.case(1), [], w.at(11), action="DELETE", site=s["PHA"]),
+        object_event(packs[:2], w.at(20), "dispensing", "dispensed", site=s["PHA"]),
+    )
+    return packs, to_epoch_us(w.at(30).isoformat())
+
+
+def test_scope_and_progress_of_a_returned_and_destroyed_batch(trace_world: Any) -> None:
+    w = trace_world
+    s, p = w.sites, w.parties
+    packs, created = returned_chain(w)
+    by_batch = create_recall(
+        w.engine, klass=1, reason="异物", batches=["8600001/L001"], now_us=created
+    )
+    both = create_recall(  # a code named inside a named batch is counted once
+        w.engine, klass=1, reason="异物", batches=["8600001/L001"], codes=[packs[2]], now_us=created
+    )
+    assert recall_scope(w.engine, both)["codes"] == 1  # the named code, counted in its batch
+    for rid in (by_batch, both):
+        scope = recall_scope(w.engine, rid)
+        assert scope["total"] == 6 and scope["by_status"] == {"active": 4, "dispensed": 2}
+        assert [(h["holder"], h["count"]) for h in scope["holders"]] == [("北京示例大药房", 4)]
+        assert [(x["holder"], x["codes"]) for x in scope["dispensed"]] == [("北京示例大药房", 2)]
+        assert scope["progress"] == {
+            "returned": 0,
+            "destroyed": 0,
+            "recalled_status": 0,
+            "outstanding": 4,
+            "percent_complete": 0.0,
+        }
+    rma = [("rma", "urn:yaolian:rma:R1")]
+    w.capture(
+        object_event(
+            packs[2:],
+            w.at(40),
+            "shipping",
+            "returned",
+            source=p["PHA"],
+            destination=p["MFR"],
+            biz_transactions=rma,
+        )
+    )
+    scope = recall_scope(w.engine, by_batch)
+    assert [(t["from"], t["to"], t["kind"], t["count"]) for t in scope["in_transit"]] == [
+        ("北京示例大药房", "示例制药有限公司", "returning", 4)
+    ]
+    assert scope["progress"]["returned"] == 4 and scope["progress"]["outstanding"] == 0
+    w.capture(
+        object_event(
+            packs[2:],
+            w.at(50),
+            "receiving",
+            "returned",
+            site=s["MFR"],
+            destination=p["MFR"],
+            biz_transactions=rma,
+        ),
+        object_event(packs[2:], w.at(60), "destroying", "destroyed", site=s["MFR"]),
+    )
+    for rid in (by_batch, both):
+        scope = recall_scope(w.engine, rid)
+        assert scope["total"] == 6 and scope["by_status"] == {"destroyed": 4, "dispensed": 2}
+        assert scope["holders"] == [] and scope["in_transit"] == []
+        assert scope["progress"] == {
+            "returned": 4,
+            "destroyed": 4,
+            "recalled_status": 0,
+            "outstanding": 0,
+            "percent_complete": 100.0,
+        }

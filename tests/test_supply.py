@@ -17,7 +17,16 @@ from yaolian.epcis.model import Event
 from yaolian.store.ingest import capture_document
 from yaolian.store.masterdata import upsert_enterprise, upsert_product, upsert_site, uscc_check_char
 from yaolian.store.schema import code_state, event, supply_movement
-from yaolian.supply import consumption, evaluate, forecast, ledger, matching, signals, warnings
+from yaolian.supply import (
+    consumption,
+    evaluate,
+    forecast,
+    ledger,
+    matching,
+    risk,
+    signals,
+    warnings,
+)
 from yaolian.supply.projection import PROJECTOR
 from yaolian.trace.builders import aggregation_event, document, object_event
 from yaolian.trace.state import SALE_LINE_KEY
@@ -237,22 +246,62 @@ def test_warning_fires_for_discontinued_single_source_not_healthy(engine: Engine
                 )
     store(engine, events)
     with engine.begin() as conn:
-        signals.file_discontinuation(
+        report = signals.file_discontinuation(
             conn,
             product=stopped,
             holder=USCC,
             stop_date="2026-03-01",
             reason="生产线改造",
             remaining_packs=0,
+            filed_on="2026-02-01",  # the filing's own date, whenever it reaches the store
         )
         signals.set_api_sources(conn, stopped, ["唯一原料药厂"])
         found = warnings.compute_warnings(conn, as_of=date(2026, 3, 31))
+        before = risk.assess(conn, date(2026, 1, 31), product=stopped)
+        on_the_day = risk.assess(conn, date(2026, 2, 1), product=stopped)
+    assert report.filed_at == datetime(2026, 2, 1, tzinfo=CST)
+    # a report is known from its filing date on, never before (no look-ahead in evaluation)
+    assert not any("discontinuation" in r for x in before for r in x.reasons)
+    assert all(any("discontinuation" in r for r in x.reasons) for x in on_the_day)
     products = {w.product: w for w in found}
     assert stopped in products and healthy not in products
     w = products[stopped]
     assert w.level in ("orange", "red") and w.expected_stockout is not None
     assert any("discontinuation" in r for r in w.reasons)
     assert any("single API" in r for r in w.reasons)
+
+
+def test_season_end_is_not_a_shortage(engine: Engine) -> None:
+    """Two products consumed at 10 packs a day for eight weeks, then no more deliveries: a flu
+    drug whose demand fell to a pack every other day (season over) is not warned with 3 days of
+    supply on the 84-day rate, one still consumed at 5 a day is — it is short on the recent rate
+    too."""
+    setup_sites(engine)
+    seasonal, steady = "3333333", "4444444"
+    events: list[Event] = []
+    serial = 0
+    for product, late_per_day in ((seasonal, 0.5), (steady, 5.0)):
+        late = [int(d * late_per_day) - int((d - 1) * late_per_day) for d in range(57, 91)]
+        codes = [pack(serial + i, product) for i in range(560 + sum(late) + 20)]
+        serial += len(codes)
+        for week in range(8):
+            batch = codes[week * 70 : week * 70 + 70] if week < 7 else codes[490:]
+            events.append(
+                object_event(batch, at(1 + 7 * week), "receiving", "in_progress", site=HOSP)
+            )
+        sold = 0
+        for d, n in [(d, 10) for d in range(1, 57)] + list(zip(range(57, 91), late, strict=True)):
+            if n:
+                events.append(
+                    object_event(
+                        codes[sold : sold + n], at(d, 15), "dispensing", "dispensed", site=HOSP
+                    )
+                )
+                sold += n
+    store(engine, events)
+    with engine.connect() as conn:
+        found = {w.product for w in warnings.compute_warnings(conn, as_of=date(2026, 3, 31))}
+    assert seasonal not in found and steady in found
 
 
 def test_matching_fefo_and_lead_time() -> None:
@@ -466,3 +515,32 @@ def test_trend_test_prunes_candidates() -> None:
     )
     g = run.forecasts["growing"]
     assert g.kind == "dense" and g.mean[-1] > 7 * 20  # the forecast keeps the growth
+
+
+def test_cli_discontinue_records_the_filing_date(
+    sqlite_url: str,
+    sqlite_engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``yaolian supply discontinue`` stores the date the holder filed, not the time it ran;
+    a malformed date is a clear error naming the field."""
+    import sys
+
+    from yaolian.cli import main
+
+    def cli(*args: str) -> tuple[int, str]:
+        monkeypatch.setattr(sys, "argv", ["yaolian", "supply", "discontinue", *args])
+        with pytest.raises(SystemExit) as exc:
+            main()
+        out = capsys.readouterr()
+        return int(exc.value.code or 0), out.out + out.err
+
+    common = (P1, USCC, "2026-05-01", "停产", "--db", sqlite_url, "--json")
+    code, out = cli(*common, "--filed", "2026-03-02")
+    assert code == 0, out
+    code, out = cli(*common, "--filed", "2026-13-40")
+    assert code == 2 and "filed_on" in out
+    with sqlite_engine.connect() as conn:
+        (report,) = signals.discontinuations(conn)
+    assert report.filed_at == datetime(2026, 3, 2, tzinfo=CST)

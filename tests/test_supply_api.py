@@ -40,6 +40,7 @@ def test_supply_api_end_to_end(db_url: str, engine: Engine) -> None:
         json={
             "product": P1,
             "holder": USCC,
+            "filed_on": "2026-01-10",
             "stop_date": "2026-02-01",
             "reason": "原料药短缺",
             "remaining_packs": 0,
@@ -48,12 +49,20 @@ def test_supply_api_end_to_end(db_url: str, engine: Engine) -> None:
     assert filed.status_code == 201
     listed = http.get("/supply/discontinuations", headers=auth).json()["discontinuations"]
     assert listed[0]["product"] == P1
+    assert listed[0]["filed_at"] == "2026-01-10T00:00:00+08:00"  # the filing's date, not now
+    undated = http.post(
+        "/supply/discontinuations",
+        headers=auth,
+        json={"product": P1, "holder": USCC, "stop_date": "2026-02-01", "reason": "x"},
+    )
+    assert undated.status_code == 400
     negative = http.post(
         "/supply/discontinuations",
         headers=auth,
         json={
             "product": P1,
             "holder": USCC,
+            "filed_on": "2026-01-10",
             "stop_date": "2026-02-01",
             "reason": "x",
             "remaining_packs": -1,

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
+from sqlalchemy import select
 
 from test_recall import spread
 from yaolian.codes.nmpa import nmpa_lot_uri
 from yaolian.epcis.model import to_epoch_us
-from yaolian.errors import CodeError, NotFoundError
+from yaolian.epcis.validate import validate_event
+from yaolian.errors import CodeError, NotFoundError, Problem
+from yaolian.store.schema import EVENT_TYPE_IDS, event
 from yaolian.trace.builders import object_event, transformation_event
 from yaolian.trace.lineage import resolve, trace_backward, trace_forward
 
@@ -129,6 +133,38 @@ def test_transformation_chain_herb_to_pack(trace_world: Any) -> None:
             "YP-1",
             "L001",
         }
+
+
+def test_transformations_built_pass_the_validator(trace_world: Any) -> None:
+    w = trace_world
+    herb, slices = nmpa_lot_uri("9000001", "HERB-1"), nmpa_lot_uri("9000002", "YP-1")
+    by_class = transformation_event(
+        [],
+        [],
+        w.at(0),
+        input_classes=[(herb, 500.0, "KGM")],
+        output_classes=[(slices, 420.0, "KGM")],
+        site=w.sites["MFR"],
+        lot="YP-1",
+    )
+    by_instance = transformation_event(
+        [w.pack(1)], [w.pack(2)], w.at(1), site=w.sites["MFR"], lot="L001"
+    )
+    assert by_class["bizStep"] == "creating_class_instance"
+    assert by_instance["bizStep"] == "commissioning"
+    for built in (by_class, by_instance):
+        assert validate_event(built, "/events/0") == []
+        assert validate_event({**built, "bizStep": "transforming"}, "/events/0") == [
+            Problem(ANY, "/events/0/bizStep")
+        ]
+    w.capture(by_class, by_instance)
+    with w.engine.connect() as conn:
+        steps = conn.execute(
+            select(event.c.biz_step).where(event.c.type == EVENT_TYPE_IDS["TransformationEvent"])
+        ).scalars()
+        assert sorted(steps) == ["commissioning", "creating_class_instance"]
+    assert w.state(w.pack(1)).status == "decommissioned"
+    assert w.state(w.pack(2)).status == "commissioned" and w.state(w.pack(2)).lot == "L001"
 
 
 def test_resolve_errors(trace_world: Any) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 import polars as pl
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from yaolian.api.auth import ViewerDep, WriterDep, audit, engine_of
 from yaolian.api.params import RowId
@@ -155,10 +155,12 @@ def get_warnings(
 
 
 class DiscontinuationIn(BaseModel):
-    """A 停产报告."""
+    """A 停产报告 as the holder filed it: product, the filing's date (or aware time), when
+    production stops, why, and the stock left."""
 
     product: str = Field(min_length=1, max_length=20)
     holder: str = Field(min_length=1)
+    filed_on: date | AwareDatetime
     stop_date: date
     reason: str = Field(min_length=1)
     remaining_packs: float = Field(ge=0)
@@ -181,7 +183,7 @@ def get_discontinuations(
 def post_discontinuation(
     request: Request, viewer: WriterDep, body: DiscontinuationIn
 ) -> dict[str, Any]:
-    """File a discontinuation report; the product's risk reflects it at once."""
+    """Record a discontinuation report; risk as of its filing date or later reflects it."""
     engine = engine_of(request)
     with write_tx(engine) as conn:
         report = signals.file_discontinuation(conn, **body.model_dump())

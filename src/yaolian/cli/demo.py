@@ -28,7 +28,6 @@ from rich.progress import (
 from sqlalchemy import Engine
 
 from yaolian.cli.common import DbOption, console, console_err, print_table
-from yaolian.config import data_dir
 from yaolian.errors import ValidationError
 from yaolian.store.engine import open_engine
 
@@ -162,7 +161,7 @@ def register(app: typer.Typer) -> None:
     @app.command("eval")
     def eval_cmd(
         seeds: Annotated[str, typer.Option("--seeds", help="Seeds: 1,2,3 or 1-5.")] = "1,2,3",
-        size: SizeOption = "tiny",
+        size: SizeOption = "demo",  # tiny runs end before any supply incident causes a shortage
         out: Annotated[
             Path | None, typer.Option("--out", help="Write the metrics as JSON here.")
         ] = None,
@@ -301,7 +300,7 @@ def run_demo(folder: Path, seed: int, size: str, codes: bool = True) -> None:
     _section_shortages(engine, truth)
     if codes:
         console.rule("[bold]the codes layer")
-        codes_walkthrough(str(folder / "codes-walkthrough.db"))  # bundled sample products
+        codes_walkthrough(folder)  # bundled sample products, in a store of their own
     _section_next(engine, db_path, truth)
     console.print(f"[dim]demo finished in {time.perf_counter() - started:.0f} s[/]")
     del sim
@@ -526,10 +525,13 @@ def _section_shortages(engine: Engine, truth: dict[str, Any]) -> None:
             for label, m in (("yaolian risk", risk), ("naive: < 14 days", naive))
         ],
     )
-    end = date.fromisoformat(truth["start"]) + timedelta(days=int(truth["days"]) - 1)
-    as_of = end - timedelta(days=30)
+    # midway through the run, while most of the incidents' shortages are still ahead
+    as_of = date.fromisoformat(truth["start"]) + timedelta(days=int(truth["days"]) // 2)
     with engine.connect() as conn:
         found = compute_warnings(conn, as_of)[:5]
+    if not found:
+        console.print(f"no yaolian shortage warning (yellow or above) as of {as_of}")
+        return
     print_table(
         f"yaolian shortage warnings as of {as_of} (top {len(found)})",
         ["level", "product", "province", "expected", "lead"],
@@ -544,13 +546,12 @@ def _section_shortages(engine: Engine, truth: dict[str, Any]) -> None:
             for w in found
         ],
     )
-    if found:
-        top = found[0]
+    for w in found[:3]:
         console.print(
-            f"why {names.get(top.product, top.product)} in "
-            f"{province.get(province_of(top.region), top.region)}:"
+            f"why {w.level}: {names.get(w.product, w.product)} in "
+            f"{province.get(province_of(w.region), w.region)}"
         )
-        for reason in top.reasons:
+        for reason in w.reasons:
             console.print(f"  · {reason}")
 
 
@@ -584,8 +585,9 @@ def _section_next(engine: Engine, db_path: Path, truth: dict[str, Any]) -> None:
     )
 
 
-def codes_walkthrough(db: str | None) -> None:
-    """Issue → render → read → validate → one identity, printed step by step."""
+def codes_walkthrough(folder: Path) -> None:
+    """Issue → render → read → validate → one identity, printed step by step; the store and the
+    images go into ``folder``."""
     from yaolian.codes import canonical_key, digital_link, sgtin_uri
     from yaolian.codes.barcode import read_image, render_to_file
     from yaolian.codes.bulk import validate_many
@@ -593,7 +595,8 @@ def codes_walkthrough(db: str | None) -> None:
     from yaolian.codes.registry import CodeRegistry
     from yaolian.store.engine import open_engine
 
-    engine = open_engine(db)
+    folder.mkdir(parents=True, exist_ok=True)
+    engine = open_engine(str(folder / "codes-walkthrough.db"))
     registry = CodeRegistry.for_store(engine)
     product = registry.product(DEMO_PRODUCT)
     console.rule("[bold]1 · issue trace codes (赋码)")
@@ -616,8 +619,6 @@ def codes_walkthrough(db: str | None) -> None:
     console.print(f"GS1 trace code (ISO/IEC 15459, rule b): {gs1_line['barcode_data']}")
 
     console.rule("[bold]2 · render and read back")
-    folder = data_dir() / "demo"
-    folder.mkdir(parents=True, exist_ok=True)
     pictures = [
         (nmpa.codes[0].code, folder / "nmpa-datamatrix.png", "datamatrix"),
         (gs1_line["barcode_data"], folder / "gs1-datamatrix.png", "datamatrix"),

@@ -198,11 +198,17 @@ def register(app: typer.Typer) -> None:
         holder: str,
         stop_date: str,
         reason: str,
+        filed: Annotated[
+            str,
+            typer.Option(
+                "--filed", help="Date the holder filed the report (YYYY-MM-DD, or ISO time)."
+            ),
+        ],
         remaining: Annotated[float, typer.Option("--remaining", help="Packs left")] = 0.0,
         db: DbOption = None,
         json: JsonOption = False,
     ) -> None:
-        """File a discontinuation report (停产报告)."""
+        """Record a discontinuation report (停产报告) as filed on its own date."""
         with write_tx(open_engine(db)) as conn:
             report = signals.file_discontinuation(
                 conn,
@@ -211,6 +217,7 @@ def register(app: typer.Typer) -> None:
                 stop_date=stop_date,
                 reason=reason,
                 remaining_packs=remaining,
+                filed_on=filed,
             )
         if json:
             print_json(report.as_dict())

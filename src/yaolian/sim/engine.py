@@ -23,6 +23,7 @@ import numpy as np
 from yaolian.codes.checkdigit import gs1_check_digit
 from yaolian.codes.epc import lgtin_uri, sscc_uri
 from yaolian.codes.nmpa import nmpa_lot_uri
+from yaolian.epcis.gcpause import gc_paused
 from yaolian.epcis.model import Event
 from yaolian.sim.catalog import HERBS
 from yaolian.sim.events import (
@@ -1063,13 +1064,8 @@ class Simulation:
         """Simulate every day; yield ``(day, events)`` per day (day 0 = first reported day)."""
         # Events are acyclic dicts: the cyclic GC would only rescan them (it doubles the run
         # time), so it pauses for the run, with a cheap young-generation pass once a week.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
+        with gc_paused():
             yield from self._days()
-        finally:
-            if collecting:
-                gc.enable()
         self.truth.finish(self)
 
     def _days(self) -> Iterator[tuple[int, list[Event]]]:

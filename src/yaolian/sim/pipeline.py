@@ -75,6 +75,7 @@ def _file_discontinuation(engine: Engine, sim: Simulation, inc: dict[str, Any]) 
             stop_date=sim.clock.date(inc["day"]),
             reason=inc["reason"],
             remaining_packs=float(sim.stock[p.factory, p.index] + sim.wip[p.index]),
+            filed_on=sim.clock.date(inc["report_day"]),
         )
 
 

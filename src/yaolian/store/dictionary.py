@@ -2,18 +2,21 @@
 
 Every table refers to codes by id, so a code is stored once however many events name it, and
 lookups compare integers. Bulk get-or-create is one or two set-based statements: SQLite reads the
-keys from one JSON array parameter (``json_each``), PostgreSQL from one array (``unnest``).
+keys from one JSON array parameter (``json_each``), PostgreSQL from a temporary table filled by
+``COPY``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import Connection
 
 _CHUNK = 50_000
+_COPY_SPECIAL = re.compile(r"[\\\t\r]")  # characters text COPY would read as escapes
 
 
 def _chunks(keys: list[str]) -> Iterable[list[str]]:
@@ -40,16 +43,24 @@ def lookup_codes(conn: Connection, keys: Collection[str]) -> dict[str, int]:
     return found
 
 
-def intern_codes(conn: Connection, keys: Collection[str]) -> dict[str, int]:
+class Interned(NamedTuple):
+    """Result of :func:`intern_codes`: the id of every key, and the ids it added just now."""
+
+    ids: dict[str, int]
+    fresh: set[int]  # first interned by this call: nothing in the store names them yet
+
+
+def intern_codes(conn: Connection, keys: Collection[str]) -> Interned:
     """Ids for every key, adding the missing ones (inside the caller's transaction).
 
-    New keys are inserted and their ids returned by the same statement; only keys that were
-    already there are looked up. Keys go in sorted order: the unique index is filled page by
-    page, and concurrent captures on PostgreSQL lock keys in the same order so they cannot
-    deadlock; a key added by a concurrent transaction is found, not duplicated.
+    New keys are inserted and their ids returned by the same statement (those are ``fresh``);
+    only keys that were already there are looked up. Keys go in sorted order: the unique index
+    is filled page by page, and concurrent captures on PostgreSQL lock keys in the same order so
+    they cannot deadlock; a key added by a concurrent transaction is found, not duplicated (nor
+    fresh).
     """
     if not keys:
-        return {}
+        return Interned({}, set())
     raw: Any = conn.connection.dbapi_connection
     found: dict[str, int] = {}
     ordered = sorted(set(keys))  # sorted: index pages are filled in order (≈2× faster on SQLite)
@@ -60,28 +71,35 @@ def intern_codes(conn: Connection, keys: Collection[str]) -> dict[str, int]:
         )
         for chunk in _chunks(ordered):
             found.update(raw.execute(insert, (orjson.dumps(chunk).decode(),)).fetchall())
-    else:
-        # COPY the keys into a session temp table: far faster than a large array parameter.
-        with raw.cursor() as cur:
-            cur.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS intern_key (key text) ON COMMIT DELETE ROWS"
-            )
-            cur.execute("TRUNCATE intern_key")
-            with cur.copy("COPY intern_key (key) FROM STDIN") as copy:
-                for key in ordered:
+        fresh = set(found.values())
+        if len(found) < len(ordered):
+            found.update(lookup_codes(conn, [k for k in ordered if k not in found]))
+        return Interned(found, fresh)
+    with raw.cursor() as cur:
+        cur.execute("CREATE TEMP TABLE IF NOT EXISTS intern_key (key text) ON COMMIT DELETE ROWS")
+        cur.execute("TRUNCATE intern_key")
+        with cur.copy("COPY intern_key (key) FROM STDIN") as copy:
+            text = "\n".join(ordered)
+            if _COPY_SPECIAL.search(text) or text.count("\n") != len(ordered) - 1:
+                for key in ordered:  # let psycopg escape them
                     copy.write_row((key,))
+            else:
+                copy.write(text + "\n")
+        cur.execute(
+            "INSERT INTO code(key) SELECT key FROM intern_key ORDER BY key "
+            "ON CONFLICT DO NOTHING RETURNING key, id"
+        )
+        found.update(cur.fetchall())
+        fresh = set(found.values())
+        if len(found) < len(ordered):
+            # a correlated sub-select probes the key index once per key, whatever the size of
+            # the dictionary (a join would hash all of it: the planner knows nothing of the
+            # temp table)
             cur.execute(
-                "INSERT INTO code(key) SELECT key FROM intern_key ORDER BY key "
-                "ON CONFLICT DO NOTHING RETURNING key, id"
+                "SELECT k.key, (SELECT c.id FROM code c WHERE c.key = k.key) FROM intern_key k"
             )
-            found.update(cur.fetchall())
-            if len(found) < len(ordered):
-                cur.execute("SELECT c.key, c.id FROM intern_key k JOIN code c ON c.key = k.key")
-                found.update(cur.fetchall())
-        return found
-    if len(found) < len(ordered):
-        found.update(lookup_codes(conn, [k for k in ordered if k not in found]))
-    return found
+            found.update(row for row in cur.fetchall() if row[0] not in found)
+    return Interned(found, fresh)
 
 
 def code_keys(conn: Connection, ids: Collection[int]) -> dict[int, str]:

@@ -38,6 +38,7 @@ from sqlalchemy.exc import IntegrityError
 from yaolian.codes.identity import canonical_key
 from yaolian.epcis import xml
 from yaolian.epcis.context import with_namespaces
+from yaolian.epcis.gcpause import gc_paused
 from yaolian.epcis.hash import event_hash
 from yaolian.epcis.model import (
     EPC_ROLES,
@@ -57,7 +58,7 @@ from yaolian.epcis.validate import validate_event
 from yaolian.errors import Problem, ValidationError, YaolianError
 from yaolian.store.dictionary import intern_codes
 from yaolian.store.engine import is_sqlite, writing
-from yaolian.store.projections import StoredEvent, projectors
+from yaolian.store.projections import StoredBatch, StoredEvent, projectors
 from yaolian.store.schema import ACTION_IDS, EVENT_TYPE_IDS, ROLE_IDS, enterprise, metadata, site
 
 Behaviour = Literal["rollback", "proceed"]
@@ -273,11 +274,12 @@ class _Writer:
         """Insert the events and their rows; run the projectors; return the new row ids."""
         if not prepared:
             return []
-        codes = intern_codes(
+        interned = intern_codes(
             self.conn,
             {k for p in prepared for k, _ in p.epc_keys}
             | {k for p in prepared for k, *_ in p.class_keys},
         )
+        codes = interned.ids
         ids = self._reserve_ids(len(prepared))
         site_owner, party_owner = self._owners(prepared)
         events: list[tuple[Any, ...]] = []
@@ -364,8 +366,10 @@ class _Writer:
         self._bulk("event_sensor", _SENSOR_COLUMNS, sensors)
         self._bulk("event_ilmd", ("event_id", "lot", "expiry", "production_date"), ilmd_rows)
         self._bulk("event_access", ("enterprise_id", "event_id"), access)
-        for projector in self.projectors:
-            projector.apply(self.conn, stored)
+        if self.projectors:
+            batch = StoredBatch(stored, {cid: key for key, cid in codes.items()}, interned.fresh)
+            for projector in self.projectors:
+                projector.apply(self.conn, batch)
         return ids
 
     def _bulk(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
@@ -484,7 +488,7 @@ def _capture(
     failed = False  # rollback mode saw an invalid event: keep validating, store nothing
     index = 0
     try:
-        with writing(engine) as conn:
+        with gc_paused(), writing(engine) as conn:  # no cycles: reference counting frees all
             writer = _Writer(conn, enterprise_id, job_id)
             for chunk in chunks:
                 ready: list[_Prepared] = []

@@ -13,7 +13,8 @@ imports the known projector modules so the store never depends on them staticall
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -21,6 +22,7 @@ import orjson
 from sqlalchemy import Connection, Engine, func, select, tuple_
 
 from yaolian.codes.identity import canonical_key
+from yaolian.epcis.gcpause import gc_paused
 from yaolian.epcis.model import EpcRole, Event, iter_epcs, iter_quantities
 from yaolian.store.dictionary import lookup_codes
 from yaolian.store.engine import writing
@@ -41,6 +43,20 @@ class StoredEvent:
     record_time_us: int
     epcs: tuple[tuple[int, EpcRole], ...]  # (code id, role) per instance identifier
     classes: tuple[tuple[int, float | None, str | None, EpcRole], ...]  # (class id, qty, uom, role)
+
+
+class StoredBatch(list[StoredEvent]):
+    """The events one capture has just stored, with what the capture knows of their codes: the
+    canonical key of every code id they name, and the ``fresh`` ids — codes first interned by
+    this capture, which no earlier event names and no projection has rows for yet. Projectors
+    may take set-based shortcuts for fresh codes; a rebuild passes plain lists."""
+
+    def __init__(
+        self, events: Iterable[StoredEvent], keys: Mapping[int, str], fresh: AbstractSet[int]
+    ) -> None:
+        super().__init__(events)
+        self.keys = keys
+        self.fresh = fresh
 
 
 class Projector(Protocol):
@@ -117,12 +133,15 @@ def rebuild(
     """Reset every projection and replay the whole log in event-time order, in batches.
 
     Projectors with their own whole-log ``rebuild`` (:class:`SetBasedProjector`) run that
-    instead of the replay. One write transaction: readers keep seeing the old projections until
-    it commits, and a failure leaves them as they were. Returns the number of events in the log.
+    instead of the replay. One write transaction: until it commits, readers see the old
+    projections (SQLite) or wait for it (PostgreSQL: a set-based rebuild drops the indexes),
+    and a failure leaves them as they were. The cyclic garbage collector is paused meanwhile
+    (millions of acyclic rows and states are built; reference counting frees them). Returns
+    the number of events in the log.
     """
     registered = []
     done = 0
-    with writing(engine) as conn:
+    with gc_paused(), writing(engine) as conn:
         for projector in projectors():
             if isinstance(projector, SetBasedProjector):
                 projector.rebuild(conn)

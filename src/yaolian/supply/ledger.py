@@ -17,7 +17,8 @@ Rules, by CBV bizStep (the event's site is its bizLocation, else its readPoint):
 * ``dispensing`` / ``retail_selling`` — consumption (使用 / 零售出库); a ``quantityList`` entry
   with a unit of measure is a split sale counted in units;
 * ``destroying`` / ``decommissioning`` — packs removed (销毁 / 注销);
-* ``transforming`` — inputs consumed, outputs produced at the site;
+* ``transforming`` — inputs consumed, outputs produced at the site (a class-level output of
+  an NMPA drug lot only names the batch: its packs count when commissioned);
 * events with an ``errorDeclaration`` are retracted and move nothing.
 """
 
@@ -26,7 +27,7 @@ from __future__ import annotations
 import functools
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import IntEnum
@@ -288,6 +289,10 @@ def case_contents(conn: Connection) -> dict[str, tuple[str, float]]:
     return out
 
 
+History = list[tuple[int, int, int | None, list[int]]]
+"""Aggregation events with a code as parent: (time, event id, action id, child code ids)."""
+
+
 class _Resolver:
     """Packs per product inside a code at a time, from the aggregation events in the log."""
 
@@ -295,9 +300,21 @@ class _Resolver:
         self.conn = conn
         self.keys: dict[int, str] = {}
         # parent code id → [(time, event id, action, [child ids])] in time order
-        self.history: dict[int, list[tuple[int, int, int | None, list[int]]]] = {}
+        self.history: dict[int, History] = {}
         self._implicit: dict[int, set[int]] = {}  # children present before any recorded packing
         self.cases: dict[str, tuple[str, float]] | None = None  # loaded on first need
+
+    def known(self, keys: Mapping[int, str], histories: Mapping[int, History]) -> None:
+        """Codes (id → key) whose whole aggregation history the caller has, so nothing is
+        fetched for them: ``histories`` holds the packings into the containers among them (in
+        any order); the others never held anything."""
+        self.keys.update(keys)
+        self.history.update({cid: [] for cid in keys})
+        for cid, history in histories.items():
+            self.history[cid] = sorted(history, key=lambda h: (h[0], h[1]))
+            implicit = self._unrecorded_packing(self.history[cid])
+            if implicit:
+                self._implicit[cid] = implicit
 
     def load(self, code_ids: Iterable[int]) -> None:
         """Fetch keys and aggregation history of ``code_ids``, then of their children."""
@@ -420,8 +437,14 @@ def _shipped_before(conn: Connection, pairs: list[tuple[int, int]]) -> set[tuple
     return {(c, t) for c, t in pairs if c in first_ship and first_ship[c] <= t}
 
 
-def _movements(conn: Connection, facts: dict[int, _EventFacts]) -> list[dict[str, Any]]:
+def _movements(
+    conn: Connection,
+    facts: dict[int, _EventFacts],
+    known_keys: Mapping[int, str],
+    known_histories: Mapping[int, History],
+) -> list[dict[str, Any]]:
     resolver = _Resolver(conn)
+    resolver.known(known_keys, known_histories)
     resolver.load({c for f in facts.values() for c, _ in f.epcs or ()})
     receive_pairs = [
         (cid, f.time_us)
@@ -482,7 +505,7 @@ def _movements(conn: Connection, facts: dict[int, _EventFacts]) -> list[dict[str
                     add(p, f.site, Kind.REMOVE, -n)
         for key, qty, uom, role in f.quantities or []:
             product = product_of_key(key)
-            if product is None or qty is None:
+            if product is None or qty is None or _batch_record(f, key, role):
                 continue
             packs_q, units_q = (0.0, qty) if uom else (qty, 0.0)
             if step == "transforming" or f.type == EVENT_TYPE_IDS["TransformationEvent"]:
@@ -514,6 +537,19 @@ def _movements(conn: Connection, facts: dict[int, _EventFacts]) -> list[dict[str
                     }
                 )
     return rows
+
+
+def _batch_record(f: _EventFacts, key: str, role: int) -> bool:
+    """Whether a class-level quantity only records a batch: a transformation's output of an
+    NMPA drug lot (e.g. a 中成药 batch made from 饮片) names the batch for lineage, while its
+    packs enter stock when their trace codes are commissioned (一物一码) — counting both would
+    count the batch twice."""
+    transform = f.biz_step == "transforming" or f.type == EVENT_TYPE_IDS["TransformationEvent"]
+    return (
+        transform
+        and role == ROLE_IDS["output"]
+        and key.startswith((NMPA_LOT_KEY, NMPA_PRODUCT_KEY))
+    )
 
 
 def affected_events(
@@ -559,11 +595,18 @@ def affected_events(
     return sorted(ids)
 
 
-def recompute(conn: Connection, event_ids: Sequence[int]) -> int:
-    """Replace the movements of ``event_ids`` with ones derived from the log; rows written."""
+def recompute(
+    conn: Connection,
+    event_ids: Sequence[int],
+    known_keys: Mapping[int, str] | None = None,
+    known_histories: Mapping[int, History] | None = None,
+) -> int:
+    """Replace the movements of ``event_ids`` with ones derived from the log; rows written.
+    ``known_keys``: codes (id → key) whose aggregation history the caller knows, given by
+    ``known_histories`` for those that were containers (a capture's fresh codes)."""
     ids = sorted(set(event_ids))
     conn.execute(supply_movement.delete().where(supply_movement.c.event_id.in_(_ids(conn, ids))))
-    rows = _movements(conn, _load_events(conn, ids))
+    rows = _movements(conn, _load_events(conn, ids), known_keys or {}, known_histories or {})
     if rows:
         _insert_movements(conn, rows)
     return len(rows)

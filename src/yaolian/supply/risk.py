@@ -11,8 +11,8 @@ manufacturer sites. From those:
 * **regional inflow** — what arrived net of what moved on: Δstock + consumption (28 days for
   the reason shown, 56 days for depletion under rationing: orders arrive in lumps);
 * **upstream** — manufacturer stock (negative book stock, i.e. unreported opening stock, counts
-  as none) and production against national demand; a discontinuation report (停产报告) ends
-  production at its stop date at once;
+  as none) and production against national demand; a discontinuation report (停产报告), known
+  from its filing date on, ends production at its stop date;
 * after a discontinuation the region can use its own stock plus its share (of what
   manufacturers shipped lately) of manufacturer stock and of production still to come:
   ``cover = (stock + share × (mfr stock + production until stop)) / demand``, and the expected
@@ -22,7 +22,9 @@ manufacturer sites. From those:
   depletes at its demand minus its own recent inflow, ``cover = stock / (demand − inflow)``;
   a region still served in full is not warned. A pause between batches is not a shortage;
 * a region with under :attr:`Thresholds.red` days of supply whose inflow fell is warned on days
-  of supply alone;
+  of supply alone — if it is also short on the last 28 days' consumption rate, or empty: at
+  the end of a season demand falls below the 84-day rate and shipments ease off in step,
+  which is no shortage;
 * when supply keeps up, stock is replenished and no stockout is expected.
 
 The level compares the days to the expected stockout with the product's thresholds (its
@@ -36,7 +38,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import Connection, case, func, select
@@ -46,6 +48,7 @@ from yaolian.store.schema import site, supply_forecast, supply_movement
 from yaolian.supply.consumption import MANUFACTURER_SITE_KINDS, UNKNOWN_REGION
 from yaolian.supply.ledger import ON_HAND_KINDS, TRANSIT_KINDS, Kind, as_of_day, day_date
 from yaolian.supply.signals import (
+    CHINA,
     DEFAULT_LEAD_DAYS,
     DEFAULT_THRESHOLDS,
     Thresholds,
@@ -240,7 +243,9 @@ def assess(
     forecasts = _forecasts(conn, day)
     horizon = today + timedelta(days=HORIZON_DAYS)
     stops: dict[str, date] = {}
-    for report in discontinuations(conn, product=product):
+    # only reports filed by the end of ``as_of`` (a report is known from its filing date on)
+    filed_by = datetime.combine(today, time.max, CHINA)
+    for report in discontinuations(conn, product=product, filed_by=filed_by):
         if report.stop_date <= horizon:
             old = stops.get(report.product)
             stops[report.product] = min(old, report.stop_date) if old else report.stop_date
@@ -362,7 +367,14 @@ def assess(
                     f"supply limited: {stock:.0f} packs in region + share {share:.0%} of "
                     f"{up.stock:.0f} at manufacturers cover {cover:.0f} days at {d:.1f}/day"
                 )
-            elif dos is not None and dos < t.red and inflow_ratio < SUPPLY_OK_RATIO:
+            elif (
+                dos is not None
+                and dos < t.red
+                and inflow_ratio < SUPPLY_OK_RATIO
+                and (stock <= 0 or stock * RECENT_DAYS < t.red * c.cons_recent)
+            ):
+                # short on the recent rate too (or empty): demand falling off a seasonal peak,
+                # with shipments easing off in step, is no shortage
                 expected = today + timedelta(days=int(dos))
                 reasons.append(f"only {dos:.1f} days of supply on hand")
             days_left = (expected - today).days if expected else None

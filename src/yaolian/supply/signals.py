@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
@@ -22,13 +22,10 @@ from yaolian.store.schema import (
     supply_production_plan,
 )
 
+CHINA = timezone(timedelta(hours=8))  # a date-only filing is stamped at its 00:00 China time
 DEFAULT_LEAD_DAYS = 14.0
 # Default thresholds (days of supply) for products on no monitored list.
 DEFAULT_THRESHOLDS = (7.0, 21.0, 45.0)  # red, orange, yellow
-
-
-def _now_us() -> int:
-    return int(datetime.now(UTC).timestamp() * 1_000_000)
 
 
 def parse_day(value: str | date, place: str) -> date:
@@ -61,7 +58,7 @@ class Discontinuation:
     stop_date: date
     reason: str
     remaining_packs: float
-    filed_at: datetime
+    filed_at: datetime  # when the holder filed it (the filing's own date), not when stored
     withdrawn: bool
 
     def as_dict(self) -> dict[str, Any]:
@@ -72,6 +69,24 @@ class Discontinuation:
         return d
 
 
+def filing_time(value: str | date | datetime, place: str = "filed_on") -> datetime:
+    """When a report was filed: a date (its 00:00 China time), an aware datetime, or their ISO
+    text; ValidationError naming ``place`` otherwise."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = datetime.fromisoformat(text) if len(text) > 10 else date.fromisoformat(text)
+        except ValueError as exc:
+            raise ValidationError(
+                f"{value!r} is not a date (YYYY-MM-DD) or a time with offset", place=place
+            ) from exc
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValidationError("the filing time needs a time-zone offset", place=place)
+        return value
+    return datetime.combine(value, time(), CHINA)
+
+
 def file_discontinuation(
     conn: Connection,
     *,
@@ -80,8 +95,10 @@ def file_discontinuation(
     stop_date: str | date,
     reason: str,
     remaining_packs: float,
+    filed_on: str | date | datetime,
 ) -> Discontinuation:
-    """Record a discontinuation report; the risk of ``product`` reflects it from now on."""
+    """Record a holder's discontinuation report as filed on ``filed_on`` (the report's own
+    date, not the moment it is stored); risk assessed as of that day or later reflects it."""
     product = _require_product(product)
     if not holder.strip():
         raise ValidationError("the reporting holder is required", place="holder")
@@ -90,7 +107,7 @@ def file_discontinuation(
     if remaining_packs < 0:
         raise ValidationError("remaining stock cannot be negative", place="remaining_packs")
     day = parse_day(stop_date, "stop_date")
-    filed = _now_us()
+    filed_at = filing_time(filed_on)
     row_id = conn.execute(
         insert(supply_discontinuation)
         .values(
@@ -99,7 +116,7 @@ def file_discontinuation(
             stop_date=day.isoformat(),
             reason=reason.strip(),
             remaining_packs=float(remaining_packs),
-            filed_us=filed,
+            filed_us=_epoch_us(filed_at),
             withdrawn=False,
         )
         .returning(supply_discontinuation.c.id)
@@ -111,9 +128,13 @@ def file_discontinuation(
         day,
         reason.strip(),
         float(remaining_packs),
-        datetime.fromtimestamp(filed / 1e6, UTC),
+        filed_at,
         False,
     )
+
+
+def _epoch_us(when: datetime) -> int:
+    return int(when.timestamp() * 1_000_000)
 
 
 def withdraw_discontinuation(conn: Connection, report_id: int) -> None:
@@ -128,14 +149,21 @@ def withdraw_discontinuation(conn: Connection, report_id: int) -> None:
 
 
 def discontinuations(
-    conn: Connection, *, product: str | None = None, include_withdrawn: bool = False
+    conn: Connection,
+    *,
+    product: str | None = None,
+    include_withdrawn: bool = False,
+    filed_by: datetime | None = None,
 ) -> list[Discontinuation]:
-    """Reports, newest first."""
-    q = select(supply_discontinuation).order_by(supply_discontinuation.c.filed_us.desc())
+    """Reports, newest filing first; with ``filed_by``, only those filed at or before it."""
+    d = supply_discontinuation.c
+    q = select(supply_discontinuation).order_by(d.filed_us.desc(), d.id.desc())
     if product:
-        q = q.where(supply_discontinuation.c.product == product)
+        q = q.where(d.product == product)
     if not include_withdrawn:
-        q = q.where(supply_discontinuation.c.withdrawn.is_(False))
+        q = q.where(d.withdrawn.is_(False))
+    if filed_by is not None:
+        q = q.where(d.filed_us <= _epoch_us(filed_by))
     return [
         Discontinuation(
             r.id,
@@ -144,7 +172,7 @@ def discontinuations(
             date.fromisoformat(r.stop_date),
             r.reason,
             r.remaining_packs,
-            datetime.fromtimestamp(r.filed_us / 1e6, UTC),
+            datetime.fromtimestamp(r.filed_us / 1e6, CHINA),
             r.withdrawn,
         )
         for r in conn.execute(q)

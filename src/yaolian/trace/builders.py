@@ -136,8 +136,13 @@ def transformation_event(
     lot: str | None = None,
     expiry: str | None = None,
 ) -> Event:
-    """A TransformationEvent (herb lot → 饮片 → 中成药): instance and class inputs/outputs
-    (bizStep ``creating_class_instance``: CBV 2.0 has no ``transforming``)."""
+    """A TransformationEvent (herb lot → 饮片 → 中成药): instance and class inputs/outputs.
+
+    CBV 2.0 has no ``transforming`` step. The bizStep names what comes into being:
+    ``commissioning`` when there are instance-level outputs (serialised units get their
+    identifiers), else ``creating_class_instance`` (a lot or quantity of a class is produced,
+    with no unique identifiers — e.g. a 饮片 processing lot, 炮制批).
+    """
 
     def qty(items: Sequence[tuple[str, float, str | None]]) -> list[dict[str, Any]] | None:
         out = [{"epcClass": c, "quantity": q, **({"uom": u} if u else {})} for c, q, u in items]
@@ -153,7 +158,7 @@ def transformation_event(
         outputEPCList=list(outputs) or None,
         inputQuantityList=qty(input_classes),
         outputQuantityList=qty(output_classes),
-        bizStep="creating_class_instance",
+        bizStep="commissioning" if outputs else "creating_class_instance",
         bizLocation={"id": site} if site else None,
         ilmd=ilmd or None,
     )

@@ -17,18 +17,19 @@ import operator
 import os
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import orjson
 from sqlalchemy import Connection, delete, insert, or_, select
 
-from yaolian.codes.nmpa import CodeRule, parse_trace_code
+from yaolian.codes.nmpa import CodeRule, looks_like_gs1, parse_trace_code
 from yaolian.codes.registry import default_rules
 from yaolian.errors import CodeError
 from yaolian.store import schema as s
 from yaolian.store.dictionary import code_keys
 from yaolian.store.ingest import DECLARED_SUFFIX
-from yaolian.store.projections import StoredEvent, register
+from yaolian.store.projections import StoredBatch, StoredEvent, register
 from yaolian.trace import rawsql
 from yaolian.trace.state import (
     STATE_COLUMNS,
@@ -75,13 +76,27 @@ def _rules() -> list[CodeRule]:
 def product_of_key(key: str) -> str | None:
     """Product code a code key carries: 药品标识码 (NMPA rule a) or GTIN-14 (GS1), else None."""
     if key.startswith("n:"):
+        code = key[2:]
+        if not looks_like_gs1(code):  # issuer rules first, as parse_trace_code tries them, but
+            for rule in _rules():  # without building a TraceCode (once per code in a rebuild)
+                if rule.matches_prefix(code) and _fits(rule, code):
+                    return code[: rule.product_code_length]
         try:
-            return parse_trace_code(key[2:], _rules()).product_code
+            return parse_trace_code(code, _rules()).product_code
         except CodeError:
             return key[2:9] if len(key) > 9 else None  # the 7-character 药品标识码 (NMPAB/T 1002)
     if key.startswith("01/") and "/21/" in key:
         return key[3:17]
     return None
+
+
+def _fits(rule: CodeRule, code: str) -> bool:
+    """Whether ``code`` has the rule's length and characters."""
+    try:
+        rule.check(code)
+    except CodeError:
+        return False
+    return True
 
 
 _RECALL_CODES_SQL = (
@@ -282,9 +297,13 @@ def _tuples(rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> list[tupl
 
 
 # ── the two ways of folding ───────────────────────────────────────────────────────────────
-def _forward(conn: Connection, facts: list[Facts], ctx: StoreContext) -> Machine:
+def _forward(
+    conn: Connection, facts: list[Facts], ctx: StoreContext, fresh: AbstractSet[int]
+) -> Machine:
+    """The machine after folding ``facts`` into the stored states of their codes (``fresh``
+    codes have none: they start blank without a look-up)."""
     touched = {cid for f in facts for cid, _ in f.codes}
-    states = load_states(conn, touched)
+    states = load_states(conn, touched - fresh if fresh else touched)
     ctx.focus(touched)
     new = touched - states.keys()
     ctx.load_keys(new)
@@ -344,6 +363,16 @@ def _load_facts(conn: Connection, scope: set[int] | None) -> list[Facts]:
 def _code_order(code: tuple[int, str]) -> tuple[bool, int]:
     """The order codes of one event are applied in: the parent first, then by id."""
     return (code[1] != "parent", code[0])
+
+
+def _in_code_order(codes: Sequence[tuple[int, str]]) -> list[tuple[int, str]]:
+    """A stored event's codes (its parent first, as listed) sorted by :func:`_code_order`."""
+    if codes and codes[0][1] == "parent":
+        return [codes[0], *sorted(codes[1:], key=_CODE_ID)]
+    return sorted(codes, key=_CODE_ID)
+
+
+_CODE_ID = operator.itemgetter(0)
 
 
 def recompute(conn: Connection, seed: Collection[int], ctx: StoreContext | None = None) -> int:
@@ -408,13 +437,18 @@ def rebuild_all(conn: Connection) -> int:
     The same fold as :func:`recompute` over every code: the log is read with two table scans,
     one machine replays it in memory (:func:`fold_log`), and the rows are written with bulk
     inserts into tables whose secondary indexes are dropped meanwhile and rebuilt once at the
-    end. Returns the number of codes written.
+    end (on PostgreSQL the tables are emptied with ``TRUNCATE``: dropping the indexes locks
+    them until the commit anyway). Returns the number of codes written.
     """
-    PROJECTOR.reset(conn)
     machine = fold_log(conn)
     indexes = [ix for table, _ in _TABLES_BY_CODE for ix in table.indexes]
     for ix in indexes:
         ix.drop(conn)
+    if rawsql.is_pg(conn):
+        names = ", ".join(table.name for table, _ in _TABLES_BY_CODE)
+        rawsql.cursor(conn).execute(f"TRUNCATE {names}")
+    else:
+        PROJECTOR.reset(conn)
     _write_all(conn, machine, None)
     for ix in indexes:
         ix.create(conn)
@@ -439,12 +473,32 @@ def _insert_rows(
         rawsql.insert(conn, table, columns, _tuples(chosen, columns))
 
 
-def _write_forward(conn: Connection, machine: Machine) -> None:
-    dirty = machine.dirty
-    rawsql.execute_ids(conn, "DELETE FROM code_state WHERE code_id {ids}", dirty)
-    rawsql.insert(
-        conn, "code_state", STATE_COLUMNS, [astuple_state(machine.states[c]) for c in sorted(dirty)]
+_STATES_LIKE = (
+    f"INSERT INTO code_state ({', '.join(STATE_COLUMNS)}) SELECT value, "
+    + ", ".join(f"?{i}" for i in range(2, len(STATE_COLUMNS) + 1))
+    + " FROM json_each(?1)"
+)
+
+
+def _insert_states(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Insert ``code_state`` rows. On SQLite the codes of one state (an event's codes mostly
+    share it) go in one row of parameters, their ids as a JSON array: binding 22 parameters
+    per code costs more than the insert itself."""
+    if rawsql.is_pg(conn):
+        rawsql.insert(conn, "code_state", STATE_COLUMNS, rows)
+        return
+    alike: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+    for row in rows:
+        alike[row[1:]].append(row[0])
+    rawsql.executemany(
+        conn, _STATES_LIKE, [(orjson.dumps(ids).decode(), *rest) for rest, ids in alike.items()]
     )
+
+
+def _write_forward(conn: Connection, machine: Machine, fresh: AbstractSet[int]) -> None:
+    dirty = machine.dirty
+    rawsql.execute_ids(conn, "DELETE FROM code_state WHERE code_id {ids}", dirty - fresh)
+    _insert_states(conn, [astuple_state(machine.states[c]) for c in sorted(dirty)])
     out = machine.out
     rawsql.executemany(
         conn,
@@ -549,19 +603,23 @@ class TraceProjector:
                     e.row_id,
                     e.event_time_us,
                     e.record_time_us,
-                    sorted(e.epcs, key=_code_order),
+                    _in_code_order(e.epcs),
                 )
                 for e in events
             ),
             key=lambda f: f.key,
         )
         ctx = StoreContext(conn)
+        fresh: AbstractSet[int] = frozenset()
+        if isinstance(events, StoredBatch):  # a capture: it knows its codes' keys
+            ctx.keys.update(events.keys)
+            fresh = events.fresh
         try:
-            machine = _forward(conn, facts, ctx)
+            machine = _forward(conn, facts, ctx, fresh)
         except OutOfOrder:
             recompute(conn, {cid for f in facts for cid, _ in f.codes}, ctx)
             return
-        _write_forward(conn, machine)
+        _write_forward(conn, machine, fresh)
 
     def rebuild(self, conn: Connection) -> None:
         """Recompute the projection from the whole log at once (see :func:`rebuild_all`)."""

@@ -66,6 +66,16 @@ def ids_param(conn: Connection, ids: Sequence[Any]) -> Any:
     return list(ids) if is_pg(conn) else orjson.dumps(list(ids)).decode()
 
 
+def _ids_chunks(conn: Connection, ids: Collection[Any]) -> Iterator[Any]:
+    """Sorted ids as ``{ids}`` parameters of at most :data:`IDS_CHUNK` ids each; integer ids go
+    to PostgreSQL as one array literal (text), several times faster to send than a list."""
+    ordered: list[Any] = sorted(ids)
+    pg_ints = is_pg(conn) and bool(ordered) and isinstance(ordered[0], int)
+    for start in range(0, len(ordered), IDS_CHUNK):
+        chunk = ordered[start : start + IDS_CHUNK]
+        yield "{" + ",".join(map(str, chunk)) + "}" if pg_ints else ids_param(conn, chunk)
+
+
 def fetch(conn: Connection, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
     """All rows of one query."""
     cur = cursor(conn)
@@ -94,30 +104,37 @@ def fetch_ids(
     conn: Connection, text: str, ids: Collection[int] | Collection[str], params: Sequence[Any] = ()
 ) -> list[tuple[Any, ...]]:
     """Rows of a query with ``{ids}`` (its first parameter), the ids sent in chunks."""
-    ordered: list[Any] = sorted(ids)
     out: list[tuple[Any, ...]] = []
     cur = cursor(conn)
     q = sql(conn, text)
-    for start in range(0, len(ordered), IDS_CHUNK):
-        cur.execute(q, (ids_param(conn, ordered[start : start + IDS_CHUNK]), *params))
+    for chunk in _ids_chunks(conn, ids):
+        cur.execute(q, (chunk, *params))
         out.extend(cur.fetchall())
     return out
 
 
 def execute_ids(conn: Connection, text: str, ids: Collection[int]) -> None:
     """A statement with ``{ids}`` (e.g. a DELETE), the ids sent in chunks."""
-    ordered = sorted(ids)
     cur = cursor(conn)
     q = sql(conn, text)
-    for start in range(0, len(ordered), IDS_CHUNK):
-        cur.execute(q, (ids_param(conn, ordered[start : start + IDS_CHUNK]),))
+    for chunk in _ids_chunks(conn, ids):
+        cur.execute(q, (chunk,))
 
 
 def insert(
     conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> None:
-    """``executemany`` INSERT of tuples in ``columns`` order."""
+    """INSERT of tuples in ``columns`` order: ``executemany`` on SQLite, ``COPY`` on
+    PostgreSQL (values adapted by psycopg, as for a query)."""
     if not rows:
+        return
+    if is_pg(conn):
+        with (
+            cursor(conn) as cur,
+            cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
         return
     marks = ", ".join("?" * len(columns))
     cursor(conn).executemany(

@@ -233,20 +233,21 @@ def recall_scope(
                 select(s.recall_code.c.code_id).where(s.recall_code.c.recall_id == recall_id)
             )
         ]
+        extra = _outside_batches(conn, code_ids, batches)
         held: list[dict[str, Any]] = []
         sold: list[dict[str, Any]] = []
         for batch in batches:
             held += holdings(conn, None, batch=batch)
             sold += dispensed_by_site(conn, None, batch=batch)
-        if code_ids:
-            held += holdings(conn, code_ids)
-            sold += dispensed_by_site(conn, code_ids)
-        returned = _returned(conn, batches, code_ids, rec.created_us)
+        if extra:
+            held += holdings(conn, extra)
+            sold += dispensed_by_site(conn, extra)
+        returned, returned_out = _returned(conn, batches, extra, rec.created_us)
         directory = Directory(conn)
         directory.load(
             [h["custodian"] for h in held] + [h["site"] for h in held] + [x["site"] for x in sold]
         )
-        in_transit = _in_transit(conn, batches, code_ids, directory)
+        in_transit = _in_transit(conn, batches, extra, directory)
         products = product_rows(conn, {p for p, _ in batches})
     by_status: Counter[str] = Counter()
     holders: dict[str, dict[str, Any]] = {}
@@ -281,7 +282,8 @@ def recall_scope(
             }
         )
     total = sum(by_status.values())
-    out_of_market = by_status["destroyed"] + by_status["decommissioned"] + returned
+    # each code once: destroyed ones, plus returned ones not yet destroyed (or sold again)
+    out_of_market = by_status["destroyed"] + by_status["decommissioned"] + returned_out
     reachable = total - by_status["dispensed"]
     return {
         "id": rec.id,
@@ -318,20 +320,40 @@ def _scope_conds(cols: Any, batches: list[tuple[str, str]], code_ids: list[int])
     return conds
 
 
+def _outside_batches(
+    conn: Connection, code_ids: list[int], batches: list[tuple[str, str]]
+) -> list[int]:
+    """The named codes that are not in a named batch (those are counted with their batch)."""
+    if not batches or not code_ids:
+        return code_ids
+    cs = s.code_state.c
+    named = set(batches)
+    inside = {
+        r[0]
+        for part in chunks(code_ids)
+        for r in conn.execute(select(cs.code_id, cs.product, cs.lot).where(cs.code_id.in_(part)))
+        if (r[1], r[2]) in named
+    }
+    return [c for c in code_ids if c not in inside]
+
+
 def _returned(
     conn: Connection, batches: list[tuple[str, str]], code_ids: list[int], since_us: int
-) -> int:
-    """Codes shipped back (bizStep returning) since the recall was created."""
-    c = s.custody.c
-    found: set[int] = set()
+) -> tuple[int, int]:
+    """Codes shipped back (退货, kind ``returning``) since the recall was created: all of them,
+    and those still out of the market by the return alone (not destroyed or sold since)."""
+    c, cs = s.custody.c, s.code_state.c
+    found: dict[int, str] = {}
     for cond in _scope_conds(c, batches, code_ids):
         found.update(
-            r[0]
+            (r[0], r[1])
             for r in conn.execute(
-                select(c.code_id).where(cond, c.kind == "returning", c.ship_us >= since_us)
+                select(c.code_id, cs.status)
+                .join(s.code_state, cs.code_id == c.code_id)
+                .where(cond, c.kind == "returning", c.ship_us >= since_us)
             )
         )
-    return len(found)
+    return len(found), sum(status not in _GONE for status in found.values())
 
 
 def _in_transit(
