@@ -97,8 +97,13 @@ def bench_warnings(pairs: int) -> None:
             )
             rows = []
             for p in range(n_products):
+                # Products from short (5 days of supply left) to well stocked (180 days); per
+                # site 1–7 packs a week for 12 weeks, and that cover left at the end.
+                cover = float(rng.choice([5, 15, 30, 90, 180]))
                 for s in range(n_sites):
-                    stock = float(rng.integers(20, 200))
+                    weekly = int(rng.integers(1, 8))
+                    left = weekly / 7 * cover * rng.uniform(0.5, 1.5)
+                    stock = float(round(left) + 12 * weekly)
                     rows.append(
                         {
                             "event_id": 0,
@@ -118,7 +123,7 @@ def bench_warnings(pairs: int) -> None:
                                 "site": f"urn:site:{s}",
                                 "day": first + 7 * w + 3,
                                 "kind": int(Kind.DISPENSE),
-                                "packs": -float(rng.integers(0, 3)),
+                                "packs": -float(weekly),
                                 "units": 0.0,
                             }
                         )

@@ -150,6 +150,10 @@ def worker_id(request: pytest.FixtureRequest) -> str:
 from datetime import UTC, datetime, timedelta  # noqa: E402
 from typing import Any  # noqa: E402
 
+from yaolian.epcis.model import Event  # noqa: E402
+
+Codes = str | list[str]  # one code URI or several
+
 
 class TraceWorld:
     """Enterprises, sites (with coordinates) and products, plus helpers to build and capture
@@ -248,6 +252,101 @@ class TraceWorld:
     def at(self, hours: float) -> datetime:
         """``T0`` plus hours."""
         return self.T0 + timedelta(hours=hours)
+
+    # Event builders: actors are tags ("MFR", "DIST", "PHA", "PHB"); ``codes`` is one URI or a
+    # list; extra keywords go to ``object_event`` unchanged.
+    def commission(
+        self,
+        codes: Codes,
+        hours: float,
+        *,
+        lot: str | None = None,
+        expiry: str | None = None,
+        produced: str | None = None,
+        site: str = "MFR",
+    ) -> Event:
+        """Commissioning (赋码) of codes at a site, with their batch facts."""
+        return self._object(
+            codes,
+            hours,
+            "commissioning",
+            "active",
+            action="ADD",
+            site=self.sites[site],
+            lot=lot,
+            expiry=expiry,
+            produced=produced,
+        )
+
+    def ship(
+        self,
+        codes: Codes,
+        hours: float,
+        src: str,
+        dst: str,
+        *,
+        disposition: str = "in_transit",
+        **fields: Any,
+    ) -> Event:
+        """Shipping (发货) from party ``src`` to party ``dst``; ``disposition="returned"`` for
+        a return (退货)."""
+        return self._object(
+            codes,
+            hours,
+            "shipping",
+            disposition,
+            source=self.parties[src],
+            destination=self.parties[dst],
+            **fields,
+        )
+
+    def receive(
+        self,
+        codes: Codes,
+        hours: float,
+        at_site: str,
+        *,
+        src: str | None = None,
+        disposition: str = "active",
+        **fields: Any,
+    ) -> Event:
+        """Receiving (收货) at ``at_site``'s site by its party; ``src`` names the sender."""
+        return self._object(
+            codes,
+            hours,
+            "receiving",
+            disposition,
+            site=self.sites[at_site],
+            source=self.parties[src] if src else None,
+            destination=self.parties[at_site],
+            **fields,
+        )
+
+    def destroy(self, codes: Codes, hours: float, site: str) -> Event:
+        """Destruction (销毁) at a site."""
+        return self._object(codes, hours, "destroying", "destroyed", site=self.sites[site])
+
+    def pack_into(self, parent: str, children: list[str], hours: float, site: str = "MFR") -> Event:
+        """Packing children into a parent (装箱/组托) at a site."""
+        from yaolian.trace.builders import aggregation_event
+
+        return aggregation_event(parent, children, self.at(hours), site=self.sites[site])
+
+    def unpack(
+        self, parent: str, hours: float, site: str, children: list[str] | None = None
+    ) -> Event:
+        """Unpacking (拆箱/拆托) at a site: the children named, or everything."""
+        from yaolian.trace.builders import aggregation_event
+
+        return aggregation_event(
+            parent, children or [], self.at(hours), action="DELETE", site=self.sites[site]
+        )
+
+    def _object(self, codes: Codes, hours: float, *args: Any, **fields: Any) -> Event:
+        from yaolian.trace.builders import object_event
+
+        epcs = [codes] if isinstance(codes, str) else codes
+        return object_event(epcs, self.at(hours), *args, **fields)
 
     def capture(self, *events: dict[str, Any]) -> Any:
         """Capture events (one document) and return the result; fails the test if rejected."""

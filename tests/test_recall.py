@@ -9,55 +9,30 @@ import pytest
 from yaolian.epcis.model import to_epoch_us
 from yaolian.errors import NotFoundError, ValidationError
 from yaolian.store.access import Viewer
-from yaolian.trace.builders import aggregation_event, object_event
+from yaolian.trace.builders import object_event
 from yaolian.trace.recall import create_recall, list_recalls, recall_scope
 from yaolian.verify.dispense import SaleLine, record_sales
 
 
 def spread(w: Any) -> list[str]:
     """6 packs of batch L001 in 2 cases on a pallet at DIST; case 2 goes on to PHA, where one
-    pack is sold; case 1 stays at DIST. Pack 5 of another batch is at DIST too."""
-    s, p = w.sites, w.parties
+    pack is sold; case 1 stays at DIST. Pack 9 (batch L002) is in case 1 too."""
     packs = [w.pack(i) for i in range(6)]
     w.capture(
-        object_event(
-            packs,
-            w.at(0),
-            "commissioning",
-            "active",
-            action="ADD",
-            site=s["MFR"],
-            lot="L001",
-            expiry="2027-12-31",
-        ),
-        object_event(
-            [w.pack(9)],
-            w.at(0),
-            "commissioning",
-            "active",
-            action="ADD",
-            site=s["MFR"],
-            lot="L002",
-            expiry="2027-12-31",
-        ),
-        aggregation_event(w.case(1), [*packs[:3], w.pack(9)], w.at(1), site=s["MFR"]),
-        aggregation_event(w.case(2), packs[3:], w.at(1), site=s["MFR"]),
-        aggregation_event(w.pallet(1), [w.case(1), w.case(2)], w.at(2), site=s["MFR"]),
-        object_event(
-            [w.pallet(1)], w.at(3), "shipping", "in_transit", source=p["MFR"], destination=p["DIST"]
-        ),
-        object_event(
-            [w.pallet(1)], w.at(20), "receiving", "active", site=s["DIST"], destination=p["DIST"]
-        ),
-        aggregation_event(w.pallet(1), [], w.at(21), action="DELETE", site=s["DIST"]),
-        object_event(
-            [w.case(2)], w.at(30), "shipping", "in_transit", source=p["DIST"], destination=p["PHA"]
-        ),
-        object_event(
-            [w.case(2)], w.at(40), "receiving", "active", site=s["PHA"], destination=p["PHA"]
-        ),
+        w.commission(packs, 0, lot="L001", expiry="2027-12-31"),
+        w.commission(w.pack(9), 0, lot="L002", expiry="2027-12-31"),
+        w.pack_into(w.case(1), [*packs[:3], w.pack(9)], 1),
+        w.pack_into(w.case(2), packs[3:], 1),
+        w.pack_into(w.pallet(1), [w.case(1), w.case(2)], 2),
+        w.ship(w.pallet(1), 3, "MFR", "DIST"),
+        w.receive(w.pallet(1), 20, "DIST"),
+        w.unpack(w.pallet(1), 21, "DIST"),
+        w.ship(w.case(2), 30, "DIST", "PHA"),
+        w.receive(w.case(2), 40, "PHA"),
     )
-    record_sales(w.engine, [SaleLine((packs[3],), False, 1, s["PHA"], w.at(50), "L001", "S1")])
+    record_sales(
+        w.engine, [SaleLine((packs[3],), False, 1, w.sites["PHA"], w.at(50), "L001", "S1")]
+    )
     return packs
 
 
@@ -78,16 +53,7 @@ def test_batch_scope_holders_transit_dispensed(trace_world: Any) -> None:
 def test_pallet_code_recall_and_in_transit(trace_world: Any) -> None:
     w = trace_world
     spread(w)
-    w.capture(
-        object_event(
-            [w.case(1)],
-            w.at(60),
-            "shipping",
-            "in_transit",
-            source=w.parties["DIST"],
-            destination=w.parties["PHB"],
-        )
-    )
+    w.capture(w.ship(w.case(1), 60, "DIST", "PHB"))
     rid = create_recall(w.engine, klass=2, reason="标签错误", codes=[w.case(1)])
     scope = recall_scope(w.engine, rid)
     assert scope["codes"] == 5  # the case and its 4 packs (two batches)
@@ -101,17 +67,8 @@ def test_progress_with_returns_and_destruction(trace_world: Any) -> None:
     w = trace_world
     packs = spread(w)
     rid = create_recall(w.engine, klass=2, reason="含量偏低", batches=["8600001/L001"], now_us=0)
-    w.capture(
-        object_event(
-            [w.case(2)],
-            w.at(70),
-            "shipping",
-            "returned",
-            source=w.parties["PHA"],
-            destination=w.parties["DIST"],
-        )
-    )
-    w.capture(object_event(packs[:3], w.at(80), "destroying", "destroyed", site=w.sites["DIST"]))
+    w.capture(w.ship(w.case(2), 70, "PHA", "DIST", disposition="returned"))
+    w.capture(w.destroy(packs[:3], 80, "DIST"))
     progress = recall_scope(w.engine, rid)["progress"]
     assert progress["destroyed"] == 3
     assert progress["returned"] == 2  # packs 4 and 5 (pack 3 was sold)
@@ -167,28 +124,20 @@ def returned_chain(w: Any) -> tuple[list[str], int]:
     """6 packs of L001 commissioned, cased, shipped to and received by PHA, unpacked there, 2
     dispensed; then (after the recall's creation time, returned) the other 4 are shipped back
     to MFR as returns (退货), received there and destroyed."""
-    s, p = w.sites, w.parties
     packs = [w.pack(i) for i in range(6)]
     w.capture(
-        object_event(
-            packs, w.at(0), "commissioning", "active", action="ADD", site=s["MFR"], lot="L001"
-        ),
-        aggregation_event(w.case(1), packs, w.at(1), site=s["MFR"]),
-        object_event(
-            [w.case(1)], w.at(2), "shipping", "in_transit", source=p["MFR"], destination=p["PHA"]
-        ),
-        object_event(
-            [w.case(1)], w.at(10), "receiving", "active", site=s["PHA"], destination=p["PHA"]
-        ),
-        aggregation_event(w.case(1), [], w.at(11), action="DELETE", site=s["PHA"]),
-        object_event(packs[:2], w.at(20), "dispensing", "dispensed", site=s["PHA"]),
+        w.commission(packs, 0, lot="L001"),
+        w.pack_into(w.case(1), packs, 1),
+        w.ship(w.case(1), 2, "MFR", "PHA"),
+        w.receive(w.case(1), 10, "PHA"),
+        w.unpack(w.case(1), 11, "PHA"),
+        object_event(packs[:2], w.at(20), "dispensing", "dispensed", site=w.sites["PHA"]),
     )
     return packs, to_epoch_us(w.at(30).isoformat())
 
 
 def test_scope_and_progress_of_a_returned_and_destroyed_batch(trace_world: Any) -> None:
     w = trace_world
-    s, p = w.sites, w.parties
     packs, created = returned_chain(w)
     by_batch = create_recall(
         w.engine, klass=1, reason="异物", batches=["8600001/L001"], now_us=created
@@ -210,33 +159,15 @@ def test_scope_and_progress_of_a_returned_and_destroyed_batch(trace_world: Any) 
             "percent_complete": 0.0,
         }
     rma = [("rma", "urn:yaolian:rma:R1")]
-    w.capture(
-        object_event(
-            packs[2:],
-            w.at(40),
-            "shipping",
-            "returned",
-            source=p["PHA"],
-            destination=p["MFR"],
-            biz_transactions=rma,
-        )
-    )
+    w.capture(w.ship(packs[2:], 40, "PHA", "MFR", disposition="returned", biz_transactions=rma))
     scope = recall_scope(w.engine, by_batch)
     assert [(t["from"], t["to"], t["kind"], t["count"]) for t in scope["in_transit"]] == [
         ("北京示例大药房", "示例制药有限公司", "returning", 4)
     ]
     assert scope["progress"]["returned"] == 4 and scope["progress"]["outstanding"] == 0
     w.capture(
-        object_event(
-            packs[2:],
-            w.at(50),
-            "receiving",
-            "returned",
-            site=s["MFR"],
-            destination=p["MFR"],
-            biz_transactions=rma,
-        ),
-        object_event(packs[2:], w.at(60), "destroying", "destroyed", site=s["MFR"]),
+        w.receive(packs[2:], 50, "MFR", disposition="returned", biz_transactions=rma),
+        w.destroy(packs[2:], 60, "MFR"),
     )
     for rid in (by_batch, both):
         scope = recall_scope(w.engine, rid)

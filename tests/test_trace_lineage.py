@@ -14,7 +14,7 @@ from yaolian.epcis.model import to_epoch_us
 from yaolian.epcis.validate import validate_event
 from yaolian.errors import CodeError, NotFoundError, Problem
 from yaolian.store.schema import EVENT_TYPE_IDS, event
-from yaolian.trace.builders import object_event, transformation_event
+from yaolian.trace.builders import transformation_event
 from yaolian.trace.lineage import resolve, trace_backward, trace_forward
 
 
@@ -112,15 +112,7 @@ def test_transformation_chain_herb_to_pack(trace_world: Any) -> None:
             output_classes=[(batch, 100000.0, None)],
             site=w.sites["MFR"],
         ),
-        object_event(
-            [w.pack(1)],
-            w.at(0),
-            "commissioning",
-            "active",
-            action="ADD",
-            site=w.sites["MFR"],
-            lot="L001",
-        ),
+        w.commission(w.pack(1), 0, lot="L001"),
     )
     with w.engine.connect() as conn:
         back = trace_backward(conn, resolve(conn, w.pack(1)))

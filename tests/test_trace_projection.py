@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from yaolian.store.projections import rebuild
 from yaolian.store.schema import aggregation, custody, supply_movement
-from yaolian.trace.builders import aggregation_event, object_event
+from yaolian.trace.builders import object_event
 
 
 def chain(w: Any) -> list[dict[str, Any]]:
@@ -21,60 +21,16 @@ def chain(w: Any) -> list[dict[str, Any]]:
     packs = [w.pack(i) for i in range(3)]
     case, pallet = w.case(1), w.pallet(1)
     s = w.sites
-    p = w.parties
     return [
-        object_event(
-            packs,
-            w.at(0),
-            "commissioning",
-            "active",
-            action="ADD",
-            site=s["MFR"],
-            lot="L001",
-            expiry="2027-12-31",
-            produced="2025-12-31",
-        ),
-        object_event([case], w.at(0.5), "commissioning", "active", action="ADD", site=s["MFR"]),
-        aggregation_event(case, packs, w.at(1), site=s["MFR"]),
-        aggregation_event(pallet, [case], w.at(2), site=s["MFR"]),
-        object_event(
-            [pallet],
-            w.at(3),
-            "shipping",
-            "in_transit",
-            read_point=s["MFR"],
-            source=p["MFR"],
-            destination=p["DIST"],
-            destination_site=s["DIST"],
-        ),
-        object_event(
-            [pallet],
-            w.at(20),
-            "receiving",
-            "in_progress",
-            site=s["DIST"],
-            source=p["MFR"],
-            destination=p["DIST"],
-        ),
-        aggregation_event(pallet, [], w.at(21), action="DELETE", site=s["DIST"]),
-        object_event(
-            [case],
-            w.at(30),
-            "shipping",
-            "in_transit",
-            read_point=s["DIST"],
-            source=p["DIST"],
-            destination=p["PHA"],
-        ),
-        object_event(
-            [case],
-            w.at(40),
-            "receiving",
-            "active",
-            site=s["PHA"],
-            source=p["DIST"],
-            destination=p["PHA"],
-        ),
+        w.commission(packs, 0, lot="L001", expiry="2027-12-31", produced="2025-12-31"),
+        w.commission(case, 0.5),
+        w.pack_into(case, packs, 1),
+        w.pack_into(pallet, [case], 2),
+        w.ship(pallet, 3, "MFR", "DIST", read_point=s["MFR"], destination_site=s["DIST"]),
+        w.receive(pallet, 20, "DIST", src="MFR", disposition="in_progress"),
+        w.unpack(pallet, 21, "DIST"),
+        w.ship(case, 30, "DIST", "PHA", read_point=s["DIST"]),
+        w.receive(case, 40, "PHA", src="DIST"),
         object_event([packs[0]], w.at(50), "retail_selling", "retail_sold", site=s["PHA"]),
     ]
 
@@ -166,16 +122,9 @@ def test_repack_follows_the_new_case(trace_world: Any) -> None:
     w.capture(*chain(w)[:6])  # up to the receipt of the pallet at DIST
     moved = w.pack(2)
     w.capture(
-        aggregation_event(w.case(1), [moved], w.at(22), action="DELETE", site=w.sites["DIST"]),
-        aggregation_event(w.case(2), [moved], w.at(23), site=w.sites["DIST"]),
-        object_event(
-            [w.case(2)],
-            w.at(24),
-            "shipping",
-            "in_transit",
-            source=w.parties["DIST"],
-            destination=w.parties["PHB"],
-        ),
+        w.unpack(w.case(1), 22, "DIST", children=[moved]),
+        w.pack_into(w.case(2), [moved], 23, site="DIST"),
+        w.ship(w.case(2), 24, "DIST", "PHB"),
     )
     assert w.state(moved).status == "in_transit"
     assert w.state(moved).parent_id == w.code_id(w.case(2))
@@ -189,27 +138,9 @@ def test_repack_follows_the_new_case(trace_world: Any) -> None:
 def test_return_to_distributor(trace_world: Any) -> None:
     w = trace_world
     w.capture(*chain(w)[:9])
-    w.capture(
-        object_event(
-            [w.case(1)],
-            w.at(60),
-            "shipping",
-            "returned",
-            source=w.parties["PHA"],
-            destination=w.parties["DIST"],
-        )
-    )
+    w.capture(w.ship(w.case(1), 60, "PHA", "DIST", disposition="returned"))
     assert w.state(w.pack(1)).status == "in_transit"
-    w.capture(
-        object_event(
-            [w.case(1)],
-            w.at(70),
-            "receiving",
-            "active",
-            site=w.sites["DIST"],
-            destination=w.parties["DIST"],
-        )
-    )
+    w.capture(w.receive(w.case(1), 70, "DIST"))
     st = w.state(w.pack(1))
     assert st.status == "active" and st.custodian == w.parties["DIST"]
     with w.engine.connect() as conn:
@@ -227,14 +158,7 @@ def test_return_to_distributor(trace_world: Any) -> None:
 def test_error_declaration_undoes_an_event(trace_world: Any) -> None:
     w = trace_world
     events = chain(w)[:9]
-    wrong = object_event(
-        [w.case(1)],
-        w.at(45),
-        "shipping",
-        "in_transit",
-        source=w.parties["PHA"],
-        destination=w.parties["PHB"],
-    )
+    wrong = w.ship(w.case(1), 45, "PHA", "PHB")
     wrong["eventID"] = "urn:uuid:6f1a3c2e-0000-4000-8000-000000000001"
     w.capture(*events, wrong)
     assert w.state(w.pack(1)).status == "in_transit"
@@ -284,17 +208,16 @@ def test_grouped_fold_equals_code_by_code(trace_world: Any) -> None:
 
     w = trace_world
     w.capture(*chain(w))
-    s, p = w.sites, w.parties
+    s = w.sites
     w.capture(
         object_event([w.case(1)], w.at(41), "storing", site=s["PHA"], temperatures=[4.0, 30.0]),
-        object_event(
-            [w.case(1)],
-            w.at(42),
-            "shipping",
-            "returned",
+        w.ship(
+            w.case(1),
+            42,
+            "PHA",
+            "DIST",
+            disposition="returned",
             read_point=s["PHA"],
-            source=p["PHA"],
-            destination=p["DIST"],
             destination_site=s["DIST"],
         ),
         object_event([w.case(1)], w.at(50), "receiving", "active", site=s["DIST"]),

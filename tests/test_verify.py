@@ -11,7 +11,7 @@ from yaolian.epcis.model import to_epoch_us
 from yaolian.store.access import Viewer
 from yaolian.store.projections import rebuild
 from yaolian.store.schema import alert
-from yaolian.trace.builders import aggregation_event, object_event
+from yaolian.trace.builders import object_event
 from yaolian.trace.recall import close_recall, create_recall
 from yaolian.verify.anomalies import AlertFilter, counts_by_rule, list_alerts
 from yaolian.verify.dispense import SaleLine, record_sales
@@ -25,32 +25,13 @@ def supply_chain(
 ) -> list[str]:
     """Packs commissioned at MFR, in case 1, shipped MFR → DIST → PHA and received there."""
     codes = [w.pack(i, product) for i in range(packs)]
-    s, p = w.sites, w.parties
     w.capture(
-        object_event(
-            codes,
-            w.at(0),
-            "commissioning",
-            "active",
-            action="ADD",
-            site=s["MFR"],
-            lot="L001",
-            expiry=expiry,
-            produced="2025-12-31",
-        ),
-        aggregation_event(w.case(1), codes, w.at(1), site=s["MFR"]),
-        object_event(
-            [w.case(1)], w.at(3), "shipping", "in_transit", source=p["MFR"], destination=p["DIST"]
-        ),
-        object_event(
-            [w.case(1)], w.at(20), "receiving", "active", site=s["DIST"], destination=p["DIST"]
-        ),
-        object_event(
-            [w.case(1)], w.at(30), "shipping", "in_transit", source=p["DIST"], destination=p["PHA"]
-        ),
-        object_event(
-            [w.case(1)], w.at(40), "receiving", "active", site=s["PHA"], destination=p["PHA"]
-        ),
+        w.commission(codes, 0, lot="L001", expiry=expiry, produced="2025-12-31"),
+        w.pack_into(w.case(1), codes, 1),
+        w.ship(w.case(1), 3, "MFR", "DIST"),
+        w.receive(w.case(1), 20, "DIST"),
+        w.ship(w.case(1), 30, "DIST", "PHA"),
+        w.receive(w.case(1), 40, "PHA"),
     )
     return codes
 
@@ -139,18 +120,9 @@ def test_dispensed_in_transit_destroyed_expired(trace_world: Any) -> None:
     v = verdict(w, codes[0])
     assert v["status"] == "dispensed" and v["sale_count"] == 1
     assert v["sales"][0]["where"] == "北京示例大药房" and v["sales"][0]["date"] == "2026-01-07"
-    w.capture(object_event([codes[1]], w.at(51), "destroying", "destroyed", site=w.sites["PHA"]))
+    w.capture(w.destroy(codes[1], 51, "PHA"))
     assert verdict(w, codes[1])["status"] == "destroyed"
-    w.capture(
-        object_event(
-            [codes[2]],
-            w.at(52),
-            "shipping",
-            "in_transit",
-            source=w.parties["PHA"],
-            destination=w.parties["PHB"],
-        )
-    )
+    w.capture(w.ship(codes[2], 52, "PHA", "PHB"))
     assert verdict(w, codes[2])["status"] == "in_transit"
     other = supply_chain(w, product="8600004", expiry="2026-01-31")[0]
     assert verdict(w, other, now_us=to_epoch_us("2026-01-20T00:00:00+08:00"))["sellable"]
@@ -311,18 +283,7 @@ def test_gs1_pack_in_every_form(trace_world: Any) -> None:
     upsert_product(
         w.engine, gtin, "布洛芬缓释胶囊", gtin=gtin, units_per_pack=20, holder_uscc=w.usccs["MFR"]
     )
-    w.capture(
-        object_event(
-            [sgtin_uri(gtin, "SN0001", 7)],
-            w.at(0),
-            "commissioning",
-            "active",
-            action="ADD",
-            site=w.sites["MFR"],
-            lot="G01",
-            expiry="2027-06-30",
-        )
-    )
+    w.capture(w.commission(sgtin_uri(gtin, "SN0001", 7), 0, lot="G01", expiry="2027-06-30"))
     for form in (
         f"(01){gtin}(21)SN0001",
         f"https://id.gs1.org/01/{gtin}/21/SN0001",
