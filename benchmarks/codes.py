@@ -15,7 +15,7 @@ from collections.abc import Callable
 from yaolian.codes.bulk import validate_gs1_bulk, validate_nmpa_bulk
 from yaolian.codes.checkdigit import gs1_check_digit
 from yaolian.codes.gs1 import parse_element_string
-from yaolian.codes.identity import canonical_key
+from yaolian.codes.identity import canonical_key, clear_key_caches
 from yaolian.codes.registry import CodeRegistry
 
 
@@ -87,7 +87,7 @@ def main() -> None:
     sgtin_rx = re.compile(r"urn:epc:id:sgtin:(\d+)\.(\d+)\.(.+)")
     base, _ = timed(lambda: [sgtin_rx.fullmatch(u) is not None for u in uris])
     report("baseline: regex loop, sgtin URI", n, base, base)
-    canonical_key.cache_clear()
+    clear_key_caches()
     took, _ = timed(lambda: [canonical_key(u) for u in uris])
     report("canonical_key, sgtin URIs (cold cache)", n, took, base)
 

@@ -26,9 +26,10 @@ from yaolian.codes import (
     uri_for_key,
 )
 from yaolian.codes.checkdigit import gs1_check_digit
-from yaolian.codes.digital_link import build_digital_link, parse_digital_link
+from yaolian.codes.digital_link import build_digital_link, key_path, parse_digital_link
 from yaolian.codes.epc import company_prefix_length, epc_uri_from_pairs, parse_epc_uri
 from yaolian.codes.gs1 import CSET82, build_element_string
+from yaolian.codes.identity import canonical_keys
 from yaolian.codes.nmpa import parse_nmpa_uri
 from yaolian.errors import CodeError
 
@@ -237,6 +238,61 @@ def test_class_keys(gtin: str, lot: str, cpl: int) -> None:
     assert key_kind(lot_key) == "class"
     product_key = canonical_key(epc_uri_from_pairs([("01", gtin)], cpl))
     assert product_key == f"01/{gtin}" == canonical_key(nmpa_product_uri(gtin))
+
+
+@settings(deadline=None)
+@given(keyed(14), serials, cpls)
+def test_sgtin_shortcut_matches_parser(gtin: str, serial: str, cpl: int) -> None:
+    uri = sgtin_uri(gtin, serial, cpl)
+    expected = key_path(parse_epc_uri(uri))
+    assert canonical_key(uri) == expected
+    assert canonical_key(uri) == expected  # again, once the product's key prefix is known
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "urn:epc:id:sgtin:0614141.812345.6.7",
+        "urn:epc:id:sgtin:0614141.8123.45.6",
+        "urn:epc:id:sgtin:0614141.81234.5",
+        "urn:epc:id:sgtin:0614141.812345.",
+        "urn:epc:id:sgtin:0614141.812345." + "9" * 21,
+        "urn:epc:id:sgtin:.5",
+        "urn:epc:id:sgtin:5",
+    ],
+)
+def test_sgtin_shortcut_odd_forms(uri: str) -> None:
+    """Odd SGTINs get the full parser's key or error, before and after a valid sibling."""
+    try:
+        expected: str | None = key_path(parse_epc_uri(uri))
+    except CodeError:
+        expected = None
+    for _ in range(2):
+        if expected is None:
+            with pytest.raises(CodeError):
+                canonical_key(uri)
+        else:
+            assert canonical_key(uri) == expected
+        canonical_key("urn:epc:id:sgtin:0614141.812345.1")
+
+
+@settings(deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.sampled_from(["06901234567892", "80614141123458"]), serials),
+            st.sampled_from(["urn:epc:id:sscc:0614141.1234567890", "urn:uuid:3f9d"]),
+        ),
+        max_size=12,
+    ),
+    cpls,
+)
+def test_canonical_keys_of_a_list(items: list[tuple[str, str] | str], cpl: int) -> None:
+    """Runs of one product's SGTINs, other products and other codes: the same keys as
+    canonical_key one by one."""
+    codes = [item if isinstance(item, str) else sgtin_uri(*item, cpl) for item in items]
+    codes += ["urn:epc:id:sgtin:0614141.812345.6.7", "urn:epc:id:sgtin:0614141.812345.8"]
+    assert canonical_keys(codes) == [canonical_key(code) for code in codes]
 
 
 def test_nmpa_keys() -> None:

@@ -202,6 +202,25 @@ def test_sgtin_shortcut_equals_canonical_digital_link(parts: tuple[str, str], se
     assert canonical_identifier(uri) == canonical_digital_link(uri)  # second time: memo path
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.text("0123456789AZaz-.", min_size=1, max_size=21), min_size=1, max_size=12),
+    st.sampled_from(["6901234.067890", "6901234.06789", "0614141.812345"]),
+    st.booleans(),
+)
+def test_epc_list_renders_each_member_canonically(
+    serials: list[str], product: str, other: bool
+) -> None:
+    """One product's SGTINs (rendered in bulk), odd serials and other keys: each member as
+    its canonical Digital Link, sorted."""
+    uris = [f"urn:epc:id:sgtin:{product}.{serial}" for serial in serials]
+    if other:
+        uris.append("urn:epc:id:sscc:0614141.1234567890")
+    text = prehash({"type": "ObjectEvent", "epcList": uris})
+    members = sorted("epc=" + canonical_digital_link(uri) for uri in uris)
+    assert text == "eventType=ObjectEventepcList" + "".join(members)
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2099, 12, 31)),

@@ -364,8 +364,21 @@ def _generic(name: str, value: Any, ns: Mapping[str, str]) -> str:
         text = value.get("#text")
         head = f"{name}={canonical_value(text)}" if text not in (None, "") else name
         return head + _extensions(value, (), ns)
+    if value.__class__ is str:  # ilmd values and the like repeat from event to event
+        key = (name, value)
+        out = _generic_cache.get(key)
+        if out is None:
+            text = canonical_value(value)
+            out = f"{name}={text}" if text else name
+            if len(_generic_cache) >= 65536:
+                _generic_cache.clear()
+            _generic_cache[key] = out
+        return out
     text = canonical_value(value) if value is not None else ""
     return f"{name}={text}" if text else name
+
+
+_generic_cache: dict[tuple[str, str], str] = {}
 
 
 def _generic_top(key: str, value: Any, ns: Mapping[str, str]) -> str:
@@ -407,6 +420,9 @@ def _persistent(pd: Mapping[str, Any], ns: Mapping[str, str]) -> str:
 def _location(name: str, loc: Any, ns: Mapping[str, str]) -> str:
     if not isinstance(loc, dict):
         return _field(name, loc)
+    if len(loc) == 1 and (site := loc.get("id")) is not None:  # the usual {"id": …}
+        body = _field("id", site)
+        return name + body if body else ""
     body = (_field("id", loc["id"]) if loc.get("id") is not None else "") + _extensions(
         loc, ("id",), ns
     )

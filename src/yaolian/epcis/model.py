@@ -38,7 +38,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EPC_ROLES: tuple[EpcRole, ...] = ("epc", "parent", "child", "input", "output")
 
 # (list key, role) for the EPC lists of each event shape; parentID is handled apart.
-_EPC_LISTS: tuple[tuple[str, EpcRole], ...] = (
+EPC_LISTS: tuple[tuple[str, EpcRole], ...] = (
     ("epcList", "epc"),
     ("childEPCs", "child"),
     ("inputEPCList", "input"),
@@ -84,7 +84,7 @@ def iter_epcs(event: Event) -> Iterator[tuple[str, EpcRole]]:
     parent = event.get("parentID")
     if parent:
         yield parent, "parent"
-    for key, role in _EPC_LISTS:
+    for key, role in EPC_LISTS:
         for epc in event.get(key) or ():
             yield epc, role
 

@@ -35,18 +35,18 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from yaolian.codes.identity import canonical_key
+from yaolian.codes.identity import canonical_key, canonical_keys
 from yaolian.epcis import xml
 from yaolian.epcis.context import with_namespaces
 from yaolian.epcis.gcpause import gc_paused
 from yaolian.epcis.hash import event_hash
 from yaolian.epcis.model import (
+    EPC_LISTS,
     EPC_ROLES,
     Document,
     EpcRole,
     Event,
     biz_transactions,
-    iter_epcs,
     iter_quantities,
     location,
     parties,
@@ -115,6 +115,9 @@ class _Prepared:
 class _Preparer:
     """Validates, hashes and keys events; remembers hashes/eventIDs seen in this document."""
 
+    _PARENT_ROLE = ROLE_IDS["parent"]
+    _LIST_ROLES = tuple((key, ROLE_IDS[role]) for key, role in EPC_LISTS)
+
     def __init__(self, namespaces: Callable[[], Mapping[str, str] | None]) -> None:
         self.namespaces = namespaces
         now = datetime.now(UTC)
@@ -128,7 +131,7 @@ class _Preparer:
         if problems:
             return problems
         try:
-            epc_keys = [(canonical_key(epc), ROLE_IDS[role]) for epc, role in iter_epcs(event)]
+            epc_keys = self.epc_keys(event)
             class_keys = [
                 (canonical_key(cls), qty, uom, ROLE_IDS[role])
                 for cls, qty, uom, role in iter_quantities(event)
@@ -155,6 +158,18 @@ class _Preparer:
             epc_keys=epc_keys,
             class_keys=class_keys,
         )
+
+    @classmethod
+    def epc_keys(cls, event: Event) -> list[tuple[str, int]]:
+        """(canonical key, role id) of every EPC, in :func:`~yaolian.epcis.model.iter_epcs`
+        order."""
+        parent = event.get("parentID")
+        out = [(canonical_key(parent), cls._PARENT_ROLE)] if parent else []
+        for key, role in cls._LIST_ROLES:
+            values = event.get(key)
+            if values:
+                out.extend([(code, role) for code in canonical_keys(values)])
+        return out
 
     def is_duplicate(self, prepared: _Prepared) -> bool:
         """Same hash or same eventID as an earlier event of this document."""

@@ -28,6 +28,7 @@ import functools
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import IntEnum
@@ -50,7 +51,9 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from yaolian.codes.identity import NMPA_KEY, NMPA_LOT_KEY, NMPA_PRODUCT_KEY
 from yaolian.codes.nmpa import CodeRule
 from yaolian.codes.registry import default_rules
+from yaolian.epcis.model import location, parties
 from yaolian.errors import NotFoundError, ValidationError
+from yaolian.store.projections import StoredBatch
 from yaolian.store.schema import (
     ACTION_IDS,
     EVENT_TYPE_IDS,
@@ -102,6 +105,7 @@ _OUT_STEPS = {"shipping": Kind.SHIP, "returning": Kind.RETURN}
 _CONSUME_STEPS = {"dispensing", "retail_selling"}
 _REMOVE_STEPS = {"destroying", "decommissioning"}
 _SHIP_STEPS = ("shipping", "returning")
+_MOVING_STEPS = {"commissioning", "receiving", *_OUT_STEPS, *_CONSUME_STEPS, *_REMOVE_STEPS}
 SPLIT_DISPOSITION = "partially_dispensed"
 
 
@@ -189,6 +193,11 @@ class _EventFacts:
     quantities: list[tuple[str, float | None, str | None, int]] | None = None
     split_units: float | None = None  # units per code of an NHSA split sale (拆零)
 
+    @property
+    def transforms(self) -> bool:
+        """Whether the event turns inputs into outputs (its packs count as TRANSFORM)."""
+        return self.biz_step == "transforming" or self.type == EVENT_TYPE_IDS["TransformationEvent"]
+
 
 def _ids(conn: Connection, ids: Iterable[int]) -> Any:
     """``SELECT`` of ``ids`` sent as ONE parameter (:func:`yaolian.trace.rawsql.ids_param`:
@@ -198,6 +207,40 @@ def _ids(conn: Connection, ids: Iterable[int]) -> Any:
     if is_pg(conn):
         return select(func.unnest(bindparam(None, values, type_=ARRAY(BigInteger))))
     return select(literal_column("value")).select_from(func.json_each(bindparam(None, values)))
+
+
+def _batch_facts(batch: StoredBatch) -> dict[int, _EventFacts]:
+    """Facts of the events a capture has just stored, taken from the events themselves: the
+    same as :func:`_load_events` reads back (site = bizLocation else readPoint, the last
+    destination location, one row per code and role)."""
+    facts: dict[int, _EventFacts] = {}
+    for e in batch:
+        ev = e.event
+        action = ev.get("action")
+        biz_step = ev.get("bizStep")
+        biz_location = location(ev, "bizLocation")
+        f = _EventFacts(
+            e.row_id,
+            EVENT_TYPE_IDS[ev["type"]],
+            ACTION_IDS[action] if action else None,
+            e.event_time_us,
+            biz_step,
+            biz_location if biz_location is not None else location(ev, "readPoint"),
+            "errorDeclaration" in ev,
+            None,
+            list(dict.fromkeys((cid, ROLE_IDS[role]) for cid, role in e.epcs)),
+            [
+                (batch.keys[cid], None if q is None else float(q), uom, ROLE_IDS[role])
+                for cid, q, uom, role in e.classes
+            ],
+        )
+        for kind, ptype, value in parties(ev):
+            if kind == "destination" and ptype == "location":
+                f.destination = value
+        if biz_step in _CONSUME_STEPS and ev.get("disposition") == SPLIT_DISPOSITION:
+            f.split_units = split_units_per_code(ev)
+        facts[e.row_id] = f
+    return facts
 
 
 def _load_events(conn: Connection, ids: Sequence[int]) -> dict[int, _EventFacts]:
@@ -293,16 +336,37 @@ History = list[tuple[int, int, int | None, list[int]]]
 """Aggregation events with a code as parent: (time, event id, action id, child code ids)."""
 
 
+_EMPTY: frozenset[int] = frozenset()
+
+
+class PackCache:
+    """Packs per product of each code when it holds nothing, by code id, for one run over an
+    unchanged log (the chunks of a rebuild): a code's key, whether it ever was a container and
+    the product master do not change meanwhile. Equal values are shared."""
+
+    def __init__(self) -> None:
+        self.by_code: dict[int, Mapping[str, float]] = {}
+        self._values: dict[tuple[str, float], Mapping[str, float]] = {}
+
+    def value(self, product: str, n: float) -> Mapping[str, float]:
+        """The shared ``{product: n}``."""
+        found = self._values.get((product, n))
+        if found is None:
+            found = self._values[(product, n)] = {product: n}
+        return found
+
+
 class _Resolver:
     """Packs per product inside a code at a time, from the aggregation events in the log."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, cache: PackCache | None = None) -> None:
         self.conn = conn
         self.keys: dict[int, str] = {}
         # parent code id → [(time, event id, action, [child ids])] in time order
         self.history: dict[int, History] = {}
         self._implicit: dict[int, set[int]] = {}  # children present before any recorded packing
         self.cases: dict[str, tuple[str, float]] | None = None  # loaded on first need
+        self.cache = cache or PackCache()
 
     def known(self, keys: Mapping[int, str], histories: Mapping[int, History]) -> None:
         """Codes (id → key) whose whole aggregation history the caller has, so nothing is
@@ -366,13 +430,16 @@ class _Resolver:
                     self._implicit[cid] = implicit
             todo = {c for c in found if c not in self.history}
 
-    def children_at(self, code_id: int, time_us: int) -> set[int]:
+    def children_at(self, code_id: int, time_us: int) -> AbstractSet[int]:
         """Direct children of ``code_id`` at ``time_us``: packing at that very moment counts
         (a pallet built and shipped in the same second ships full), unpacking at that moment
         does not yet (a pallet received and broken down in the same second arrives full)."""
-        history = self.history.get(code_id, ())
-        kids = set(self._implicit.get(code_id, ()))
-        for t, _ev, action, children in history:
+        history = self.history.get(code_id)
+        implicit = self._implicit.get(code_id)
+        if not history and not implicit:
+            return _EMPTY
+        kids = set(implicit) if implicit else set()
+        for t, _ev, action, children in history or ():
             if t > time_us:
                 break
             if action == ACTION_IDS["DELETE"]:
@@ -395,25 +462,42 @@ class _Resolver:
             seen.update(children)
         return inside
 
-    def packs(self, code_id: int, time_us: int, depth: int = 0) -> dict[str, float]:
+    def packs(
+        self, code_id: int, time_us: int, kids: AbstractSet[int] | None = None, depth: int = 0
+    ) -> Mapping[str, float]:
         """Packs per product inside ``code_id`` (itself when it contains nothing; a case-level
-        code with no recorded contents counts as the packs its product master says it holds)."""
-        kids = self.children_at(code_id, time_us) if depth < 6 else set()
+        code with no recorded contents counts as the packs its product master says it holds).
+        ``kids``: its children at ``time_us`` when the caller has them already."""
+        if kids is None:
+            kids = self.children_at(code_id, time_us) if depth < 6 else _EMPTY
         if not kids:
-            product = product_of_key(self.keys.get(code_id, ""))
-            if product is None:
-                return {}
-            if self.history.get(code_id) or code_id in self._implicit:
-                return {product: 1.0}  # an emptied container: its packs were counted apart
-            if self.cases is None:
-                self.cases = case_contents(self.conn)
-            pack_product, n = self.cases.get(product, (product, 1.0))
-            return {pack_product: n}
+            return self.alone(code_id)
         out: dict[str, float] = defaultdict(float)
         for kid in kids:
-            for product, n in self.packs(kid, time_us, depth + 1).items():
+            if self.history.get(kid):  # a container (its history has every unrecorded packing)
+                inside = self.packs(kid, time_us, depth=depth + 1)
+            else:
+                inside = self.alone(kid)
+            for product, n in inside.items():
                 out[product] += n
         return out
+
+    def alone(self, code_id: int) -> Mapping[str, float]:
+        """Packs per product of ``code_id`` when it holds nothing (cached per code)."""
+        found = self.cache.by_code.get(code_id)
+        if found is None:
+            found = self.cache.by_code[code_id] = self._alone(code_id)
+        return found
+
+    def _alone(self, code_id: int) -> Mapping[str, float]:
+        product = product_of_key(self.keys.get(code_id, ""))
+        if product is None:
+            return {}
+        if self.history.get(code_id) or code_id in self._implicit:
+            return self.cache.value(product, 1.0)  # an emptied container: packs counted apart
+        if self.cases is None:
+            self.cases = case_contents(self.conn)
+        return self.cache.value(*self.cases.get(product, (product, 1.0)))
 
 
 def _shipped_before(conn: Connection, pairs: list[tuple[int, int]]) -> set[tuple[int, int]]:
@@ -438,13 +522,9 @@ def _shipped_before(conn: Connection, pairs: list[tuple[int, int]]) -> set[tuple
 
 
 def _movements(
-    conn: Connection,
-    facts: dict[int, _EventFacts],
-    known_keys: Mapping[int, str],
-    known_histories: Mapping[int, History],
-) -> list[dict[str, Any]]:
-    resolver = _Resolver(conn)
-    resolver.known(known_keys, known_histories)
+    conn: Connection, facts: dict[int, _EventFacts], resolver: _Resolver
+) -> list[tuple[Any, ...]]:
+    """Movement rows (in :data:`_MOVEMENT_COLUMNS` order) of the events ``facts``."""
     resolver.load({c for f in facts.values() for c, _ in f.epcs or ()})
     receive_pairs = [
         (cid, f.time_us)
@@ -453,90 +533,112 @@ def _movements(
         for cid, _ in f.epcs or ()
     ]
     shipped = _shipped_before(conn, receive_pairs)
-    rows: list[dict[str, Any]] = []
+    rows: list[tuple[Any, ...]] = []
     for f in facts.values():
-        if f.retracted or not f.site or not f.biz_step:
+        site = f.site
+        if f.retracted or not site or not f.biz_step:
             continue
-        day = day_of_us(f.time_us)
-        acc: dict[tuple[str, str, int], list[float]] = defaultdict(lambda: [0.0, 0.0])
-
-        def add(product: str, where: str, kind: Kind, packs: float, units: float = 0.0) -> None:
-            cell = acc[(product, where, int(kind))]  # noqa: B023 - used before the loop moves on
-            cell[0] += packs
-            cell[1] += units
-
-        step = f.biz_step
-        epcs = f.epcs or []
-        # Top-level codes: the parent stands for its children in Transaction/Object events.
-        has_parent = any(role == ROLE_IDS["parent"] for _, role in epcs)
-        top = [(cid, role) for cid, role in epcs if role != ROLE_IDS["child"] or not has_parent]
-        if f.type == EVENT_TYPE_IDS["AggregationEvent"] and step not in _OUT_STEPS:
-            top = []  # packing/unpacking moves nothing
-        for cid, role in top:
-            if step == "commissioning" and resolver.children_at(cid, f.time_us):
-                continue  # a container commissioned over packs commissioned themselves
-            packs = resolver.packs(cid, f.time_us)
-            if step == "transforming" or f.type == EVENT_TYPE_IDS["TransformationEvent"]:
-                sign = -1.0 if role == ROLE_IDS["input"] else 1.0
-                for p, n in packs.items():
-                    add(p, f.site, Kind.TRANSFORM, sign * n)
-            elif step == "commissioning":
-                for p, n in packs.items():
-                    add(p, f.site, Kind.COMMISSION, n)
-            elif step == "receiving":
-                arrived = (cid, f.time_us) in shipped
-                for p, n in packs.items():
-                    add(p, f.site, Kind.RECEIVE, n)
-                    if arrived:
-                        add(p, f.site, Kind.TRANSIT_OUT, -n)
-            elif step in _OUT_STEPS:
-                for p, n in packs.items():
-                    add(p, f.site, _OUT_STEPS[step], -n)
-                    if f.destination and f.destination != f.site:
-                        add(p, f.destination, Kind.TRANSIT_IN, n)
-            elif step in _CONSUME_STEPS and f.split_units is not None:
-                for p in packs:  # units from an opened pack: the pack stays until emptied
-                    add(p, f.site, Kind.DISPENSE, 0.0, -f.split_units)
-            elif step in _CONSUME_STEPS:
-                for p, n in packs.items():
-                    add(p, f.site, Kind.DISPENSE, -n)
-            elif step in _REMOVE_STEPS:
-                for p, n in packs.items():
-                    add(p, f.site, Kind.REMOVE, -n)
+        if not f.transforms and f.biz_step not in _MOVING_STEPS:
+            continue
+        acc: dict[tuple[str, str, int], list[float]] = {}
+        split = None if f.transforms else f.split_units
+        for (product, sign, arrived), n in _epc_packs(f, resolver, shipped).items():
+            if split is None:
+                _move(acc, f, site, product, n, 0.0, sign, arrived)
+            else:  # units from an opened pack, per code: the pack stays until emptied
+                for _ in range(int(n)):
+                    _move(acc, f, site, product, 0.0, split, sign, arrived)
         for key, qty, uom, role in f.quantities or []:
-            product = product_of_key(key)
-            if product is None or qty is None or _batch_record(f, key, role):
+            of_class = product_of_key(key)
+            if of_class is None or qty is None or _batch_record(f, key, role):
                 continue
             packs_q, units_q = (0.0, qty) if uom else (qty, 0.0)
-            if step == "transforming" or f.type == EVENT_TYPE_IDS["TransformationEvent"]:
-                sign = -1.0 if role == ROLE_IDS["input"] else 1.0
-                add(product, f.site, Kind.TRANSFORM, sign * packs_q, sign * units_q)
-            elif step == "commissioning":
-                add(product, f.site, Kind.COMMISSION, packs_q, units_q)
-            elif step == "receiving":
-                add(product, f.site, Kind.RECEIVE, packs_q, units_q)
-            elif step in _OUT_STEPS:
-                add(product, f.site, _OUT_STEPS[step], -packs_q, -units_q)
-                if f.destination and f.destination != f.site:
-                    add(product, f.destination, Kind.TRANSIT_IN, packs_q, units_q)
-            elif step in _CONSUME_STEPS:
-                add(product, f.site, Kind.DISPENSE, -packs_q, -units_q)
-            elif step in _REMOVE_STEPS:
-                add(product, f.site, Kind.REMOVE, -packs_q, -units_q)
-        for (product, where, kind), (packs_v, units_v) in acc.items():
-            if packs_v or units_v:
-                rows.append(
-                    {
-                        "event_id": f.id,
-                        "product": product,
-                        "site": where,
-                        "day": day,
-                        "kind": kind,
-                        "packs": packs_v,
-                        "units": units_v,
-                    }
-                )
+            sign = -1.0 if f.transforms and role == ROLE_IDS["input"] else 1.0
+            _move(acc, f, site, of_class, packs_q, units_q, sign, False)
+        day = day_of_us(f.time_us)
+        rows.extend(
+            (f.id, product, where, day, kind, packs, units)
+            for (product, where, kind), (packs, units) in acc.items()
+            if packs or units
+        )
     return rows
+
+
+def _epc_packs(
+    f: _EventFacts, resolver: _Resolver, shipped: set[tuple[int, int]]
+) -> dict[tuple[str, float, bool], float]:
+    """Packs per (product, sign, arrived) in the event's top-level codes: sign −1 for a
+    transformation's inputs, arrived for a received code shipped before; for a split sale
+    (拆零) the number of codes holding the product instead."""
+    epcs = f.epcs or []
+    if f.type == EVENT_TYPE_IDS["AggregationEvent"] and f.biz_step not in _OUT_STEPS:
+        return {}  # packing/unpacking moves nothing
+    # Top-level codes: the parent stands for its children in Transaction/Object events.
+    has_parent = any(role == ROLE_IDS["parent"] for _, role in epcs)
+    transform = f.transforms
+    count = f.split_units is not None and not transform
+    commissioning = f.biz_step == "commissioning"
+    receiving = f.biz_step == "receiving"
+    out: dict[tuple[str, float, bool], float] = defaultdict(float)
+    for cid, role in epcs:
+        if role == ROLE_IDS["child"] and has_parent:
+            continue
+        kids = resolver.children_at(cid, f.time_us)
+        if commissioning and kids:
+            continue  # a container commissioned over packs commissioned themselves
+        sign = -1.0 if transform and role == ROLE_IDS["input"] else 1.0
+        arrived = receiving and (cid, f.time_us) in shipped
+        for product, n in resolver.packs(cid, f.time_us, kids).items():
+            out[(product, sign, arrived)] += 1.0 if count else n
+    return out
+
+
+def _move(
+    acc: dict[tuple[str, str, int], list[float]],
+    f: _EventFacts,
+    site: str,
+    product: str,
+    packs: float,
+    units: float,
+    sign: float,
+    arrived: bool,
+) -> None:
+    """Add to ``acc`` what event ``f`` at ``site`` does with ``packs`` and ``units`` of
+    ``product``, by its bizStep (``sign``: −1 for a transformation's input; ``arrived``:
+    received after being shipped)."""
+    step = f.biz_step
+    if f.transforms:
+        _add(acc, product, site, Kind.TRANSFORM, sign * packs, sign * units)
+    elif step == "commissioning":
+        _add(acc, product, site, Kind.COMMISSION, packs, units)
+    elif step == "receiving":
+        _add(acc, product, site, Kind.RECEIVE, packs, units)
+        if arrived:
+            _add(acc, product, site, Kind.TRANSIT_OUT, -packs, 0.0)
+    elif step in _OUT_STEPS:
+        _add(acc, product, site, _OUT_STEPS[step], -packs, -units)
+        if f.destination and f.destination != site:
+            _add(acc, product, f.destination, Kind.TRANSIT_IN, packs, units)
+    elif step in _CONSUME_STEPS:
+        _add(acc, product, site, Kind.DISPENSE, -packs, -units)
+    elif step in _REMOVE_STEPS:
+        _add(acc, product, site, Kind.REMOVE, -packs, -units)
+
+
+def _add(
+    acc: dict[tuple[str, str, int], list[float]],
+    product: str,
+    where: str,
+    kind: Kind,
+    packs: float,
+    units: float,
+) -> None:
+    """Add packs and units to the cell of ``product`` × ``where`` × ``kind``."""
+    cell = acc.get((product, where, int(kind)))
+    if cell is None:
+        cell = acc[(product, where, int(kind))] = [0.0, 0.0]
+    cell[0] += packs
+    cell[1] += units
 
 
 def _batch_record(f: _EventFacts, key: str, role: int) -> bool:
@@ -544,9 +646,8 @@ def _batch_record(f: _EventFacts, key: str, role: int) -> bool:
     NMPA drug lot (e.g. a 中成药 batch made from 饮片) names the batch for lineage, while its
     packs enter stock when their trace codes are commissioned (一物一码) — counting both would
     count the batch twice."""
-    transform = f.biz_step == "transforming" or f.type == EVENT_TYPE_IDS["TransformationEvent"]
     return (
-        transform
+        f.transforms
         and role == ROLE_IDS["output"]
         and key.startswith((NMPA_LOT_KEY, NMPA_PRODUCT_KEY))
     )
@@ -600,13 +701,25 @@ def recompute(
     event_ids: Sequence[int],
     known_keys: Mapping[int, str] | None = None,
     known_histories: Mapping[int, History] | None = None,
+    cache: PackCache | None = None,
+    batch: StoredBatch | None = None,
 ) -> int:
     """Replace the movements of ``event_ids`` with ones derived from the log; rows written.
     ``known_keys``: codes (id → key) whose aggregation history the caller knows, given by
-    ``known_histories`` for those that were containers (a capture's fresh codes)."""
+    ``known_histories`` for those that were containers (a capture's fresh codes); ``cache``:
+    one :class:`PackCache` for every recompute of a run over an unchanged log; ``batch``: the
+    events a capture has just stored (among ``event_ids``, with no movements yet), whose facts
+    are taken from it rather than read back from the log."""
     ids = sorted(set(event_ids))
-    conn.execute(supply_movement.delete().where(supply_movement.c.event_id.in_(_ids(conn, ids))))
-    rows = _movements(conn, _load_events(conn, ids), known_keys or {}, known_histories or {})
+    facts = _batch_facts(batch) if batch else {}
+    stored = [i for i in ids if i not in facts]
+    if stored:
+        part = _ids(conn, stored)
+        conn.execute(supply_movement.delete().where(supply_movement.c.event_id.in_(part)))
+        facts.update(_load_events(conn, stored))
+    resolver = _Resolver(conn, cache)
+    resolver.known(known_keys or {}, known_histories or {})
+    rows = _movements(conn, facts, resolver)
     if rows:
         _insert_movements(conn, rows)
     return len(rows)
@@ -615,13 +728,13 @@ def recompute(
 _MOVEMENT_COLUMNS = ("event_id", "product", "site", "day", "kind", "packs", "units")
 
 
-def _insert_movements(conn: Connection, rows: list[dict[str, Any]]) -> None:
+def _insert_movements(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
     """Bulk insert through the driver's executemany (SQLAlchemy's per-row parameter handling
     costs more than the insert itself at capture volumes)."""
     marks = ", ".join(["%s" if conn.dialect.name == "postgresql" else "?"] * len(_MOVEMENT_COLUMNS))
     conn.exec_driver_sql(
         f"INSERT INTO supply_movement ({', '.join(_MOVEMENT_COLUMNS)}) VALUES ({marks})",
-        [tuple(r[c] for c in _MOVEMENT_COLUMNS) for r in rows],
+        rows,
     )
 
 

@@ -6,7 +6,8 @@ events they can change (same codes, or containers of those codes — see
 or an aggregation that arrives after its pallet was shipped, ends in the same rows as events
 captured in event-time order, and a rebuild reproduces them. Codes a capture interns for the
 first time (:class:`~yaolian.store.projections.StoredBatch`) have no stored history: their
-containers and their own packings are found among the capture's events, with no query.
+containers and their own packings are found among the capture's events, with no query; the
+capture's events themselves are taken from the batch, not read back from the log.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sqlalchemy import Connection, select
 
 from yaolian.store.projections import StoredBatch, StoredEvent, register
 from yaolian.store.schema import ACTION_IDS, ROLE_IDS, code, event, event_epc, supply_movement
-from yaolian.supply.ledger import History, affected_events, recompute
+from yaolian.supply.ledger import History, PackCache, affected_events, recompute
 
 REBUILD_CHUNK = 20_000  # events per recompute in a rebuild
 
@@ -74,10 +75,11 @@ class SupplyLedgerProjector:
         if isinstance(events, StoredBatch) and events.fresh:
             stored, histories = _split_fresh(events)
             fresh = {cid: events.keys[cid] for cid in events.fresh}
-            recompute(conn, affected_events(conn, ids, stored), fresh, histories)
+            recompute(conn, affected_events(conn, ids, stored), fresh, histories, batch=events)
             return
         codes = {code_id for e in events for code_id, _role in e.epcs}
-        recompute(conn, affected_events(conn, ids, codes))
+        batch = events if isinstance(events, StoredBatch) else None
+        recompute(conn, affected_events(conn, ids, codes), batch=batch)
 
     def reset(self, conn: Connection) -> None:
         """Delete every movement (the log is untouched)."""
@@ -98,6 +100,7 @@ class SupplyLedgerProjector:
             .all()
         )
         ids = conn.execute(select(event.c.id).order_by(event.c.id)).scalars().all()
+        cache = PackCache()
         for start in range(0, len(ids), chunk):
             part = ids[start : start + chunk]
             named = conn.execute(
@@ -106,7 +109,7 @@ class SupplyLedgerProjector:
                 .where(ee.event_id.between(part[0], part[-1]))
             ).all()
             leaves = {cid: key for cid, key in named if cid not in parents}
-            recompute(conn, part, leaves)
+            recompute(conn, part, leaves, cache=cache)
 
 
 PROJECTOR = register(SupplyLedgerProjector())
