@@ -9,10 +9,12 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import orjson
 import polars as pl
 import pytest
 from sqlalchemy import Engine, func, select
 
+from cli_run import run_main
 from yaolian.epcis.model import Event
 from yaolian.store.ingest import capture_document
 from yaolian.store.masterdata import upsert_enterprise, upsert_product, upsert_site, uscc_check_char
@@ -525,22 +527,38 @@ def test_cli_discontinue_records_the_filing_date(
 ) -> None:
     """``yaolian supply discontinue`` stores the date the holder filed, not the time it ran;
     a malformed date is a clear error naming the field."""
-    import sys
-
-    from yaolian.cli import main
-
-    def cli(*args: str) -> tuple[int, str]:
-        monkeypatch.setattr(sys, "argv", ["yaolian", "supply", "discontinue", *args])
-        with pytest.raises(SystemExit) as exc:
-            main()
-        out = capsys.readouterr()
-        return int(exc.value.code or 0), out.out + out.err
-
-    common = (P1, USCC, "2026-05-01", "停产", "--db", sqlite_url, "--json")
-    code, out = cli(*common, "--filed", "2026-03-02")
+    common = ("supply", "discontinue", P1, USCC, "2026-05-01", "停产", "--db", sqlite_url)
+    code, out = run_main(monkeypatch, capsys, *common, "--json", "--filed", "2026-03-02")
     assert code == 0, out
-    code, out = cli(*common, "--filed", "2026-13-40")
+    code, out = run_main(monkeypatch, capsys, *common, "--filed", "2026-13-40")
     assert code == 2 and "filed_on" in out
     with sqlite_engine.connect() as conn:
         (report,) = signals.discontinuations(conn)
     assert report.filed_at == datetime(2026, 3, 2, tzinfo=CST)
+
+
+def test_cli_stock_take(
+    sqlite_url: str,
+    sqlite_engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``yaolian supply stocktake`` records counts against book stock; ``stocktakes`` lists the
+    differences; a malformed count is a clear error and records nothing."""
+    setup_sites(sqlite_engine)
+    store(sqlite_engine, chain())
+    take = ("supply", "stocktake", DC, "--at", "2026-01-09T12:00:00+08:00", "--db", sqlite_url)
+    code, out = run_main(monkeypatch, capsys, *take, f"{P1}=oops")
+    assert code == 2 and f"'{P1}=oops' is not PRODUCT=PACKS" in out
+    code, out = run_main(monkeypatch, capsys, *take, f"{P1}=2", "--json")
+    assert code == 0, out
+    (line,) = orjson.loads(out)
+    assert (line["product"], line["counted"], line["book"], line["difference"]) == (
+        P1,
+        2.0,
+        3.0,
+        -1.0,
+    )
+    listed = ("supply", "stocktakes", "--differences", "--json", "--db", sqlite_url)
+    code, out = run_main(monkeypatch, capsys, *listed)
+    assert code == 0 and [x["id"] for x in orjson.loads(out)] == [line["id"]]

@@ -69,6 +69,22 @@ def test_supply_api_end_to_end(db_url: str, engine: Engine) -> None:
         },
     )
     assert negative.status_code == 400
+    counted = http.post(
+        "/supply/stocktakes",
+        headers=auth,
+        json={"site": DC, "counted_at": "2026-01-09T12:00:00+08:00", "counts": {P1: 2}},
+    )
+    assert counted.status_code == 201
+    assert [(x["book"], x["difference"]) for x in counted.json()["stocktakes"]] == [(3.0, -1.0)]
+    differences = http.get("/supply/stocktakes", headers=auth, params={"differences": True})
+    assert [x["product"] for x in differences.json()["stocktakes"]] == [P1]
+    naive = http.post(
+        "/supply/stocktakes",
+        headers=auth,
+        json={"site": DC, "counted_at": "2026-01-09T12:00:00", "counts": {P1: -1}},
+    )
+    assert naive.status_code == 400
+    assert {e["place"].split("/")[-1] for e in naive.json()["errors"]} >= {"counted_at"}
     warn = http.get("/supply/warnings", headers=auth, params={"as_of": "2026-01-20"})
     assert warn.status_code == 200 and isinstance(warn.json()["warnings"], list)
     assert (

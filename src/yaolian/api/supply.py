@@ -191,6 +191,39 @@ def post_discontinuation(
     return report.as_dict()
 
 
+class StockTakeIn(BaseModel):
+    """A stock-take (盘点) at one site: packs counted per product at a time."""
+
+    site: str = Field(min_length=1)
+    counted_at: AwareDatetime
+    counts: dict[str, float] = Field(min_length=1)
+    counted_by: str | None = None
+
+
+@router.get("/supply/stocktakes")
+def get_stock_takes(
+    request: Request, _viewer: ViewerDep, site: str | None = None, differences: bool = False
+) -> dict[str, Any]:
+    """Recorded stock-take lines against book stock, newest first; ``differences``: only the
+    lines that differ (盘盈/盘亏)."""
+    with read_tx(engine_of(request)) as conn:
+        lines = ledger.stock_takes(conn, site, only_differences=differences)
+    return {"stocktakes": [line.as_dict() for line in lines]}
+
+
+@router.post("/supply/stocktakes", status_code=201)
+def post_stock_take(request: Request, viewer: WriterDep, body: StockTakeIn) -> dict[str, Any]:
+    """Record a stock-take; each line comes back with the book stock and the difference."""
+    engine = engine_of(request)
+    with write_tx(engine) as conn:
+        lines = ledger.record_stock_take(
+            conn, body.site, body.counts, counted_at=body.counted_at, counted_by=body.counted_by
+        )
+    result = {"stocktakes": [line.as_dict() for line in lines]}
+    audit(engine, viewer, "supply.stocktake", body.site, result)
+    return result
+
+
 class DemandIn(BaseModel):
     """A hospital's demand post."""
 

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from yaolian.cli.common import DbOption, JsonOption, print_json, print_table
+from yaolian.errors import ValidationError
 from yaolian.store.engine import open_engine
 from yaolian.store.tx import write_tx
 from yaolian.supply import consumption, forecast, ledger, matching, reserves, signals, warnings
@@ -226,6 +227,46 @@ def register(app: typer.Typer) -> None:
                 "Discontinuation filed", list(report.as_dict()), [list(report.as_dict().values())]
             )
 
+    @supply.command("stocktake")
+    def stock_take_cmd(
+        site: Annotated[str, typer.Argument(help="Site (location id) that was counted.")],
+        counts: Annotated[list[str], typer.Argument(help="PRODUCT=PACKS per counted product.")],
+        at: Annotated[
+            str,
+            typer.Option("--at", help="When counted: YYYY-MM-DD or an ISO 8601 time with offset."),
+        ],
+        by: Annotated[str | None, typer.Option("--by", help="Who counted.")] = None,
+        db: DbOption = None,
+        json: JsonOption = False,
+    ) -> None:
+        """Record a stock-take (盘点) and show each line against book stock (盘盈/盘亏)."""
+        counted: dict[str, float] = {}
+        for item in counts:
+            product, _, packs = item.partition("=")
+            try:
+                counted[product] = float(packs)
+            except ValueError:
+                raise ValidationError(f"{item!r} is not PRODUCT=PACKS", place="counts") from None
+        with write_tx(open_engine(db)) as conn:
+            lines = ledger.record_stock_take(
+                conn, site, counted, counted_at=signals.filing_time(at, "--at"), counted_by=by
+            )
+        _print_stock_take("Stock-take", lines, json)
+
+    @supply.command("stocktakes")
+    def stock_takes_cmd(
+        site: Annotated[str | None, typer.Option("--site")] = None,
+        differences: Annotated[
+            bool, typer.Option("--differences", help="Only lines that differ from book.")
+        ] = False,
+        db: DbOption = None,
+        json: JsonOption = False,
+    ) -> None:
+        """Recorded stock-take lines, newest first."""
+        with open_engine(db).connect() as conn:
+            lines = ledger.stock_takes(conn, site, only_differences=differences)
+        _print_stock_take("Stock-takes", lines, json)
+
     @supply.command("match")
     def match_cmd(
         db: DbOption = None,
@@ -289,3 +330,12 @@ def register(app: typer.Typer) -> None:
             print_json(order)
         else:
             print_table("Dispatch", list(order), [list(order.values())])
+
+
+def _print_stock_take(title: str, lines: list[ledger.Discrepancy], json: bool) -> None:
+    rows = [line.as_dict() for line in lines]
+    if json:
+        print_json(rows)
+    else:
+        cols = ["site", "product", "counted", "book", "difference", "counted_at"]
+        print_table(title, cols, [[r[c] for c in cols] for r in rows])

@@ -867,6 +867,18 @@ class Discrepancy:
         """Counted minus book: negative means packs missing (盘亏), positive extra (盘盈)."""
         return self.counted - self.book
 
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready line (``counted_at`` as ISO 8601)."""
+        return {
+            "id": self.id,
+            "site": self.site,
+            "product": self.product,
+            "counted": self.counted,
+            "book": self.book,
+            "difference": self.difference,
+            "counted_at": self.counted_at.isoformat(),
+        }
+
 
 def record_stock_take(
     conn: Connection,
