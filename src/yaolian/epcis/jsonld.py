@@ -107,7 +107,7 @@ def _from_events(items: list[Any], pointer: str, context: list[Any]) -> Document
             attach_namespaces(event, declared)
         cbv.normalise_event(event)
     places = [f"{pointer}/{i}" for i in range(len(events))]
-    return Document(events=events, context=context, places=places)
+    return Document(events=events, context=context, places=places, self_contained=True)
 
 
 def to_json(doc: Document) -> dict[str, Any]:

@@ -65,6 +65,9 @@ class Document:
     # Where each event came from, parallel to ``events``: a JSON pointer
     # (``/epcisBody/eventList/3``) or an XML line (``line 120``); empty when built in memory.
     places: list[str] = field(default_factory=list)
+    # True when every event carries in its own ``@context`` the prefixes it uses (the readers
+    # attach them, epcis/context.py); events built in memory rely on the document's context.
+    self_contained: bool = False
 
     def place(self, index: int) -> str:
         """The source place of event ``index`` (its JSON pointer or XML line)."""

@@ -218,6 +218,7 @@ def read_document(source: Source) -> Document:
         schema_version="2.0",
         creation_date=header.get("creationDate"),
         places=places,
+        self_contained=True,
     )
 
 

@@ -118,8 +118,11 @@ class _Preparer:
     _PARENT_ROLE = ROLE_IDS["parent"]
     _LIST_ROLES = tuple((key, ROLE_IDS[role]) for key, role in EPC_LISTS)
 
-    def __init__(self, namespaces: Callable[[], Mapping[str, str] | None]) -> None:
+    def __init__(
+        self, namespaces: Callable[[], Mapping[str, str] | None], self_contained: bool
+    ) -> None:
         self.namespaces = namespaces
+        self.self_contained = self_contained  # events already declare their prefixes
         now = datetime.now(UTC)
         self.now_iso = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
         self.now_us = to_epoch_us(self.now_iso)
@@ -138,7 +141,8 @@ class _Preparer:
             ]
         except YaolianError as exc:
             return [Problem(exc.reason, f"{place}{'/' + exc.place if exc.place else ''}")]
-        event = with_namespaces(event, self.namespaces())  # stored events declare prefixes
+        if not self.self_contained:  # stored events declare the prefixes they use
+            event = with_namespaces(event, self.namespaces())
         record_time = event.get("recordTime")
         if record_time is None:
             event = {**event, "recordTime": self.now_iso}
@@ -496,10 +500,11 @@ def _capture(
     progress: ProgressCallback | None,
     total: int | None,
     namespaces: Callable[[], Mapping[str, str] | None],
+    self_contained: bool,
 ) -> CaptureResult:
     """Prepare chunk by chunk and store inside one write transaction."""
     result = CaptureResult()
-    preparer = _Preparer(namespaces)
+    preparer = _Preparer(namespaces, self_contained)
     failed = False  # rollback mode saw an invalid event: keep validating, store nothing
     index = 0
     try:
@@ -590,6 +595,7 @@ def capture_document(
             progress,
             total,
             lambda: namespaces,
+            doc.self_contained,
         )
     )
 
@@ -634,6 +640,7 @@ def capture_file(
                 progress,
                 None,
                 lambda: header.get("namespaces"),
+                True,  # the XML reader attaches each event's namespaces
             )
 
         return _retrying(run)
