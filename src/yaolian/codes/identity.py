@@ -214,6 +214,30 @@ def _product_key(product_code: str, lot: str | None) -> str:
     return f"{NMPA_LOT_KEY}{product_code}/{encode_value(lot)}"
 
 
+DEFAULT_PRODUCT_CODE_LENGTH = 7  # 药品标识码 of a rule (a) code whose issuer is not bundled
+
+
+def product_of_key(key: str) -> str | None:
+    """The product code a key carries: the GTIN-14 of a GS1 pack or class key, the 药品标识码 of
+    an NMPA trace code (the length its issuer rule gives, else 7) or class key; ``None`` for
+    logistic units (SSCC), locations and opaque identifiers. No parsing: the key is canonical."""
+    if key.startswith(NMPA_KEY):
+        code = key[len(NMPA_KEY) :]
+        length = DEFAULT_PRODUCT_CODE_LENGTH
+        for rule in default_rules():
+            if rule.matches_prefix(code):
+                length = rule.product_code_length
+                break
+        return code[:length] if len(code) > length else None
+    if key.startswith(NMPA_PRODUCT_KEY):
+        return key[len(NMPA_PRODUCT_KEY) :]
+    if key.startswith(NMPA_LOT_KEY):
+        return key[len(NMPA_LOT_KEY) :].partition("/")[0]
+    if key.startswith("01/"):
+        return key[3:17]
+    return None
+
+
 def key_kind(key: str) -> str:
     """``instance`` (a pack, case, pallet, location, asset), ``class`` (product or batch) or
     ``opaque`` (a URI yaolian does not interpret)."""

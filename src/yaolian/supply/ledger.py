@@ -24,7 +24,6 @@ Rules, by CBV bizStep (the event's site is its bizLocation, else its readPoint):
 
 from __future__ import annotations
 
-import functools
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -48,9 +47,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from yaolian.codes.identity import NMPA_KEY, NMPA_LOT_KEY, NMPA_PRODUCT_KEY
-from yaolian.codes.nmpa import CodeRule
-from yaolian.codes.registry import default_rules
+from yaolian.codes.identity import NMPA_LOT_KEY, NMPA_PRODUCT_KEY, product_of_key
 from yaolian.epcis.model import location, parties
 from yaolian.errors import NotFoundError, ValidationError
 from yaolian.store.projections import StoredBatch
@@ -74,7 +71,6 @@ from yaolian.trace.state import SALE_LINE_KEY
 CST_OFFSET_US = 8 * 3600 * 1_000_000  # China Standard Time, the ledger's calendar day
 DAY_US = 86_400 * 1_000_000
 _EPOCH_DAY = date(1970, 1, 1)
-DEFAULT_PRODUCT_CODE_LENGTH = 7  # 药品标识码 of rule (a) codes
 
 
 class Kind(IntEnum):
@@ -150,30 +146,6 @@ def as_of_day(as_of: date | datetime | None) -> int:
             raise ValidationError("datetime needs a time-zone offset", place="as_of")
         return day_of_us(int(as_of.timestamp() * 1_000_000))
     return day_number(as_of)
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def product_of_key(key: str) -> str | None:
-    """The product code of a code-dictionary key (:mod:`yaolian.codes.identity`): the GTIN-14 of
-    a GS1 pack or class key, the 药品标识码 of an NMPA trace code (by its issuer rule) or class;
-    ``None`` for logistic units (SSCC), locations and opaque identifiers."""
-    if key.startswith(NMPA_KEY):
-        trace_code = key[len(NMPA_KEY) :]
-        rule = next((r for r in _issuer_rules() if r.matches_prefix(trace_code)), None)
-        length = rule.product_code_length if rule else DEFAULT_PRODUCT_CODE_LENGTH
-        return trace_code[:length] if len(trace_code) > length else None
-    if key.startswith(NMPA_PRODUCT_KEY):
-        return key[len(NMPA_PRODUCT_KEY) :]
-    if key.startswith(NMPA_LOT_KEY):
-        return key[len(NMPA_LOT_KEY) :].partition("/")[0]
-    if key.startswith("01/"):
-        return key[3:17]
-    return None
-
-
-@functools.lru_cache(maxsize=1)
-def _issuer_rules() -> tuple[CodeRule, ...]:
-    return default_rules()
 
 
 # ── deriving movements from the log ────────────────────────────────────────────────────────

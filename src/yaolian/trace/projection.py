@@ -12,7 +12,6 @@ gives the same rows as capture in any arrival order.
 
 from __future__ import annotations
 
-import functools
 import operator
 import os
 from collections import defaultdict
@@ -23,9 +22,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, delete, insert, or_, select
 
-from yaolian.codes.nmpa import CodeRule, looks_like_gs1, parse_trace_code
-from yaolian.codes.registry import default_rules
-from yaolian.errors import CodeError
+from yaolian.codes.identity import product_of_key
 from yaolian.store import schema as s
 from yaolian.store.dictionary import code_keys
 from yaolian.store.ingest import DECLARED_SUFFIX
@@ -65,38 +62,6 @@ def chunks(ids: Collection[int], size: int = CHUNK) -> Iterator[list[int]]:
     ordered = sorted(ids)
     for start in range(0, len(ordered), size):
         yield ordered[start : start + size]
-
-
-@functools.cache
-def _rules() -> list[CodeRule]:
-    """The bundled issuer rules, read once per process."""
-    return list(default_rules())
-
-
-def product_of_key(key: str) -> str | None:
-    """Product code a code key carries: 药品标识码 (NMPA rule a) or GTIN-14 (GS1), else None."""
-    if key.startswith("n:"):
-        code = key[2:]
-        if not looks_like_gs1(code):  # issuer rules first, as parse_trace_code tries them, but
-            for rule in _rules():  # without building a TraceCode (once per code in a rebuild)
-                if rule.matches_prefix(code) and _fits(rule, code):
-                    return code[: rule.product_code_length]
-        try:
-            return parse_trace_code(code, _rules()).product_code
-        except CodeError:
-            return key[2:9] if len(key) > 9 else None  # the 7-character 药品标识码 (NMPAB/T 1002)
-    if key.startswith("01/") and "/21/" in key:
-        return key[3:17]
-    return None
-
-
-def _fits(rule: CodeRule, code: str) -> bool:
-    """Whether ``code`` has the rule's length and characters."""
-    try:
-        rule.check(code)
-    except CodeError:
-        return False
-    return True
 
 
 _RECALL_CODES_SQL = (
@@ -219,7 +184,7 @@ class StoreContext:
 
 
 _STATE_SQL = f"SELECT {', '.join(STATE_COLUMNS)} FROM code_state WHERE code_id {{ids}}"
-AGG_COLUMNS = ("parent_id", "child_id", "from_us", "from_event_id", "to_us", "to_event_id")
+AGG_COLUMNS = ("child_id", "parent_id", "from_us", "from_event_id", "to_us", "to_event_id")
 CUSTODY_COLUMNS = (
     "code_id",
     "via_id",
@@ -408,7 +373,7 @@ def _write_all(conn: Connection, machine: Machine, scope: set[int] | None) -> No
     """Insert every row the machine made for codes in ``scope`` (``None``: all of them)."""
     out = machine.out
     states = machine.states.values()
-    rawsql.insert(
+    rawsql.insert_alike(
         conn,
         "code_state",
         STATE_COLUMNS,
@@ -462,7 +427,8 @@ astuple_state: Callable[[CodeState], tuple[Any, ...]] = operator.attrgetter(*STA
 def _insert_rows(
     conn: Connection, out: Outputs, keep: Callable[[str, dict[str, Any]], bool] | None = None
 ) -> None:
-    """Insert the new aggregation, custody, sale and sensor rows of a machine run."""
+    """Insert the new aggregation, custody, sale and sensor rows of a machine run (each
+    table's code id first: the codes of one container share the rest of their rows)."""
     for table, columns, rows, key in (
         ("aggregation", AGG_COLUMNS, out.aggregation, "child_id"),
         ("custody", CUSTODY_COLUMNS, out.custody, "code_id"),
@@ -470,35 +436,16 @@ def _insert_rows(
         ("code_sensor", SENSOR_COLUMNS, out.sensor, "code_id"),
     ):
         chosen = rows if keep is None else [r for r in rows if keep(key, r)]
-        rawsql.insert(conn, table, columns, _tuples(chosen, columns))
-
-
-_STATES_LIKE = (
-    f"INSERT INTO code_state ({', '.join(STATE_COLUMNS)}) SELECT value, "
-    + ", ".join(f"?{i}" for i in range(2, len(STATE_COLUMNS) + 1))
-    + " FROM json_each(?1)"
-)
-
-
-def _insert_states(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
-    """Insert ``code_state`` rows. On SQLite the codes of one state (an event's codes mostly
-    share it) go in one row of parameters, their ids as a JSON array: binding 22 parameters
-    per code costs more than the insert itself."""
-    if rawsql.is_pg(conn):
-        rawsql.insert(conn, "code_state", STATE_COLUMNS, rows)
-        return
-    alike: dict[tuple[Any, ...], list[int]] = defaultdict(list)
-    for row in rows:
-        alike[row[1:]].append(row[0])
-    rawsql.executemany(
-        conn, _STATES_LIKE, [(orjson.dumps(ids).decode(), *rest) for rest, ids in alike.items()]
-    )
+        rawsql.insert_alike(conn, table, columns, _tuples(chosen, columns))
 
 
 def _write_forward(conn: Connection, machine: Machine, fresh: AbstractSet[int]) -> None:
     dirty = machine.dirty
     rawsql.execute_ids(conn, "DELETE FROM code_state WHERE code_id {ids}", dirty - fresh)
-    _insert_states(conn, [astuple_state(machine.states[c]) for c in sorted(dirty)])
+    states = machine.states
+    rawsql.insert_alike(
+        conn, "code_state", STATE_COLUMNS, [astuple_state(states[c]) for c in sorted(dirty)]
+    )
     out = machine.out
     rawsql.executemany(
         conn,

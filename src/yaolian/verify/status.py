@@ -23,12 +23,11 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from yaolian.codes.identity import canonical_key, key_kind
+from yaolian.codes.identity import canonical_key, key_kind, product_of_key
 from yaolian.errors import CodeError
 from yaolian.store.access import Viewer
 from yaolian.trace import rawsql
 from yaolian.trace.directory import Directory
-from yaolian.trace.projection import product_of_key
 from yaolian.trace.state import sale_day
 
 VERDICTS = (
