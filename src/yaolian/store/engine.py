@@ -112,6 +112,41 @@ def writing(engine: Engine) -> Iterator[Connection]:
         yield conn
 
 
+ANALYZE_MIN_ROWS = 5_000  # smaller writes cannot mislead a plan much
+ANALYZE_GROWTH = 0.2  # share of the event log a write must add to refresh the statistics
+
+
+def refresh_statistics(engine: Engine, rows_written: int) -> None:
+    """PostgreSQL: ``ANALYZE`` after a write of ``rows_written`` EPC rows that grew the event
+    log by at least :data:`ANALYZE_GROWTH` (or into a never-analysed log).
+
+    The planner knows a freshly bulk-loaded table only once autovacuum analyses it (a minute or
+    more later); until then it takes a table of 100k rows for one of a few rows and loops over it
+    (a container-history look-up after a 20k-pack commissioning ran 4 s instead of 28 ms). Bulk
+    loads are exactly when captures follow each other fast, so the capture that grows the log
+    refreshes the statistics itself: with the threshold a share of the log, that happens a
+    logarithmic number of times over a store's life. SQLite plans without statistics here.
+    """
+    if engine.dialect.name != "postgresql" or rows_written < ANALYZE_MIN_ROWS:
+        return
+    with engine.connect() as conn:
+        known = conn.exec_driver_sql(
+            "SELECT reltuples FROM pg_class WHERE relname = 'event_epc'"
+        ).scalar()
+    if known is None or known <= 0 or rows_written >= ANALYZE_GROWTH * known:
+        analyze(engine)
+
+
+def analyze(engine: Engine, *, vacuum: bool = False) -> None:
+    """PostgreSQL: refresh the planner's statistics of every table (after bulk writes); with
+    ``vacuum`` (after a rebuild rewrote the projections) also mark the pages all-visible, so
+    the covering indexes answer batch queries without visiting the table (forward trace of a
+    100k-pack batch: 216 → 107 ms). Nothing on SQLite."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM (ANALYZE)" if vacuum else "ANALYZE")
+
+
 def alembic_config(url: str | None = None) -> Config:
     """Alembic configuration of the store's migrations (for ``alembic.command`` calls, e.g.
     ``command.revision(alembic_config(url), "what changed", autogenerate=True)``)."""

@@ -57,7 +57,7 @@ from yaolian.epcis.read import read_document
 from yaolian.epcis.validate import validate_event
 from yaolian.errors import Problem, ValidationError, YaolianError
 from yaolian.store.dictionary import intern_codes
-from yaolian.store.engine import is_sqlite, writing
+from yaolian.store.engine import is_sqlite, refresh_statistics, writing
 from yaolian.store.projections import StoredBatch, StoredEvent, projectors
 from yaolian.store.schema import ACTION_IDS, EVENT_TYPE_IDS, ROLE_IDS, enterprise, metadata, site
 
@@ -209,6 +209,7 @@ class _Writer:
         self.enterprise_id = enterprise_id
         self.job_id = job_id
         self.projectors = projectors()
+        self.epc_rows = 0  # written so far (planner statistics: engine.refresh_statistics)
 
     # ── de-duplication against the store ──
     def stored_duplicates(self, prepared: Sequence[_Prepared]) -> set[int]:
@@ -376,6 +377,7 @@ class _Writer:
                 )
         self._bulk("event", _EVENT_COLUMNS, events)
         epcs.sort()  # primary-key order: the index is appended to, not scattered over
+        self.epc_rows += len(epcs)
         self._bulk("event_epc", ("code_id", "event_id", "role"), epcs)
         self._bulk(
             "event_quantity", ("event_id", "class_id", "quantity", "uom", "role"), quantities
@@ -537,6 +539,7 @@ def _capture(
                 raise _RolledBack
     except _RolledBack:
         return CaptureResult(rejected=result.rejected, errors=result.errors)
+    refresh_statistics(engine, writer.epc_rows)
     result.accepted = len(result.event_ids)
     return result
 

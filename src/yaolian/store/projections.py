@@ -25,7 +25,7 @@ from yaolian.codes.identity import canonical_key
 from yaolian.epcis.gcpause import gc_paused
 from yaolian.epcis.model import EpcRole, Event, iter_epcs, iter_quantities
 from yaolian.store.dictionary import lookup_codes
-from yaolian.store.engine import writing
+from yaolian.store.engine import analyze, writing
 from yaolian.store.schema import event
 
 # Modules that register projectors when imported (trace/verify and supply layers).
@@ -139,40 +139,47 @@ def rebuild(
     (millions of acyclic rows and states are built; reference counting frees them). Returns
     the number of events in the log.
     """
+    with gc_paused(), writing(engine) as conn:
+        replayed = _rebuild_in(conn, progress, batch_size)
+    analyze(engine, vacuum=True)  # PostgreSQL: statistics and visibility of the new rows
+    return replayed
+
+
+def _rebuild_in(conn: Connection, progress: ProgressCallback | None, batch_size: int) -> int:
+    """:func:`rebuild` inside its write transaction."""
     registered = []
     done = 0
-    with gc_paused(), writing(engine) as conn:
-        for projector in projectors():
-            if isinstance(projector, SetBasedProjector):
-                projector.rebuild(conn)
-            else:
-                projector.reset(conn)
-                registered.append(projector)
-        total = int(conn.execute(select(func.count()).select_from(event)).scalar_one())
-        if not registered:
-            if progress:
-                progress(total, total)
-            return total
-        cols = (
-            event.c.id,
-            event.c.hash,
-            event.c.event_time_us,
-            event.c.record_time_us,
-            event.c.payload,
-        )
-        position: tuple[int, int] | None = None
-        while True:
-            stmt = select(*cols).order_by(event.c.event_time_us, event.c.id).limit(batch_size)
-            if position is not None:
-                stmt = stmt.where(tuple_(event.c.event_time_us, event.c.id) > tuple_(*position))
-            rows = conn.execute(stmt).all()
-            if not rows:
-                break
-            batch = load_stored_events(conn, rows)
-            for projector in registered:
-                projector.apply(conn, batch)
-            done += len(rows)
-            position = (int(rows[-1][2]), int(rows[-1][0]))
-            if progress:
-                progress(done, total)
+    for projector in projectors():
+        if isinstance(projector, SetBasedProjector):
+            projector.rebuild(conn)
+        else:
+            projector.reset(conn)
+            registered.append(projector)
+    total = int(conn.execute(select(func.count()).select_from(event)).scalar_one())
+    if not registered:
+        if progress:
+            progress(total, total)
+        return total
+    cols = (
+        event.c.id,
+        event.c.hash,
+        event.c.event_time_us,
+        event.c.record_time_us,
+        event.c.payload,
+    )
+    position: tuple[int, int] | None = None
+    while True:
+        stmt = select(*cols).order_by(event.c.event_time_us, event.c.id).limit(batch_size)
+        if position is not None:
+            stmt = stmt.where(tuple_(event.c.event_time_us, event.c.id) > tuple_(*position))
+        rows = conn.execute(stmt).all()
+        if not rows:
+            break
+        batch = load_stored_events(conn, rows)
+        for projector in registered:
+            projector.apply(conn, batch)
+        done += len(rows)
+        position = (int(rows[-1][2]), int(rows[-1][0]))
+        if progress:
+            progress(done, total)
     return done

@@ -37,7 +37,6 @@ import orjson
 from sqlalchemy import (
     BigInteger,
     Connection,
-    and_,
     bindparam,
     case,
     func,
@@ -65,6 +64,7 @@ from yaolian.store.schema import (
     supply_stock_count,
 )
 from yaolian.store.schema import product as product_table
+from yaolian.trace import rawsql
 from yaolian.trace.rawsql import ids_param, is_pg
 from yaolian.trace.state import SALE_LINE_KEY
 
@@ -305,6 +305,7 @@ def case_contents(conn: Connection) -> dict[str, tuple[str, float]]:
 
 
 History = list[tuple[int, int, int | None, list[int]]]
+_Packing = tuple[int, int, int | None, int, list[int]]  # parent, time, action, event, children
 """Aggregation events with a code as parent: (time, event id, action id, child code ids)."""
 
 
@@ -363,34 +364,7 @@ class _Resolver:
             )
             for cid in ids:
                 self.history[cid] = []
-            by_event: dict[int, tuple[int, int, int | None, int, list[int]]] = {}
-            child = event_epc.alias("child")
-            parent = event_epc.alias("parent")
-            rows = self.conn.execute(
-                select(
-                    parent.c.code_id,
-                    event.c.id,
-                    event.c.event_time_us,
-                    event.c.action,
-                    child.c.code_id,
-                )
-                .select_from(parent)
-                .join(event, event.c.id == parent.c.event_id)
-                .outerjoin(
-                    child,
-                    and_(child.c.event_id == event.c.id, child.c.role == ROLE_IDS["child"]),
-                )
-                .where(
-                    parent.c.code_id.in_(part),
-                    parent.c.role == ROLE_IDS["parent"],
-                    event.c.type == EVENT_TYPE_IDS["AggregationEvent"],
-                    event.c.error_declared.is_(False),
-                )
-            )
-            for parent_id, ev_id, t, action, child_id in rows:
-                entry = by_event.setdefault(ev_id, (parent_id, t, action, ev_id, []))
-                if child_id is not None:
-                    entry[4].append(child_id)
+            by_event = self._packings(ids)
             found: set[int] = set()
             for parent_id, t, action, ev_id, children in by_event.values():
                 self.history[parent_id].append((t, ev_id, action, children))
@@ -401,6 +375,37 @@ class _Resolver:
                 if implicit:
                     self._implicit[cid] = implicit
             todo = {c for c in found if c not in self.history}
+
+    def _packings(self, ids: Sequence[int]) -> dict[int, _Packing]:
+        """Aggregation events with one of ``ids`` as parent: event id → (parent, time, action,
+        event id, children). Three single-table look-ups by id rather than one join: a join's
+        plan rests on statistics, and a bulk load makes them wrong (PostgreSQL took the 200
+        packing events it had just stored for one and probed 20k codes for each of them)."""
+        links = rawsql.fetch_ids(
+            self.conn,
+            "SELECT event_id, code_id FROM event_epc WHERE code_id {ids} AND role = ?",
+            ids,
+            (ROLE_IDS["parent"],),
+        )
+        parent_of = dict(links)
+        by_event: dict[int, _Packing] = {
+            ev_id: (parent_of[ev_id], t, action, ev_id, [])
+            for ev_id, t, action in rawsql.fetch_ids(
+                self.conn,
+                "SELECT id, event_time_us, action FROM event "
+                "WHERE id {ids} AND type = ? AND NOT error_declared",
+                parent_of,
+                (EVENT_TYPE_IDS["AggregationEvent"],),
+            )
+        }
+        for ev_id, child_id in rawsql.fetch_ids(
+            self.conn,
+            "SELECT event_id, code_id FROM event_epc WHERE event_id {ids} AND role = ?",
+            by_event,
+            (ROLE_IDS["child"],),
+        ):
+            by_event[ev_id][4].append(child_id)
+        return by_event
 
     def children_at(self, code_id: int, time_us: int) -> AbstractSet[int]:
         """Direct children of ``code_id`` at ``time_us``: packing at that very moment counts
@@ -476,20 +481,24 @@ def _shipped_before(conn: Connection, pairs: list[tuple[int, int]]) -> set[tuple
     """Of (code id, receiving time) pairs, those whose code was shipped at or before that time."""
     if not pairs:
         return set()
-    code_ids = sorted({c for c, _ in pairs})
-    first_ship: dict[int, int] = {}
-    part = _ids(conn, code_ids)
-    rows = conn.execute(
-        select(event_epc.c.code_id, func.min(event.c.event_time_us))
-        .join(event, event.c.id == event_epc.c.event_id)
-        .where(
-            event_epc.c.code_id.in_(part),
-            event.c.biz_step.in_(_SHIP_STEPS),
-            event.c.error_declared.is_(False),
-        )
-        .group_by(event_epc.c.code_id)
+    links = rawsql.fetch_ids(
+        conn, "SELECT event_id, code_id FROM event_epc WHERE code_id {ids}", {c for c, _ in pairs}
     )
-    first_ship.update(rows.all())
+    steps = sorted(_SHIP_STEPS)
+    ship_time = dict(
+        rawsql.fetch_ids(
+            conn,
+            "SELECT id, event_time_us FROM event WHERE id {ids} AND NOT error_declared "
+            f"AND biz_step IN ({', '.join('?' * len(steps))})",
+            {ev_id for ev_id, _ in links},
+            steps,
+        )
+    )
+    first_ship: dict[int, int] = {}
+    for ev_id, code_id in links:
+        t = ship_time.get(ev_id)
+        if t is not None and t < first_ship.get(code_id, t + 1):
+            first_ship[code_id] = t
     return {(c, t) for c, t in pairs if c in first_ship and first_ship[c] <= t}
 
 
@@ -639,24 +648,24 @@ def affected_events(
         ).scalars()
     codes = set(code_ids)
     frontier = set(codes)
-    parent = event_epc.alias("parent")
     for _level in range(4):  # up the aggregation hierarchy: case → pallet → …
         if not frontier:
             break
-        staged = _ids(conn, frontier)
-        ups = set(
-            conn.execute(
-                select(parent.c.code_id)
-                .join(event_epc, event_epc.c.event_id == parent.c.event_id)
-                .where(
-                    event_epc.c.code_id.in_(staged),
-                    event_epc.c.role == ROLE_IDS["child"],
-                    parent.c.role == ROLE_IDS["parent"],
-                )
-            )
-            .scalars()
-            .all()
+        packed = rawsql.fetch_ids(  # two look-ups by id, not a join: see _Resolver._packings
+            conn,
+            "SELECT event_id FROM event_epc WHERE code_id {ids} AND role = ?",
+            frontier,
+            (ROLE_IDS["child"],),
         )
+        ups = {
+            r[0]
+            for r in rawsql.fetch_ids(
+                conn,
+                "SELECT code_id FROM event_epc WHERE event_id {ids} AND role = ?",
+                {r[0] for r in packed},
+                (ROLE_IDS["parent"],),
+            )
+        }
         frontier = ups - codes
         codes |= ups
     staged = _ids(conn, codes)
