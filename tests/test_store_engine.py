@@ -79,32 +79,38 @@ def test_two_processes_open_and_write_the_same_new_sqlite_file(tmp_path: Path) -
         engine.dispose()
 
 
-def _event_epc_statistics(engine: Engine) -> tuple[float, object]:
+def _last_analysed(engine: Engine) -> dict[str, object]:
     with engine.connect() as conn:
-        row = conn.exec_driver_sql(
-            "SELECT c.reltuples, s.last_analyze FROM pg_class c "
-            "JOIN pg_stat_user_tables s ON s.relid = c.oid WHERE c.relname = 'event_epc'"
-        ).one()
-    return float(row[0]), row[1]
+        return dict(
+            conn.exec_driver_sql(
+                "SELECT relname, last_analyze FROM pg_stat_user_tables "
+                "WHERE schemaname = current_schema()"
+            ).all()
+        )
 
 
 def test_bulk_capture_refreshes_postgres_planner_statistics(pg_engine: Engine) -> None:
-    """A capture that grows the log by a large share ANALYZEs (the planner then knows the new
-    rows); a small one leaves the statistics to autovacuum."""
+    """A capture that grows tables by a quarter or more VACUUM-ANALYZEs them (the planner then
+    knows the new rows); a small one leaves them to autovacuum."""
     from datetime import UTC, datetime
 
     from yaolian.codes.nmpa import nmpa_code_uri
-    from yaolian.store.engine import ANALYZE_MIN_ROWS
     from yaolian.store.ingest import capture_document
     from yaolian.trace.builders import document, object_event
 
     t0 = datetime(2026, 3, 1, tzinfo=UTC)
-    n = ANALYZE_MIN_ROWS + 1_000
-    codes = [nmpa_code_uri(f"8600001{i:013d}") for i in range(n + 10)]
-    bulk = document([object_event(codes[:n], t0, "commissioning", "active", action="ADD")])
-    assert capture_document(pg_engine, bulk).accepted == 1
-    rows, analysed = _event_epc_statistics(pg_engine)
-    assert rows == n and analysed is not None
-    small = document([object_event(codes[n:], t0, "commissioning", "active", action="ADD")])
+    codes = [nmpa_code_uri(f"8600001{i:013d}") for i in range(20_010)]
+    before = _last_analysed(pg_engine)
+    bulk = document(
+        [
+            object_event(codes[i : i + 10_000], t0, "commissioning", "active", action="ADD")
+            for i in (0, 10_000)
+        ]
+    )
+    assert capture_document(pg_engine, bulk).accepted == 2
+    after = _last_analysed(pg_engine)
+    for table in ("code", "code_state", "event_epc"):
+        assert after[table] is not None and after[table] != before.get(table)
+    small = document([object_event(codes[-10:], t0, "commissioning", "active", action="ADD")])
     assert capture_document(pg_engine, small).accepted == 1
-    assert _event_epc_statistics(pg_engine) == (rows, analysed)
+    assert _last_analysed(pg_engine) == after

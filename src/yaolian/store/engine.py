@@ -10,7 +10,7 @@ under ``store/migrations`` run programmatically — no ``alembic.ini`` at run ti
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -112,39 +112,53 @@ def writing(engine: Engine) -> Iterator[Connection]:
         yield conn
 
 
-ANALYZE_MIN_ROWS = 5_000  # smaller writes cannot mislead a plan much
-ANALYZE_GROWTH = 0.2  # share of the event log a write must add to refresh the statistics
+VACUUM_MIN_BYTES = 1 << 18  # a table smaller than this (256 KiB) cannot mislead a plan much
+VACUUM_GROWTH = 0.25  # growth since the last VACUUM/ANALYZE that makes a capture do it
+_GROWN_TABLES_SQL = (
+    "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = current_schema() AND c.relkind = 'r' "
+    "AND pg_relation_size(c.oid) > GREATEST(%(floor)s, "
+    "(1 + %(growth)s) * c.relpages::bigint * current_setting('block_size')::int) "
+    "ORDER BY c.relname"
+)
 
 
-def refresh_statistics(engine: Engine, rows_written: int) -> None:
-    """PostgreSQL: ``ANALYZE`` after a write of ``rows_written`` EPC rows that grew the event
-    log by at least :data:`ANALYZE_GROWTH` (or into a never-analysed log).
+def refresh_statistics(engine: Engine) -> list[str]:
+    """PostgreSQL: ``VACUUM (ANALYZE)`` the tables that grew by :data:`VACUUM_GROWTH` or more
+    since PostgreSQL last measured them (and are over :data:`VACUUM_MIN_BYTES`); returns their
+    names. Called after every capture; nothing on SQLite.
 
-    The planner knows a freshly bulk-loaded table only once autovacuum analyses it (a minute or
-    more later); until then it takes a table of 100k rows for one of a few rows and loops over it
-    (a container-history look-up after a 20k-pack commissioning ran 4 s instead of 28 ms). Bulk
-    loads are exactly when captures follow each other fast, so the capture that grows the log
-    refreshes the statistics itself: with the threshold a share of the log, that happens a
-    logarithmic number of times over a store's life. SQLite plans without statistics here.
+    The planner knows a freshly bulk-loaded table only once autovacuum gets to it (a minute or
+    more later); until then it takes a table of 100k rows for one of a few rows and loops over
+    it (a container-history look-up after a 20k-pack commissioning ran 4 s instead of 28 ms),
+    and index-only scans visit the table for every row (forward trace of a 100k-pack batch
+    498 ms instead of 107 ms). Bulk loads are when captures follow each other fastest, so the
+    capture does it itself, for the tables it grew — a pallet's shipment adds a few event rows
+    but a custody row per pack inside. With the threshold a share of the table, that happens a
+    logarithmic number of times over a store's life, and VACUUM reads only the pages written
+    since.
     """
-    if engine.dialect.name != "postgresql" or rows_written < ANALYZE_MIN_ROWS:
-        return
+    if engine.dialect.name != "postgresql":
+        return []
     with engine.connect() as conn:
-        known = conn.exec_driver_sql(
-            "SELECT reltuples FROM pg_class WHERE relname = 'event_epc'"
-        ).scalar()
-    if known is None or known <= 0 or rows_written >= ANALYZE_GROWTH * known:
-        analyze(engine)
+        grown = list(
+            conn.exec_driver_sql(
+                _GROWN_TABLES_SQL, {"floor": VACUUM_MIN_BYTES, "growth": VACUUM_GROWTH}
+            ).scalars()
+        )
+    if grown:
+        vacuum_analyze(engine, grown)
+    return grown
 
 
-def analyze(engine: Engine, *, vacuum: bool = False) -> None:
-    """PostgreSQL: refresh the planner's statistics of every table (after bulk writes); with
-    ``vacuum`` (after a rebuild rewrote the projections) also mark the pages all-visible, so
-    the covering indexes answer batch queries without visiting the table (forward trace of a
-    100k-pack batch: 216 → 107 ms). Nothing on SQLite."""
+def vacuum_analyze(engine: Engine, tables: Sequence[str] = ()) -> None:
+    """PostgreSQL: ``VACUUM (ANALYZE)`` of ``tables`` (default: the whole database) — the
+    planner's statistics, and pages marked all-visible so that index-only scans stay
+    index-only. Nothing on SQLite."""
     if engine.dialect.name == "postgresql":
+        names = ", ".join(f'"{t}"' for t in tables)
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql("VACUUM (ANALYZE)" if vacuum else "ANALYZE")
+            conn.exec_driver_sql(f"VACUUM (ANALYZE) {names}")
 
 
 def alembic_config(url: str | None = None) -> Config:

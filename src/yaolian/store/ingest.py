@@ -209,7 +209,6 @@ class _Writer:
         self.enterprise_id = enterprise_id
         self.job_id = job_id
         self.projectors = projectors()
-        self.epc_rows = 0  # written so far (planner statistics: engine.refresh_statistics)
 
     # ── de-duplication against the store ──
     def stored_duplicates(self, prepared: Sequence[_Prepared]) -> set[int]:
@@ -377,7 +376,6 @@ class _Writer:
                 )
         self._bulk("event", _EVENT_COLUMNS, events)
         epcs.sort()  # primary-key order: the index is appended to, not scattered over
-        self.epc_rows += len(epcs)
         self._bulk("event_epc", ("code_id", "event_id", "role"), epcs)
         self._bulk(
             "event_quantity", ("event_id", "class_id", "quantity", "uom", "role"), quantities
@@ -539,7 +537,8 @@ def _capture(
                 raise _RolledBack
     except _RolledBack:
         return CaptureResult(rejected=result.rejected, errors=result.errors)
-    refresh_statistics(engine, writer.epc_rows)
+    if result.event_ids:
+        refresh_statistics(engine)
     result.accepted = len(result.event_ids)
     return result
 

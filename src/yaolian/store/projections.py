@@ -25,7 +25,7 @@ from yaolian.codes.identity import canonical_key
 from yaolian.epcis.gcpause import gc_paused
 from yaolian.epcis.model import EpcRole, Event, iter_epcs, iter_quantities
 from yaolian.store.dictionary import lookup_codes
-from yaolian.store.engine import analyze, writing
+from yaolian.store.engine import vacuum_analyze, writing
 from yaolian.store.schema import event
 
 # Modules that register projectors when imported (trace/verify and supply layers).
@@ -141,7 +141,7 @@ def rebuild(
     """
     with gc_paused(), writing(engine) as conn:
         replayed = _rebuild_in(conn, progress, batch_size)
-    analyze(engine, vacuum=True)  # PostgreSQL: statistics and visibility of the new rows
+    vacuum_analyze(engine)  # PostgreSQL: statistics and visibility of the rewritten rows
     return replayed
 
 
