@@ -5,6 +5,7 @@ Events are captured through the store's real capture path (``store.ingest.captur
 
 from __future__ import annotations
 
+import random
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from cli_run import run_main
+from conftest import _empty as empty_store
 from yaolian.epcis.model import Event
 from yaolian.store.ingest import capture_document
 from yaolian.store.masterdata import upsert_enterprise, upsert_product, upsert_site, uscc_check_char
@@ -144,6 +146,60 @@ def test_out_of_order_and_rebuild_identical(engine: Engine, sqlite_engine: Engin
         ids = conn.execute(select(event.c.id).order_by(event.c.event_time_us)).scalars().all()
         ledger.recompute(conn, ledger.affected_events(conn, ids))
     assert movements(engine) == before
+
+
+def test_error_declaration_retracts_the_movements_of_the_declared_event(engine: Engine) -> None:
+    """An error declaration (EPCIS: the event as captured, plus ``errorDeclaration``) says the
+    event never happened: its stock movements go, whether the declaration arrives after the
+    event or in the same document; without it the stock is as the chain says."""
+    setup_sites(engine)
+    events = chain()
+    shipment = events[5]  # 5 packs DC → hospital
+    shipment["eventID"] = "urn:uuid:1b3f6c1e-0000-4000-8000-000000000005"
+    store(engine, events)
+    assert levels(engine) == {FACTORY: (2.0, 0.0), DC: (3.0, 0.0), HOSP: (1.0, 0.0)}
+    declared = {
+        **shipment,
+        "errorDeclaration": {"declarationTime": at(9).isoformat(), "reason": "incorrect_data"},
+    }
+    store(engine, [declared])
+    # the 5 packs never left the DC; the hospital still received, sold and destroyed 5
+    assert levels(engine) == {FACTORY: (2.0, 0.0), DC: (8.0, 0.0), HOSP: (1.0, 0.0)}
+    with engine.begin() as conn:
+        PROJECTOR.rebuild(conn)
+    assert levels(engine) == {FACTORY: (2.0, 0.0), DC: (8.0, 0.0), HOSP: (1.0, 0.0)}
+
+
+def _declared_chain() -> list[Event]:
+    """:func:`chain` plus an error declaration of its DC → hospital shipment."""
+    events = chain()
+    events[5]["eventID"] = "urn:uuid:1b3f6c1e-0000-4000-8000-000000000005"
+    declaration = {"declarationTime": at(9).isoformat(), "reason": "incorrect_data"}
+    return [*events, {**events[5], "errorDeclaration": declaration}]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_any_arrival_order_gives_the_in_order_movements(engine: Engine, seed: int) -> None:
+    """Documents of any size arriving in any order (receipts before shipments, a packing after
+    its case was shipped, the declaration before the event it retracts) end in the movements
+    of an in-order capture, and a rebuild reproduces them."""
+    setup_sites(engine)
+    store(engine, _declared_chain())
+    expected = movements(engine)
+    assert levels(engine) == {FACTORY: (2.0, 0.0), DC: (8.0, 0.0), HOSP: (1.0, 0.0)}
+    empty_store(engine)
+    setup_sites(engine)
+    rnd = random.Random(seed)
+    shuffled = _declared_chain()
+    rnd.shuffle(shuffled)
+    while shuffled:
+        size = rnd.randint(1, 3)
+        store(engine, shuffled[:size])
+        shuffled = shuffled[size:]
+    assert movements(engine) == expected
+    with engine.begin() as conn:
+        PROJECTOR.rebuild(conn)
+    assert movements(engine) == expected
 
 
 def test_stock_take_reports_discrepancy(engine: Engine) -> None:

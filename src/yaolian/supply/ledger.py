@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -49,7 +49,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from yaolian.codes.identity import NMPA_LOT_KEY, NMPA_PRODUCT_KEY, product_of_key
 from yaolian.epcis.model import location, parties
 from yaolian.errors import NotFoundError, ValidationError
-from yaolian.store.projections import StoredBatch
+from yaolian.store.ingest import DECLARED_SUFFIX
+from yaolian.store.projections import StoredBatch, StoredEvent
 from yaolian.store.schema import (
     ACTION_IDS,
     EVENT_TYPE_IDS,
@@ -213,6 +214,21 @@ def _batch_facts(batch: StoredBatch) -> dict[int, _EventFacts]:
             f.split_units = split_units_per_code(ev)
         facts[e.row_id] = f
     return facts
+
+
+_DECLARED_SQL = (
+    "SELECT e.id FROM event e WHERE e.id {ids} AND NOT e.error_declared AND ("
+    "EXISTS (SELECT 1 FROM event d WHERE d.hash = e.hash || ?) OR (e.event_id IS NOT NULL AND "
+    "EXISTS (SELECT 1 FROM event d WHERE d.event_id = e.event_id AND d.error_declared)))"
+)
+
+
+def _declared_erroneous(conn: Connection, ids: Collection[int]) -> list[int]:
+    """Of the events ``ids``, those an error declaration says never happened (EPCIS 2.0: the
+    event captured again with ``errorDeclaration``; stored beside it with the same hash plus
+    ``#errorDeclaration``, and usually the same eventID): they move nothing."""
+    rows = rawsql.fetch_ids(conn, _DECLARED_SQL, ids, (DECLARED_SUFFIX,))
+    return [r[0] for r in rows]
 
 
 def _load_events(conn: Connection, ids: Sequence[int]) -> dict[int, _EventFacts]:
@@ -398,6 +414,8 @@ class _Resolver:
                 (EVENT_TYPE_IDS["AggregationEvent"],),
             )
         }
+        for ev_id in _declared_erroneous(self.conn, by_event):
+            del by_event[ev_id]
         for ev_id, child_id in rawsql.fetch_ids(
             self.conn,
             "SELECT event_id, code_id FROM event_epc WHERE event_id {ids} AND role = ?",
@@ -494,6 +512,8 @@ def _shipped_before(conn: Connection, pairs: list[tuple[int, int]]) -> set[tuple
             steps,
         )
     )
+    for ev_id in _declared_erroneous(conn, ship_time):
+        del ship_time[ev_id]
     first_ship: dict[int, int] = {}
     for ev_id, code_id in links:
         t = ship_time.get(ev_id)
@@ -634,21 +654,12 @@ def _batch_record(f: _EventFacts, key: str, role: int) -> bool:
     )
 
 
-def affected_events(
-    conn: Connection, event_ids: Sequence[int], code_ids: Iterable[int] | None = None
-) -> list[int]:
-    """``event_ids`` plus every stored event whose movements they can change: events naming the
-    same codes, and events naming the containers those codes were aggregated into.
-    ``code_ids``: the codes those events name, when the caller knows them already."""
-    ids = set(event_ids)
-    if code_ids is None:
-        staged = _ids(conn, ids)
-        code_ids = conn.execute(
-            select(event_epc.c.code_id).where(event_epc.c.event_id.in_(staged))
-        ).scalars()
-    codes = set(code_ids)
+def _containers_above(conn: Connection, codes: set[int]) -> set[int]:
+    """``codes`` and every code they were ever aggregated into, up to four levels (case →
+    pallet → …), from the log."""
+    found = set(codes)
     frontier = set(codes)
-    for _level in range(4):  # up the aggregation hierarchy: case → pallet → …
+    for _level in range(4):
         if not frontier:
             break
         packed = rawsql.fetch_ids(  # two look-ups by id, not a join: see _Resolver._packings
@@ -666,14 +677,77 @@ def affected_events(
                 (ROLE_IDS["parent"],),
             )
         }
-        frontier = ups - codes
-        codes |= ups
-    staged = _ids(conn, codes)
-    ids.update(
-        conn.execute(select(event_epc.c.event_id).where(event_epc.c.code_id.in_(staged)).distinct())
-        .scalars()
-        .all()
-    )
+        frontier = ups - found
+        found |= ups
+    return found
+
+
+def _events_naming(conn: Connection, codes: Collection[int]) -> set[int]:
+    """Ids of the stored events that name any of ``codes``."""
+    return {r[0] for r in rawsql.fetch_ids(conn, _NAMING_SQL, codes)}
+
+
+_NAMING_SQL = "SELECT DISTINCT event_id FROM event_epc WHERE code_id {ids}"
+
+
+def affected_events(
+    conn: Connection, event_ids: Sequence[int], code_ids: Iterable[int] | None = None
+) -> list[int]:
+    """``event_ids`` plus every stored event naming the same codes or the containers those
+    codes were aggregated into — every event whose movements they could change, taken broadly
+    (``code_ids``: the codes those events name, when the caller knows them already).
+    :func:`affected_by` is the narrow rule a capture uses."""
+    ids = set(event_ids)
+    if code_ids is None:
+        code_ids = [r[0] for r in rawsql.fetch_ids(conn, _CODES_OF_SQL, ids)]
+    ids |= _events_naming(conn, _containers_above(conn, set(code_ids)))
+    return sorted(ids)
+
+
+_CODES_OF_SQL = "SELECT code_id FROM event_epc WHERE event_id {ids}"
+
+
+def affected_by(
+    conn: Connection, events: Sequence[StoredEvent], fresh: AbstractSet[int] = frozenset()
+) -> list[int]:
+    """The new ``events`` plus every stored event whose movements they can change.
+
+    A movement depends on its own event, on the aggregation history of the codes it names
+    (what was inside them then, whether they ever held anything) and, for a receipt, on
+    whether its codes were shipped before. So a packing or unpacking changes the events naming
+    its container or a container above it; a shipment changes the receipts of its codes; an
+    error declaration changes whatever the event it retracts did (taken broadly:
+    :func:`affected_events` over its codes); any other event — a sale, most of all — changes
+    nothing but itself. ``fresh`` codes (first interned by this capture) are named by no
+    stored event outside it.
+    """
+    ids = {e.row_id for e in events}
+    containers: set[int] = set()
+    shipped: set[int] = set()
+    broad: set[int] = set()
+    for e in events:
+        ev = e.event
+        if "errorDeclaration" in ev:
+            broad.update(cid for cid, _ in e.epcs)
+            continue
+        if ev["type"] == "AggregationEvent":
+            containers.update(cid for cid, role in e.epcs if role == "parent")
+        if ev.get("bizStep") in _SHIP_STEPS:
+            shipped.update(cid for cid, _ in e.epcs if cid not in fresh)
+    if broad:
+        ids.update(affected_events(conn, [], broad))
+    if containers:
+        ids |= _events_naming(conn, _containers_above(conn, containers) - fresh)
+    if shipped:
+        ids.update(
+            r[0]
+            for r in rawsql.fetch_ids(
+                conn,
+                "SELECT id FROM event WHERE id {ids} AND biz_step = ?",
+                _events_naming(conn, shipped),
+                ("receiving",),
+            )
+        )
     return sorted(ids)
 
 
@@ -698,6 +772,8 @@ def recompute(
         part = _ids(conn, stored)
         conn.execute(supply_movement.delete().where(supply_movement.c.event_id.in_(part)))
         facts.update(_load_events(conn, stored))
+    for ev_id in _declared_erroneous(conn, [i for i, f in facts.items() if not f.retracted]):
+        facts[ev_id].retracted = True
     resolver = _Resolver(conn, cache)
     resolver.known(known_keys or {}, known_histories or {})
     rows = _movements(conn, facts, resolver)
