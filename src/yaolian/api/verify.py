@@ -149,7 +149,7 @@ def get_alerts(
     since: str | None = None,
     until: str | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,  # beyond: no database stores as many
 ) -> dict[str, Any]:
     """Anomaly alerts, newest first."""
     engine = engine_of(request)
