@@ -274,19 +274,45 @@ def _forward(
     ctx.load_keys(new)
     states.update((cid, ctx.new_state(cid)) for cid in new)
     children: dict[int, set[int]] = defaultdict(set)
-    parents = {cid for cid, st in states.items() if st.has_children}
-    while parents:
-        rows = _open_children(conn, parents)
-        kids = {child for _, child in rows}
+    deep, emptied = _needing_contents(facts)
+    level = {cid for cid in deep | emptied if cid in states and states[cid].has_children}
+    while level:
+        rows = _open_children(conn, level)
         for parent, child in rows:
             children[parent].add(child)
-        new = kids - states.keys()
-        states.update(load_states(conn, new))
-        parents = {cid for cid in new if states.get(cid) and states[cid].has_children}
+        states.update(load_states(conn, {child for _, child in rows} - states.keys()))
+        below = {child for parent, child in rows if parent in deep}
+        deep |= below
+        level = {cid for cid in below if cid in states and states[cid].has_children}
     machine = Machine(states, children, ctx, strict=True, rules=RULES)
     for f in facts:
         machine.apply(f)
     return machine
+
+
+def _needing_contents(facts: Sequence[Facts]) -> tuple[set[int], set[int]]:
+    """(codes whose whole contents an event reaches, containers emptied by an unpacking).
+
+    An event other than an aggregation reaches everything inside the codes it names (a shipped
+    pallet carries its cases and packs): their stored contents are loaded, and the contents of
+    whatever this batch packs into them. An unpacking that lists no children empties its
+    container: its children are loaded, not theirs. A packing needs no contents at all — in a
+    bulk capture, packing 1,000 cases onto pallets no longer reads the 100,000 packs inside."""
+    deep = {cid for f in facts if f.kind != "AggregationEvent" for cid, _ in f.codes}
+    packed: dict[int, set[int]] = defaultdict(set)
+    emptied: set[int] = set()
+    for f in facts:
+        if f.kind == "AggregationEvent" and f.parent_id is not None:
+            packed[f.parent_id].update(cid for cid, role in f.codes if role == "child")
+            if f.action == "DELETE" and not f.has_children:
+                emptied.add(f.parent_id)
+    todo = list(deep)
+    while todo:
+        for child in packed.get(todo.pop(), ()):
+            if child not in deep:
+                deep.add(child)
+                todo.append(child)
+    return deep, emptied
 
 
 _EVENT_SQL = (
