@@ -231,6 +231,37 @@ def _declared_erroneous(conn: Connection, ids: Collection[int]) -> list[int]:
     return [r[0] for r in rows]
 
 
+def declared_erroneous(conn: Connection) -> set[int]:
+    """Every event of the log an error declaration retracts (one scan for the declarations,
+    then a look-up by hash and by eventID for each: for a whole-log recompute)."""
+    rows = rawsql.fetch(conn, "SELECT hash, event_id FROM event WHERE error_declared")
+    hashes = {h.removesuffix(DECLARED_SUFFIX) for h, _ in rows}
+    event_ids = {e for _, e in rows if e}
+    found = rawsql.fetch_ids(conn, "SELECT id FROM event WHERE hash {ids}", hashes)
+    found += rawsql.fetch_ids(
+        conn, "SELECT id FROM event WHERE event_id {ids} AND NOT error_declared", event_ids
+    )
+    return {r[0] for r in found}
+
+
+def _could_be_declared(facts: Mapping[int, _EventFacts], batch: StoredBatch | None) -> list[int]:
+    """The events of ``facts`` a declaration may retract: not those of ``batch`` without an
+    eventID naming only codes it interned first — a stored declaration (the same event again)
+    would have interned them — unless the batch carries declarations itself."""
+    if batch is None or any("errorDeclaration" in e.event for e in batch):
+        return [i for i, f in facts.items() if not f.retracted]
+    fresh = batch.fresh
+    new = {
+        e.row_id
+        for e in batch
+        if (e.epcs or e.classes)
+        and "eventID" not in e.event
+        and all(cid in fresh for cid, _ in e.epcs)
+        and all(c[0] in fresh for c in e.classes)
+    }
+    return [i for i, f in facts.items() if not f.retracted and i not in new]
+
+
 def _load_events(conn: Connection, ids: Sequence[int]) -> dict[int, _EventFacts]:
     facts: dict[int, _EventFacts] = {}
     part = _ids(conn, ids)
@@ -321,8 +352,8 @@ def case_contents(conn: Connection) -> dict[str, tuple[str, float]]:
 
 
 History = list[tuple[int, int, int | None, list[int]]]
-_Packing = tuple[int, int, int | None, int, list[int]]  # parent, time, action, event, children
 """Aggregation events with a code as parent: (time, event id, action id, child code ids)."""
+_Packing = tuple[int, int, int | None, int, list[int]]  # parent, time, action, event, children
 
 
 _EMPTY: frozenset[int] = frozenset()
@@ -758,13 +789,15 @@ def recompute(
     known_histories: Mapping[int, History] | None = None,
     cache: PackCache | None = None,
     batch: StoredBatch | None = None,
+    declared: AbstractSet[int] | None = None,
 ) -> int:
     """Replace the movements of ``event_ids`` with ones derived from the log; rows written.
     ``known_keys``: codes (id → key) whose aggregation history the caller knows, given by
     ``known_histories`` for those that were containers (a capture's fresh codes); ``cache``:
     one :class:`PackCache` for every recompute of a run over an unchanged log; ``batch``: the
     events a capture has just stored (among ``event_ids``, with no movements yet), whose facts
-    are taken from it rather than read back from the log."""
+    are taken from it rather than read back from the log; ``declared``: every event of the log
+    an error declaration retracts, when the caller has them (:func:`declared_erroneous`)."""
     ids = sorted(set(event_ids))
     facts = _batch_facts(batch) if batch else {}
     stored = [i for i in ids if i not in facts]
@@ -772,7 +805,9 @@ def recompute(
         part = _ids(conn, stored)
         conn.execute(supply_movement.delete().where(supply_movement.c.event_id.in_(part)))
         facts.update(_load_events(conn, stored))
-    for ev_id in _declared_erroneous(conn, [i for i, f in facts.items() if not f.retracted]):
+    if declared is None:
+        declared = set(_declared_erroneous(conn, _could_be_declared(facts, batch)))
+    for ev_id in declared & facts.keys():
         facts[ev_id].retracted = True
     resolver = _Resolver(conn, cache)
     resolver.known(known_keys or {}, known_histories or {})

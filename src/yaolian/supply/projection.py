@@ -21,7 +21,13 @@ from sqlalchemy import Connection, select
 
 from yaolian.store.projections import StoredBatch, StoredEvent, register
 from yaolian.store.schema import ACTION_IDS, ROLE_IDS, code, event, event_epc, supply_movement
-from yaolian.supply.ledger import History, PackCache, affected_by, recompute
+from yaolian.supply.ledger import (
+    History,
+    PackCache,
+    affected_by,
+    declared_erroneous,
+    recompute,
+)
 
 REBUILD_CHUNK = 20_000  # events per recompute in a rebuild
 
@@ -85,6 +91,7 @@ class SupplyLedgerProjector:
         )
         ids = conn.execute(select(event.c.id).order_by(event.c.id)).scalars().all()
         cache = PackCache()
+        declared = declared_erroneous(conn)
         for start in range(0, len(ids), chunk):
             part = ids[start : start + chunk]
             named = conn.execute(
@@ -93,7 +100,7 @@ class SupplyLedgerProjector:
                 .where(ee.event_id.between(part[0], part[-1]))
             ).all()
             leaves = {cid: key for cid, key in named if cid not in parents}
-            recompute(conn, part, leaves, cache=cache)
+            recompute(conn, part, leaves, cache=cache, declared=declared)
 
 
 PROJECTOR = register(SupplyLedgerProjector())
