@@ -148,34 +148,28 @@ def test_out_of_order_and_rebuild_identical(engine: Engine, sqlite_engine: Engin
     assert movements(engine) == before
 
 
-def test_error_declaration_retracts_the_movements_of_the_declared_event(engine: Engine) -> None:
-    """An error declaration (EPCIS: the event as captured, plus ``errorDeclaration``) says the
-    event never happened: its stock movements go, whether the declaration arrives after the
-    event or in the same document; without it the stock is as the chain says."""
-    setup_sites(engine)
-    events = chain()
-    shipment = events[5]  # 5 packs DC → hospital
-    shipment["eventID"] = "urn:uuid:1b3f6c1e-0000-4000-8000-000000000005"
-    store(engine, events)
-    assert levels(engine) == {FACTORY: (2.0, 0.0), DC: (3.0, 0.0), HOSP: (1.0, 0.0)}
-    declared = {
-        **shipment,
-        "errorDeclaration": {"declarationTime": at(9).isoformat(), "reason": "incorrect_data"},
-    }
-    store(engine, [declared])
-    # the 5 packs never left the DC; the hospital still received, sold and destroyed 5
-    assert levels(engine) == {FACTORY: (2.0, 0.0), DC: (8.0, 0.0), HOSP: (1.0, 0.0)}
-    with engine.begin() as conn:
-        PROJECTOR.rebuild(conn)
-    assert levels(engine) == {FACTORY: (2.0, 0.0), DC: (8.0, 0.0), HOSP: (1.0, 0.0)}
-
-
 def _declared_chain() -> list[Event]:
     """:func:`chain` plus an error declaration of its DC → hospital shipment."""
     events = chain()
     events[5]["eventID"] = "urn:uuid:1b3f6c1e-0000-4000-8000-000000000005"
     declaration = {"declarationTime": at(9).isoformat(), "reason": "incorrect_data"}
     return [*events, {**events[5], "errorDeclaration": declaration}]
+
+
+def test_error_declaration_retracts_the_movements_of_the_declared_event(engine: Engine) -> None:
+    """An error declaration (EPCIS: the event as captured, plus ``errorDeclaration``) says the
+    event never happened: its stock movements go when the declaration arrives, and a rebuild
+    agrees."""
+    setup_sites(engine)
+    *events, declaration = _declared_chain()
+    store(engine, events)
+    assert levels(engine) == {FACTORY: (2.0, 0.0), DC: (3.0, 0.0), HOSP: (1.0, 0.0)}
+    store(engine, [declaration])
+    # the 5 packs never left the DC; the hospital still received, sold and destroyed 5
+    assert levels(engine) == {FACTORY: (2.0, 0.0), DC: (8.0, 0.0), HOSP: (1.0, 0.0)}
+    with engine.begin() as conn:
+        PROJECTOR.rebuild(conn)
+    assert levels(engine) == {FACTORY: (2.0, 0.0), DC: (8.0, 0.0), HOSP: (1.0, 0.0)}
 
 
 @pytest.mark.parametrize("seed", range(8))

@@ -93,8 +93,7 @@ def test_in_order_chain_in_two_documents(trace_world: Any, split: int) -> None:
 
 def test_shipment_reaches_stored_contents_packed_in_the_same_document(trace_world: Any) -> None:
     """A stored case of packs put on a new pallet and the pallet shipped, in one document: the
-    forward fold loads the stored contents that the shipment reaches through the new packing
-    (and, for a packing alone, none)."""
+    forward fold loads the stored contents that the shipment reaches through the new packing."""
     w = trace_world
     packs = [w.pack(i) for i in range(3)]
     w.capture(w.commission(packs, 0, lot="L001"), w.commission(w.case(1), 0.5))
