@@ -458,7 +458,6 @@ code_state = Table(  # projection: the current state of every instance code
     Column("seen_event_id", BigInteger),
     # covering index: a batch's holdings are one index range scan (recall scope, forward trace)
     Index("ix_code_state_batch", "product", "lot", "status", "custodian", "site"),
-    Index("ix_code_state_parent", "parent_id"),
 )
 
 aggregation = Table(  # projection: what was inside what, from when to when
