@@ -427,19 +427,19 @@ def rebuild_all(conn: Connection) -> int:
 
     The same fold as :func:`recompute` over every code: the log is read with two table scans,
     one machine replays it in memory (:func:`fold_log`), and the rows are written with bulk
-    inserts into tables whose secondary indexes are dropped meanwhile and rebuilt once at the
-    end (on PostgreSQL the tables are emptied with ``TRUNCATE``: dropping the indexes locks
-    them until the commit anyway). Returns the number of codes written.
+    inserts into emptied tables whose secondary indexes are dropped meanwhile and rebuilt once
+    at the end (on PostgreSQL the tables are emptied with ``TRUNCATE``: dropping the indexes
+    locks them until the commit anyway). Returns the number of codes written.
     """
     machine = fold_log(conn)
-    indexes = [ix for table, _ in _TABLES_BY_CODE for ix in table.indexes]
-    for ix in indexes:
-        ix.drop(conn)
     if rawsql.is_pg(conn):
         names = ", ".join(table.name for table, _ in _TABLES_BY_CODE)
         rawsql.cursor(conn).execute(f"TRUNCATE {names}")
     else:
-        PROJECTOR.reset(conn)
+        PROJECTOR.reset(conn)  # before the indexes go: emptying frees their pages wholesale
+    indexes = [ix for table, _ in _TABLES_BY_CODE for ix in table.indexes]
+    for ix in indexes:
+        ix.drop(conn)
     _write_all(conn, machine, None)
     for ix in indexes:
         ix.create(conn)
