@@ -79,6 +79,13 @@ def test_chain_one_event_per_capture(trace_world: Any) -> None:
     check_chain(trace_world)
 
 
+def assert_rebuild_reproduces(w: Any) -> None:
+    """A rebuild from the log gives the very projection rows the captures left."""
+    before = w.snapshot()
+    rebuild(w.engine)
+    assert w.snapshot() == before
+
+
 @pytest.mark.parametrize("split", range(1, 10))
 def test_in_order_chain_in_two_documents(trace_world: Any, split: int) -> None:
     """Every cut of the in-order chain gives the known answer, as a rebuild does."""
@@ -86,9 +93,7 @@ def test_in_order_chain_in_two_documents(trace_world: Any, split: int) -> None:
     trace_world.capture(*events[:split])
     trace_world.capture(*events[split:])
     check_chain(trace_world)
-    before = trace_world.snapshot()
-    rebuild(trace_world.engine)
-    assert trace_world.snapshot() == before
+    assert_rebuild_reproduces(trace_world)
 
 
 def test_shipment_reaches_stored_contents_packed_in_the_same_document(trace_world: Any) -> None:
@@ -104,9 +109,7 @@ def test_shipment_reaches_stored_contents_packed_in_the_same_document(trace_worl
     )
     st = w.state(packs[1])
     assert st.status == "in_transit" and st.open_ship_event_id is not None
-    before = w.snapshot()
-    rebuild(w.engine)
-    assert w.snapshot() == before
+    assert_rebuild_reproduces(w)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -142,9 +145,7 @@ def test_receipt_before_shipping_and_late_commissioning(trace_world: Any) -> Non
     assert early.commission_event_id is None  # not known yet
     w.capture(*late)
     check_chain(w)
-    before = w.snapshot()
-    rebuild(w.engine)
-    assert w.snapshot() == before
+    assert_rebuild_reproduces(w)
 
 
 def test_repack_follows_the_new_case(trace_world: Any) -> None:
@@ -160,9 +161,7 @@ def test_repack_follows_the_new_case(trace_world: Any) -> None:
     assert w.state(moved).parent_id == w.code_id(w.case(2))
     assert w.state(w.pack(1)).status == "active"  # still in case 1 at DIST
     assert w.state(w.pack(1)).custodian == w.parties["DIST"]
-    before = w.snapshot()
-    rebuild(w.engine)
-    assert w.snapshot() == before
+    assert_rebuild_reproduces(w)
 
 
 def test_return_to_distributor(trace_world: Any) -> None:
@@ -199,9 +198,7 @@ def test_error_declaration_undoes_an_event(trace_world: Any) -> None:
     w.capture(declared)  # same eventID, with errorDeclaration: the shipping never happened
     st = w.state(w.pack(1))
     assert st.status == "active" and st.custodian == w.parties["PHA"]
-    before = w.snapshot()
-    rebuild(w.engine)
-    assert w.snapshot() == before
+    assert_rebuild_reproduces(w)
 
 
 @settings(
@@ -224,9 +221,7 @@ def test_any_arrival_order_gives_the_chain_and_equals_rebuild(
     w.capture(*shuffled[:split])
     w.capture(*shuffled[split:])
     check_chain(w)
-    before = w.snapshot()
-    rebuild(w.engine)
-    assert w.snapshot() == before
+    assert_rebuild_reproduces(w)
 
 
 def test_grouped_fold_equals_code_by_code(trace_world: Any) -> None:
