@@ -16,6 +16,7 @@ import orjson
 from sqlalchemy import Connection
 
 _CHUNK = 50_000
+SMALL_INTERN = 1_000  # PostgreSQL: up to this many keys go as one array parameter, not by COPY
 _COPY_SPECIAL = re.compile(r"[\\\t\r]")  # characters text COPY would read as escapes
 
 
@@ -71,6 +72,18 @@ def intern_codes(conn: Connection, keys: Collection[str]) -> Interned:
         )
         for chunk in _chunks(ordered):
             found.update(raw.execute(insert, (orjson.dumps(chunk).decode(),)).fetchall())
+        fresh = set(found.values())
+        if len(found) < len(ordered):
+            found.update(lookup_codes(conn, [k for k in ordered if k not in found]))
+        return Interned(found, fresh)
+    if len(ordered) <= SMALL_INTERN:  # one statement: a temp table costs 4 round trips more
+        with raw.cursor() as cur:
+            cur.execute(
+                "INSERT INTO code(key) SELECT unnest(%s::text[]) ORDER BY 1 "
+                "ON CONFLICT DO NOTHING RETURNING key, id",
+                (ordered,),
+            )
+            found.update(cur.fetchall())
         fresh = set(found.values())
         if len(found) < len(ordered):
             found.update(lookup_codes(conn, [k for k in ordered if k not in found]))

@@ -10,6 +10,7 @@ under ``store/migrations`` run programmatically — no ``alembic.ini`` at run ti
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -123,10 +124,17 @@ _GROWN_TABLES_SQL = (
 )
 
 
-def refresh_statistics(engine: Engine) -> list[str]:
+STATS_CHECK_ROWS = 1_000  # a capture of this many EPC rows always checks the tables' growth
+STATS_CHECK_INTERVAL_S = 5.0  # smaller ones check at most this often per database
+_stats_checked: dict[str, float] = {}
+
+
+def refresh_statistics(engine: Engine, epc_rows: int) -> list[str]:
     """PostgreSQL: ``VACUUM (ANALYZE)`` the tables that grew by :data:`VACUUM_GROWTH` or more
     since PostgreSQL last measured them (and are over :data:`VACUUM_MIN_BYTES`); returns their
-    names. Called after every capture; nothing on SQLite.
+    names. Called after every capture (``epc_rows``: the EPC rows it wrote; a small capture
+    checks at most every :data:`STATS_CHECK_INTERVAL_S` — the check is a catalog query, a
+    tenth of a single-event capture); nothing on SQLite.
 
     The planner knows a freshly bulk-loaded table only once autovacuum gets to it (a minute or
     more later); until then it takes a table of 100k rows for one of a few rows and loops over
@@ -140,6 +148,10 @@ def refresh_statistics(engine: Engine) -> list[str]:
     """
     if engine.dialect.name != "postgresql":
         return []
+    url, now = str(engine.url), time.monotonic()
+    if epc_rows < STATS_CHECK_ROWS and now - _stats_checked.get(url, -1e9) < STATS_CHECK_INTERVAL_S:
+        return []
+    _stats_checked[url] = now
     with engine.connect() as conn:
         grown = list(
             conn.exec_driver_sql(

@@ -209,6 +209,7 @@ class _Writer:
         self.enterprise_id = enterprise_id
         self.job_id = job_id
         self.projectors = projectors()
+        self.epc_rows = 0  # written so far (engine.refresh_statistics)
 
     # ── de-duplication against the store ──
     def stored_duplicates(self, prepared: Sequence[_Prepared]) -> set[int]:
@@ -376,6 +377,7 @@ class _Writer:
                 )
         self._bulk("event", _EVENT_COLUMNS, events)
         epcs.sort()  # primary-key order: the index is appended to, not scattered over
+        self.epc_rows += len(epcs)
         self._bulk("event_epc", ("code_id", "event_id", "role"), epcs)
         self._bulk(
             "event_quantity", ("event_id", "class_id", "quantity", "uom", "role"), quantities
@@ -538,7 +540,7 @@ def _capture(
     except _RolledBack:
         return CaptureResult(rejected=result.rejected, errors=result.errors)
     if result.event_ids:
-        refresh_statistics(engine)
+        refresh_statistics(engine, writer.epc_rows)
     result.accepted = len(result.event_ids)
     return result
 
