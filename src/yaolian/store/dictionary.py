@@ -72,11 +72,7 @@ def intern_codes(conn: Connection, keys: Collection[str]) -> Interned:
         )
         for chunk in _chunks(ordered):
             found.update(raw.execute(insert, (orjson.dumps(chunk).decode(),)).fetchall())
-        fresh = set(found.values())
-        if len(found) < len(ordered):
-            found.update(lookup_codes(conn, [k for k in ordered if k not in found]))
-        return Interned(found, fresh)
-    if len(ordered) <= SMALL_INTERN:  # one statement: a temp table costs 4 round trips more
+    elif len(ordered) <= SMALL_INTERN:  # one statement: a temp table costs 4 round trips more
         with raw.cursor() as cur:
             cur.execute(
                 "INSERT INTO code(key) SELECT unnest(%s::text[]) ORDER BY 1 "
@@ -84,10 +80,20 @@ def intern_codes(conn: Connection, keys: Collection[str]) -> Interned:
                 (ordered,),
             )
             found.update(cur.fetchall())
-        fresh = set(found.values())
-        if len(found) < len(ordered):
-            found.update(lookup_codes(conn, [k for k in ordered if k not in found]))
-        return Interned(found, fresh)
+    else:
+        return _intern_by_copy(raw, ordered)
+    fresh = set(found.values())
+    if len(found) < len(ordered):
+        found.update(lookup_codes(conn, [k for k in ordered if k not in found]))
+    return Interned(found, fresh)
+
+
+def _intern_by_copy(raw: Any, ordered: list[str]) -> Interned:
+    """PostgreSQL, many keys: COPY into a temp table, insert the new ones from it, look up the
+    others by a correlated sub-select — one probe of the key index per key, whatever the size
+    of the dictionary (a join would hash all of it: the planner knows nothing of the temp
+    table)."""
+    found: dict[str, int] = {}
     with raw.cursor() as cur:
         cur.execute("CREATE TEMP TABLE IF NOT EXISTS intern_key (key text) ON COMMIT DELETE ROWS")
         cur.execute("TRUNCATE intern_key")
@@ -105,9 +111,6 @@ def intern_codes(conn: Connection, keys: Collection[str]) -> Interned:
         found.update(cur.fetchall())
         fresh = set(found.values())
         if len(found) < len(ordered):
-            # a correlated sub-select probes the key index once per key, whatever the size of
-            # the dictionary (a join would hash all of it: the planner knows nothing of the
-            # temp table)
             cur.execute(
                 "SELECT k.key, (SELECT c.id FROM code c WHERE c.key = k.key) FROM intern_key k"
             )
