@@ -15,15 +15,19 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import psycopg
 import pytest
 from sqlalchemy import Engine, make_url
 
-from yaolian.store import access
+from yaolian.store import access, projections
 from yaolian.store.engine import forget_migrated, is_sqlite, open_engine
 from yaolian.store.schema import metadata
+
+P = TypeVar("P", bound=projections.Projector)
 
 PG_URL_ENV = "YAOLIAN_TEST_PG_URL"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -95,6 +99,16 @@ def _empty(engine: Engine) -> None:
             names = ", ".join(f'"{n}"' for n in tables)
             conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
     access.clear_key_cache()
+
+
+@contextmanager
+def registered(projector: P) -> Iterator[P]:
+    """``projector`` registered with the store for the block (a test's recording projector)."""
+    projections.register(projector)
+    try:
+        yield projector
+    finally:
+        projections._registry.pop(projector.name, None)
 
 
 def _clean_engine(url: str) -> Engine:

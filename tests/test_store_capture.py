@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, Engine, func, select
 
+from conftest import registered
 from yaolian.epcis import jsonld, xml
 from yaolian.epcis.model import Document, Event
 from yaolian.errors import NotFoundError, YaolianError
-from yaolian.store import projections
 from yaolian.store.access import Viewer
 from yaolian.store.ingest import capture_document, capture_file
 from yaolian.store.jobs import create_job, finish_job, get_job, list_jobs
@@ -368,12 +368,8 @@ class _Recorder:
 
 @pytest.fixture
 def recorder() -> Iterator[_Recorder]:
-    rec = _Recorder()
-    projections.register(rec)
-    try:
+    with registered(_Recorder()) as rec:
         yield rec
-    finally:
-        projections._registry.pop(rec.name, None)
 
 
 def test_projectors_apply_inside_capture_and_rebuild_replays_in_time_order(
@@ -401,13 +397,8 @@ def test_projectors_apply_inside_capture_and_rebuild_replays_in_time_order(
 
 
 def test_failing_projector_rolls_the_capture_back(engine: Engine) -> None:
-    rec = _Recorder(fail_on=3)
-    projections.register(rec)
-    try:
-        with pytest.raises(YaolianError, match="projector refused"):
-            capture_document(engine, _doc([commission([1, 2, 3])]))
-    finally:
-        projections._registry.pop(rec.name, None)
+    with registered(_Recorder(fail_on=3)), pytest.raises(YaolianError, match="projector refused"):
+        capture_document(engine, _doc([commission([1, 2, 3])]))
     with engine.connect() as conn:
         assert _count(conn, event) == 0
 

@@ -10,8 +10,8 @@ from collections.abc import Iterator, Sequence
 import pytest
 from sqlalchemy import Connection, Engine
 
+from conftest import registered
 from yaolian.epcis import jsonld
-from yaolian.store import projections
 from yaolian.store.dictionary import intern_codes, lookup_codes
 from yaolian.store.engine import writing
 from yaolian.store.ingest import capture_document
@@ -97,12 +97,8 @@ class _Batches:
 
 @pytest.fixture
 def batches() -> Iterator[_Batches]:
-    rec = _Batches()
-    projections.register(rec)
-    try:
+    with registered(_Batches()) as rec:
         yield rec
-    finally:
-        projections._registry.pop(rec.name, None)
 
 
 def _commission(serials: Sequence[int]) -> dict[str, object]:
