@@ -2,7 +2,7 @@
 
 Both engines run the same SQLAlchemy Core code. On SQLite every connection gets the pragmas a
 busy multi-process store needs (WAL, ``synchronous=NORMAL``, foreign keys, a busy timeout, a
-larger page cache) and transactions are begun explicitly, so writers can take the write lock up
+larger page cache, ``secure_delete=FAST``) and transactions are begun explicitly, so writers can take the write lock up
 front (:func:`writing`) instead of failing on a lock upgrade. Migrations are alembic revisions
 under ``store/migrations`` run programmatically — no ``alembic.ini`` at run time.
 """
@@ -69,6 +69,10 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cur.execute("PRAGMA cache_size = -65536")  # 64 MiB
     cur.execute("PRAGMA temp_store = MEMORY")
     cur.execute("PRAGMA mmap_size = 268435456")
+    # Debian's SQLite is built with secure_delete on: every freed page is overwritten with zeros,
+    # so emptying a projection for a rebuild wrote the whole table again (1.1M EPC rows: 2.5 s →
+    # 0.2 s). FAST still zeroes deleted cells on the pages a change writes anyway.
+    cur.execute("PRAGMA secure_delete = FAST")
     cur.close()
 
 
