@@ -812,22 +812,11 @@ def recompute(
     resolver = _Resolver(conn, cache)
     resolver.known(known_keys or {}, known_histories or {})
     rows = _movements(conn, facts, resolver)
-    if rows:
-        _insert_movements(conn, rows)
+    rawsql.insert(conn, "supply_movement", _MOVEMENT_COLUMNS, rows)  # COPY on PostgreSQL
     return len(rows)
 
 
 _MOVEMENT_COLUMNS = ("event_id", "product", "site", "day", "kind", "packs", "units")
-
-
-def _insert_movements(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
-    """Bulk insert through the driver's executemany (SQLAlchemy's per-row parameter handling
-    costs more than the insert itself at capture volumes)."""
-    marks = ", ".join(["%s" if conn.dialect.name == "postgresql" else "?"] * len(_MOVEMENT_COLUMNS))
-    conn.exec_driver_sql(
-        f"INSERT INTO supply_movement ({', '.join(_MOVEMENT_COLUMNS)}) VALUES ({marks})",
-        rows,
-    )
 
 
 # ── reading the ledger ─────────────────────────────────────────────────────────────────────
