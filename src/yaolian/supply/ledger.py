@@ -49,17 +49,13 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from yaolian.codes.identity import NMPA_LOT_KEY, NMPA_PRODUCT_KEY, product_of_key
 from yaolian.epcis.model import location, parties
 from yaolian.errors import NotFoundError, ValidationError
+from yaolian.store.dictionary import code_keys
 from yaolian.store.ingest import DECLARED_SUFFIX
 from yaolian.store.projections import StoredBatch, StoredEvent
 from yaolian.store.schema import (
     ACTION_IDS,
     EVENT_TYPE_IDS,
     ROLE_IDS,
-    code,
-    event,
-    event_epc,
-    event_party,
-    event_quantity,
     site,
     supply_movement,
     supply_stock_count,
@@ -262,55 +258,39 @@ def _could_be_declared(facts: Mapping[int, _EventFacts], batch: StoredBatch | No
     return [i for i, f in facts.items() if not f.retracted and i not in new]
 
 
+_EVENT_FACTS_SQL = (
+    "SELECT id, type, action, event_time_us, biz_step, COALESCE(biz_location, read_point), "
+    "error_declared FROM event WHERE id {ids}"
+)
+_SPLIT_SALES_SQL = (
+    "SELECT id, payload FROM event WHERE id {ids} AND biz_step IN ("
+    + ", ".join(f"'{step}'" for step in sorted(_CONSUME_STEPS))
+    + f") AND disposition = '{SPLIT_DISPOSITION}'"
+)
+_DESTINATIONS_SQL = (
+    "SELECT event_id, value FROM event_party WHERE event_id {ids} AND kind = 2 "
+    "AND type = 'location'"
+)
+_EPCS_SQL = "SELECT event_id, code_id, role FROM event_epc WHERE event_id {ids}"
+_QUANTITIES_SQL = (
+    "SELECT q.event_id, c.key, q.quantity, q.uom, q.role FROM event_quantity q "
+    "JOIN code c ON c.id = q.class_id WHERE q.event_id {ids}"
+)
+
+
 def _load_events(conn: Connection, ids: Sequence[int]) -> dict[int, _EventFacts]:
+    """Facts of stored events, read back from the log (plain DB-API: a rebuild reads every
+    event and EPC row through here)."""
     facts: dict[int, _EventFacts] = {}
-    part = _ids(conn, ids)
-    rows = conn.execute(
-        select(
-            event.c.id,
-            event.c.type,
-            event.c.action,
-            event.c.event_time_us,
-            event.c.biz_step,
-            func.coalesce(event.c.biz_location, event.c.read_point),
-            event.c.error_declared,
-        ).where(event.c.id.in_(part))
-    )
-    for r in rows:
+    for r in rawsql.fetch_ids(conn, _EVENT_FACTS_SQL, ids):
         facts[r[0]] = _EventFacts(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), None, [], [])
-    for ev_id, payload in conn.execute(
-        select(event.c.id, event.c.payload).where(
-            event.c.id.in_(part),
-            event.c.biz_step.in_(_CONSUME_STEPS),
-            event.c.disposition == SPLIT_DISPOSITION,
-        )
-    ):
+    for ev_id, payload in rawsql.fetch_ids(conn, _SPLIT_SALES_SQL, ids):
         facts[ev_id].split_units = split_units_per_code(orjson.loads(payload))
-    for ev_id, value in conn.execute(
-        select(event_party.c.event_id, event_party.c.value).where(
-            event_party.c.event_id.in_(part),
-            event_party.c.kind == 2,
-            event_party.c.type == "location",
-        )
-    ):
+    for ev_id, value in rawsql.fetch_ids(conn, _DESTINATIONS_SQL, ids):
         facts[ev_id].destination = value
-    for ev_id, code_id, role in conn.execute(
-        select(event_epc.c.event_id, event_epc.c.code_id, event_epc.c.role).where(
-            event_epc.c.event_id.in_(part)
-        )
-    ):
+    for ev_id, code_id, role in rawsql.fetch_ids(conn, _EPCS_SQL, ids):
         facts[ev_id].epcs.append((code_id, role))  # type: ignore[union-attr]
-    for ev_id, key, qty, uom, role in conn.execute(
-        select(
-            event_quantity.c.event_id,
-            code.c.key,
-            event_quantity.c.quantity,
-            event_quantity.c.uom,
-            event_quantity.c.role,
-        )
-        .join(code, code.c.id == event_quantity.c.class_id)
-        .where(event_quantity.c.event_id.in_(part))
-    ):
+    for ev_id, key, qty, uom, role in rawsql.fetch_ids(conn, _QUANTITIES_SQL, ids):
         facts[ev_id].quantities.append((key, qty, uom, role))  # type: ignore[union-attr]
     return facts
 
@@ -405,10 +385,7 @@ class _Resolver:
         todo = {c for c in code_ids if c not in self.history}
         while todo:
             ids = sorted(todo)
-            part = _ids(self.conn, ids)
-            self.keys.update(
-                self.conn.execute(select(code.c.id, code.c.key).where(code.c.id.in_(part))).all()
-            )
+            self.keys.update(code_keys(self.conn, ids))
             for cid in ids:
                 self.history[cid] = []
             by_event = self._packings(ids)

@@ -17,10 +17,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from yaolian.store.projections import StoredBatch, StoredEvent, register
-from yaolian.store.schema import ACTION_IDS, ROLE_IDS, code, event, event_epc, supply_movement
+from yaolian.store.schema import ACTION_IDS, ROLE_IDS, supply_movement
 from yaolian.supply.ledger import (
     History,
     PackCache,
@@ -28,8 +28,13 @@ from yaolian.supply.ledger import (
     declared_erroneous,
     recompute,
 )
+from yaolian.trace import rawsql
 
 REBUILD_CHUNK = 20_000  # events per recompute in a rebuild
+_NAMED_SQL = (
+    "SELECT e.code_id, c.key FROM event_epc e JOIN code c ON c.id = e.code_id "
+    "WHERE e.event_id BETWEEN ? AND ?"
+)
 
 
 def _fresh_histories(batch: StoredBatch) -> dict[int, History]:
@@ -83,22 +88,20 @@ class SupplyLedgerProjector:
         named as a parent are passed as leaves (no aggregation history to fetch).
         """
         self.reset(conn)
-        ee = event_epc.c
-        parents = set(
-            conn.execute(select(ee.code_id).where(ee.role == ROLE_IDS["parent"]).distinct())
-            .scalars()
-            .all()
-        )
-        ids = conn.execute(select(event.c.id).order_by(event.c.id)).scalars().all()
+        parents = {
+            r[0]
+            for r in rawsql.fetch(
+                conn,
+                "SELECT DISTINCT code_id FROM event_epc WHERE role = ?",
+                (ROLE_IDS["parent"],),
+            )
+        }
+        ids = [r[0] for r in rawsql.fetch(conn, "SELECT id FROM event ORDER BY id")]
         cache = PackCache()
         declared = declared_erroneous(conn)
         for start in range(0, len(ids), chunk):
             part = ids[start : start + chunk]
-            named = conn.execute(
-                select(ee.code_id, code.c.key)
-                .join(code, code.c.id == ee.code_id)
-                .where(ee.event_id.between(part[0], part[-1]))
-            ).all()
+            named = rawsql.fetch(conn, _NAMED_SQL, (part[0], part[-1]))
             leaves = {cid: key for cid, key in named if cid not in parents}
             recompute(conn, part, leaves, cache=cache, declared=declared)
 
