@@ -2,9 +2,10 @@
 
 Both engines run the same SQLAlchemy Core code. On SQLite every connection gets the pragmas a
 busy multi-process store needs (WAL, ``synchronous=NORMAL``, foreign keys, a busy timeout, a
-larger page cache, ``secure_delete=FAST``) and transactions are begun explicitly, so writers can take the write lock up
-front (:func:`writing`) instead of failing on a lock upgrade. Migrations are alembic revisions
-under ``store/migrations`` run programmatically — no ``alembic.ini`` at run time.
+larger page cache, ``secure_delete=FAST``) and transactions are begun explicitly, so writers can
+take the write lock up front (:func:`writing`) instead of failing on a lock upgrade. Migrations
+are alembic revisions under ``store/migrations`` run programmatically — no ``alembic.ini`` at
+run time.
 """
 
 from __future__ import annotations

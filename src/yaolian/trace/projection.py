@@ -19,7 +19,10 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any
 
+import numpy as np
 import orjson
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from sqlalchemy import Connection, delete, insert, or_, select
 
 from yaolian.codes.identity import product_of_key
@@ -93,10 +96,6 @@ class StoreContext:
             self._recall_codes = defaultdict(list)
             for cid, rid, created in rawsql.fetch(self.conn, _RECALL_CODES_SQL):
                 self._recall_codes[cid].append((rid, created))
-
-    def load_all_keys(self) -> None:
-        """Fetch the canonical key of every code (a full rebuild)."""
-        self.keys.update(rawsql.fetch(self.conn, "SELECT id, key FROM code"))
 
     def load_keys(self, ids: Collection[int]) -> None:
         """Fetch the canonical keys of codes about to be seen for the first time."""
@@ -415,23 +414,62 @@ def fold_log(conn: Connection, *, grouped: bool = True) -> Machine:
     ``grouped=False`` folds code by code: the reference the grouped fold is tested against.
     """
     ctx = StoreContext(conn)
-    ctx.load_all_keys()
     ctx.focus(None)
     facts = _load_facts(conn, None)
     world = {cid for f in facts for cid, _ in f.codes}
+    ctx.load_keys(world)
     return _replay(facts, world, ctx, grouped=grouped)
 
 
-def rebuild_all(conn: Connection) -> int:
-    """Recompute every trace projection from the whole log in one pass (``yaolian rebuild``).
+def code_groups(conn: Connection, size: int) -> Iterator[set[int]]:
+    """Every code of the log, in sets of about ``size`` codes that no aggregation links: whole
+    connected components of the "packed with" graph (a pallet, its cases and their packs, and
+    wherever they were repacked), so each set folds on its own and gives the rows the whole
+    log would. A component larger than ``size`` is a set of its own."""
+    codes = np.array(
+        [r[0] for r in rawsql.fetch(conn, "SELECT DISTINCT code_id FROM event_epc")],
+        dtype=np.int64,
+    )
+    if not len(codes):
+        return
+    links = np.array(
+        rawsql.fetch(
+            conn,
+            "SELECT p.code_id, c.code_id FROM event_epc p JOIN event_epc c "
+            "ON c.event_id = p.event_id WHERE p.role = ? AND c.role = ?",
+            (s.ROLE_IDS["parent"], s.ROLE_IDS["child"]),
+        ),
+        dtype=np.int64,
+    ).reshape(-1, 2)
+    n = int(codes.max()) + 1
+    graph = coo_matrix((np.ones(len(links), dtype=np.int8), (links[:, 0], links[:, 1])), (n, n))
+    labels = connected_components(graph, directed=False)[1][codes]
+    order = np.argsort(labels, kind="stable")
+    codes, labels = codes[order], labels[order]
+    starts = np.flatnonzero(np.diff(labels)) + 1  # where each component begins
+    cut = 0
+    for start in [*starts.tolist(), len(codes)]:
+        if start - cut >= size or start == len(codes):
+            yield set(codes[cut:start].tolist())
+            cut = start
 
-    The same fold as :func:`recompute` over every code: the log is read with two table scans,
-    one machine replays it in memory (:func:`fold_log`), and the rows are written with bulk
-    inserts into emptied tables whose secondary indexes are dropped meanwhile and rebuilt once
-    at the end (on PostgreSQL the tables are emptied with ``TRUNCATE``: dropping the indexes
-    locks them until the commit anyway). Returns the number of codes written.
+
+REBUILD_CODES = 50_000
+"""Codes folded and written at a time by :func:`rebuild_all` (its memory grows with this, not
+with the log)."""
+
+
+def rebuild_all(conn: Connection, codes_per_pass: int = REBUILD_CODES) -> int:
+    """Recompute every trace projection from the whole log (``yaolian rebuild``).
+
+    The log is folded in passes over :func:`code_groups` — whole aggregation components of
+    about ``codes_per_pass`` codes, each replayed alone by the same machine as
+    :func:`recompute` and written at once — so memory stays bounded however long the log. Rows
+    go with bulk inserts into emptied tables whose secondary indexes are dropped meanwhile and
+    rebuilt once at the end (on PostgreSQL the tables are emptied with ``TRUNCATE``: dropping
+    the indexes locks them until the commit anyway). Returns the number of codes written.
     """
-    machine = fold_log(conn)
+    groups = code_groups(conn, codes_per_pass)
     if rawsql.is_pg(conn):
         names = ", ".join(table.name for table, _ in _TABLES_BY_CODE)
         rawsql.cursor(conn).execute(f"TRUNCATE {names}")
@@ -440,10 +478,18 @@ def rebuild_all(conn: Connection) -> int:
     indexes = [ix for table, _ in _TABLES_BY_CODE for ix in table.indexes]
     for ix in indexes:
         ix.drop(conn)
-    _write_all(conn, machine, None)
+    ctx = StoreContext(conn)
+    ctx.focus(None)
+    written = 0
+    for group in groups:
+        ctx.keys.clear()
+        ctx.load_keys(group)
+        machine = _replay(_load_facts(conn, group), group, ctx)
+        _write_all(conn, machine, None)
+        written += len(machine.states)
     for ix in indexes:
         ix.create(conn)
-    return len(machine.states)
+    return written
 
 
 astuple_state: Callable[[CodeState], tuple[Any, ...]] = operator.attrgetter(*STATE_COLUMNS)
