@@ -381,8 +381,16 @@ def test_projectors_apply_inside_capture_and_rebuild_replays_in_time_order(
     capture_document(engine, _doc([early, pack([1, 2])]))
     at_capture = {ev.row_id: ev for ev in recorder.seen}
     assert len(at_capture) == 3
-    replayed = rebuild(engine)
+    calls: list[tuple[str, int, int]] = []
+    replayed = rebuild(engine, progress=lambda what, done, total: calls.append((what, done, total)))
     assert replayed == 3 and recorder.resets == 1
+    # each set-based projector counts in its own unit, then the replay counts events
+    last = {what: (done, total) for what, done, total in calls}
+    assert last == {
+        "trace (codes)": (3, 3),  # the two packs and their case
+        "supply_ledger (events)": (3, 3),
+        "replay (events)": (3, 3),
+    }
     times = [ev.event_time_us for ev in recorder.seen]
     assert times == sorted(times)
     # the replay hands projectors the same facts as capture did

@@ -20,6 +20,7 @@ from rich.progress import (
     MofNCompleteColumn,
     Progress,
     SpinnerColumn,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
@@ -428,10 +429,12 @@ def rebuild(db: DbOption = None) -> None:
         TimeElapsedColumn(),
         console=console_err,
     ) as progress:
-        task = progress.add_task("rebuild", total=None)
+        tasks: dict[str, TaskID] = {}
 
-        def report(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
+        def report(what: str, done: int, total: int) -> None:
+            if what not in tasks:  # one bar per projection
+                tasks[what] = progress.add_task(what, total=total)
+            progress.update(tasks[what], completed=done, total=total)
 
         count = projections.rebuild(engine, progress=report)
     console.print(f"rebuilt projections from {count} event(s)")

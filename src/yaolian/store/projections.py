@@ -16,6 +16,7 @@ import importlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol, runtime_checkable
 
 import orjson
@@ -92,12 +93,18 @@ class SetBasedProjector(Projector, Protocol):
     """A projector that can also recompute itself from the whole log at once, faster than a
     replay; :func:`rebuild` prefers :meth:`rebuild` over :meth:`reset` and replay."""
 
-    def rebuild(self, conn: Connection) -> None:
-        """Replace every row of the projection with rows recomputed from the whole log."""
+    rebuild_unit: str
+    """What :meth:`rebuild` counts in its progress: ``codes``, ``events``."""
+
+    def rebuild(self, conn: Connection, progress: Callable[[int, int], None] | None = None) -> None:
+        """Replace every row of the projection with rows recomputed from the whole log, calling
+        ``progress(done, total)`` as it goes (in :attr:`rebuild_unit`)."""
 
 
-ProgressCallback = Callable[[int, int], None]
-"""Called as ``progress(events replayed, total events)`` during a rebuild."""
+ProgressCallback = Callable[[str, int, int], None]
+"""Called as ``progress(what, done, total)`` during a rebuild: ``what`` is ``"trace
+(codes)"`` for a set-based projector (its name and unit) or ``"replay (events)"`` for events
+replayed through the other projectors."""
 
 
 def load_stored_events(conn: Connection, rows: Sequence[Any]) -> list[StoredEvent]:
@@ -151,14 +158,13 @@ def _rebuild_in(conn: Connection, progress: ProgressCallback | None, batch_size:
     done = 0
     for projector in projectors():
         if isinstance(projector, SetBasedProjector):
-            projector.rebuild(conn)
+            label = f"{projector.name} ({projector.rebuild_unit})"
+            projector.rebuild(conn, partial(progress, label) if progress else None)
         else:
             projector.reset(conn)
             registered.append(projector)
     total = int(conn.execute(select(func.count()).select_from(event)).scalar_one())
     if not registered:
-        if progress:
-            progress(total, total)
         return total
     cols = (
         event.c.id,
@@ -181,5 +187,5 @@ def _rebuild_in(conn: Connection, progress: ProgressCallback | None, batch_size:
         done += len(rows)
         position = (int(rows[-1][2]), int(rows[-1][0]))
         if progress:
-            progress(done, total)
+            progress("replay (events)", done, total)
     return done

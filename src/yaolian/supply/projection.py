@@ -15,7 +15,7 @@ from the batch, not read back from the log.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import Connection
 
@@ -63,6 +63,7 @@ class SupplyLedgerProjector:
     """Stock movements per event × product × site (``supply_movement``)."""
 
     name = "supply_ledger"
+    rebuild_unit = "events"
 
     def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
         """Recompute the movements of ``events`` and of the stored events they can change
@@ -80,12 +81,18 @@ class SupplyLedgerProjector:
         """Delete every movement (the log is untouched)."""
         conn.execute(supply_movement.delete())
 
-    def rebuild(self, conn: Connection, chunk: int = REBUILD_CHUNK) -> None:
+    def rebuild(
+        self,
+        conn: Connection,
+        progress: Callable[[int, int], None] | None = None,
+        chunk: int = REBUILD_CHUNK,
+    ) -> None:
         """Recompute every movement from the whole log (``yaolian rebuild``).
 
         A movement is a function of its event and the log, so each event is recomputed once,
         in chunks of consecutive event ids, with no closure over affected events; codes never
         named as a parent are passed as leaves (no aggregation history to fetch).
+        ``progress(events done, events in all)`` after each chunk.
         """
         self.reset(conn)
         parents = {
@@ -104,6 +111,8 @@ class SupplyLedgerProjector:
             named = rawsql.fetch(conn, _NAMED_SQL, (part[0], part[-1]))
             leaves = {cid: key for cid, key in named if cid not in parents}
             recompute(conn, part, leaves, cache=cache, declared=declared)
+            if progress:
+                progress(start + len(part), len(ids))
 
 
 PROJECTOR = register(SupplyLedgerProjector())

@@ -421,17 +421,17 @@ def fold_log(conn: Connection, *, grouped: bool = True) -> Machine:
     return _replay(facts, world, ctx, grouped=grouped)
 
 
-def code_groups(conn: Connection, size: int) -> Iterator[set[int]]:
-    """Every code of the log, in sets of about ``size`` codes that no aggregation links: whole
-    connected components of the "packed with" graph (a pallet, its cases and their packs, and
-    wherever they were repacked), so each set folds on its own and gives the rows the whole
-    log would. A component larger than ``size`` is a set of its own."""
+def code_groups(conn: Connection, size: int) -> list[list[int]]:
+    """Every code of the log, in groups of about ``size`` codes that no aggregation links:
+    whole connected components of the "packed with" graph (a pallet, its cases and their
+    packs, and wherever they were repacked), so each group folds on its own and gives the rows
+    the whole log would. A component larger than ``size`` is a group of its own."""
     codes = np.array(
         [r[0] for r in rawsql.fetch(conn, "SELECT DISTINCT code_id FROM event_epc")],
         dtype=np.int64,
     )
     if not len(codes):
-        return
+        return []
     links = np.array(
         rawsql.fetch(
             conn,
@@ -447,11 +447,12 @@ def code_groups(conn: Connection, size: int) -> Iterator[set[int]]:
     order = np.argsort(labels, kind="stable")
     codes, labels = codes[order], labels[order]
     starts = np.flatnonzero(np.diff(labels)) + 1  # where each component begins
-    cut = 0
+    groups, cut = [], 0
     for start in [*starts.tolist(), len(codes)]:
         if start - cut >= size or start == len(codes):
-            yield set(codes[cut:start].tolist())
+            groups.append(codes[cut:start].tolist())
             cut = start
+    return groups
 
 
 REBUILD_CODES = 50_000
@@ -459,7 +460,11 @@ REBUILD_CODES = 50_000
 with the log)."""
 
 
-def rebuild_all(conn: Connection, codes_per_pass: int = REBUILD_CODES) -> int:
+def rebuild_all(
+    conn: Connection,
+    codes_per_pass: int = REBUILD_CODES,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
     """Recompute every trace projection from the whole log (``yaolian rebuild``).
 
     The log is folded in passes over :func:`code_groups` — whole aggregation components of
@@ -467,7 +472,8 @@ def rebuild_all(conn: Connection, codes_per_pass: int = REBUILD_CODES) -> int:
     :func:`recompute` and written at once — so memory stays bounded however long the log. Rows
     go with bulk inserts into emptied tables whose secondary indexes are dropped meanwhile and
     rebuilt once at the end (on PostgreSQL the tables are emptied with ``TRUNCATE``: dropping
-    the indexes locks them until the commit anyway). Returns the number of codes written.
+    the indexes locks them until the commit anyway). ``progress(codes done, codes in all)``
+    after each pass. Returns the number of codes written.
     """
     groups = code_groups(conn, codes_per_pass)
     if rawsql.is_pg(conn):
@@ -480,13 +486,16 @@ def rebuild_all(conn: Connection, codes_per_pass: int = REBUILD_CODES) -> int:
         ix.drop(conn)
     ctx = StoreContext(conn)
     ctx.focus(None)
-    written = 0
-    for group in groups:
+    written, total = 0, sum(map(len, groups))
+    for ids in groups:
+        group = set(ids)
         ctx.keys.clear()
         ctx.load_keys(group)
         machine = _replay(_load_facts(conn, group), group, ctx)
         _write_all(conn, machine, None)
         written += len(machine.states)
+        if progress:
+            progress(written, total)
     for ix in indexes:
         ix.create(conn)
     return written
@@ -610,6 +619,7 @@ class TraceProjector:
     """The ``trace`` projection (see the module docstring)."""
 
     name = "trace"
+    rebuild_unit = "codes"
 
     def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
         """Fold newly stored events in: forward when in order, else recompute the codes."""
@@ -640,9 +650,10 @@ class TraceProjector:
             return
         _write_forward(conn, machine, fresh)
 
-    def rebuild(self, conn: Connection) -> None:
-        """Recompute the projection from the whole log at once (see :func:`rebuild_all`)."""
-        rebuild_all(conn)
+    def rebuild(self, conn: Connection, progress: Callable[[int, int], None] | None = None) -> None:
+        """Recompute the projection from the whole log (see :func:`rebuild_all`); ``progress``
+        counts codes."""
+        rebuild_all(conn, progress=progress)
 
     def reset(self, conn: Connection) -> None:
         """Delete every row of the trace projections (recalls are kept: they are not derived)."""
