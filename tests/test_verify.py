@@ -258,10 +258,22 @@ def test_enterprise_sees_only_its_alerts(trace_world: Any) -> None:
     codes = supply_chain(w)
     sell(w, codes[0], 50)
     sell(w, codes[0], 60)
-    pha = Viewer(enterprise_id=w.ids["PHA"], role="enterprise")
-    phb = Viewer(enterprise_id=w.ids["PHB"], role="enterprise")
-    assert list_alerts(w.engine, pha, AlertFilter())["total"] == 1
-    assert list_alerts(w.engine, phb, AlertFilter())["total"] == 0
+    sell(w, codes[1], 50, site="PHB")  # PHB sells a pack it never received
+    seen = {
+        tag: {
+            (a["rule"], a["code_id"])
+            for a in list_alerts(
+                w.engine, Viewer(enterprise_id=w.ids[tag], role="enterprise"), AlertFilter()
+            )["alerts"]
+        }
+        for tag in ("MFR", "DIST", "PHA", "PHB")
+    }
+    settled_twice = ("double_sale", w.code_id(codes[0]))
+    never_received = ("custody_break", w.code_id(codes[1]))
+    # whoever shipped, received or holds a pack sees its alerts; PHB only the sale it made
+    for tag in ("MFR", "DIST", "PHA"):
+        assert seen[tag] == {settled_twice, never_received}
+    assert seen["PHB"] == {never_received}
 
 
 @pytest.mark.parametrize("rule", ["nope"])

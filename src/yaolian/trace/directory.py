@@ -7,7 +7,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, or_, select
+from sqlalchemy import ColumnElement, Connection, exists, or_, select
 
 from yaolian.store import schema as s
 
@@ -131,15 +131,16 @@ def product_rows(conn: Connection, codes: Collection[str]) -> dict[str, dict[str
     return out
 
 
-def party_to_code(conn: Connection, enterprise_id: int, code_id: int) -> bool:
-    """Whether an enterprise is party to a code: it shipped, received, holds or sold it (or it
-    is the holder/manufacturer of the code's product)."""
+def handled_by(enterprise_id: int, code_id: Any) -> ColumnElement[bool]:
+    """SQL condition: the enterprise shipped, received, holds or sold the code ``code_id`` (a
+    value or a column, e.g. ``alert.code_id``) — look-ups by code in the hand-overs, the state
+    and the sales, so a list filtered by it never scans every hand-over of the store."""
     e, st = s.enterprise.c, s.site.c
-    party = conn.execute(select(e.party_id).where(e.id == enterprise_id)).scalar()
+    party = select(e.party_id).where(e.id == enterprise_id).scalar_subquery()
     own_sites = select(st.location_id).where(st.enterprise_id == enterprise_id)
-    c, cs, d, p = s.custody.c, s.code_state.c, s.dispense.c, s.product.c
-    checks = [
-        select(c.code_id).where(
+    c, cs, d = s.custody.c, s.code_state.c, s.dispense.c
+    return or_(
+        exists().where(
             c.code_id == code_id,
             or_(
                 c.from_party == party,
@@ -148,21 +149,24 @@ def party_to_code(conn: Connection, enterprise_id: int, code_id: int) -> bool:
                 c.to_site.in_(own_sites),
             ),
         ),
-        select(cs.code_id).where(
-            cs.code_id == code_id,
-            or_(
-                cs.custodian == party,
-                cs.site.in_(own_sites),
-                cs.product.in_(
-                    select(p.product_code).where(
-                        or_(p.holder_id == enterprise_id, p.manufacturer_id == enterprise_id)
-                    )
-                ),
-            ),
+        exists().where(cs.code_id == code_id, or_(cs.custodian == party, cs.site.in_(own_sites))),
+        exists().where(d.code_id == code_id, d.site.in_(own_sites)),
+    )
+
+
+def party_to_code(conn: Connection, enterprise_id: int, code_id: int) -> bool:
+    """Whether an enterprise is party to a code: it shipped, received, holds or sold it
+    (:func:`handled_by`), or it is the holder/manufacturer of the code's product."""
+    p, cs = s.product.c, s.code_state.c
+    makes = exists().where(
+        cs.code_id == code_id,
+        cs.product.in_(
+            select(p.product_code).where(
+                or_(p.holder_id == enterprise_id, p.manufacturer_id == enterprise_id)
+            )
         ),
-        select(d.code_id).where(d.code_id == code_id, d.site.in_(own_sites)),
-    ]
-    return any(conn.execute(q.limit(1)).first() is not None for q in checks)
+    )
+    return bool(conn.execute(select(or_(handled_by(enterprise_id, code_id), makes))).scalar())
 
 
 def holds_product(conn: Connection, enterprise_id: int, product_code: str) -> bool:
