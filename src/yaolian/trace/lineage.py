@@ -29,6 +29,7 @@ from yaolian.errors import CodeError, NotFoundError, ValidationError
 from yaolian.store import schema as s
 from yaolian.store.access import Viewer
 from yaolian.store.dictionary import code_keys, lookup_codes
+from yaolian.trace import rawsql
 from yaolian.trace.directory import Directory, product_rows
 from yaolian.trace.projection import chunks
 from yaolian.trace.state import sale_day
@@ -534,10 +535,10 @@ def _code_conds(cols: Any, ids: Iterable[int] | None, batch: tuple[str, str] | N
 
 def batch_codes(conn: Connection, product: str, lot: str) -> list[int]:
     """Ids of the codes of one batch (药品标识码/GTIN + 批号)."""
-    cs = s.code_state.c
-    return [
-        r[0] for r in conn.execute(select(cs.code_id).where(cs.product == product, cs.lot == lot))
-    ]
+    rows = rawsql.fetch(
+        conn, "SELECT code_id FROM code_state WHERE product = ? AND lot = ?", (product, lot)
+    )
+    return [r[0] for r in rows]
 
 
 def holdings(
@@ -571,39 +572,41 @@ def holdings(
     return _holdings_at(conn, ids, at_us)
 
 
+_ORIGINS_SQL = (
+    "SELECT cs.code_id, cs.commissioned_us, e.biz_location FROM code_state cs "
+    "JOIN event e ON e.id = cs.commission_event_id WHERE cs.code_id {ids}"
+)
+_HANDOVERS_SQL = (
+    "SELECT code_id, from_party, to_party, to_site, ship_us, recv_us, from_site FROM custody "
+    "WHERE code_id {ids}"
+)
+_SALES_AT_SQL = "SELECT code_id, site FROM dispense WHERE code_id {ids} AND time_us <= ?"
+
+
 def _holdings_at(conn: Connection, ids: Iterable[int], at: int) -> list[dict[str, Any]]:
-    """Holdings as of ``at`` from the custody, sale and state history (not the current state)."""
-    id_list = list(ids)
-    cs, c, d = s.code_state.c, s.custody.c, s.dispense.c
+    """Holdings as of ``at`` from the custody, sale and state history (not the current state);
+    plain DB-API reads, the ids as one parameter (a batch is 100k codes and more)."""
+    id_set = set(ids)
     where: dict[int, tuple[Any, Any, str]] = {}
-    for part in chunks(id_list):
-        for origin in conn.execute(
-            select(cs.code_id, cs.commissioned_us, s.event.c.biz_location)
-            .join(s.event, s.event.c.id == cs.commission_event_id)
-            .where(cs.code_id.in_(part))
-        ):
-            if origin[1] <= at:
-                where[origin[0]] = (None, origin[2], "active")
-        best: dict[int, tuple[int, Any, Any, str]] = {}
-        for r in conn.execute(
-            select(
-                c.code_id, c.from_party, c.to_party, c.to_site, c.ship_us, c.recv_us, c.from_site
-            ).where(c.code_id.in_(part))
-        ):
-            if r.recv_us is not None and r.recv_us <= at:
-                cand = (r.recv_us, r.to_party, r.to_site, "active")
-            elif r.ship_us is not None and r.ship_us <= at:
-                cand = (r.ship_us, r.from_party, r.from_site, "in_transit")
-            else:
-                continue
-            if r.code_id not in best or cand[0] >= best[r.code_id][0]:
-                best[r.code_id] = cand
-        for cid, (_, party, site, status) in best.items():
-            where[cid] = (party, site, status)
-        for sale in conn.execute(
-            select(d.code_id, d.site).where(d.code_id.in_(part), d.time_us <= at)
-        ):
-            where[sale[0]] = (None, sale[1], "dispensed")
+    for cid, commissioned, site in rawsql.fetch_ids(conn, _ORIGINS_SQL, id_set):
+        if commissioned <= at:
+            where[cid] = (None, site, "active")
+    best: dict[int, tuple[int, Any, Any, str]] = {}
+    for cid, from_party, to_party, to_site, ship_us, recv_us, from_site in rawsql.fetch_ids(
+        conn, _HANDOVERS_SQL, id_set
+    ):
+        if recv_us is not None and recv_us <= at:
+            cand = (recv_us, to_party, to_site, "active")
+        elif ship_us is not None and ship_us <= at:
+            cand = (ship_us, from_party, from_site, "in_transit")
+        else:
+            continue
+        if cid not in best or cand[0] >= best[cid][0]:
+            best[cid] = cand
+    for cid, (_, party, site, status) in best.items():
+        where[cid] = (party, site, status)
+    for cid, site in rawsql.fetch_ids(conn, _SALES_AT_SQL, id_set, (at,)):
+        where[cid] = (None, site, "dispensed")
     counter = Counter(where.values())
     return [
         {"custodian": k[0], "site": k[1], "status": k[2], "count": n}
