@@ -17,6 +17,7 @@ import os
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -426,20 +427,14 @@ def code_groups(conn: Connection, size: int) -> list[list[int]]:
     whole connected components of the "packed with" graph (a pallet, its cases and their
     packs, and wherever they were repacked), so each group folds on its own and gives the rows
     the whole log would. A component larger than ``size`` is a group of its own."""
-    codes = np.array(
-        [r[0] for r in rawsql.fetch(conn, "SELECT DISTINCT code_id FROM event_epc")],
-        dtype=np.int64,
-    )
+    codes = _int_array(conn, "SELECT DISTINCT code_id FROM event_epc")
     if not len(codes):
         return []
-    links = np.array(
-        rawsql.fetch(
-            conn,
-            "SELECT p.code_id, c.code_id FROM event_epc p JOIN event_epc c "
-            "ON c.event_id = p.event_id WHERE p.role = ? AND c.role = ?",
-            (s.ROLE_IDS["parent"], s.ROLE_IDS["child"]),
-        ),
-        dtype=np.int64,
+    links = _int_array(
+        conn,
+        "SELECT p.code_id, c.code_id FROM event_epc p JOIN event_epc c "
+        "ON c.event_id = p.event_id WHERE p.role = ? AND c.role = ?",
+        (s.ROLE_IDS["parent"], s.ROLE_IDS["child"]),
     ).reshape(-1, 2)
     n = int(codes.max()) + 1
     graph = coo_matrix((np.ones(len(links), dtype=np.int8), (links[:, 0], links[:, 1])), (n, n))
@@ -453,6 +448,14 @@ def code_groups(conn: Connection, size: int) -> list[list[int]]:
             groups.append(codes[cut:start].tolist())
             cut = start
     return groups
+
+
+def _int_array(conn: Connection, text: str, params: Sequence[Any] = ()) -> np.ndarray:
+    """The integer columns of a query, row after row, as one flat int64 array (streamed from the
+    cursor: no Python tuple per row — a log of 10M EPC rows has millions of codes)."""
+    cur = rawsql.cursor(conn)
+    cur.execute(rawsql.sql(conn, text), tuple(params))
+    return np.fromiter(chain.from_iterable(cur), dtype=np.int64)
 
 
 REBUILD_CODES = 50_000
