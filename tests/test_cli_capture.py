@@ -196,3 +196,33 @@ def test_db_init_info_and_rebuild(tmp_path: Path) -> None:
     assert info["events"] == 15 and info["codes"] >= 4
     code, out = run("rebuild", "--db", db)
     assert code == 0 and "15 event(s)" in out
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("events",),
+        ("trace", "86000010000000000123"),
+        ("verify", "86000010000000000123"),
+        ("alerts",),
+        ("rebuild",),
+        ("db", "info"),
+        ("keys", "list"),
+        ("supply", "stock"),
+    ],
+)
+def test_commands_that_read_refuse_a_missing_database(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    command: tuple[str, ...],
+) -> None:
+    """A mistyped ``--db`` path is an error naming the path, and no empty store appears there;
+    ``db init`` (like a first capture) creates it, after which the command answers."""
+    db = tmp_path / "typo" / "store.db"
+    code, out = run_main(monkeypatch, capsys, *command, "--db", str(db))
+    assert code == 2 and "no database at" in out and str(db) in out.replace("\n", "")
+    assert not db.exists() and not db.parent.exists()
+    assert run("db", "init", "--db", str(db))[0] == 0
+    code, out = run_main(monkeypatch, capsys, *command, "--db", str(db))
+    assert "no database at" not in out

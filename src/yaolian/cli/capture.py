@@ -25,16 +25,23 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from sqlalchemy import Engine, func, select
-from sqlalchemy.exc import OperationalError
 
-from yaolian.cli.common import DbOption, JsonOption, console, console_err, print_json, print_table
+from yaolian.cli.common import (
+    DbOption,
+    JsonOption,
+    console,
+    console_err,
+    open_store,
+    print_json,
+    print_table,
+)
 from yaolian.config import DATABASE_URL_ENV, database_url
 from yaolian.epcis import jsonld, xml
 from yaolian.epcis.model import EVENT_TYPES, Document, Event, from_epoch_us, iter_epcs
 from yaolian.epcis.nmpa_dataset import CHINA_OFFSET, party_uri
 from yaolian.errors import Problem, ValidationError, YaolianError
 from yaolian.store.access import Viewer, create_key, list_keys, revoke_key, upsert_enterprise
-from yaolian.store.engine import current_revision, head_revision, open_engine
+from yaolian.store.engine import current_revision, head_revision
 from yaolian.store.ingest import Behaviour, CaptureResult, capture_file
 from yaolian.store.masterdata import enterprise_id_for
 from yaolian.store.query import MAX_PER_PAGE, query_events
@@ -43,15 +50,6 @@ from yaolian.store.tx import read_tx
 
 MAX_REASONS_SHOWN = 20
 WORKER_STARTUP_SECONDS = 60  # a worker imports every layer; on a busy machine that takes a while
-
-
-def _open(db: str | None) -> Engine:
-    """The store for ``--db``, migrated; a database that cannot be reached is a clear error."""
-    try:
-        return open_engine(db)
-    except OperationalError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise YaolianError(f"cannot open the database: {reason}", place="--db") from None
 
 
 # ── capture ──────────────────────────────────────────────────────────────────────────────────
@@ -122,7 +120,7 @@ def capture(
     Exit status 0 when everything was stored, 1 when events were rejected, 2 when a file could
     not be read at all.
     """
-    engine = _open(db)
+    engine = open_store(db, create=True)
     enterprise_id = None
     if enterprise_uscc:
         with read_tx(engine) as conn:
@@ -288,7 +286,7 @@ def events(
         params.setdefault(name, []).append(value)
     params["eventCountLimit"] = [str(limit)]
     params["perPage"] = [str(min(limit, MAX_PER_PAGE))]
-    engine = _open(db)
+    engine = open_store(db)
     found: list[Event] = []
     with read_tx(engine) as conn:
         while True:
@@ -322,7 +320,9 @@ def serve(
     import uvicorn
 
     url = database_url(db)
-    _open(url).dispose()  # migrate once before the workers start; fail early on a bad URL
+    open_store(
+        url, create=True
+    ).dispose()  # migrate once before the workers start; fail early on a bad URL
     os.environ[DATABASE_URL_ENV] = url  # the workers' create_app() reads it
     console_err.print(f"yaolian API on http://{host}:{port}  (docs: /docs, database: {url})")
     uvicorn.run(
@@ -365,7 +365,7 @@ def keys_create(
     as_json: JsonOption = False,
 ) -> None:
     """Create an API key; an enterprise key sees only events its enterprise is party to."""
-    engine = _open(db)
+    engine = open_store(db, create=True)
     if name:
         if not enterprise_uscc:
             raise ValidationError("--name needs --enterprise USCC", place="--name")
@@ -386,7 +386,7 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Every API key, newest first (never the secrets)."""
-    infos = list_keys(_open(db))
+    infos = list_keys(open_store(db))
     rows = [
         {
             "id": k.id,
@@ -411,7 +411,7 @@ def keys_revoke(
     db: DbOption = None,
 ) -> None:
     """Revoke a key; requests with it are refused from then on."""
-    revoke_key(_open(db), prefix)
+    revoke_key(open_store(db), prefix)
     console.print(f"revoked {prefix}")
 
 
@@ -420,7 +420,7 @@ def rebuild(db: DbOption = None) -> None:
     """Rebuild every projection from the event log (the log itself is untouched)."""
     from yaolian.store import projections
 
-    engine = _open(db)
+    engine = open_store(db)
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -447,7 +447,7 @@ db_app = typer.Typer(help="The database: create/migrate and inspect.", no_args_i
 @db_app.command("init")
 def db_init(db: DbOption = None) -> None:
     """Create the database (or bring it to the newest schema)."""
-    engine = _open(db)
+    engine = open_store(db, create=True)
     with read_tx(engine) as conn:
         revision = current_revision(conn)
     console.print(f"database ready: {engine.url.render_as_string()} (schema {revision})")
@@ -456,7 +456,7 @@ def db_init(db: DbOption = None) -> None:
 @db_app.command("info")
 def db_info(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Where the database is, its schema revision and how much it holds."""
-    engine = _open(db)
+    engine = open_store(db)
     tables = {
         "events": event,
         "codes": code,

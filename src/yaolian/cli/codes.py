@@ -10,7 +10,15 @@ from typing import Annotated, Any
 
 import typer
 
-from yaolian.cli.common import DbOption, JsonOption, console, console_err, print_json, print_table
+from yaolian.cli.common import (
+    DbOption,
+    JsonOption,
+    console,
+    console_err,
+    open_store,
+    print_json,
+    print_table,
+)
 from yaolian.codes.barcode import Kind, read_image, render_to_file
 from yaolian.codes.bulk import validate_many
 from yaolian.codes.inspect import describe
@@ -41,12 +49,7 @@ def register(app: typer.Typer) -> None:
 
 def _registry(db: str | None, rules: Path | None, products: Path | None) -> CodeRegistry:
     """Registry from ``--db`` when given, else the bundled files; CSV options override."""
-    if db is not None:
-        from yaolian.store.engine import open_engine
-
-        base = CodeRegistry.for_store(open_engine(db))
-    else:
-        base = CodeRegistry.bundled()
+    base = CodeRegistry.for_store(open_store(db)) if db is not None else CodeRegistry.bundled()
     if rules is None and products is None:
         return base
     override = CodeRegistry.from_files(rules, products)
@@ -188,7 +191,6 @@ def issue_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Issue unique, unguessable codes for a product × batch (赋码) and export print lines."""
-    from yaolian.store.engine import open_engine
 
     expiry_date = None
     if expiry is not None:
@@ -197,7 +199,7 @@ def issue_cmd(
         except ValueError as exc:
             reason = f"expiry {expiry!r} is not a date (YYYY-MM-DD)"
             raise CodeError(reason, place="--expiry") from exc
-    engine = open_engine(db)
+    engine = open_store(db, create=True)
     registry = CodeRegistry.for_store(engine)
     request = IssueRequest(
         request_id or f"cli-{uuid.uuid4()}", product_code, quantity, lot, expiry_date

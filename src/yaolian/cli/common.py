@@ -9,6 +9,11 @@ import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+
+from yaolian.errors import YaolianError
+from yaolian.store.engine import open_engine
 
 console = Console()
 console_err = Console(stderr=True)
@@ -22,6 +27,18 @@ DbOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def open_store(db: str | None, *, create: bool = False) -> Engine:
+    """The store for ``--db``, migrated. Only the commands that start a store (``capture``,
+    ``db init``, ``keys create``, ``serve``, ``codes issue``) pass ``create``: elsewhere a
+    mistyped path is an error, not a new empty store. A database that cannot be reached is a
+    clear error too."""
+    try:
+        return open_engine(db, create=create)
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise YaolianError(f"cannot open the database: {reason}", place="--db") from None
 
 
 def print_json(data: Any) -> None:

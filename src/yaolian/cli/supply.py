@@ -7,9 +7,8 @@ from typing import Annotated
 
 import typer
 
-from yaolian.cli.common import DbOption, JsonOption, print_json, print_table
+from yaolian.cli.common import DbOption, JsonOption, open_store, print_json, print_table
 from yaolian.errors import ValidationError
-from yaolian.store.engine import open_engine
 from yaolian.store.tx import write_tx
 from yaolian.supply import consumption, forecast, ledger, matching, reserves, signals, warnings
 
@@ -41,7 +40,7 @@ def register(app: typer.Typer) -> None:
         json: JsonOption = False,
     ) -> None:
         """Stock on hand and in transit per product × site."""
-        with open_engine(db).connect() as conn:
+        with open_store(db).connect() as conn:
             lines = ledger.stock(
                 conn, as_of=_day(as_of), product=product, site_id=site, region=region
             )
@@ -66,7 +65,7 @@ def register(app: typer.Typer) -> None:
         json: JsonOption = False,
     ) -> None:
         """Stockout-adjusted AMC and days/months of supply."""
-        with open_engine(db).connect() as conn:
+        with open_store(db).connect() as conn:
             lines = consumption.supply_lines(
                 conn,
                 as_of=_day(as_of),
@@ -114,7 +113,7 @@ def register(app: typer.Typer) -> None:
         json: JsonOption = False,
     ) -> None:
         """Demand forecasts per product × region (model chosen by cross-validation)."""
-        engine = open_engine(db)
+        engine = open_store(db)
         with engine.connect() as conn:
             run = forecast.forecast_demand(
                 conn, _day(as_of), product=product, region=region, horizon_weeks=weeks
@@ -163,7 +162,7 @@ def register(app: typer.Typer) -> None:
         json: JsonOption = False,
     ) -> None:
         """Shortage warnings with expected stockout dates and reasons."""
-        with open_engine(db).connect() as conn:
+        with open_store(db).connect() as conn:
             found = (
                 warnings.naive_warnings(conn, _day(as_of))
                 if naive
@@ -210,7 +209,7 @@ def register(app: typer.Typer) -> None:
         json: JsonOption = False,
     ) -> None:
         """Record a discontinuation report (停产报告) as filed on its own date."""
-        with write_tx(open_engine(db)) as conn:
+        with write_tx(open_store(db)) as conn:
             report = signals.file_discontinuation(
                 conn,
                 product=product,
@@ -247,7 +246,7 @@ def register(app: typer.Typer) -> None:
                 counted[product] = float(packs)
             except ValueError:
                 raise ValidationError(f"{item!r} is not PRODUCT=PACKS", place="counts") from None
-        with write_tx(open_engine(db)) as conn:
+        with write_tx(open_store(db)) as conn:
             lines = ledger.record_stock_take(
                 conn, site, counted, counted_at=signals.filing_time(at, "--at"), counted_by=by
             )
@@ -263,7 +262,7 @@ def register(app: typer.Typer) -> None:
         json: JsonOption = False,
     ) -> None:
         """Recorded stock-take lines, newest first."""
-        with open_engine(db).connect() as conn:
+        with open_store(db).connect() as conn:
             lines = ledger.stock_takes(conn, site, only_differences=differences)
         _print_stock_take("Stock-takes", lines, json)
 
@@ -278,7 +277,7 @@ def register(app: typer.Typer) -> None:
         json: JsonOption = False,
     ) -> None:
         """Match demand posts to offers, or suggest transfers between regions."""
-        with open_engine(db).connect() as conn:
+        with open_store(db).connect() as conn:
             found, unmet = (
                 matching.suggest_transfers(conn, _day(as_of), product=product)
                 if transfers
@@ -301,7 +300,7 @@ def register(app: typer.Typer) -> None:
     @res.command("list")
     def reserves_list(db: DbOption = None, json: JsonOption = False) -> None:
         """Reserve plans with stock against target."""
-        with open_engine(db).connect() as conn:
+        with open_store(db).connect() as conn:
             found = [s.as_dict() for s in reserves.reserve_status(conn)]
         if json:
             print_json(found)
@@ -314,7 +313,7 @@ def register(app: typer.Typer) -> None:
         product: str, level: str, target: float, site: str, db: DbOption = None
     ) -> None:
         """Create a reserve plan."""
-        with write_tx(open_engine(db)) as conn:
+        with write_tx(open_store(db)) as conn:
             plan_id = reserves.create_plan(
                 conn, product=product, level=level, target=target, site_id=site
             )
@@ -325,7 +324,7 @@ def register(app: typer.Typer) -> None:
         plan_id: int, to_site: str, packs: float, db: DbOption = None, json: JsonOption = False
     ) -> None:
         """Dispatch reserve stock (captured as a shipping event)."""
-        order = reserves.dispatch(open_engine(db), plan_id, to_site=to_site, packs=packs)
+        order = reserves.dispatch(open_store(db), plan_id, to_site=to_site, packs=packs)
         if json:
             print_json(order)
         else:

@@ -14,11 +14,10 @@ from typing import Annotated, Any
 import typer
 from rich.tree import Tree
 
-from yaolian.cli.common import DbOption, JsonOption, console, print_json, print_table
+from yaolian.cli.common import DbOption, JsonOption, console, open_store, print_json, print_table
 from yaolian.epcis.model import to_epoch_us
 from yaolian.errors import QueryError
 from yaolian.store.access import Viewer
-from yaolian.store.engine import open_engine
 from yaolian.store.tx import read_tx
 from yaolian.trace.lineage import Graph, resolve, trace_backward, trace_forward
 from yaolian.trace.recall import close_recall, create_recall, list_recalls, recall_scope
@@ -119,7 +118,7 @@ def trace(
     as_json: JsonOption = False,
 ) -> None:
     """Trace a code, batch or lot backward or forward, as a tree."""
-    engine = open_engine(db)
+    engine = open_store(db)
     with read_tx(engine) as conn:
         target = resolve(conn, code, lot)
         run = trace_forward if forward or target.is_batch else trace_backward
@@ -136,7 +135,7 @@ def verify(
     as_json: JsonOption = False,
 ) -> None:
     """Verify codes: genuine and sellable, unknown, dispensed, recalled …"""
-    engine = open_engine(db)
+    engine = open_store(db)
     with read_tx(engine) as conn:
         verdicts = [v.as_dict() for v in verify_many(conn, codes, SYSTEM)]
     if as_json:
@@ -175,7 +174,7 @@ def alerts(
     as_json: JsonOption = False,
 ) -> None:
     """Anomaly alerts, newest first."""
-    found = list_alerts(open_engine(db), SYSTEM, AlertFilter(rule=rule, limit=limit))
+    found = list_alerts(open_store(db), SYSTEM, AlertFilter(rule=rule, limit=limit))
     if as_json:
         print_json(found)
         return
@@ -204,7 +203,7 @@ def dispense(
 ) -> None:
     """Record NHSA sale lines (drug_trac_codg, trdn_flag, sel_retn_cnt …) as dispensing events."""
     lines = read_sale_file(file)
-    result = record_sales(open_engine(db), lines)
+    result = record_sales(open_store(db), lines)
     if as_json:
         print_json({"lines": len(lines), **result.to_dict()})
         return
@@ -280,7 +279,7 @@ def recall_create(
     as_json: JsonOption = False,
 ) -> None:
     """Create a recall and print its scope."""
-    engine = open_engine(db)
+    engine = open_store(db)
     rid = create_recall(engine, klass=klass, reason=reason, batches=batch or [], codes=code or [])
     scope = recall_scope(engine, rid)
     print_json(scope) if as_json else _print_scope(scope)
@@ -289,14 +288,14 @@ def recall_create(
 @recall_app.command("show")
 def recall_show(recall_id: int, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Scope and progress of a recall."""
-    scope = recall_scope(open_engine(db), recall_id)
+    scope = recall_scope(open_store(db), recall_id)
     print_json(scope) if as_json else _print_scope(scope)
 
 
 @recall_app.command("list")
 def recall_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Every recall, newest first."""
-    found = list_recalls(open_engine(db))
+    found = list_recalls(open_store(db))
     if as_json:
         print_json(found)
         return
@@ -321,7 +320,7 @@ def recall_list(db: DbOption = None, as_json: JsonOption = False) -> None:
 @recall_app.command("close")
 def recall_close(recall_id: int, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Close a recall (completed)."""
-    engine = open_engine(db)
+    engine = open_store(db)
     close_recall(engine, recall_id)
     if as_json:
         print_json(recall_scope(engine, recall_id))

@@ -34,11 +34,13 @@ _migrated: set[str] = set()
 _migrate_lock = threading.Lock()
 
 
-def normalise_url(url: str | None) -> URL:
+def normalise_url(url: str | None, *, create: bool = True) -> URL:
     """Resolve ``url`` with :func:`yaolian.config.database_url` and pick the driver.
 
     ``postgresql://`` (or ``postgres://``) uses psycopg 3; ``sqlite:///path`` a file whose parent
-    folder is created. Anything else is refused with a clear error.
+    folder is created — or, with ``create=False``, a file that must exist already (a mistyped
+    path is then an error rather than a new empty store). Anything else is refused with a clear
+    error.
     """
     text = database_url(url)
     if text.startswith("postgres://"):
@@ -52,7 +54,15 @@ def normalise_url(url: str | None) -> URL:
         return parsed.set(drivername="postgresql+psycopg")
     if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            path = Path(parsed.database).expanduser()
+            if create:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            elif not path.is_file():
+                raise YaolianError(
+                    f"no database at {path}: `yaolian db init` or a first `yaolian capture` "
+                    "creates one",
+                    place="database",
+                )
         return parsed.set(drivername="sqlite")
     raise YaolianError(
         f"unsupported database {backend!r}; use a SQLite file or postgresql://…",
@@ -87,9 +97,10 @@ def is_sqlite(bind: Engine | Connection) -> bool:
     return bind.dialect.name == "sqlite"
 
 
-def create_store_engine(url: str | None = None) -> Engine:
-    """An engine for ``url`` with the store's connection settings, not migrated."""
-    parsed = normalise_url(url)
+def create_store_engine(url: str | None = None, *, create: bool = True) -> Engine:
+    """An engine for ``url`` with the store's connection settings, not migrated (``create``:
+    see :func:`normalise_url`)."""
+    parsed = normalise_url(url, create=create)
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 60})
         event.listen(engine, "connect", _sqlite_connect)
@@ -98,13 +109,15 @@ def create_store_engine(url: str | None = None) -> Engine:
     return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10)
 
 
-def open_engine(url: str | None = None, *, migrate: bool = True) -> Engine:
+def open_engine(url: str | None = None, *, migrate: bool = True, create: bool = True) -> Engine:
     """Open the store at ``url`` (``--db`` value, URL, path or ``None`` for the default).
 
     With ``migrate`` the schema is brought to the newest alembic revision first (once per URL and
-    process; safe when several processes open the same database at once).
+    process; safe when several processes open the same database at once). ``create=False``: a
+    SQLite file must exist already (commands that read or add to a store, as opposed to those
+    that start one).
     """
-    engine = create_store_engine(url)
+    engine = create_store_engine(url, create=create)
     if migrate:
         upgrade(engine)
     return engine
