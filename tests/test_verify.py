@@ -239,6 +239,31 @@ def test_expired_and_recalled_sales(trace_world: Any) -> None:
     assert counts_by_rule(w.engine)["recalled_sale"] == 1
 
 
+def test_a_recall_judges_stored_sales_by_its_own_times(trace_world: Any) -> None:
+    """A recall counts from its time, not from when it was recorded: sales already stored that
+    came after a backdated recall become recalled sales; closing it keeps those made while it
+    was open and clears those after; a rebuild finds the same alerts."""
+    w = trace_world
+    codes = supply_chain(w)
+    for code, hours in zip(codes, (50, 70, 90), strict=True):
+        sell(w, code, hours)
+
+    def recalled() -> set[str]:
+        return {a["code"] for a in alerts(w, "recalled_sale")}
+
+    short = [c.replace("urn:nmpa:code:", "n:") for c in codes]
+    at = lambda hours: to_epoch_us(w.at(hours).isoformat())  # noqa: E731
+    rid = create_recall(
+        w.engine, klass=2, reason="含量偏低", batches=["8600001/L001"], now_us=at(60)
+    )
+    assert recalled() == {short[1], short[2]}
+    close_recall(w.engine, rid, now_us=at(80))
+    assert recalled() == {short[1]}
+    before = w.snapshot()
+    rebuild(w.engine)
+    assert w.snapshot() == before
+
+
 def test_alerts_survive_rebuild_and_out_of_order(trace_world: Any) -> None:
     w = trace_world
     codes = supply_chain(w)

@@ -1007,7 +1007,11 @@ class Simulation:
                     at_retail[index] += 1
         b = packs.batches[int(np.lexsort((downstream, at_retail))[-1])]
         self._recalled = (i, b.index)
-        t = self.clock.at(day, 9 * 3600)
+        # issued when the day's trading is over (sales run 09:00–21:00, a clone's second sale
+        # up to two hours later): the recall acts from the next morning, so no sale of this day
+        # may come after its time (the trace system would rightly call it a recalled sale,
+        # which the truth does not list)
+        t = self.clock.at(day, 23 * 3600)
         holders: dict[int, int] = {}
         for site in self.w.sites:
             got = sum(

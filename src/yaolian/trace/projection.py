@@ -68,10 +68,12 @@ def chunks(ids: Collection[int], size: int = CHUNK) -> Iterator[list[int]]:
         yield ordered[start : start + size]
 
 
+# every recall, closed ones too: a sale made while a recall was open stays a recalled sale
 _RECALL_CODES_SQL = (
-    "SELECT rc.code_id, r.id, r.created_us FROM recall_code rc "
-    "JOIN recall r ON r.id = rc.recall_id WHERE r.closed_us IS NULL"
+    "SELECT rc.code_id, r.id, r.created_us, r.closed_us FROM recall_code rc "
+    "JOIN recall r ON r.id = rc.recall_id"
 )
+_Recall = tuple[int, int, int | None]  # recall id, created, closed (µs)
 
 
 class StoreContext:
@@ -84,8 +86,8 @@ class StoreContext:
         self._sites: dict[str | None, SiteInfo | None] = {None: None}
         self._parties: dict[str | None, int | None] = {None: None}
         self._products: dict[str | None, ProductInfo | None] = {None: None}
-        self._recall_batches: dict[tuple[str | None, str | None], list[tuple[int, int]]] = {}
-        self._recall_codes: dict[int, list[tuple[int, int]]] | None = None
+        self._recall_batches: dict[tuple[str | None, str | None], list[_Recall]] = {}
+        self._recall_codes: dict[int, list[_Recall]] | None = None
         self.touched: set[int] = set()  # codes of this run (recall look-ups are batched)
 
     def focus(self, codes: set[int] | None) -> None:
@@ -95,8 +97,8 @@ class StoreContext:
         self._recall_codes = None
         if codes is None:
             self._recall_codes = defaultdict(list)
-            for cid, rid, created in rawsql.fetch(self.conn, _RECALL_CODES_SQL):
-                self._recall_codes[cid].append((rid, created))
+            for cid, *recall in rawsql.fetch(self.conn, _RECALL_CODES_SQL):
+                self._recall_codes[cid].append((recall[0], recall[1], recall[2]))
 
     def load_keys(self, ids: Collection[int]) -> None:
         """Fetch the canonical keys of codes about to be seen for the first time."""
@@ -153,33 +155,33 @@ class StoreContext:
         return self._products[product_code]
 
     def recall_of(self, code_id: int, product: str | None, lot: str | None, t: int) -> int | None:
-        """A recall created at or before ``t`` naming the code or its batch."""
+        """A recall open at ``t`` (created at or before it, not closed by then) naming the code
+        or its batch."""
         if self._recall_codes is None:  # once per run, for the codes this run touches
             self._recall_codes = defaultdict(list)
-            for cid, rid, created in rawsql.fetch_ids(
+            for cid, *recall in rawsql.fetch_ids(
                 self.conn,
-                _RECALL_CODES_SQL + " AND rc.code_id {ids}",
+                _RECALL_CODES_SQL + " WHERE rc.code_id {ids}",
                 self.touched or {code_id},
             ):
-                self._recall_codes[cid].append((rid, created))
+                self._recall_codes[cid].append((recall[0], recall[1], recall[2]))
         hits = list(self._recall_codes.get(code_id, ()))
         if product is not None and lot is not None:
             batch = (product, lot)
             if batch not in self._recall_batches:
+                r, rb = s.recall.c, s.recall_batch.c
                 self._recall_batches[batch] = [
-                    (r[0], r[1])
-                    for r in self.conn.execute(
-                        select(s.recall.c.id, s.recall.c.created_us)
-                        .join(s.recall_batch, s.recall.c.id == s.recall_batch.c.recall_id)
-                        .where(
-                            s.recall_batch.c.product == product,
-                            s.recall_batch.c.lot == lot,
-                            s.recall.c.closed_us.is_(None),
-                        )
+                    (row[0], row[1], row[2])
+                    for row in self.conn.execute(
+                        select(r.id, r.created_us, r.closed_us)
+                        .join(s.recall_batch, r.id == rb.recall_id)
+                        .where(rb.product == product, rb.lot == lot)
                     )
                 ]
             hits += self._recall_batches[batch]
-        found = [rid for rid, created in hits if created <= t]
+        found = [
+            rid for rid, created, closed in hits if created <= t and (closed is None or t < closed)
+        ]
         return min(found) if found else None
 
 

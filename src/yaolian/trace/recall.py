@@ -19,7 +19,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, insert, select
+from sqlalchemy import Connection, Engine, and_, exists, func, insert, or_, select
 
 from yaolian.codes.identity import canonical_key
 from yaolian.errors import CodeError, NotFoundError, Problem, ValidationError
@@ -29,7 +29,7 @@ from yaolian.store.dictionary import lookup_codes
 from yaolian.store.tx import read_tx, write_tx
 from yaolian.trace.directory import Directory, holds_product, party_to_code, product_rows
 from yaolian.trace.lineage import batch_of_key, dispensed_by_site, holdings
-from yaolian.trace.projection import chunks
+from yaolian.trace.projection import chunks, recompute
 from yaolian.trace.state import sale_day
 
 CLASSES = {1: "一级召回 (class I)", 2: "二级召回 (class II)", 3: "三级召回 (class III)"}
@@ -110,6 +110,7 @@ def create_recall(
             keys.append((n, canonical_key(text.strip())))
         except CodeError as exc:
             problems.append(Problem(exc.reason, f"codes[{n}]"))
+    created = now_us if now_us is not None else _now_us()
     with write_tx(bind) as conn:
         ids = lookup_codes(conn, [k for _, k in keys])
         for n, key in keys:
@@ -140,7 +141,7 @@ def create_recall(
                 .values(
                     klass=klass,
                     reason=reason.strip(),
-                    created_us=now_us if now_us is not None else _now_us(),
+                    created_us=created,
                     enterprise_id=enterprise_id,
                 )
                 .returning(s.recall.c.id)
@@ -160,19 +161,45 @@ def create_recall(
                 insert(s.recall_code),
                 [{"recall_id": recall_id, "code_id": c} for c in sorted(code_ids)],
             )
+        _reevaluate_sales(conn, recall_id, created)
     return recall_id
 
 
 def close_recall(bind: Engine | Connection, recall_id: int, now_us: int | None = None) -> None:
     """Close a recall (completed): its codes are no longer reported as recalled."""
+    closed = now_us if now_us is not None else _now_us()
     with write_tx(bind) as conn:
         done = conn.execute(
             s.recall.update()
             .where(s.recall.c.id == recall_id, s.recall.c.closed_us.is_(None))
-            .values(closed_us=now_us if now_us is not None else _now_us())
+            .values(closed_us=closed)
         ).rowcount
+        if done:
+            _reevaluate_sales(conn, recall_id, closed)
     if not done:
         raise NotFoundError(f"no open recall {recall_id}", place="recall")
+
+
+def _reevaluate_sales(conn: Connection, recall_id: int, since_us: int) -> None:
+    """Recompute the trace projections of the recall's codes already sold at or after
+    ``since_us``. A recall recorded, or closed, with a time in the past changes whether those
+    stored sales were sales of a recalled code (``recalled_sale``: a recall open at the time of
+    the sale), as a rebuild would find; a recall of now finds none (one indexed look-up)."""
+    d, rc, rb = s.dispense.c, s.recall_code.c, s.recall_batch.c
+    sold = conn.execute(
+        select(d.code_id)
+        .where(
+            d.time_us >= since_us,
+            or_(
+                d.code_id.in_(select(rc.code_id).where(rc.recall_id == recall_id)),
+                exists().where(rb.recall_id == recall_id, rb.product == d.product, rb.lot == d.lot),
+            ),
+        )
+        .distinct()
+    ).scalars()
+    codes = set(sold)
+    if codes:
+        recompute(conn, codes)
 
 
 def _recall_row(conn: Connection, recall_id: int, viewer: Viewer | None) -> Any:
