@@ -579,6 +579,7 @@ recall_code = Table(
     Column("recall_id", BigInteger, ForeignKey("recall.id"), nullable=False),
     Column("code_id", BigInteger, nullable=False),
     Index("ix_recall_code_code", "code_id"),
+    Index("ix_recall_code_recall", "recall_id", "code_id"),  # a recall's codes (scope, alerts)
 )
 
 # ── code issuing (codes/issue.py) ──────────────────────────────────────────────────────────

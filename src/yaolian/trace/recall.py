@@ -19,7 +19,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, exists, func, insert, or_, select
+from sqlalchemy import Connection, Engine, and_, func, insert, select, union
 
 from yaolian.codes.identity import canonical_key
 from yaolian.errors import CodeError, NotFoundError, Problem, ValidationError
@@ -186,18 +186,17 @@ def _reevaluate_sales(conn: Connection, recall_id: int, since_us: int) -> None:
     stored sales were sales of a recalled code (``recalled_sale``: a recall open at the time of
     the sale), as a rebuild would find; a recall of now finds none (one indexed look-up)."""
     d, rc, rb = s.dispense.c, s.recall_code.c, s.recall_batch.c
-    sold = conn.execute(
+    named = (  # per recalled code: the sales index by code
         select(d.code_id)
-        .where(
-            d.time_us >= since_us,
-            or_(
-                d.code_id.in_(select(rc.code_id).where(rc.recall_id == recall_id)),
-                exists().where(rb.recall_id == recall_id, rb.product == d.product, rb.lot == d.lot),
-            ),
-        )
-        .distinct()
-    ).scalars()
-    codes = set(sold)
+        .join(s.recall_code, rc.code_id == d.code_id)
+        .where(rc.recall_id == recall_id, d.time_us >= since_us)
+    )
+    in_batch = (  # per recalled batch: the sales index by product and lot
+        select(d.code_id)
+        .join(s.recall_batch, and_(rb.product == d.product, rb.lot == d.lot))
+        .where(rb.recall_id == recall_id, d.time_us >= since_us)
+    )
+    codes = set(conn.execute(union(named, in_batch)).scalars())
     if codes:
         recompute(conn, codes)
 
