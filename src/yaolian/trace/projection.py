@@ -76,6 +76,14 @@ _RECALL_CODES_SQL = (
 _Recall = tuple[int, int, int | None]  # recall id, created, closed (µs)
 
 
+def _by_code(rows: Iterable[tuple[Any, ...]]) -> dict[int, list[_Recall]]:
+    """``_RECALL_CODES_SQL`` rows as code id → its recalls."""
+    out: dict[int, list[_Recall]] = defaultdict(list)
+    for cid, rid, created, closed in rows:
+        out[cid].append((rid, created, closed))
+    return out
+
+
 class StoreContext:
     """Master data, recalls and stored states for one projector run, cached."""
 
@@ -96,9 +104,7 @@ class StoreContext:
         self.touched = codes if codes is not None else set()
         self._recall_codes = None
         if codes is None:
-            self._recall_codes = defaultdict(list)
-            for cid, *recall in rawsql.fetch(self.conn, _RECALL_CODES_SQL):
-                self._recall_codes[cid].append((recall[0], recall[1], recall[2]))
+            self._recall_codes = _by_code(rawsql.fetch(self.conn, _RECALL_CODES_SQL))
 
     def load_keys(self, ids: Collection[int]) -> None:
         """Fetch the canonical keys of codes about to be seen for the first time."""
@@ -158,13 +164,13 @@ class StoreContext:
         """A recall open at ``t`` (created at or before it, not closed by then) naming the code
         or its batch."""
         if self._recall_codes is None:  # once per run, for the codes this run touches
-            self._recall_codes = defaultdict(list)
-            for cid, *recall in rawsql.fetch_ids(
-                self.conn,
-                _RECALL_CODES_SQL + " WHERE rc.code_id {ids}",
-                self.touched or {code_id},
-            ):
-                self._recall_codes[cid].append((recall[0], recall[1], recall[2]))
+            self._recall_codes = _by_code(
+                rawsql.fetch_ids(
+                    self.conn,
+                    _RECALL_CODES_SQL + " WHERE rc.code_id {ids}",
+                    self.touched or {code_id},
+                )
+            )
         hits = list(self._recall_codes.get(code_id, ()))
         if product is not None and lot is not None:
             batch = (product, lot)
