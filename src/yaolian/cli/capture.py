@@ -320,9 +320,8 @@ def serve(
     import uvicorn
 
     url = database_url(db)
-    open_store(
-        url, create=True
-    ).dispose()  # migrate once before the workers start; fail early on a bad URL
+    # migrate once before the workers start; fail early on a bad URL
+    open_store(url, create=True).dispose()
     os.environ[DATABASE_URL_ENV] = url  # the workers' create_app() reads it
     console_err.print(f"yaolian API on http://{host}:{port}  (docs: /docs, database: {url})")
     uvicorn.run(
