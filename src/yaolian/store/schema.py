@@ -280,7 +280,9 @@ supply_movement = Table(  # projection: one row per event × product × site × 
     Column("packs", Float, nullable=False),  # signed change of whole packs
     Column("units", Float, nullable=False),  # signed change of units (拆零 split sales)
     Index("ix_supply_movement_event", "event_id"),
-    Index("ix_supply_movement_product_site_day", "product", "site", "day"),
+    # covering: stock, days of supply and warnings sum packs/units per product × site up to a
+    # day straight from the index, without visiting the table
+    Index("ix_supply_movement_stock", "product", "site", "day", "kind", "packs", "units"),
     Index("ix_supply_movement_day_kind", "day", "kind"),
 )
 
