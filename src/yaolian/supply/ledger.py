@@ -35,16 +35,12 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
-    BigInteger,
     Connection,
-    bindparam,
     case,
     func,
     insert,
-    literal_column,
     select,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 
 from yaolian.codes.identity import NMPA_LOT_KEY, NMPA_PRODUCT_KEY, product_of_key
 from yaolian.epcis.model import location, parties
@@ -62,7 +58,6 @@ from yaolian.store.schema import (
 )
 from yaolian.store.schema import product as product_table
 from yaolian.trace import rawsql
-from yaolian.trace.rawsql import ids_param, is_pg
 from yaolian.trace.state import SALE_LINE_KEY
 
 CST_OFFSET_US = 8 * 3600 * 1_000_000  # China Standard Time, the ledger's calendar day
@@ -166,16 +161,6 @@ class _EventFacts:
     def transforms(self) -> bool:
         """Whether the event turns inputs into outputs (its packs count as TRANSFORM)."""
         return self.biz_step == "transforming" or self.type == EVENT_TYPE_IDS["TransformationEvent"]
-
-
-def _ids(conn: Connection, ids: Iterable[int]) -> Any:
-    """``SELECT`` of ``ids`` sent as ONE parameter (:func:`yaolian.trace.rawsql.ids_param`:
-    ``json_each`` on SQLite, an array on PostgreSQL), for ``column.in_(...)`` — a bound
-    parameter per id costs more to compile than the query takes to run."""
-    values = ids_param(conn, sorted({int(i) for i in ids}))
-    if is_pg(conn):
-        return select(func.unnest(bindparam(None, values, type_=ARRAY(BigInteger))))
-    return select(literal_column("value")).select_from(func.json_each(bindparam(None, values)))
 
 
 def _batch_facts(batch: StoredBatch) -> dict[int, _EventFacts]:
@@ -779,8 +764,7 @@ def recompute(
     facts = _batch_facts(batch) if batch else {}
     stored = [i for i in ids if i not in facts]
     if stored:
-        part = _ids(conn, stored)
-        conn.execute(supply_movement.delete().where(supply_movement.c.event_id.in_(part)))
+        rawsql.execute_ids(conn, "DELETE FROM supply_movement WHERE event_id {ids}", stored)
         facts.update(_load_events(conn, stored))
     if declared is None:
         declared = set(_declared_erroneous(conn, _could_be_declared(facts, batch)))
