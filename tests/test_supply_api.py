@@ -69,6 +69,29 @@ def test_supply_api_end_to_end(db_url: str, engine: Engine) -> None:
         },
     )
     assert negative.status_code == 400
+    # a date the store could not read back (0001-01-01 China time is year 0 in UTC): refused at
+    # the door, not stored to break every later read of the reports (found by schemathesis)
+    ancient = http.post(
+        "/supply/discontinuations",
+        headers=auth,
+        json={
+            "product": P1,
+            "holder": USCC,
+            "filed_on": "0001-01-01",
+            "stop_date": "2026-02-01",
+            "reason": "x",
+            "remaining_packs": 1,
+        },
+    )
+    assert ancient.status_code == 400
+    assert ancient.json()["detail"].startswith("filed_on: ")
+    assert http.get("/supply/discontinuations", headers=auth).status_code == 200
+    ancient_count = http.post(
+        "/supply/stocktakes",
+        headers=auth,
+        json={"site": DC, "counted_at": "0001-01-01T00:00:00+08:00", "counts": {P1: 1}},
+    )
+    assert ancient_count.status_code == 400 and "counted_at" in ancient_count.text
     counted = http.post(
         "/supply/stocktakes",
         headers=auth,

@@ -29,7 +29,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from enum import IntEnum
 from typing import Any
 
@@ -61,6 +61,7 @@ from yaolian.trace import rawsql
 from yaolian.trace.state import SALE_LINE_KEY
 
 CST_OFFSET_US = 8 * 3600 * 1_000_000  # China Standard Time, the ledger's calendar day
+_CHINA = timezone(timedelta(microseconds=CST_OFFSET_US))
 DAY_US = 86_400 * 1_000_000
 _EPOCH_DAY = date(1970, 1, 1)
 
@@ -127,6 +128,21 @@ def day_number(day: date) -> int:
 def day_date(day: int) -> date:
     """Calendar date of a ledger day number."""
     return _EPOCH_DAY + timedelta(days=day)
+
+
+def stored_us(when: datetime, place: str) -> int:
+    """An aware time as store microseconds. A time without an offset, or one the store could
+    not read back as a date (outside the years 1–9999 in UTC or China time), is a
+    ValidationError naming ``place``."""
+    if when.tzinfo is None:
+        raise ValidationError("the time needs a time-zone offset", place=place)
+    try:
+        when.astimezone(UTC).astimezone(_CHINA)
+    except OverflowError:
+        raise ValidationError(
+            f"{when.isoformat()} is outside the years 1–9999", place=place
+        ) from None
+    return int(when.timestamp() * 1_000_000)
 
 
 def as_of_day(as_of: date | datetime | None) -> int:
@@ -931,8 +947,7 @@ def record_stock_take(
     counted_by: str | None = None,
 ) -> list[Discrepancy]:
     """Record counted packs per product at a site (盘点) and return each line against the ledger."""
-    if counted_at.tzinfo is None:
-        raise ValidationError("counted_at needs a time-zone offset", place="counted_at")
+    at_us = stored_us(counted_at, "counted_at")
     if not counts:
         raise ValidationError("a stock-take needs at least one counted product", place="counts")
     for product, qty in counts.items():
@@ -943,7 +958,6 @@ def record_stock_take(
         line.product: line.on_hand for line in stock(conn, as_of=day_date(day), site_id=site_id)
     }
     now_us = int(datetime.now(UTC).timestamp() * 1_000_000)
-    at_us = int(counted_at.timestamp() * 1_000_000)
     out = []
     for product, qty in sorted(counts.items()):
         row_id = conn.execute(

@@ -21,6 +21,7 @@ from yaolian.store.schema import (
     supply_list_item,
     supply_production_plan,
 )
+from yaolian.supply.ledger import stored_us
 
 CHINA = timezone(timedelta(hours=8))  # a date-only filing is stamped at its 00:00 China time
 DEFAULT_LEAD_DAYS = 14.0
@@ -116,7 +117,7 @@ def file_discontinuation(
             stop_date=day.isoformat(),
             reason=reason.strip(),
             remaining_packs=float(remaining_packs),
-            filed_us=_epoch_us(filed_at),
+            filed_us=stored_us(filed_at, "filed_on"),
             withdrawn=False,
         )
         .returning(supply_discontinuation.c.id)
@@ -131,10 +132,6 @@ def file_discontinuation(
         filed_at,
         False,
     )
-
-
-def _epoch_us(when: datetime) -> int:
-    return int(when.timestamp() * 1_000_000)
 
 
 def withdraw_discontinuation(conn: Connection, report_id: int) -> None:
@@ -163,7 +160,7 @@ def discontinuations(
     if not include_withdrawn:
         q = q.where(d.withdrawn.is_(False))
     if filed_by is not None:
-        q = q.where(d.filed_us <= _epoch_us(filed_by))
+        q = q.where(d.filed_us <= stored_us(filed_by, "filed_by"))
     return [
         Discontinuation(
             r.id,
