@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,13 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, func, inspect, select
 
 from yaolian.errors import YaolianError
-from yaolian.store.engine import current_revision, head_revision, normalise_url, open_engine
+from yaolian.store.engine import (
+    current_revision,
+    head_revision,
+    normalise_url,
+    open_engine,
+    writing,
+)
 from yaolian.store.schema import enterprise, metadata
 
 
@@ -117,3 +125,32 @@ def test_bulk_capture_refreshes_postgres_planner_statistics(pg_engine: Engine) -
     small = document([object_event(codes[-10:], t0, "commissioning", "active", action="ADD")])
     assert capture_document(pg_engine, small).accepted == 1
     assert _last_analysed(pg_engine) == after
+
+
+def test_writers_take_turns_on_postgres(pg_engine: Engine) -> None:
+    """A second write transaction waits until the first commits (as SQLite's one writer does):
+    it then reads what the first wrote, so its fold cannot overwrite the first one's update."""
+    seen: list[int] = []
+
+    def second() -> None:
+        with writing(pg_engine) as other:
+            seen.append(other.execute(select(func.count()).select_from(enterprise)).scalar_one())
+
+    worker = threading.Thread(target=second)
+    with writing(pg_engine) as conn:
+        conn.execute(
+            enterprise.insert().values(uscc="91110000MA00000013", name="first", role="distributor")
+        )
+        first_pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        worker.start()
+        with pg_engine.connect() as watcher:  # wait until the second writer waits for the lock
+            while not watcher.exec_driver_sql(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                "AND pid <> %s",
+                (first_pid,),
+            ).scalar():
+                watcher.rollback()
+                assert worker.is_alive() and not seen, "the second writer did not wait"
+                time.sleep(0.01)
+    worker.join()
+    assert seen == [1]

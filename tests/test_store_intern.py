@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator, Sequence
 
 import pytest
@@ -40,44 +38,6 @@ def test_intern_escapes_keys_for_copy(engine: Engine) -> None:
     with engine.connect() as conn:
         assert lookup_codes(conn, keys) == interned.ids
     assert sorted(interned.ids) == sorted(keys)
-
-
-def test_pg_intern_of_a_key_committed_meanwhile_by_another_capture(pg_engine: Engine) -> None:
-    """The insert waits for the key a concurrent transaction commits meanwhile; that key is
-    found, and only the capture's own key is added and reported fresh (PostgreSQL only: SQLite
-    has one writer at a time)."""
-    engine = pg_engine
-    other = engine.connect()
-    other.begin()
-    other.exec_driver_sql("INSERT INTO code(key) VALUES ('01/raced')")
-    other_pid = other.exec_driver_sql("SELECT pg_backend_pid()").scalar()
-    outcome: dict[str, object] = {}
-
-    def intern() -> None:
-        with writing(engine) as conn:
-            outcome["interned"] = intern_codes(conn, ["01/raced", "01/mine"])
-
-    worker = threading.Thread(target=intern)
-    worker.start()
-    try:
-        with engine.connect() as watcher:  # wait until the intern blocks on the other's key
-            while not watcher.exec_driver_sql(
-                "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid <> %s",
-                (other_pid,),
-            ).scalar():
-                watcher.rollback()
-                assert worker.is_alive(), "intern finished without waiting"
-                time.sleep(0.01)
-    finally:
-        other.commit()
-        other.close()
-        worker.join()
-    interned = outcome["interned"]
-    assert isinstance(interned, tuple)
-    ids, fresh = interned
-    with engine.connect() as conn:
-        assert lookup_codes(conn, ["01/raced", "01/mine"]) == ids
-    assert fresh == {ids["01/mine"]}
 
 
 class _Batches:

@@ -16,8 +16,6 @@ from sqlalchemy import Connection, select
 from yaolian.errors import Problem, Report
 from yaolian.store.schema import audit_log
 
-_AUDIT_LOCK = 7242083432  # PostgreSQL advisory lock id: one appender at a time keeps one chain
-
 
 def _entry_hash(
     prev_hash: str | None,
@@ -41,9 +39,8 @@ def append_audit(
     target: str | None = None,
     detail: Any = None,
 ) -> int:
-    """Append an entry (inside the caller's transaction) chained to the last one; returns its id."""
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_AUDIT_LOCK})")
+    """Append an entry chained to the last one; returns its id. ``conn``: the caller's
+    :func:`~yaolian.store.engine.writing` transaction (one writer at a time keeps one chain)."""
     prev = conn.execute(select(audit_log.c.hash).order_by(audit_log.c.id.desc()).limit(1)).scalar()
     time_us = time.time_ns() // 1000
     digest = _entry_hash(prev, time_us, api_key_id, action, target, detail)

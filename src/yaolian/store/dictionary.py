@@ -56,9 +56,7 @@ def intern_codes(conn: Connection, keys: Collection[str]) -> Interned:
 
     New keys are inserted and their ids returned by the same statement (those are ``fresh``);
     only keys that were already there are looked up. Keys go in sorted order: the unique index
-    is filled page by page, and concurrent captures on PostgreSQL lock keys in the same order so
-    they cannot deadlock; a key added by a concurrent transaction is found, not duplicated (nor
-    fresh).
+    is filled page by page.
     """
     if not keys:
         return Interned({}, set())

@@ -123,11 +123,23 @@ def open_engine(url: str | None = None, *, migrate: bool = True, create: bool = 
     return engine
 
 
+WRITER_LOCK = 7242083430  # PostgreSQL advisory lock id: the store's one writer at a time
+
+
 @contextmanager
 def writing(engine: Engine) -> Iterator[Connection]:
-    """A write transaction: ``BEGIN IMMEDIATE`` on SQLite (the write lock up front, waiting up
-    to the busy timeout for other writers), a plain transaction on PostgreSQL."""
+    """A write transaction, one at a time on either backend: ``BEGIN IMMEDIATE`` on SQLite (the
+    write lock up front, waiting up to the busy timeout for other writers); on PostgreSQL a
+    transaction-scoped advisory lock taken first, waiting for the writer before it.
+
+    The projections are folds in event-time order over shared rows (a code's state, what its
+    container holds, an alert's evidence, a site's stock), recomputed from what the transaction
+    reads: two PostgreSQL writers at once would each fold into the state they read and the
+    later commit would overwrite the earlier one's update (a sale lost, a hand-over missing).
+    Readers never wait."""
     with engine.connect().execution_options(**{_IMMEDIATE: True}) as conn, conn.begin():
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITER_LOCK})")
         yield conn
 
 
@@ -214,8 +226,8 @@ def current_revision(conn: Connection) -> str | None:
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Run the alembic migrations up to ``revision`` in one transaction.
 
-    SQLite: under ``BEGIN IMMEDIATE`` so a second process waits and then finds nothing to do.
-    PostgreSQL: under a transaction-scoped advisory lock, for the same reason.
+    Inside :func:`writing`, so a second process waits for the first and then finds nothing to
+    do.
     """
     key = engine.url.render_as_string(hide_password=False)
     with _migrate_lock:
@@ -223,8 +235,6 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             return
         head = head_revision() if revision == "head" else revision
         with writing(engine) as conn:
-            if not is_sqlite(conn):
-                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7242083431)")
             if current_revision(conn) != head:
                 cfg = alembic_config()
                 cfg.attributes["connection"] = conn

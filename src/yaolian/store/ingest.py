@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import orjson
-import psycopg
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -33,7 +32,6 @@ from sqlalchemy import (
     SmallInteger,
     select,
 )
-from sqlalchemy.exc import IntegrityError
 
 from yaolian.codes.identity import canonical_key, canonical_keys
 from yaolian.epcis import xml
@@ -549,21 +547,6 @@ class _RolledBack(Exception):
     """Leaves the write transaction so that it rolls back (rollback mode, invalid event)."""
 
 
-_RACES = (IntegrityError, psycopg.errors.IntegrityError, psycopg.errors.DeadlockDetected)
-_ATTEMPTS = 3
-
-
-def _retrying(run: Callable[[], CaptureResult]) -> CaptureResult:
-    """Run a capture; again if a concurrent capture stored one of its events meanwhile (the
-    unique hash index refuses the second copy; the retry then reports it as a duplicate)."""
-    for _ in range(_ATTEMPTS - 1):
-        try:
-            return run()
-        except _RACES:
-            continue
-    return run()
-
-
 def _check_behaviour(behaviour: str) -> None:
     if behaviour not in ("rollback", "proceed"):
         raise YaolianError(
@@ -589,18 +572,16 @@ def capture_document(
     _check_behaviour(behaviour)
     total = len(doc.events)
     namespaces = doc.namespaces()
-    return _retrying(
-        lambda: _capture(
-            engine,
-            _chunked(((doc.place(i), ev) for i, ev in enumerate(doc.events)), CHUNK_EVENTS),
-            behaviour,
-            enterprise_id,
-            job_id,
-            progress,
-            total,
-            lambda: namespaces,
-            doc.self_contained,
-        )
+    return _capture(
+        engine,
+        _chunked(((doc.place(i), ev) for i, ev in enumerate(doc.events)), CHUNK_EVENTS),
+        behaviour,
+        enterprise_id,
+        job_id,
+        progress,
+        total,
+        lambda: namespaces,
+        doc.self_contained,
     )
 
 
@@ -631,23 +612,18 @@ def capture_file(
     if source.suffix.lower() in (".csv", ".xlsx"):
         doc = read_nmpa_dataset(source)
     elif _looks_like_xml(source):
-
-        def run() -> CaptureResult:
-            header: dict[str, Any] = {}
-            events = xml.iter_events(source, header)
-            return _capture(
-                engine,
-                _chunked(events, CHUNK_EVENTS),
-                behaviour,
-                enterprise_id,
-                job_id,
-                progress,
-                None,
-                lambda: header.get("namespaces"),
-                True,  # the XML reader attaches each event's namespaces
-            )
-
-        return _retrying(run)
+        header: dict[str, Any] = {}
+        return _capture(
+            engine,
+            _chunked(xml.iter_events(source, header), CHUNK_EVENTS),
+            behaviour,
+            enterprise_id,
+            job_id,
+            progress,
+            None,
+            lambda: header.get("namespaces"),
+            True,  # the XML reader attaches each event's namespaces
+        )
     else:
         doc = read_document(source)
     return capture_document(
