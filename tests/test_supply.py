@@ -17,6 +17,7 @@ from sqlalchemy import Engine, func, select
 
 from cli_run import run_main
 from conftest import _empty as empty_store
+from yaolian.epcis.extensions import SALE_LINE_KEY
 from yaolian.epcis.model import Event
 from yaolian.store.ingest import capture_document
 from yaolian.store.masterdata import upsert_enterprise, upsert_product, upsert_site, uscc_check_char
@@ -33,7 +34,6 @@ from yaolian.supply import (
 )
 from yaolian.supply.projection import PROJECTOR
 from yaolian.trace.builders import aggregation_event, document, object_event
-from yaolian.trace.state import SALE_LINE_KEY
 
 CST = __import__("datetime").timezone(timedelta(hours=8))
 P1 = "8385793"  # 药品标识码

@@ -31,8 +31,9 @@ from starlette.responses import Response
 from yaolian.api.auth import ViewerDep, WriterDep, audit, engine_of
 from yaolian.api.params import MAX_ROW_ID
 from yaolian.epcis import jsonld, xml
+from yaolian.epcis.extensions import YAOLIAN_NS
 from yaolian.epcis.model import EVENT_TYPES, Document, Event
-from yaolian.epcis.nmpa_dataset import YAOLIAN_NS, read_nmpa_csv, read_nmpa_xlsx
+from yaolian.epcis.nmpa_dataset import read_nmpa_csv, read_nmpa_xlsx
 from yaolian.epcis.read import read_document
 from yaolian.errors import (
     CaptureLimitError,

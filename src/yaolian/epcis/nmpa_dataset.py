@@ -25,13 +25,12 @@ from typing import Any, BinaryIO
 from urllib.parse import quote
 
 from yaolian.codes.identity import NMPA_KEY, canonical_key, uri_for_key
+from yaolian.epcis.extensions import LOT_KEY, SALE_LINE_KEY, YAOLIAN_NS
+from yaolian.epcis.jsonld import EPCIS_CONTEXT
 from yaolian.epcis.model import Document, Event
 from yaolian.errors import CodeError, Problem, ValidationError
 
-EPCIS_CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
-YAOLIAN_NS = "https://yaolian.org/ns/epcis/"  # extension namespace, prefix ``yaolian``
 CHINA_OFFSET = timezone(timedelta(hours=8))  # 业务时间 without an offset is Beijing time
-SALE_LINE_KEY = "yaolian:saleLine"  # sale facts on dispensing / retail events (拆零)
 MAX_PROBLEMS = 1000  # stop collecting (not checking) after this many bad cells
 
 # ── columns ──────────────────────────────────────────────────────────────────────────────────
@@ -431,7 +430,7 @@ def _build_event(
         if ilmd:
             event["ilmd"] = ilmd
     elif _text(row.get("lot")):
-        event["yaolian:lotNumber"] = _text(row.get("lot"))
+        event[LOT_KEY] = _text(row.get("lot"))
     event["yaolian:enterprise"] = enterprise
     event["yaolian:documentNumber"] = doc_no
     event["yaolian:bizType"] = re.sub(r"\s+", "", _text(row["biz_type"]))

@@ -12,15 +12,13 @@ from typing import Any
 
 from yaolian.codes.epc import sgtin_uri
 from yaolian.codes.nmpa import NMPA_CODE, nmpa_code_uri
+from yaolian.epcis.extensions import SALE_LINE_KEY, YAOLIAN_NS
+from yaolian.epcis.jsonld import EPCIS_CONTEXT
 from yaolian.epcis.model import Event
-from yaolian.trace.state import SALE_LINE_KEY
 from yaolian.verify.dispense import SETTLEMENT_TX_TYPE
 
 TZ = "+08:00"
-EPCIS_CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
-YAOLIAN_NS = "https://yaolian.org/ns/epcis/"
-CBVMDA_NS = "urn:epcglobal:cbv:mda:"
-CONTEXT: list[Any] = [EPCIS_CONTEXT, {"yaolian": YAOLIAN_NS, "cbvmda": CBVMDA_NS}]
+CONTEXT: list[Any] = [EPCIS_CONTEXT, {"yaolian": YAOLIAN_NS}]  # cbvmda: the EPCIS context's
 SETTLEMENT_PREFIX = "urn:yaolian:nhsa:setl:"  # as verify.dispense writes settlement ids
 HMS = [f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}" for s in range(86_400)]
 

@@ -17,6 +17,7 @@ import orjson
 from sqlalchemy import Engine
 
 from yaolian.codes.nmpa import NMPA_CODE
+from yaolian.epcis.extensions import SALE_LINE_KEY
 from yaolian.epcis.jsonld import write_document
 from yaolian.epcis.model import Document, Event, parties
 from yaolian.epcis.nmpa_dataset import HEADER_OF
@@ -27,7 +28,6 @@ from yaolian.sim.world import World, build_world, size_named
 from yaolian.store.ingest import CaptureResult, capture_document
 from yaolian.store.masterdata import upsert_enterprise, upsert_product, upsert_site
 from yaolian.store.tx import write_tx
-from yaolian.trace.state import SALE_LINE_KEY
 
 FORMATS = ("jsonld", "nmpa-csv", "store")
 DEFAULT_CHUNK = 20_000

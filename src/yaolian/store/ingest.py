@@ -36,6 +36,7 @@ from sqlalchemy import (
 from yaolian.codes.identity import canonical_key, canonical_keys
 from yaolian.epcis import xml
 from yaolian.epcis.context import with_namespaces
+from yaolian.epcis.extensions import ilmd_facts
 from yaolian.epcis.gcpause import gc_paused
 from yaolian.epcis.hash import event_hash
 from yaolian.epcis.model import (
@@ -66,7 +67,6 @@ ProgressCallback = Callable[[str, int, int | None], None]
 CHUNK_EVENTS = 20_000
 DECLARED_SUFFIX = "#errorDeclaration"
 _PARTY_KIND = {"source": 1, "destination": 2}
-_ILMD_FIELDS = ("cbvmda:lotNumber", "cbvmda:itemExpirationDate", "cbvmda:productionDate")
 
 
 @dataclass
@@ -354,11 +354,10 @@ class _Writer:
             biz_tx.extend((row_id, t, v) for t, v in biz_transactions(ev))
             if "sensorElementList" in ev:
                 sensors.extend(_sensor_rows(row_id, ev["sensorElementList"]))
-            ilmd = ev.get("ilmd")
-            if ilmd:
-                lot, expiry, produced = (ilmd.get(k) for k in _ILMD_FIELDS)
-                if lot or expiry or produced:
-                    ilmd_rows.append((row_id, lot, expiry, produced))
+            if "ilmd" in ev:
+                ilmd = ilmd_facts(ev)
+                if ilmd:
+                    ilmd_rows.append((row_id, ilmd.lot, ilmd.expiry, ilmd.produced))
             if want_stored:
                 stored.append(
                     StoredEvent(

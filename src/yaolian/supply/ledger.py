@@ -43,6 +43,7 @@ from sqlalchemy import (
 )
 
 from yaolian.codes.identity import NMPA_LOT_KEY, NMPA_PRODUCT_KEY, product_of_key
+from yaolian.epcis.extensions import sale_line
 from yaolian.epcis.model import location, parties
 from yaolian.errors import NotFoundError, ValidationError
 from yaolian.store.dictionary import code_keys
@@ -58,7 +59,6 @@ from yaolian.store.schema import (
 )
 from yaolian.store.schema import product as product_table
 from yaolian.trace import rawsql
-from yaolian.trace.state import SALE_LINE_KEY
 
 CST_OFFSET_US = 8 * 3600 * 1_000_000  # China Standard Time, the ledger's calendar day
 _CHINA = timezone(timedelta(microseconds=CST_OFFSET_US))
@@ -102,17 +102,8 @@ def split_units_per_code(ev: dict[str, Any]) -> float | None:
     """Units sold from each listed pack by a split sale (拆零), from the NHSA sale line the
     event carries (``yaolian:saleLine``: ``splitSale``, ``units`` per code or ``quantity`` in
     all, as :mod:`yaolian.verify.dispense` writes it); ``None`` when it is not a split sale."""
-    line = ev.get(SALE_LINE_KEY)
-    if not isinstance(line, dict) or not line.get("splitSale"):
-        return None
-    codes = ev.get("epcList") or [None]
-    units = line.get("units")
-    if isinstance(units, int | float) and units > 0:
-        return float(units)
-    quantity = line.get("quantity")
-    if isinstance(quantity, int | float) and quantity > 0:
-        return float(quantity) / len(codes)
-    return 1.0
+    line = sale_line(ev)
+    return line.units if line else None
 
 
 def day_of_us(time_us: int) -> int:

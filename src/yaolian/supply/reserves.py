@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select
 
 from yaolian.codes.identity import canonical_key, uri_for_key
+from yaolian.epcis.jsonld import EPCIS_CONTEXT
 from yaolian.epcis.model import Document
 from yaolian.errors import CodeError, NotFoundError, ValidationError
 from yaolian.store.ingest import capture_document
@@ -19,7 +20,7 @@ from yaolian.store.schema import event as event_table
 from yaolian.store.schema import reserve_dispatch, reserve_plan
 from yaolian.store.tx import read_tx, write_tx
 from yaolian.supply.ledger import stock
-from yaolian.trace.builders import EPCIS_CONTEXT, object_event
+from yaolian.trace.builders import object_event
 
 RESERVE_LEVELS = ("central", "provincial")
 DISPATCH_TX_TYPE = "urn:yaolian:btt:reserve_dispatch"

@@ -10,10 +10,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from yaolian.epcis.extensions import YAOLIAN_NS
+from yaolian.epcis.jsonld import EPCIS_CONTEXT
 from yaolian.epcis.model import Document, Event
-from yaolian.trace.state import YAOLIAN_NS
-
-EPCIS_CONTEXT = "https://ref.gs1.org/standards/epcis/epcis-context.jsonld"
 
 
 def iso(when: datetime) -> str:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
+from yaolian.epcis.extensions import LOT_KEY, as_text, ilmd_facts, sale_line
 from yaolian.epcis.model import Event, location, parties
 
 STATUSES = (
@@ -79,11 +80,6 @@ _STEP_STATUS = {
     "decommissioning": "decommissioned",
     "killing": "decommissioned",
 }
-_ILMD_LOT = ("cbvmda:lotNumber", "lotNumber")
-_ILMD_EXPIRY = ("cbvmda:itemExpirationDate", "itemExpirationDate")
-_ILMD_PRODUCED = ("cbvmda:productionDate", "productionDate")
-YAOLIAN_NS = "https://yaolian.org/ns/epcis/"
-SALE_LINE_KEY = "yaolian:saleLine"  # NHSA sale-line facts on a dispensing event (verify.dispense)
 CST = timedelta(hours=8)  # China Standard Time, for calendar dates (expiry)
 
 
@@ -95,13 +91,6 @@ def word(value: str | None) -> str | None:
         if sep in value:
             value = value.rsplit(sep, 1)[1]
     return value
-
-
-def _first(mapping: dict[str, Any], keys: Iterable[str]) -> Any:
-    for key in keys:
-        if mapping.get(key) not in (None, ""):
-            return mapping[key]
-    return None
 
 
 def _celsius(value: float, uom: str | None) -> float:
@@ -184,13 +173,8 @@ def facts_of(
             dst_poss = value
         elif ptype == "location":
             dst_site = value
-    ilmd = event.get("ilmd") or {}
-    line = event.get(SALE_LINE_KEY)
-    units = settlement = None
-    if isinstance(line, dict):
-        if line.get("splitSale") and isinstance(line.get("units"), int | float):
-            units = float(line["units"])
-        settlement = line.get("settlementId")
+    ilmd = ilmd_facts(event)
+    line = sale_line(event)
     code_list = list(dict.fromkeys(codes))
     parent_id = next((cid for cid, role in code_list if role == "parent"), None)
     sensor = _sensor_range(event["sensorElementList"]) if event.get("sensorElementList") else None
@@ -207,12 +191,12 @@ def facts_of(
         src_owner=src_owner or src_poss,
         dst_owner=dst_owner or dst_poss,
         dst_site=dst_site,
-        lot=_first(ilmd, _ILMD_LOT) or event.get("yaolian:lotNumber"),
-        expiry=_first(ilmd, _ILMD_EXPIRY),
-        produced=_first(ilmd, _ILMD_PRODUCED),
+        lot=ilmd.lot or as_text(event.get(LOT_KEY)),
+        expiry=ilmd.expiry,
+        produced=ilmd.produced,
         sensor=sensor,
-        units=units,
-        settlement=settlement,
+        units=line.units if line else None,
+        settlement=line.settlement if line else None,
         codes=code_list,
         parent_id=parent_id,
         has_children=bool(event.get("childEPCs") or event.get("childQuantityList")),

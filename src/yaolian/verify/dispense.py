@@ -28,12 +28,12 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine
 
+from yaolian.epcis.extensions import SALE_LINE_KEY
 from yaolian.epcis.model import Event
 from yaolian.epcis.nmpa_dataset import code_uri, site_uri
 from yaolian.errors import Problem, ValidationError
 from yaolian.store.ingest import CaptureResult, capture_document
 from yaolian.trace.builders import document, object_event
-from yaolian.trace.state import SALE_LINE_KEY
 
 CST_ZONE = timezone(timedelta(hours=8))
 SETTLEMENT_TX_TYPE = "urn:yaolian:btt:nhsa_settlement"  # custom business transaction type
