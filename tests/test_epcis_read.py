@@ -15,7 +15,7 @@ from yaolian.epcis import cbv, jsonld, xml
 from yaolian.epcis.hash import event_hash
 from yaolian.epcis.read import iter_events, read_document
 from yaolian.epcis.validate import validate_document
-from yaolian.errors import ValidationError
+from yaolian.errors import ValidationError, nul_pointer
 
 DATA = Path(__file__).parent / "data" / "epcis"
 CTX = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
@@ -268,3 +268,56 @@ def test_damaged_documents_fail_cleanly(
     if not problems:
         for event in doc.events:
             assert event_hash(event, doc.namespaces()).startswith("ni:///sha-256;")
+
+
+def test_a_nul_character_is_refused_with_its_pointer() -> None:
+    """JSON can carry U+0000 (as an escape); XML cannot, nor PostgreSQL text: the reader names
+    the field instead of letting the store fail."""
+    doc = {
+        "@context": CTX,
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": "2025-01-02T03:04:05Z",
+        "epcisBody": {"eventList": [_event(), _event(bizLocation={"id": "urn:x:\x00"})]},
+    }
+    with pytest.raises(ValidationError) as exc:
+        jsonld.read_document(orjson.dumps(doc))
+    assert exc.value.place == "/epcisBody/eventList/1/bizLocation/id"
+    assert "NUL" in exc.value.reason
+    with pytest.raises(ValidationError) as key:
+        jsonld.read_document(orjson.dumps(_event(**{"a/b\x00": 1})).decode())
+    assert key.value.place == "/a~1b\x00"
+    # an escaped backslash followed by "u0000" is text, not a NUL
+    assert jsonld.read_document(orjson.dumps(_event(bizStep="urn:x:\\u0000"))).events
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(_JSON)
+def test_nul_pointer_points_at_a_nul(value: object) -> None:
+    """The pointer resolves to a key or string holding U+0000, and is None only when none does."""
+    found = nul_pointer(value)
+    text = orjson.dumps(value).decode()
+    assert (found is None) == ("\\u0000" not in text)
+    if found is None:
+        return
+    node: object = value
+    parts = found.split("/")[1:] if found != "/" else []
+    for part in parts:
+        step = part.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, list):
+            node = node[int(step)]
+        else:
+            assert isinstance(node, dict)
+            if "\x00" in step:
+                assert step in node
+                return
+            node = node[step]
+    assert isinstance(node, str) and "\x00" in node

@@ -299,3 +299,12 @@ def test_any_time_cell_either_parses_or_is_reported(cell: str) -> None:
         assert all(place and place.startswith("p.csv") for place in places)
     else:
         assert doc.events[0]["eventTime"][-6] in "+-"
+
+
+def test_a_nul_character_in_a_cell_is_named() -> None:
+    """A NUL in a free-text cell (单据号) was stored as-is: the event could not be written as
+    XML or read back from its own JSON-LD export."""
+    row = ["D\x001", "生产", "2025-03-01 08:00:00", HOLDER, "", "86000010000000000001"]
+    with pytest.raises(ValidationError) as exc:
+        read_nmpa_csv(_csv([row]), "n.csv")
+    assert _problems(exc) == ["n.csv:2 column 单据号: contains a NUL character (U+0000)"]

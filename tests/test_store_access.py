@@ -133,3 +133,51 @@ def test_audit_chain_detects_tampering(engine: Engine) -> None:
         report = verify_audit_chain(conn)
     assert [p.place for p in report.problems] == ["audit_log[3]"]
     assert "link broken" in report.problems[0].reason
+
+
+def test_master_data_registered_after_the_events_shows_them(engine: Engine) -> None:
+    """A pharmacy registers its site, a distributor its party identifier, after events naming
+    them were captured: each then sees those events (and only those); registering again adds
+    nothing twice."""
+    from yaolian.epcis.model import parse_time
+    from yaolian.store.access import Viewer
+    from yaolian.store.ingest import capture_document
+    from yaolian.store.query import query_events
+    from yaolian.trace.builders import document, object_event
+
+    site, other, party = (
+        "urn:epc:id:sgln:6901234.10001.0",
+        "urn:epc:id:sgln:6901234.10002.0",
+        "urn:epc:id:pgln:6901234.00009",
+    )
+    when = parse_time("2026-03-01T10:00:00+08:00")
+    pack = "urn:epc:id:sgtin:6901234.067890.1"
+    result = capture_document(
+        engine,
+        document(
+            [
+                object_event([pack], when, "commissioning", "active", action="ADD", site=other),
+                object_event(
+                    [pack], when, "shipping", "in_transit", read_point=other, destination=party
+                ),
+                object_event([pack], when, "receiving", "active", site=site),
+            ]
+        ),
+    )
+    assert result.accepted == 3
+    pharmacy = upsert_enterprise(engine, _uscc("91350100M00020000"), "某大药房", "pharmacy")
+    distributor = upsert_enterprise(engine, _uscc("91350100M00030000"), "某医药", "distributor")
+
+    def steps(enterprise_id: int) -> list[str]:
+        with engine.connect() as conn:
+            page = query_events(conn, {}, viewer=Viewer(enterprise_id, "enterprise"))
+        return sorted(ev["bizStep"] for ev in page.events)
+
+    assert steps(pharmacy) == [] and steps(distributor) == []
+    for _ in range(2):
+        upsert_site(engine, site, _uscc("91350100M00020000"), "门店")
+        upsert_enterprise(
+            engine, _uscc("91350100M00030000"), "某医药", "distributor", party_id=party
+        )
+    assert steps(pharmacy) == ["receiving"]
+    assert steps(distributor) == ["shipping"]

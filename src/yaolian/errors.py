@@ -114,6 +114,39 @@ class CaptureLimitError(YaolianError):
     title = "Capture limit exceeded"
 
 
+NUL = "\x00"
+
+
+def _pointer_step(key: object) -> str:
+    return "/" + str(key).replace("~", "~0").replace("/", "~1")
+
+
+def nul_pointer(value: Any) -> str | None:
+    """JSON pointer of the first string or key in a parsed JSON value that holds U+0000."""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        pointer, item = stack.pop()
+        if isinstance(item, str):
+            if NUL in item:
+                return pointer or "/"
+        elif isinstance(item, dict):
+            for key in item:
+                if NUL in str(key):
+                    return pointer + _pointer_step(key)
+            stack.extend((pointer + _pointer_step(k), v) for k, v in reversed(item.items()))
+        elif isinstance(item, list):
+            stack.extend((f"{pointer}/{i}", v) for i, v in reversed(list(enumerate(item))))
+    return None
+
+
+def refuse_nul(value: Any, place: str = "") -> None:
+    """ValidationError at the first string of a parsed JSON value holding a NUL character:
+    no code, URI or name has one, XML cannot carry it and PostgreSQL text cannot store it."""
+    found = nul_pointer(value)
+    if found is not None:
+        raise ValidationError("contains a NUL character (U+0000)", place=f"{place}{found}")
+
+
 @dataclass
 class Report:
     """Outcome of bulk work that goes on past bad items (bulk validation, capture proceed)."""

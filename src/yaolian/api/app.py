@@ -13,12 +13,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from yaolian import __version__
-from yaolian.api import epcis, recalls, supply, trace, verify
+from yaolian.api import epcis, masterdata, recalls, supply, trace, verify
+from yaolian.api.params import refuse_nul_anywhere
 from yaolian.api.problems import install_problem_handlers
 from yaolian.store.engine import open_engine
 
@@ -94,6 +95,7 @@ def create_app(database_url: str | None = None, settings: ApiSettings | None = N
         "<key>` or `X-API-Key: <key>` (create keys with `yaolian keys create`). Errors are "
         "RFC 9457 problem+json with the EPCIS exception type.",
         lifespan=lifespan,
+        dependencies=[Depends(refuse_nul_anywhere)],
     )
     app.state.engine = engine
     app.state.settings = settings
@@ -106,4 +108,5 @@ def create_app(database_url: str | None = None, settings: ApiSettings | None = N
     app.include_router(verify.router)
     app.include_router(trace.router)
     app.include_router(recalls.router)
+    app.include_router(masterdata.router)
     return app

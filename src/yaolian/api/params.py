@@ -4,9 +4,35 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Path
+import orjson
+from fastapi import Path, Request
+
+from yaolian.errors import NUL, QueryError, ValidationError, refuse_nul
 
 MAX_ROW_ID = 2**63 - 1  # larger ids cannot exist (and overflow the database's 64-bit integer)
 
 RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="Row id (1 … 2⁶³−1)")]
 """A path parameter naming a stored row by id: out of range → 400, never a database error."""
+
+
+async def refuse_nul_anywhere(request: Request) -> None:
+    """Refuse a NUL character (U+0000) in the path, a query parameter or a JSON or text body,
+    naming where: no code, URI or name holds one, and PostgreSQL text cannot store it (the
+    same request on SQLite must get the same answer). Binary bodies (XLSX) are left to their
+    readers."""
+    if NUL in request.url.path:
+        raise ValidationError("contains a NUL character (U+0000)", place="path")
+    for name, value in request.query_params.multi_items():
+        if NUL in name or NUL in value:
+            raise QueryError("contains a NUL character (U+0000)", place=f"query parameter {name}")
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media.endswith("json"):
+        body = await request.body()
+        if b"\\u0000" in body:
+            try:
+                parsed = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                return  # the route reports the broken JSON
+            refuse_nul(parsed, "body ")
+    elif media.startswith("text/") and b"\x00" in await request.body():
+        raise ValidationError("contains a NUL character (U+0000)", place="body")

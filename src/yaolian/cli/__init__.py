@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from yaolian.cli import capture, codes, demo, supply, trace
+from yaolian.cli import capture, codes, demo, masterdata, supply, trace
 from yaolian.cli.common import console_err
 from yaolian.errors import YaolianError
 
@@ -23,7 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (codes, capture, trace, supply, demo):
+for module in (codes, capture, masterdata, trace, supply, demo):
     module.register(app)
 
 

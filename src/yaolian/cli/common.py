@@ -31,9 +31,9 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 
 def open_store(db: str | None, *, create: bool = False) -> Engine:
     """The store for ``--db``, migrated. Only the commands that start a store (``capture``,
-    ``db init``, ``keys create``, ``serve``, ``codes issue``) pass ``create``: elsewhere a
-    mistyped path is an error, not a new empty store. A database that cannot be reached is a
-    clear error too."""
+    ``masterdata load``, ``db init``, ``keys create``, ``serve``, ``codes issue``) pass
+    ``create``: elsewhere a mistyped path is an error, not a new empty store. A database that
+    cannot be reached is a clear error too."""
     try:
         return open_engine(db, create=create)
     except OperationalError as exc:

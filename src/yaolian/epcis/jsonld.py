@@ -24,10 +24,11 @@ from yaolian.epcis.context import (
 )
 from yaolian.epcis.gcpause import gc_paused
 from yaolian.epcis.model import EVENT_TYPES, Document, Event
-from yaolian.errors import Problem, ValidationError
+from yaolian.errors import Problem, ValidationError, refuse_nul
 
 EPCIS_CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
 _HEADER_KEYS = ("@context", "type", "schemaVersion", "creationDate", "epcisBody")
+_NUL_ESCAPE = b"\\u0000"
 
 
 def read_document(data: bytes | str) -> Document:
@@ -39,6 +40,9 @@ def read_document(data: bytes | str) -> Document:
             raise ValidationError(
                 f"not valid JSON: {exc.msg}", place=f"line {exc.lineno} column {exc.colno}"
             ) from None
+        escaped = _NUL_ESCAPE in data if isinstance(data, bytes) else _NUL_ESCAPE.decode() in data
+        if escaped:  # the only way JSON text holds a NUL; a full walk only then
+            refuse_nul(root)
         return document_from_json(root)
 
 

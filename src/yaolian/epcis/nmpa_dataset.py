@@ -28,7 +28,7 @@ from yaolian.codes.identity import NMPA_KEY, canonical_key, uri_for_key
 from yaolian.epcis.extensions import LOT_KEY, SALE_LINE_KEY, YAOLIAN_NS
 from yaolian.epcis.jsonld import EPCIS_CONTEXT
 from yaolian.epcis.model import Document, Event
-from yaolian.errors import CodeError, Problem, ValidationError
+from yaolian.errors import NUL, CodeError, Problem, ValidationError
 
 CHINA_OFFSET = timezone(timedelta(hours=8))  # 业务时间 without an offset is Beijing time
 MAX_PROBLEMS = 1000  # stop collecting (not checking) after this many bad cells
@@ -246,6 +246,9 @@ class _RowChecker:
         for key in REQUIRED:
             if not _text(row.get(key)):
                 self.fault(row_no, key, "is required and empty")
+        for key, value in row.items():
+            if isinstance(value, str) and NUL in value:
+                self.fault(row_no, key, "contains a NUL character (U+0000)")
         if len(self.problems) > before:
             return None
 

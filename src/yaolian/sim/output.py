@@ -26,8 +26,8 @@ from yaolian.sim.engine import Simulation, Stats
 from yaolian.sim.events import CONTEXT
 from yaolian.sim.world import World, build_world, size_named
 from yaolian.store.ingest import CaptureResult, capture_document
-from yaolian.store.masterdata import upsert_enterprise, upsert_product, upsert_site
-from yaolian.store.tx import write_tx
+from yaolian.store.masterfile import load_master_data as store_master_data
+from yaolian.store.masterfile import parse_master_data
 
 FORMATS = ("jsonld", "nmpa-csv", "store")
 DEFAULT_CHUNK = 20_000
@@ -285,37 +285,7 @@ def master_data(world: World) -> dict[str, list[dict[str, Any]]]:
 
 def load_master_data(engine: Engine, world: World) -> None:
     """Write the world's enterprises, sites and products into the store (one transaction)."""
-    data = master_data(world)
-    with write_tx(engine) as conn:
-        for e in data["enterprises"]:
-            upsert_enterprise(
-                conn, e["uscc"], e["name"], e["role"], region=e["region"], party_id=e["party_id"]
-            )
-        for s in data["sites"]:
-            upsert_site(
-                conn,
-                s["location_id"],
-                s["enterprise_uscc"],
-                s["name"],
-                kind=s["kind"],
-                region=s["region"],
-                lat=s["lat"],
-                lon=s["lon"],
-            )
-        for p in data["products"]:
-            fields = {
-                k: v
-                for k, v in p.items()
-                if k not in ("product_code", "generic_name", "holder_uscc", "manufacturer_uscc")
-            }
-            upsert_product(
-                conn,
-                p["product_code"],
-                p["generic_name"],
-                holder_uscc=p["holder_uscc"],
-                manufacturer_uscc=p["manufacturer_uscc"],
-                **fields,
-            )
+    store_master_data(engine, parse_master_data(master_data(world), "simulated world"))
 
 
 # ── running ──────────────────────────────────────────────────────────────────────────────────

@@ -2,22 +2,35 @@
 
 Upserts are keyed by the natural identifier (USCC, location id, product code) and return the
 row id; they accept an engine (own transaction) or a connection (the caller's transaction).
+:class:`MasterDataWriter` makes many upserts in one transaction and recomputes once.
+
+Master data often arrives after the events, and changes. An enterprise sees the events at its
+sites and those naming its party (``event_access``, written at capture): giving a site or a
+party identifier to an enterprise also lets it see the events already stored there. The anomaly
+rules read site owners and coordinates, party owners, and products' unit counts and storage
+ranges: a change to any of these recomputes the projections of the codes concerned
+(:func:`~yaolian.store.projections.master_data_changed`), so alerts are what a rebuild would
+give whatever order master data and events came in.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Concatenate, ParamSpec
 
-from sqlalchemy import Connection, Engine, Table, select
+from sqlalchemy import Connection, Engine, Table, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from yaolian.errors import NotFoundError, ValidationError
+from yaolian.store.projections import MasterDataChange, master_data_changed
 from yaolian.store.schema import enterprise, product, site
 from yaolian.store.tx import write_tx
 
 # GB 32100-2015: 31 characters (no I, O, S, V, Z); weights 3^i mod 31.
 USCC_CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+P = ParamSpec("P")
 
 
 def uscc_check_char(body: str) -> str:
@@ -72,60 +85,29 @@ def _require_enterprise(conn: Connection, uscc: str, place: str) -> int:
     return ent
 
 
-def upsert_enterprise(
-    bind: Engine | Connection,
-    uscc: str,
-    name: str,
-    role: str,
-    *,
-    region: str | None = None,
-    party_id: str | None = None,
-) -> int:
-    """Insert or update an enterprise by its USCC; returns its id.
-
-    ``party_id`` is its EPCIS party identifier (PGLN URI) used in source/destination lists.
-    """
-    code = validate_uscc(uscc)
-    if not name.strip():
-        raise ValidationError("enterprise name is empty", place="name")
-    values = {
-        "uscc": code,
-        "name": name.strip(),
-        "role": role,
-        "region": region,
-        "party_id": party_id,
-    }
-    with write_tx(bind) as conn:
-        return _upsert(conn, enterprise, "uscc", values)
+def _refuse_taken(
+    conn: Connection, table: Table, column: str, value: str | None, key: str, own: str
+) -> None:
+    """ValidationError when another row (``key`` ≠ ``own``) already has this unique value."""
+    if not value:
+        return
+    other = conn.execute(
+        select(table.c[key]).where(table.c[column] == value, table.c[key] != own)
+    ).scalar()
+    if other is not None:
+        raise ValidationError(f"{value!r} already belongs to {table.name} {other}", place=column)
 
 
-def upsert_site(
-    bind: Engine | Connection,
-    location_id: str,
-    enterprise_uscc: str,
-    name: str,
-    *,
-    kind: str | None = None,
-    region: str | None = None,
-    lat: float | None = None,
-    lon: float | None = None,
-) -> int:
-    """Insert or update a site (read point / business location) owned by an enterprise."""
-    if not location_id.strip():
-        raise ValidationError("site location id is empty", place="location_id")
-    with write_tx(bind) as conn:
-        owner = _require_enterprise(conn, enterprise_uscc, "enterprise")
-        values = {
-            "location_id": location_id.strip(),
-            "enterprise_id": owner,
-            "name": name,
-            "kind": kind,
-            "region": region,
-            "lat": lat,
-            "lon": lon,
-        }
-        return _upsert(conn, site, "location_id", values)
-
+EVENTS_NAMING = (
+    "SELECT id FROM event WHERE read_point = :ident UNION SELECT id FROM event "
+    "WHERE biz_location = :ident UNION SELECT event_id FROM event_party WHERE value = :ident"
+)
+"""SQL: ids of the events naming ``:ident`` as read point, business location, source or
+destination."""
+_GRANT_SQL = (
+    "INSERT INTO event_access (enterprise_id, event_id) SELECT :enterprise, named.id FROM ("
+    f"{EVENTS_NAMING}) AS named WHERE true ON CONFLICT DO NOTHING"
+)
 
 _PRODUCT_FIELDS = frozenset(c.name for c in product.c) - {
     "id",
@@ -135,32 +117,157 @@ _PRODUCT_FIELDS = frozenset(c.name for c in product.c) - {
 }
 
 
-def upsert_product(
-    bind: Engine | Connection,
-    product_code: str,
-    generic_name: str,
-    *,
-    holder_uscc: str | None = None,
-    manufacturer_uscc: str | None = None,
-    **fields: Any,
-) -> int:
-    """Insert or update a product by its 药品标识码 / GTIN; other columns as keyword arguments
-    (``gtin``, ``trade_name``, ``dosage_form``, ``strength``, ``pack_spec``,
-    ``packaging_level``, ``units_per_pack``, ``approval_no`` …)."""
-    unknown = sorted(set(fields) - _PRODUCT_FIELDS)
-    if unknown:
-        raise ValidationError(f"unknown product field(s): {', '.join(unknown)}", place="product")
-    if not product_code.strip():
-        raise ValidationError("product code is empty", place="product_code")
-    with write_tx(bind) as conn:
-        values: dict[str, Any] = {
-            "product_code": product_code.strip(),
-            "generic_name": generic_name,
-            **fields,
+class MasterDataWriter:
+    """Upserts on one connection, collecting what they changed that projections read; on a
+    clean exit the projections concerned are recomputed once (``with MasterDataWriter(conn)``).
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.change = MasterDataChange()
+        self.recomputed = 0  # codes whose projections the last exit recomputed
+
+    def __enter__(self) -> MasterDataWriter:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if kind is None:
+            self.recomputed = master_data_changed(self.conn, self.change)
+            self.change = MasterDataChange()
+
+    def _grant_stored_events(self, enterprise_id: int, identifier: str) -> None:
+        """Let an enterprise see the stored events naming its new site or party identifier."""
+        self.conn.execute(text(_GRANT_SQL), {"enterprise": enterprise_id, "ident": identifier})
+
+    def enterprise(
+        self,
+        uscc: str,
+        name: str,
+        role: str,
+        *,
+        region: str | None = None,
+        party_id: str | None = None,
+    ) -> int:
+        """Insert or update an enterprise by its USCC; returns its id. ``party_id`` is its
+        EPCIS party identifier (PGLN URI) used in source/destination lists."""
+        code = validate_uscc(uscc)
+        if not name.strip():
+            raise ValidationError("enterprise name is empty", place="name")
+        if not role.strip():
+            raise ValidationError("enterprise role is empty", place="role")
+        party = party_id.strip() if party_id else None
+        conn, e = self.conn, enterprise.c
+        _refuse_taken(conn, enterprise, "party_id", party, "uscc", code)
+        before = conn.execute(select(e.party_id).where(e.uscc == code)).scalar()
+        values = {
+            "uscc": code,
+            "name": name.strip(),
+            "role": role.strip(),
+            "region": region,
+            "party_id": party,
         }
+        ent = _upsert(conn, enterprise, "uscc", values)
+        if party != before:
+            if party:
+                self._grant_stored_events(ent, party)
+            moved = frozenset(p for p in (before, party) if p)
+            self.change |= MasterDataChange(identifiers=moved)
+        return ent
+
+    def site(
+        self,
+        location_id: str,
+        enterprise_uscc: str,
+        name: str,
+        *,
+        kind: str | None = None,
+        region: str | None = None,
+        lat: float | None = None,
+        lon: float | None = None,
+    ) -> int:
+        """Insert or update a site (read point / business location) owned by an enterprise."""
+        location = location_id.strip()
+        if not location:
+            raise ValidationError("site location id is empty", place="location_id")
+        conn, st = self.conn, site.c
+        owner = _require_enterprise(conn, enterprise_uscc, "enterprise_uscc")
+        before = conn.execute(
+            select(st.enterprise_id, st.lat, st.lon).where(st.location_id == location)
+        ).first()
+        values = {
+            "location_id": location,
+            "enterprise_id": owner,
+            "name": name,
+            "kind": kind,
+            "region": region,
+            "lat": lat,
+            "lon": lon,
+        }
+        row = _upsert(conn, site, "location_id", values)
+        if before is None or before[0] != owner:
+            self._grant_stored_events(owner, location)
+        if before is None or tuple(before) != (owner, lat, lon):
+            self.change |= MasterDataChange(identifiers=frozenset({location}))
+        return row
+
+    def product(
+        self,
+        product_code: str,
+        generic_name: str,
+        *,
+        holder_uscc: str | None = None,
+        manufacturer_uscc: str | None = None,
+        **fields: Any,
+    ) -> int:
+        """Insert or update a product by its 药品标识码 / GTIN; other columns as keyword
+        arguments (``gtin``, ``trade_name``, ``dosage_form``, ``strength``, ``pack_spec``,
+        ``packaging_level``, ``units_per_pack``, ``approval_no`` …)."""
+        unknown = sorted(set(fields) - _PRODUCT_FIELDS)
+        if unknown:
+            raise ValidationError(
+                f"unknown product field(s): {', '.join(unknown)}", place="product"
+            )
+        code = product_code.strip()
+        if not code:
+            raise ValidationError("product code is empty", place="product_code")
+        conn, p = self.conn, product.c
+        _refuse_taken(conn, product, "gtin", fields.get("gtin"), "product_code", code)
+        values: dict[str, Any] = {"product_code": code, "generic_name": generic_name, **fields}
         if holder_uscc:
-            values["holder_id"] = _require_enterprise(conn, holder_uscc, "holder")
+            values["holder_id"] = _require_enterprise(conn, holder_uscc, "holder_uscc")
         if manufacturer_uscc:
-            values["manufacturer_id"] = _require_enterprise(conn, manufacturer_uscc, "manufacturer")
+            values["manufacturer_id"] = _require_enterprise(
+                conn, manufacturer_uscc, "manufacturer_uscc"
+            )
+        read = (p.units_per_pack, p.temp_min, p.temp_max, p.gtin)
+        before = conn.execute(select(*read).where(p.product_code == code)).first()
         defaults = {"packaging_level": 1, "units_per_pack": 1}
-        return _upsert(conn, product, "product_code", values, defaults)
+        row = _upsert(conn, product, "product_code", values, defaults)
+        after = conn.execute(select(*read).where(p.id == row)).one()
+        if before is None or tuple(before) != tuple(after):
+            gtins = {after[3], before[3] if before is not None else None} - {None}
+            self.change |= MasterDataChange(products=frozenset({code, *gtins}))
+        return row
+
+
+def _in_own_writer(
+    method: Callable[Concatenate[MasterDataWriter, P], int],
+) -> Callable[Concatenate[Engine | Connection, P], int]:
+    """A writer method as a function of an engine or connection, with its own writer."""
+
+    def upsert(bind: Engine | Connection, /, *args: P.args, **kwargs: P.kwargs) -> int:
+        with write_tx(bind) as conn, MasterDataWriter(conn) as writer:
+            return method(writer, *args, **kwargs)
+
+    upsert.__doc__ = method.__doc__
+    return upsert
+
+
+upsert_enterprise = _in_own_writer(MasterDataWriter.enterprise)
+upsert_site = _in_own_writer(MasterDataWriter.site)
+upsert_product = _in_own_writer(MasterDataWriter.product)

@@ -101,6 +101,47 @@ class SetBasedProjector(Projector, Protocol):
         ``progress(done, total)`` as it goes (in :attr:`rebuild_unit`)."""
 
 
+@dataclass(frozen=True, slots=True)
+class MasterDataChange:
+    """Master data a projection may have read while folding events has changed: site or party
+    URIs whose owner (or a site's coordinates) changed, product codes / GTINs whose unit count
+    or storage range changed."""
+
+    identifiers: frozenset[str] = frozenset()
+    products: frozenset[str] = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(self.identifiers or self.products)
+
+    def __or__(self, other: MasterDataChange) -> MasterDataChange:
+        return MasterDataChange(
+            self.identifiers | other.identifiers, self.products | other.products
+        )
+
+
+@runtime_checkable
+class MasterDataReader(Projector, Protocol):
+    """A projector whose rows depend on master data as well as on the log (the anomaly rules
+    ask who owns a site, where it is, how many units a pack holds)."""
+
+    def master_data_changed(self, conn: Connection, change: MasterDataChange) -> int:
+        """Recompute the rows that read the changed master data, as a rebuild would; returns
+        how many codes (or other units) it recomputed."""
+
+
+def master_data_changed(conn: Connection, change: MasterDataChange) -> int:
+    """Tell every projector that reads master data about a change, inside the caller's write
+    transaction, so captured projections stay equal to a rebuild whatever order master data
+    and events arrive in. Returns the units recomputed."""
+    if not change:
+        return 0
+    return sum(
+        projector.master_data_changed(conn, change)
+        for projector in projectors()
+        if isinstance(projector, MasterDataReader)
+    )
+
+
 ProgressCallback = Callable[[str, int, int], None]
 """Called as ``progress(what, done, total)`` during a rebuild: ``what`` is ``"trace
 (codes)"`` for a set-based projector (its name and unit) or ``"replay (events)"`` for events

@@ -7,7 +7,9 @@ shipping, a late commissioning, an error declaration) the touched codes are reco
 their full history instead: the set is closed under "was ever inside" (descendants) and the
 machine replays every event of those codes and of their ancestors, in event-time order. Both
 ways run the same :class:`~yaolian.trace.state.Machine`, so a rebuild (replay of the whole log)
-gives the same rows as capture in any arrival order.
+gives the same rows as capture in any arrival order. The anomaly rules also read master data
+(site owners and places, party owners, products' unit counts and storage ranges); when that
+changes, the codes that read it are recomputed the same way.
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ import numpy as np
 import orjson
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-from sqlalchemy import Connection, delete, insert, or_, select
+from sqlalchemy import Connection, delete, insert, or_, select, text
 
 from yaolian.codes.identity import product_of_key
 from yaolian.store import schema as s
 from yaolian.store.dictionary import code_keys
 from yaolian.store.ingest import DECLARED_SUFFIX
-from yaolian.store.projections import StoredBatch, StoredEvent, register
+from yaolian.store.masterdata import EVENTS_NAMING
+from yaolian.store.projections import MasterDataChange, StoredBatch, StoredEvent, register
 from yaolian.trace import rawsql
 from yaolian.trace.state import (
     STATE_COLUMNS,
@@ -626,6 +629,22 @@ def _write_alerts(conn: Connection, triggers: Sequence[Trigger]) -> None:
     conn.execute(insert(s.alert), [rows[k] for k in sorted(rows)])
 
 
+_CODES_NAMING_SQL = f"SELECT DISTINCT code_id FROM event_epc WHERE event_id IN ({EVENTS_NAMING})"
+_CODES_OF_PRODUCT_SQL = "SELECT code_id FROM code_state WHERE product = :product"
+
+
+def codes_reading(conn: Connection, change: MasterDataChange) -> set[int]:
+    """The codes whose rows may have read the changed master data: those named by events at
+    the changed sites or parties (their contents follow in :func:`recompute`), and the codes of
+    the changed products."""
+    found: set[int] = set()
+    for ident in sorted(change.identifiers):
+        found.update(conn.execute(text(_CODES_NAMING_SQL), {"ident": ident}).scalars())
+    for code in sorted(change.products):
+        found.update(conn.execute(text(_CODES_OF_PRODUCT_SQL), {"product": code}).scalars())
+    return found
+
+
 class TraceProjector:
     """The ``trace`` projection (see the module docstring)."""
 
@@ -660,6 +679,11 @@ class TraceProjector:
             recompute(conn, {cid for f in facts for cid, _ in f.codes}, ctx)
             return
         _write_forward(conn, machine, fresh)
+
+    def master_data_changed(self, conn: Connection, change: MasterDataChange) -> int:
+        """Recompute the codes whose alerts may read the changed master data."""
+        seed = codes_reading(conn, change)
+        return recompute(conn, seed) if seed else 0
 
     def rebuild(self, conn: Connection, progress: Callable[[int, int], None] | None = None) -> None:
         """Recompute the projection from the whole log (see :func:`rebuild_all`); ``progress``

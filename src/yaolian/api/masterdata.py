@@ -1,0 +1,37 @@
+"""Master data over HTTP: ``POST /masterdata`` upserts a document of enterprises, sites and
+products (enterprise keys only their own; regulators and admins any), ``GET /masterdata``
+returns the registry in the same shape. Writes go to the audit log."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+
+from yaolian.api.auth import ViewerDep, WriterDep, audit, engine_of
+from yaolian.store.masterfile import SECTIONS, MasterData, export_master_data, load_master_data
+
+router = APIRouter(tags=["masterdata"])
+
+
+@router.post("/masterdata")
+def post_masterdata(request: Request, body: MasterData, viewer: WriterDep) -> dict[str, int]:
+    """Upsert every row in one transaction (any bad or foreign row: nothing written); alerts
+    of stored events are re-judged with the new owners, places, units and storage ranges."""
+    engine = engine_of(request)
+    loaded = load_master_data(engine, body, viewer)
+    audit(engine, viewer, "masterdata.load", None, loaded.as_dict())
+    return loaded.as_dict()
+
+
+@router.get("/masterdata")
+def get_masterdata(
+    request: Request,
+    _viewer: ViewerDep,
+    section: Annotated[
+        list[Literal["enterprises", "sites", "products"]] | None,
+        Query(description="Only these sections (repeatable); default all"),
+    ] = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """Registered enterprises, sites and products, as a document ``POST /masterdata`` reads."""
+    return export_master_data(engine_of(request), section or SECTIONS)
