@@ -11,6 +11,7 @@ from lxml import etree
 
 from cli_run import run, run_main
 from yaolian.store.access import authenticate
+from yaolian.store.masterdata import upsert_enterprise
 
 DATA = Path(__file__).parent / "data" / "nmpa"
 CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
@@ -226,3 +227,38 @@ def test_commands_that_read_refuse_a_missing_database(
     assert run("db", "init", "--db", str(db))[0] == 0
     code, out = run_main(monkeypatch, capsys, *command, "--db", str(db))
     assert "no database at" not in out
+
+
+def test_a_key_for_a_registered_enterprise_renames_it_only(
+    sqlite_url: str, sqlite_engine: Any
+) -> None:
+    """`keys create --name` on an enterprise registered with its PGLN used to reset it to a
+    distributor named by urn:yaolian:uscc:… (its events at other parties' sites vanished from
+    its view)."""
+    from yaolian.store.masterfile import export_master_data
+
+    upsert_enterprise(
+        sqlite_engine, USCC, "甲制药", "holder", region="310000", party_id="urn:epc:id:pgln:1.0"
+    )
+    code, _ = run(
+        "keys",
+        "create",
+        "--enterprise",
+        USCC,
+        "--name",
+        "甲制药股份",
+        "--role",
+        "enterprise",
+        "--db",
+        sqlite_url,
+    )
+    assert code == 0
+    assert export_master_data(sqlite_engine, ["enterprises"])["enterprises"] == [
+        {
+            "uscc": USCC,
+            "name": "甲制药股份",
+            "role": "holder",
+            "region": "310000",
+            "party_id": "urn:epc:id:pgln:1.0",
+        }
+    ]

@@ -100,6 +100,48 @@ def test_a_document_loads_and_exports_back_unchanged(engine: Engine) -> None:
     assert export_master_data(engine, ["sites"]).keys() == {"sites"}
 
 
+def test_a_row_keeps_what_it_leaves_out_and_null_clears(engine: Engine) -> None:
+    """A products sheet without the storage columns must not erase the storage range (and with
+    it the cold-chain alerts); an explicit null clears a field."""
+    load_master_data(engine, parse_master_data(_doc()))
+    partial = {
+        "enterprises": [{"uscc": MAKER, "name": "杭州某制药股份有限公司"}],
+        "sites": [
+            {
+                "location_id": "urn:epc:id:sgln:6901234.00001.0",
+                "enterprise_uscc": MAKER,
+                "name": "制剂一车间",
+                "lat": None,
+            }
+        ],
+        "products": [
+            {"product_code": GTIN, "generic_name": "胰岛素注射液", "trade_name": "优泌林"}
+        ],
+    }
+    load_master_data(engine, parse_master_data(partial))
+    now = export_master_data(engine)
+    maker = next(e for e in now["enterprises"] if e["uscc"] == MAKER)
+    assert maker["name"] == "杭州某制药股份有限公司" and maker["role"] == "holder"
+    assert maker["party_id"] == "urn:epc:id:pgln:6901234.00000"
+    assert now["sites"][0] == {
+        "location_id": "urn:epc:id:sgln:6901234.00001.0",
+        "enterprise_uscc": MAKER,
+        "name": "制剂一车间",
+        "kind": "factory",
+        "lon": 120.15,
+    }
+    assert now["products"][0]["trade_name"] == "优泌林"
+    assert (now["products"][0]["temp_min"], now["products"][0]["units_per_pack"]) == (2.0, 5)
+    with pytest.raises(ValidationError, match="needs a role") as new:
+        load_master_data(
+            engine,
+            parse_master_data(
+                {"enterprises": [{"uscc": _uscc("91330100MA0000003"), "name": "新企业"}]}
+            ),
+        )
+    assert new.value.place == "enterprises[0].role"
+
+
 def test_every_fault_is_named_and_nothing_is_written(engine: Engine) -> None:
     doc = _doc()
     doc["enterprises"][1]["uscc"] = SHOP[:-1] + ("0" if SHOP[-1] != "0" else "1")
@@ -165,6 +207,13 @@ def test_an_enterprise_key_registers_only_its_own(engine: Engine) -> None:
         shop = Viewer(enterprise_id_for(conn, SHOP), "enterprise")
     own = {"sites": [{**_doc()["sites"][1], "name": "西湖店（新址）"}]}
     assert load_master_data(engine, parse_master_data(own), shop).sites == 1
+    with engine.connect() as conn:
+        maker = Viewer(enterprise_id_for(conn, MAKER), "enterprise")
+    renamed = {"products": [{"product_code": GTIN, "generic_name": "胰岛素注射液（精蛋白）"}]}
+    assert load_master_data(engine, parse_master_data(renamed), maker).products == 1
+    with pytest.raises(ForbiddenError):  # its own product, but not given away
+        given_away = {**renamed["products"][0], "holder_uscc": SHOP, "manufacturer_uscc": SHOP}
+        load_master_data(engine, parse_master_data({"products": [given_away]}), maker)
     for doc, place in (
         ({"enterprises": [_doc()["enterprises"][0]]}, "enterprises[0]"),
         ({"sites": [{**_doc()["sites"][0], "enterprise_uscc": SHOP}]}, "sites[0]"),

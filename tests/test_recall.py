@@ -79,9 +79,15 @@ def test_bad_recalls_are_refused_whole(trace_world: Any) -> None:
     w = trace_world
     spread(w)
     with pytest.raises(ValidationError) as info:
-        create_recall(w.engine, klass=4, reason="", batches=["nolot"], codes=[w.pack(404), "x"])
+        create_recall(
+            w.engine,
+            klass=4,
+            reason="",
+            batches=["nolot", "8" * 21 + "/L001"],  # a product code longer than its column
+            codes=[w.pack(404), "x"],
+        )
     places = {p.place for p in info.value.problems}
-    assert {"class", "reason", "batches[0]", "codes[0]", "codes[1]"} <= places
+    assert {"class", "reason", "batches[0]", "batches[1]", "codes[0]", "codes[1]"} <= places
     assert list_recalls(w.engine) == []
 
 

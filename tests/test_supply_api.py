@@ -108,6 +108,12 @@ def test_supply_api_end_to_end(db_url: str, engine: Engine) -> None:
     )
     assert naive.status_code == 400
     assert {e["place"].split("/")[-1] for e in naive.json()["errors"]} >= {"counted_at"}
+    too_long = http.post(  # PostgreSQL answered 500 (value too long for varchar(20))
+        "/supply/stocktakes",
+        headers=auth,
+        json={"site": DC, "counted_at": "2026-01-09T12:00:00+08:00", "counts": {"9" * 21: 1}},
+    )
+    assert too_long.status_code == 400 and "counts" in too_long.json()["errors"][0]["place"]
     warn = http.get("/supply/warnings", headers=auth, params={"as_of": "2026-01-20"})
     assert warn.status_code == 200 and isinstance(warn.json()["warnings"], list)
     assert (

@@ -9,10 +9,11 @@ from typing import Annotated, Any, Literal
 
 import polars as pl
 from fastapi import APIRouter, Query, Request
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
 
 from yaolian.api.auth import ViewerDep, WriterDep, audit, engine_of
 from yaolian.api.params import RowId
+from yaolian.store.schema import PRODUCT_CODE_MAX
 from yaolian.store.tx import read_tx, write_tx
 from yaolian.supply import consumption as cons
 from yaolian.supply import forecast as fc
@@ -21,6 +22,8 @@ from yaolian.supply.risk import LEVELS
 
 router = APIRouter(tags=["supply"])
 AsOf = Annotated[date | None, Query(description="Day (YYYY-MM-DD); default today")]
+ProductCode = Annotated[str, StringConstraints(min_length=1, max_length=PRODUCT_CODE_MAX)]
+"""A 药品标识码 or GTIN-14 (at most 20 characters)."""
 
 
 @router.get("/supply/stock")
@@ -158,7 +161,7 @@ class DiscontinuationIn(BaseModel):
     """A 停产报告 as the holder filed it: product, the filing's date (or aware time), when
     production stops, why, and the stock left."""
 
-    product: str = Field(min_length=1, max_length=20)
+    product: ProductCode
     holder: str = Field(min_length=1)
     filed_on: date | AwareDatetime
     stop_date: date
@@ -196,7 +199,7 @@ class StockTakeIn(BaseModel):
 
     site: str = Field(min_length=1)
     counted_at: AwareDatetime
-    counts: dict[str, float] = Field(min_length=1)
+    counts: dict[ProductCode, float] = Field(min_length=1)
     counted_by: str | None = None
 
 
@@ -228,7 +231,7 @@ class DemandIn(BaseModel):
     """A hospital's demand post."""
 
     site: str = Field(min_length=1)
-    product: str = Field(min_length=1, max_length=20)
+    product: ProductCode
     quantity: float = Field(gt=0)
     needed_by: date
 
@@ -237,7 +240,7 @@ class OfferIn(BaseModel):
     """A supply offer."""
 
     site: str = Field(min_length=1)
-    product: str = Field(min_length=1, max_length=20)
+    product: ProductCode
     quantity: float = Field(gt=0)
     available_from: date
     expiry: date | None = None
@@ -312,7 +315,7 @@ def get_matches(
 class ReservePlanIn(BaseModel):
     """A reserve plan."""
 
-    product: str = Field(min_length=1, max_length=20)
+    product: ProductCode
     level: Literal["central", "provincial"]
     target: float = Field(gt=0)
     site: str = Field(min_length=1)

@@ -352,13 +352,13 @@ def keys_create(
         typer.Option("--name", help="Register or rename the enterprise with this name first."),
     ] = None,
     kind: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--kind",
-            help="Enterprise kind when registering: holder, manufacturer, "
-            "distributor, hospital, pharmacy, regulator …",
+            help="Enterprise kind: holder, manufacturer, distributor, hospital, pharmacy, "
+            "regulator … (default for a new one: distributor; else unchanged).",
         ),
-    ] = "distributor",
+    ] = None,
     label: Annotated[str | None, typer.Option("--label", help="Note shown in keys list.")] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -368,9 +368,18 @@ def keys_create(
     if name:
         if not enterprise_uscc:
             raise ValidationError("--name needs --enterprise USCC", place="--name")
-        upsert_enterprise(
-            engine, enterprise_uscc, name, kind, party_id=party_uri(enterprise_uscc.upper())
-        )
+        with engine.connect() as conn:
+            known = enterprise_id_for(conn, enterprise_uscc) is not None
+        if known:  # a rename (and a new kind if given): its party id and region stay
+            upsert_enterprise(engine, enterprise_uscc, name, **({"role": kind} if kind else {}))
+        else:
+            upsert_enterprise(
+                engine,
+                enterprise_uscc,
+                name,
+                kind or "distributor",
+                party_id=party_uri(enterprise_uscc.upper()),
+            )
     key = create_key(engine, enterprise_uscc, role, label)
     if as_json:
         print_json({"key": key, "role": role, "enterprise": enterprise_uscc, "label": label})

@@ -1,7 +1,8 @@
 """Master data: enterprises (统一社会信用代码), their sites (SGLN / location URIs) and products.
 
 Upserts are keyed by the natural identifier (USCC, location id, product code) and return the
-row id; they accept an engine (own transaction) or a connection (the caller's transaction).
+row id; they accept an engine (own transaction) or a connection (the caller's transaction). An
+optional field left out keeps its stored value; ``None`` clears it.
 :class:`MasterDataWriter` makes many upserts in one transaction and recomputes once.
 
 Master data often arrives after the events, and changes. An enterprise sees the events at its
@@ -19,8 +20,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec
 
-from sqlalchemy import Connection, Engine, Table, select, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, Table, insert, select, text, update
 
 from yaolian.errors import NotFoundError, ValidationError
 from yaolian.store.projections import MasterDataChange, master_data_changed
@@ -62,12 +62,14 @@ def _upsert(
     values: dict[str, Any],
     defaults: dict[str, Any] | None = None,
 ) -> int:
-    """Insert ``values`` (plus ``defaults`` for a new row) or update the row with the same key."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table).values(**{**(defaults or {}), **values})
-    updates = {k: stmt.excluded[k] for k in values if k != key}
-    stmt = stmt.on_conflict_do_update(index_elements=[key], set_=updates).returning(table.c.id)
-    return int(conn.execute(stmt).scalar_one())
+    """Update the row with ``values[key]`` by ``values``, or insert ``values`` plus ``defaults``
+    (writers take turns: no other one can insert the key meanwhile)."""
+    found = conn.execute(select(table.c.id).where(table.c[key] == values[key])).scalar()
+    if found is None:
+        stmt = insert(table).values({**(defaults or {}), **values}).returning(table.c.id)
+        return int(conn.execute(stmt).scalar_one())
+    conn.execute(update(table).where(table.c.id == found).values(values))
+    return int(found)
 
 
 def enterprise_id_for(conn: Connection, uscc: str) -> int | None:
@@ -109,6 +111,21 @@ _GRANT_SQL = (
     f"{EVENTS_NAMING}) AS named WHERE true ON CONFLICT DO NOTHING"
 )
 
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+"""Default of optional master data fields: keep the stored value (``None`` clears it)."""
+
+
+def _given(**fields: Any) -> dict[str, Any]:
+    """The fields a caller gave (not :data:`UNSET`)."""
+    return {k: v for k, v in fields.items() if v is not UNSET}
+
+
 _PRODUCT_FIELDS = frozenset(c.name for c in product.c) - {
     "id",
     "product_code",
@@ -148,34 +165,36 @@ class MasterDataWriter:
         self,
         uscc: str,
         name: str,
-        role: str,
+        role: str = UNSET,
         *,
-        region: str | None = None,
-        party_id: str | None = None,
+        region: str | None = UNSET,
+        party_id: str | None = UNSET,
     ) -> int:
-        """Insert or update an enterprise by its USCC; returns its id. ``party_id`` is its
-        EPCIS party identifier (PGLN URI) used in source/destination lists."""
+        """Insert or update an enterprise by its USCC; returns its id. ``role`` (holder,
+        manufacturer, distributor, hospital, pharmacy …) is needed for a new one; ``party_id``
+        is its EPCIS party identifier (PGLN URI) used in source/destination lists."""
         code = validate_uscc(uscc)
         if not name.strip():
             raise ValidationError("enterprise name is empty", place="name")
-        if not role.strip():
-            raise ValidationError("enterprise role is empty", place="role")
-        party = party_id.strip() if party_id else None
+        given = _given(role=role, region=region, party_id=party_id)
+        if "role" in given:
+            if not (role or "").strip():
+                raise ValidationError("enterprise role is empty", place="role")
+            given["role"] = role.strip()
+        if "party_id" in given:  # blank is none (the column is unique)
+            given["party_id"] = (party_id or "").strip() or None
         conn, e = self.conn, enterprise.c
-        _refuse_taken(conn, enterprise, "party_id", party, "uscc", code)
-        before = conn.execute(select(e.party_id).where(e.uscc == code)).scalar()
-        values = {
-            "uscc": code,
-            "name": name.strip(),
-            "role": role.strip(),
-            "region": region,
-            "party_id": party,
-        }
-        ent = _upsert(conn, enterprise, "uscc", values)
-        if party != before:
+        _refuse_taken(conn, enterprise, "party_id", given.get("party_id"), "uscc", code)
+        before = conn.execute(select(e.id, e.party_id).where(e.uscc == code)).first()
+        if before is None and "role" not in given:
+            raise ValidationError("a new enterprise needs a role", place="role")
+        ent = _upsert(conn, enterprise, "uscc", {"uscc": code, "name": name.strip(), **given})
+        party_before = before[1] if before is not None else None
+        party = given.get("party_id", party_before)
+        if party != party_before:
             if party:
                 self._grant_stored_events(ent, party)
-            moved = frozenset(p for p in (before, party) if p)
+            moved = frozenset(p for p in (party_before, party) if p)
             self.change |= MasterDataChange(identifiers=moved)
         return ent
 
@@ -185,10 +204,10 @@ class MasterDataWriter:
         enterprise_uscc: str,
         name: str,
         *,
-        kind: str | None = None,
-        region: str | None = None,
-        lat: float | None = None,
-        lon: float | None = None,
+        kind: str | None = UNSET,
+        region: str | None = UNSET,
+        lat: float | None = UNSET,
+        lon: float | None = UNSET,
     ) -> int:
         """Insert or update a site (read point / business location) owned by an enterprise."""
         location = location_id.strip()
@@ -196,22 +215,19 @@ class MasterDataWriter:
             raise ValidationError("site location id is empty", place="location_id")
         conn, st = self.conn, site.c
         owner = _require_enterprise(conn, enterprise_uscc, "enterprise_uscc")
-        before = conn.execute(
-            select(st.enterprise_id, st.lat, st.lon).where(st.location_id == location)
-        ).first()
+        read = (st.enterprise_id, st.lat, st.lon)
+        before = conn.execute(select(*read).where(st.location_id == location)).first()
         values = {
             "location_id": location,
             "enterprise_id": owner,
             "name": name,
-            "kind": kind,
-            "region": region,
-            "lat": lat,
-            "lon": lon,
+            **_given(kind=kind, region=region, lat=lat, lon=lon),
         }
         row = _upsert(conn, site, "location_id", values)
+        after = conn.execute(select(*read).where(st.id == row)).one()
         if before is None or before[0] != owner:
             self._grant_stored_events(owner, location)
-        if before is None or tuple(before) != (owner, lat, lon):
+        if before is None or tuple(before) != tuple(after):
             self.change |= MasterDataChange(identifiers=frozenset({location}))
         return row
 
@@ -220,8 +236,8 @@ class MasterDataWriter:
         product_code: str,
         generic_name: str,
         *,
-        holder_uscc: str | None = None,
-        manufacturer_uscc: str | None = None,
+        holder_uscc: str | None = UNSET,
+        manufacturer_uscc: str | None = UNSET,
         **fields: Any,
     ) -> int:
         """Insert or update a product by its 药品标识码 / GTIN; other columns as keyword
@@ -238,12 +254,10 @@ class MasterDataWriter:
         conn, p = self.conn, product.c
         _refuse_taken(conn, product, "gtin", fields.get("gtin"), "product_code", code)
         values: dict[str, Any] = {"product_code": code, "generic_name": generic_name, **fields}
-        if holder_uscc:
-            values["holder_id"] = _require_enterprise(conn, holder_uscc, "holder_uscc")
-        if manufacturer_uscc:
-            values["manufacturer_id"] = _require_enterprise(
-                conn, manufacturer_uscc, "manufacturer_uscc"
-            )
+        for column, uscc in (("holder_id", holder_uscc), ("manufacturer_id", manufacturer_uscc)):
+            if uscc is not UNSET:
+                place = column.replace("_id", "_uscc")
+                values[column] = None if uscc is None else _require_enterprise(conn, uscc, place)
         read = (p.units_per_pack, p.temp_min, p.temp_max, p.gtin)
         before = conn.execute(select(*read).where(p.product_code == code)).first()
         defaults = {"packaging_level": 1, "units_per_pack": 1}

@@ -6,6 +6,9 @@ workbook, checked whole and then loaded in one transaction.
 * XLSX: sheets named ``enterprises``, ``sites``, ``products``; the first row holds the field
   names, each later row one record (empty rows are skipped).
 
+A row updates the stored record by its key (USCC, location id, product code): fields it leaves
+out (or empty cells) keep their stored value, an explicit JSON ``null`` clears one.
+
 Fields are those of :class:`EnterpriseRow`, :class:`SiteRow` and :class:`ProductRow`. Every
 fault of a document is reported at once, each with its place (``sites[3].lat``, or ``sites row
 5 lat`` with the sheet's row number for workbooks), and nothing is written unless all rows are
@@ -25,7 +28,7 @@ from typing import Any, Self
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticError
-from sqlalchemy import Connection, Engine, or_, select
+from sqlalchemy import Connection, Engine, select
 
 from yaolian.codes.gs1 import normalize_gtin
 from yaolian.errors import (
@@ -64,7 +67,7 @@ class EnterpriseRow(_Row):
 
     uscc: str
     name: str = Field(min_length=1, max_length=200)
-    role: str = Field(min_length=1, max_length=20)
+    role: str | None = Field(default=None, min_length=1, max_length=20)  # needed when new
     region: str | None = Region
     party_id: str | None = Field(default=None, min_length=1, max_length=200)
 
@@ -292,19 +295,23 @@ def _refuse_foreign(conn: Connection, data: MasterData, enterprise_id: int) -> N
             raise ForbiddenError(
                 "an enterprise key registers only its own sites", place=f"sites[{i}]"
             )
+    holder, maker = enterprise.alias("holder"), enterprise.alias("maker")
     p = product.c
     for i, prod in enumerate(data.products):
-        stored = conn.execute(select(p.id).where(p.product_code == prod.product_code)).scalar()
-        still_ours = (
-            stored is None
-            or conn.execute(
-                select(p.id).where(
-                    p.id == stored,
-                    or_(p.holder_id == enterprise_id, p.manufacturer_id == enterprise_id),
-                )
-            ).scalar()
-        )
-        if own not in (prod.holder_uscc, prod.manufacturer_uscc) or not still_ours:
+        stored = conn.execute(
+            select(holder.c.uscc, maker.c.uscc)
+            .select_from(product)
+            .outerjoin(holder, holder.c.id == p.holder_id)
+            .outerjoin(maker, maker.c.id == p.manufacturer_id)
+            .where(p.product_code == prod.product_code)
+        ).first()
+        was_ours = stored is None or own in tuple(stored)
+        given = prod.model_dump(exclude_unset=True)
+        after = [
+            given[field] if field in given else (stored[n] if stored is not None else None)
+            for n, field in enumerate(("holder_uscc", "manufacturer_uscc"))
+        ]
+        if not was_ours or own not in after:
             raise ForbiddenError(
                 "an enterprise key registers only products it holds or makes",
                 place=f"products[{i}]",
@@ -338,13 +345,13 @@ def load_master_data(
         with MasterDataWriter(conn) as writer:
             for i, ent in enumerate(data.enterprises):
                 with _at(f"enterprises[{i}]"):
-                    writer.enterprise(**ent.model_dump())
+                    writer.enterprise(**ent.model_dump(exclude_unset=True))
             for i, st in enumerate(data.sites):
                 with _at(f"sites[{i}]"):
-                    writer.site(**st.model_dump())
+                    writer.site(**st.model_dump(exclude_unset=True))
             for i, prod in enumerate(data.products):
                 with _at(f"products[{i}]"):
-                    writer.product(**prod.model_dump())
+                    writer.product(**prod.model_dump(exclude_unset=True))
         return Loaded(len(data.enterprises), len(data.sites), len(data.products), writer.recomputed)
 
 

@@ -38,6 +38,7 @@ metadata = MetaData(
         "pk": "pk_%(table_name)s",
     }
 )
+PRODUCT_CODE_MAX = 20  # characters of a product code column: 药品标识码 or GTIN-14
 
 Id = BigInteger().with_variant(Integer, "sqlite")  # INTEGER PRIMARY KEY = rowid on SQLite
 # Identifier text compared byte-wise ("C" collation on PostgreSQL; SQLite's BINARY is already):
@@ -201,7 +202,9 @@ product = Table(
     "product",
     metadata,
     Column("id", Id, primary_key=True),
-    Column("product_code", String(20), nullable=False, unique=True),  # 药品标识码 (NMPA) or GTIN-14
+    Column(
+        "product_code", String(PRODUCT_CODE_MAX), nullable=False, unique=True
+    ),  # 药品标识码 or GTIN-14
     Column("gtin", String(14), unique=True),
     Column("generic_name", Text, nullable=False),  # 通用名
     Column("trade_name", Text),  # 商品名

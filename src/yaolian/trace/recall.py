@@ -50,10 +50,12 @@ def parse_batch(text: str) -> tuple[str, str]:
     if batch is None:
         for sep in ("/", ":"):
             product, found, lot = text.partition(sep)
-            if found and product.strip() and lot.strip():
+            if found and 0 < len(product.strip()) <= s.PRODUCT_CODE_MAX and lot.strip():
                 return product.strip(), lot.strip()
         raise ValidationError(
-            f"{text!r} is not a batch: write PRODUCT/LOT or a batch URI", place="batches"
+            f"{text!r} is not a batch: write PRODUCT/LOT (a product code of at most "
+            f"{s.PRODUCT_CODE_MAX} characters) or a batch URI",
+            place="batches",
         )
     return batch
 
