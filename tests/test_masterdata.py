@@ -195,6 +195,10 @@ def test_a_party_or_gtin_of_another_row_is_refused_not_a_crash(engine: Engine) -
             engine, SHOP, "某大药房", "pharmacy", party_id="urn:epc:id:pgln:6901234.00000"
         )
     assert taken.value.place == "party_id"
+    for fields, place in (({"region": "33010"}, "region"), ({"role": "r" * 21}, "role")):
+        with pytest.raises(ValidationError) as short:  # PostgreSQL: varchar(6), varchar(20)
+            upsert_enterprise(engine, SHOP, "某大药房", **fields)
+        assert short.value.place == place
     doc = {"products": [{**_doc()["products"][0], "product_code": "8600001"}]}
     with pytest.raises(ValidationError, match="already belongs") as gtin:
         load_master_data(engine, parse_master_data(doc))

@@ -28,6 +28,7 @@ from yaolian.supply import (
     forecast,
     ledger,
     matching,
+    reserves,
     risk,
     signals,
     warnings,
@@ -612,3 +613,24 @@ def test_cli_stock_take(
     listed = ("supply", "stocktakes", "--differences", "--json", "--db", sqlite_url)
     code, out = run_main(monkeypatch, capsys, *listed)
     assert code == 0 and [x["id"] for x in orjson.loads(out)] == [line["id"]]
+
+
+def test_cli_writes_refuse_a_product_code_longer_than_the_store_keeps(
+    db_url: str,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """PostgreSQL refuses text longer than varchar(20) where SQLite stores it: a stock-take or a
+    reserve plan for a 21-character product was an internal error there, and kept on SQLite.
+    Both stores now refuse it, naming the field."""
+    long = "9" * 21
+    for args, place in (
+        (("supply", "stocktake", DC, f"{long}=3", "--at", "2026-01-09"), f"counts/{long}"),
+        (("reserves", "plan", long, "central", "10", DC), "product"),
+    ):
+        code, out = run_main(monkeypatch, capsys, *args, "--db", db_url)
+        assert code == 2, out
+        assert f"{place}: product code must have 1 to 20 characters" in out
+    with engine.connect() as conn:
+        assert ledger.stock_takes(conn) == [] and reserves.reserve_status(conn) == []

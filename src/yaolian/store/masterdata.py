@@ -122,8 +122,17 @@ UNSET: Any = _Unset()
 
 
 def _given(**fields: Any) -> dict[str, Any]:
-    """The fields a caller gave (not :data:`UNSET`)."""
-    return {k: v for k, v in fields.items() if v is not UNSET}
+    """The fields a caller gave (not :data:`UNSET`), checked against their columns: a region
+    is a 6-digit 行政区划代码, short texts fit (PostgreSQL refuses longer ones)."""
+    given = {k: v for k, v in fields.items() if v is not UNSET}
+    region = given.get("region")
+    if region is not None and not (len(region) == 6 and region.isdigit()):
+        raise ValidationError(f"{region!r} is not a 6-digit 行政区划代码", place="region")
+    for name in ("role", "kind"):
+        text = given.get(name)
+        if text is not None and len(text) > 20:
+            raise ValidationError(f"{name} has more than 20 characters", place=name)
+    return given
 
 
 _PRODUCT_FIELDS = frozenset(c.name for c in product.c) - {

@@ -52,6 +52,7 @@ from yaolian.store.projections import StoredBatch, StoredEvent
 from yaolian.store.schema import (
     ACTION_IDS,
     EVENT_TYPE_IDS,
+    PRODUCT_CODE_MAX,
     ROLE_IDS,
     site,
     supply_movement,
@@ -119,6 +120,17 @@ def day_number(day: date) -> int:
 def day_date(day: int) -> date:
     """Calendar date of a ledger day number."""
     return _EPOCH_DAY + timedelta(days=day)
+
+
+def require_product(product: str, place: str = "product") -> str:
+    """A product code (药品标识码 or GTIN-14) stripped, or a ValidationError naming ``place``
+    when it is empty or longer than the store's product columns."""
+    text = (product or "").strip()
+    if not text or len(text) > PRODUCT_CODE_MAX:
+        raise ValidationError(
+            f"product code must have 1 to {PRODUCT_CODE_MAX} characters", place=place
+        )
+    return text
 
 
 def stored_us(when: datetime, place: str) -> int:
@@ -942,6 +954,7 @@ def record_stock_take(
     if not counts:
         raise ValidationError("a stock-take needs at least one counted product", place="counts")
     for product, qty in counts.items():
+        require_product(product, f"counts/{product}")
         if qty < 0:
             raise ValidationError(f"counted quantity {qty} is negative", place=f"counts/{product}")
     day = as_of_day(counted_at)

@@ -19,7 +19,7 @@ from yaolian.store.ingest import capture_document
 from yaolian.store.schema import event as event_table
 from yaolian.store.schema import reserve_dispatch, reserve_plan
 from yaolian.store.tx import read_tx, write_tx
-from yaolian.supply.ledger import stock
+from yaolian.supply.ledger import require_product, stock
 from yaolian.trace.builders import object_event
 
 RESERVE_LEVELS = ("central", "provincial")
@@ -66,8 +66,9 @@ def create_plan(conn: Connection, *, product: str, level: str, target: float, si
         raise ValidationError(f"level must be one of {', '.join(RESERVE_LEVELS)}", place="level")
     if target <= 0:
         raise ValidationError("target quantity must be positive", place="target")
-    if not product.strip() or not site_id.strip():
-        raise ValidationError("product and holding site are required", place="product")
+    product = require_product(product)
+    if not site_id.strip():
+        raise ValidationError("the holding site is required", place="site")
     exists = conn.execute(
         select(reserve_plan.c.id).where(
             reserve_plan.c.product == product,

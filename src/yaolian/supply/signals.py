@@ -21,7 +21,7 @@ from yaolian.store.schema import (
     supply_list_item,
     supply_production_plan,
 )
-from yaolian.supply.ledger import stored_us
+from yaolian.supply.ledger import require_product, stored_us
 
 CHINA = timezone(timedelta(hours=8))  # a date-only filing is stamped at its 00:00 China time
 DEFAULT_LEAD_DAYS = 14.0
@@ -37,13 +37,6 @@ def parse_day(value: str | date, place: str) -> date:
         return date.fromisoformat(value)
     except (TypeError, ValueError) as exc:
         raise ValidationError(f"{value!r} is not a date (YYYY-MM-DD)", place=place) from exc
-
-
-def _require_product(product: str, place: str = "product") -> str:
-    text = (product or "").strip()
-    if not text or len(text) > 20:
-        raise ValidationError("product code must have 1 to 20 characters", place=place)
-    return text
 
 
 # ── discontinuation reports (停产报告) ───────────────────────────────────────────────────────
@@ -100,7 +93,7 @@ def file_discontinuation(
 ) -> Discontinuation:
     """Record a holder's discontinuation report as filed on ``filed_on`` (the report's own
     date, not the moment it is stored); risk assessed as of that day or later reflects it."""
-    product = _require_product(product)
+    product = require_product(product)
     if not holder.strip():
         raise ValidationError("the reporting holder is required", place="holder")
     if not reason.strip():
@@ -193,7 +186,7 @@ def set_production_plan(
     conn: Connection, product: str, manufacturer: str, month: str, planned_packs: float
 ) -> None:
     """Planned output of a product by a manufacturer in a month (``YYYY-MM``)."""
-    product = _require_product(product)
+    product = require_product(product)
     try:
         datetime.strptime(month, "%Y-%m")
     except ValueError as exc:
@@ -230,7 +223,7 @@ def products_with_plans(conn: Connection) -> set[str]:
 
 def set_api_sources(conn: Connection, product: str, suppliers: Iterable[str]) -> None:
     """Replace the API (原料药) suppliers of a product."""
-    product = _require_product(product)
+    product = require_product(product)
     names = sorted({s.strip() for s in suppliers if s.strip()})
     if not names:
         raise ValidationError("at least one API supplier is needed", place="suppliers")
@@ -299,7 +292,7 @@ def publish_list(
         raise ValidationError(
             "thresholds must satisfy 0 ≤ red ≤ orange ≤ yellow days", place="thresholds"
         )
-    items = sorted({_require_product(p, "products") for p in products})
+    items = sorted({require_product(p, "products") for p in products})
     if not items:
         raise ValidationError("a monitored list needs at least one product", place="products")
     day = parse_day(valid_from, "valid_from")
