@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from yaolian.epcis import xml
 from yaolian.epcis.extensions import SALE_LINE_KEY, Ilmd, ilmd_facts, sale_line
+from yaolian.epcis.validate import validate_event
 from yaolian.store.ingest import capture_file
 from yaolian.store.schema import dispense, event_ilmd, supply_movement
 from yaolian.trace.builders import document
@@ -122,3 +123,46 @@ def test_a_lot_number_written_as_a_json_number_is_stored_as_its_text(trace_world
     with w.engine.connect() as conn:
         assert conn.execute(select(event_ilmd.c.lot)).scalar_one() == "24042501"
     assert w.state(w.pack(1)).lot == "24042501"
+
+
+@pytest.mark.parametrize(
+    ("written", "kept"),
+    [
+        ("2027-06-30", "2027-06-30"),
+        ("2027-06-30+08:00", "2027-06-30"),  # xsd:date may carry a time zone
+        ("2027-06-30Z", "2027-06-30"),
+        ("2027-06-30T00:00:00+08:00", None),  # a dateTime, not a date
+        ("30/06/2027", None),
+        ("2027-02-30", None),
+    ],
+)
+def test_expiry_and_production_dates_are_xsd_dates(written: str, kept: str | None) -> None:
+    """A dateTime or a local spelling of the date went as written into a 10-character column:
+    PostgreSQL refused it (an internal error), SQLite kept it and the expiry rule compared
+    text. Validation now names it; the facts hold the date only."""
+    event = {
+        "type": "ObjectEvent",
+        "eventTime": "2026-03-01T08:00:00+08:00",
+        "eventTimeZoneOffset": "+08:00",
+        "epcList": ["urn:epc:id:sgtin:6901234.067890.1"],
+        "action": "ADD",
+        "bizStep": "commissioning",
+        "ilmd": {"cbvmda:itemExpirationDate": written, "cbvmda:productionDate": written},
+    }
+    assert ilmd_facts(event) == Ilmd(None, kept, kept)
+    problems = validate_event(event)
+    if kept:
+        assert problems == []
+    else:
+        assert [(p.place, p.reason) for p in problems] == [
+            ("/ilmd", f"itemExpirationDate {written!r} is not a date (YYYY-MM-DD)"),
+            ("/ilmd", f"productionDate {written!r} is not a date (YYYY-MM-DD)"),
+        ]
+
+
+def test_an_expiry_with_a_time_zone_is_stored_as_its_date(trace_world: Any) -> None:
+    w = trace_world
+    event = w.commission([w.pack(1)], 0)
+    event["ilmd"] = {"cbvmda:lotNumber": "L1", "cbvmda:itemExpirationDate": "2027-01-31+08:00"}
+    w.capture(event)
+    assert w.state(w.pack(1)).expiry == "2027-01-31"

@@ -13,7 +13,9 @@ by namespace, not by prefix.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from yaolian.epcis.context import event_namespaces
@@ -47,9 +49,33 @@ NO_ILMD = Ilmd(None, None, None)
 
 
 def ilmd_facts(event: Event) -> Ilmd:
-    """Lot, expiry and production date from the event's ILMD: ``cbvmda:`` names, names under
-    any prefix the event declares for a CBV master-data namespace, full IRIs in one, or bare
-    names."""
+    """Lot, expiry and production date from the event's ILMD (see :func:`ilmd_as_written`);
+    the dates as YYYY-MM-DD, ``None`` when not an ``xsd:date`` (validation refuses those)."""
+    raw = ilmd_as_written(event)
+    if raw.expiry is None and raw.produced is None:
+        return raw
+    return Ilmd(raw.lot, xsd_date(raw.expiry), xsd_date(raw.produced))
+
+
+_XSD_DATE = re.compile(r"(\d{4}-\d{2}-\d{2})(?:Z|[+-]\d{2}:\d{2})?")
+
+
+def xsd_date(value: str | None) -> str | None:
+    """The YYYY-MM-DD of an ``xsd:date`` (a time-zone suffix dropped), else ``None``."""
+    found = _XSD_DATE.fullmatch(value) if value is not None else None
+    if found is None:
+        return None
+    try:
+        date.fromisoformat(found[1])
+    except ValueError:
+        return None
+    return found[1]
+
+
+def ilmd_as_written(event: Event) -> Ilmd:
+    """Lot, expiry and production date of the event's ILMD as written: ``cbvmda:`` names, names
+    under any prefix the event declares for a CBV master-data namespace, full IRIs in one, or
+    bare names."""
     ilmd = event.get("ilmd")
     if not ilmd or not isinstance(ilmd, dict):
         return NO_ILMD

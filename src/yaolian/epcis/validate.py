@@ -34,6 +34,7 @@ from yaolian.codes.digital_link import looks_like_digital_link, parse_digital_li
 from yaolian.codes.epc import parse_epc_uri
 from yaolian.codes.nmpa import parse_nmpa_uri
 from yaolian.epcis import cbv
+from yaolian.epcis.extensions import ilmd_as_written, xsd_date
 from yaolian.epcis.hash import SGTIN_BASES, canonical_identifier
 from yaolian.epcis.model import EVENT_TYPES, Document, Event, parse_time
 from yaolian.errors import CodeError, Problem, ValidationError
@@ -502,6 +503,19 @@ def _semantic(event: Event, schema_ok: int, out: _Out) -> None:
     _identifiers(event, schema_ok == 2, out)
     _quantity_rules(event, out)
     _vocabularies(event, out)
+    if "ilmd" in event:
+        _ilmd_dates(event, out)
+
+
+def _ilmd_dates(event: Event, out: _Out) -> None:
+    """Expiry (有效期) and production date are ``xsd:date`` values (CBV master data)."""
+    written = ilmd_as_written(event)
+    for name, value in (
+        ("itemExpirationDate", written.expiry),
+        ("productionDate", written.produced),
+    ):
+        if value is not None and xsd_date(value) is None:
+            out.append(("/ilmd", f"{name} {value!r} is not a date (YYYY-MM-DD)"))
 
 
 def _times(event: Event, out: _Out, schema_ok: int = 0) -> None:
