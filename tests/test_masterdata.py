@@ -195,7 +195,11 @@ def test_a_party_or_gtin_of_another_row_is_refused_not_a_crash(engine: Engine) -
             engine, SHOP, "某大药房", "pharmacy", party_id="urn:epc:id:pgln:6901234.00000"
         )
     assert taken.value.place == "party_id"
-    for fields, place in (({"region": "33010"}, "region"), ({"role": "r" * 21}, "role")):
+    for fields, place in (
+        ({"region": "33010"}, "region"),
+        ({"role": "r" * 21}, "role"),
+        ({"party_id": "urn:x:" + "p" * 500}, "party_id"),  # longer than the store indexes
+    ):
         with pytest.raises(ValidationError) as short:  # PostgreSQL: varchar(6), varchar(20)
             upsert_enterprise(engine, SHOP, "某大药房", **fields)
         assert short.value.place == place

@@ -83,11 +83,11 @@ def test_bad_recalls_are_refused_whole(trace_world: Any) -> None:
             w.engine,
             klass=4,
             reason="",
-            batches=["nolot", "8" * 21 + "/L001"],  # a product code longer than its column
+            batches=["nolot", "8" * 21 + "/L001", "8600001/" + "L" * 201],  # too long
             codes=[w.pack(404), "x"],
         )
     places = {p.place for p in info.value.problems}
-    assert {"class", "reason", "batches[0]", "batches[1]", "codes[0]", "codes[1]"} <= places
+    assert {"class", "reason", "batches[0]", "batches[1]", "batches[2]", "codes[0]"} <= places
     assert list_recalls(w.engine) == []
 
 

@@ -430,3 +430,33 @@ def test_concurrent_captures_of_the_same_document_store_it_once(engine: Engine) 
     with engine.connect() as conn:
         assert _count(conn, event) == 40
         assert _count(conn, code) == 200
+
+
+def test_identifiers_longer_than_the_store_indexes_are_refused_alike(engine: Engine) -> None:
+    """PostgreSQL cannot index a btree entry over 2,704 bytes: an event with a 9,000-character
+    readPoint, party, bizTransaction, eventID or lot failed to store there (an internal error,
+    a 500 over HTTP) while SQLite kept it. Validation now names each on both stores; identifiers
+    of 500 bytes pass. Chinese characters count 3 bytes each."""
+    import secrets
+
+    long = "urn:x:" + secrets.token_hex(4500)  # incompressible: what PostgreSQL refused
+    event = {
+        **commission([1]),
+        "readPoint": {"id": long},
+        "bizTransactionList": [{"type": "po", "bizTransaction": long}],
+        "sourceList": [{"type": "owning_party", "source": "urn:x:" + "药" * 200}],
+        "eventID": long,
+        "ilmd": {"cbvmda:lotNumber": "L" * 201},
+    }
+    result = capture_document(engine, _doc([event]), behaviour="proceed")
+    assert result.accepted == 0
+    at = "/epcisBody/eventList/0"
+    assert {e.place: e.reason for e in result.errors} == {
+        f"{at}/readPoint/id": "longer than 500 bytes (UTF-8)",
+        f"{at}/eventID": "longer than 500 bytes (UTF-8)",
+        f"{at}/bizTransactionList/0/bizTransaction": "longer than 500 bytes (UTF-8)",
+        f"{at}/sourceList/0/source": "longer than 500 bytes (UTF-8)",
+        f"{at}/ilmd": "lotNumber longer than 200 bytes (UTF-8)",
+    }
+    fits = {**commission([2]), "readPoint": {"id": "urn:x:" + "a" * 494}}
+    assert capture_document(engine, _doc([fits])).accepted == 1

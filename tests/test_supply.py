@@ -624,13 +624,23 @@ def test_cli_writes_refuse_a_product_code_longer_than_the_store_keeps(
     """PostgreSQL refuses text longer than varchar(20) where SQLite stores it: a stock-take or a
     reserve plan for a 21-character product was an internal error there, and kept on SQLite.
     Both stores now refuse it, naming the field."""
-    long = "9" * 21
-    for args, place in (
-        (("supply", "stocktake", DC, f"{long}=3", "--at", "2026-01-09"), f"counts/{long}"),
-        (("reserves", "plan", long, "central", "10", DC), "product"),
+    long, far = "9" * 21, "urn:x:" + "f" * 600  # a site longer than the store indexes
+    for args, expected in (
+        (
+            ("supply", "stocktake", DC, f"{long}=3", "--at", "2026-01-09"),
+            f"counts/{long}: product code must have 1 to 20 characters",
+        ),
+        (
+            ("reserves", "plan", long, "central", "10", DC),
+            "product: product code must have 1 to 20 characters",
+        ),
+        (
+            ("supply", "stocktake", far, f"{P1}=3", "--at", "2026-01-09"),
+            "site: site longer than 500 bytes (UTF-8)",
+        ),
     ):
         code, out = run_main(monkeypatch, capsys, *args, "--db", db_url)
         assert code == 2, out
-        assert f"{place}: product code must have 1 to 20 characters" in out
+        assert expected in " ".join(out.split())
     with engine.connect() as conn:
         assert ledger.stock_takes(conn) == [] and reserves.reserve_status(conn) == []

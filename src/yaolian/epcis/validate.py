@@ -34,7 +34,7 @@ from yaolian.codes.digital_link import looks_like_digital_link, parse_digital_li
 from yaolian.codes.epc import parse_epc_uri
 from yaolian.codes.nmpa import parse_nmpa_uri
 from yaolian.epcis import cbv
-from yaolian.epcis.extensions import ilmd_as_written, xsd_date
+from yaolian.epcis.extensions import LOT_KEY, as_text, ilmd_as_written, xsd_date
 from yaolian.epcis.hash import SGTIN_BASES, canonical_identifier
 from yaolian.epcis.model import EVENT_TYPES, Document, Event, parse_time
 from yaolian.errors import CodeError, Problem, ValidationError
@@ -59,6 +59,12 @@ _ACTION_REQUIRED = frozenset(EVENT_TYPES) - {"TransformationEvent"}
 _EPC_LISTS = ("epcList", "childEPCs", "inputEPCList", "outputEPCList")
 _SGTIN = "urn:epc:id:sgtin:"
 _QTY_LISTS = ("quantityList", "childQuantityList", "inputQuantityList", "outputQuantityList")
+_NAMED_IN_LISTS = (  # identifiers inside list items: (list, field)
+    *((key, "epcClass") for key in _QTY_LISTS),
+    ("bizTransactionList", "bizTransaction"),
+    ("sourceList", "source"),
+    ("destinationList", "destination"),
+)
 
 
 # ------------------------------------------------------------------------------ JSON schema
@@ -505,6 +511,49 @@ def _semantic(event: Event, schema_ok: int, out: _Out) -> None:
     _vocabularies(event, out)
     if "ilmd" in event:
         _ilmd_dates(event, out)
+    _sizes(event, out)
+
+
+IDENTIFIER_MAX_BYTES = 500
+"""Longest identifier (UTF-8 bytes) the store takes: identifiers are indexed, and PostgreSQL's
+btree entries hold at most 2,704 bytes for all the columns of an index together."""
+LOT_MAX_BYTES = 200  # 批号 (GS1 AI 10 allows 20 characters)
+
+
+def utf8_longer(text: str, limit: int) -> bool:
+    """Whether ``text`` takes more than ``limit`` bytes in UTF-8."""
+    return len(text) * 4 > limit and len(text.encode("utf-8", "surrogatepass")) > limit
+
+
+def _sizes(event: Event, out: _Out) -> None:
+    """Identifiers the store indexes, and the lot, no longer than it can index."""
+    reason = f"longer than {IDENTIFIER_MAX_BYTES} bytes (UTF-8)"
+    for key in ("readPoint", "bizLocation"):
+        place = event.get(key)
+        if isinstance(place, dict) and _too_long(place.get("id")):
+            out.append((f"/{key}/id", reason))
+    for key in ("eventID", "parentID"):
+        if _too_long(event.get(key)):
+            out.append((f"/{key}", reason))
+    for key in _EPC_LISTS:
+        for i, value in enumerate(_list(event.get(key))):
+            if _too_long(value):
+                out.append((f"/{key}/{i}", reason))
+    for key, field in _NAMED_IN_LISTS:
+        for i, item in enumerate(_list(event.get(key))):
+            if isinstance(item, dict) and _too_long(item.get(field)):
+                out.append((f"/{key}/{i}/{field}", reason))
+    lots = (
+        ("/ilmd", ilmd_as_written(event).lot if "ilmd" in event else None),
+        (f"/{LOT_KEY}", as_text(event.get(LOT_KEY))),
+    )
+    for pointer, lot in lots:
+        if lot is not None and utf8_longer(lot, LOT_MAX_BYTES):
+            out.append((pointer, f"lotNumber longer than {LOT_MAX_BYTES} bytes (UTF-8)"))
+
+
+def _too_long(value: Any) -> bool:
+    return isinstance(value, str) and utf8_longer(value, IDENTIFIER_MAX_BYTES)
 
 
 def _ilmd_dates(event: Event, out: _Out) -> None:

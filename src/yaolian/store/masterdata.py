@@ -22,6 +22,7 @@ from typing import Any, Concatenate, ParamSpec
 
 from sqlalchemy import Connection, Engine, Table, insert, select, text, update
 
+from yaolian.epcis.validate import IDENTIFIER_MAX_BYTES, utf8_longer
 from yaolian.errors import NotFoundError, ValidationError
 from yaolian.store.projections import MasterDataChange, master_data_changed
 from yaolian.store.schema import enterprise, product, site
@@ -121,6 +122,12 @@ UNSET: Any = _Unset()
 """Default of optional master data fields: keep the stored value (``None`` clears it)."""
 
 
+def _refuse_long(identifier: str | None, place: str) -> None:
+    """ValidationError when an identifier is longer than the store indexes."""
+    if identifier and utf8_longer(identifier, IDENTIFIER_MAX_BYTES):
+        raise ValidationError(f"longer than {IDENTIFIER_MAX_BYTES} bytes (UTF-8)", place=place)
+
+
 def _given(**fields: Any) -> dict[str, Any]:
     """The fields a caller gave (not :data:`UNSET`), checked against their columns: a region
     is a 6-digit 行政区划代码, short texts fit (PostgreSQL refuses longer ones)."""
@@ -192,6 +199,7 @@ class MasterDataWriter:
             given["role"] = role.strip()
         if "party_id" in given:  # blank is none (the column is unique)
             given["party_id"] = (party_id or "").strip() or None
+            _refuse_long(given["party_id"], "party_id")
         conn, e = self.conn, enterprise.c
         _refuse_taken(conn, enterprise, "party_id", given.get("party_id"), "uscc", code)
         before = conn.execute(select(e.id, e.party_id).where(e.uscc == code)).first()
@@ -222,6 +230,7 @@ class MasterDataWriter:
         location = location_id.strip()
         if not location:
             raise ValidationError("site location id is empty", place="location_id")
+        _refuse_long(location, "location_id")
         conn, st = self.conn, site.c
         owner = _require_enterprise(conn, enterprise_uscc, "enterprise_uscc")
         read = (st.enterprise_id, st.lat, st.lon)

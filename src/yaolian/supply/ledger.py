@@ -45,6 +45,7 @@ from sqlalchemy import (
 from yaolian.codes.identity import NMPA_LOT_KEY, NMPA_PRODUCT_KEY, product_of_key
 from yaolian.epcis.extensions import sale_line
 from yaolian.epcis.model import location, parties
+from yaolian.epcis.validate import IDENTIFIER_MAX_BYTES, utf8_longer
 from yaolian.errors import NotFoundError, ValidationError
 from yaolian.store.dictionary import code_keys
 from yaolian.store.ingest import DECLARED_SUFFIX
@@ -130,6 +131,17 @@ def require_product(product: str, place: str = "product") -> str:
         raise ValidationError(
             f"product code must have 1 to {PRODUCT_CODE_MAX} characters", place=place
         )
+    return text
+
+
+def require_site(site_id: str, place: str = "site") -> str:
+    """A site (location identifier) stripped, or a ValidationError naming ``place`` when it is
+    empty or longer than the store indexes."""
+    text = (site_id or "").strip()
+    if not text:
+        raise ValidationError("the site is required", place=place)
+    if utf8_longer(text, IDENTIFIER_MAX_BYTES):
+        raise ValidationError(f"site longer than {IDENTIFIER_MAX_BYTES} bytes (UTF-8)", place=place)
     return text
 
 
@@ -951,6 +963,7 @@ def record_stock_take(
 ) -> list[Discrepancy]:
     """Record counted packs per product at a site (盘点) and return each line against the ledger."""
     at_us = stored_us(counted_at, "counted_at")
+    site_id = require_site(site_id)
     if not counts:
         raise ValidationError("a stock-take needs at least one counted product", place="counts")
     for product, qty in counts.items():

@@ -19,7 +19,7 @@ from yaolian.store.ingest import capture_document
 from yaolian.store.schema import event as event_table
 from yaolian.store.schema import reserve_dispatch, reserve_plan
 from yaolian.store.tx import read_tx, write_tx
-from yaolian.supply.ledger import require_product, stock
+from yaolian.supply.ledger import require_product, require_site, stock
 from yaolian.trace.builders import object_event
 
 RESERVE_LEVELS = ("central", "provincial")
@@ -66,9 +66,7 @@ def create_plan(conn: Connection, *, product: str, level: str, target: float, si
         raise ValidationError(f"level must be one of {', '.join(RESERVE_LEVELS)}", place="level")
     if target <= 0:
         raise ValidationError("target quantity must be positive", place="target")
-    product = require_product(product)
-    if not site_id.strip():
-        raise ValidationError("the holding site is required", place="site")
+    product, site_id = require_product(product), require_site(site_id)
     exists = conn.execute(
         select(reserve_plan.c.id).where(
             reserve_plan.c.product == product,
@@ -122,8 +120,7 @@ def dispatch(
     (bizTransaction = the dispatch order number) and record the order."""
     if packs <= 0:
         raise ValidationError("dispatched quantity must be positive", place="packs")
-    if not to_site.strip():
-        raise ValidationError("destination site is required", place="to_site")
+    to_site = require_site(to_site, "to_site")
     when = when or datetime.now(UTC)
     if when.tzinfo is None:
         raise ValidationError("dispatch time needs a time-zone offset", place="when")

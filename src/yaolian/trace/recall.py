@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, func, insert, select, union
 
 from yaolian.codes.identity import canonical_key
+from yaolian.epcis.validate import LOT_MAX_BYTES, utf8_longer
 from yaolian.errors import CodeError, NotFoundError, Problem, ValidationError
 from yaolian.store import schema as s
 from yaolian.store.access import Viewer
@@ -50,11 +51,18 @@ def parse_batch(text: str) -> tuple[str, str]:
     if batch is None:
         for sep in ("/", ":"):
             product, found, lot = text.partition(sep)
-            if found and 0 < len(product.strip()) <= s.PRODUCT_CODE_MAX and lot.strip():
-                return product.strip(), lot.strip()
+            product, lot = product.strip(), lot.strip()
+            if (
+                found
+                and 0 < len(product) <= s.PRODUCT_CODE_MAX
+                and lot
+                and not utf8_longer(lot, LOT_MAX_BYTES)
+            ):
+                return product, lot
         raise ValidationError(
-            f"{text!r} is not a batch: write PRODUCT/LOT (a product code of at most "
-            f"{s.PRODUCT_CODE_MAX} characters) or a batch URI",
+            f"{text[:80]!r} is not a batch: write PRODUCT/LOT (a product code of at most "
+            f"{s.PRODUCT_CODE_MAX} characters, a lot of at most {LOT_MAX_BYTES} bytes) or a "
+            "batch URI",
             place="batches",
         )
     return batch
