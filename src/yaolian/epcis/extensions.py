@@ -62,14 +62,21 @@ _XSD_DATE = re.compile(r"(\d{4}-\d{2}-\d{2})(?:Z|[+-]\d{2}:\d{2})?")
 
 def xsd_date(value: str | None) -> str | None:
     """The YYYY-MM-DD of an ``xsd:date`` (a time-zone suffix dropped), else ``None``."""
-    found = _XSD_DATE.fullmatch(value) if value is not None else None
-    if found is None:
+    if value is None:
+        return None
+    day = value
+    if len(value) != 10:  # the usual spelling skips the pattern
+        found = _XSD_DATE.fullmatch(value)
+        if found is None:
+            return None
+        day = found[1]
+    elif not (value[4] == value[7] == "-" and (value[:4] + value[5:7] + value[8:]).isdigit()):
         return None
     try:
-        date.fromisoformat(found[1])
+        date.fromisoformat(day)
     except ValueError:
         return None
-    return found[1]
+    return day
 
 
 def ilmd_as_written(event: Event) -> Ilmd:
@@ -79,7 +86,10 @@ def ilmd_as_written(event: Event) -> Ilmd:
     ilmd = event.get("ilmd")
     if not ilmd or not isinstance(ilmd, dict):
         return NO_ILMD
-    values = [as_text(ilmd.get(key)) for key in _CBVMDA_KEYS]
+    lot, expiry, produced = map(ilmd.get, _CBVMDA_KEYS)
+    if lot.__class__ is expiry.__class__ is produced.__class__ is str and lot and expiry:
+        return Ilmd(lot, expiry, produced or None)  # the usual spelling, all text
+    values = [as_text(lot), as_text(expiry), as_text(produced)]
     if values == [None, None, None]:  # not the usual spelling: look at every name
         heads = {"", *CBV_MDA_NAMESPACES}
         heads.update(f"{p}:" for p, uri in event_namespaces(event).items() if uri in heads)

@@ -510,7 +510,7 @@ def _semantic(event: Event, schema_ok: int, out: _Out) -> None:
     _quantity_rules(event, out)
     _vocabularies(event, out)
     if "ilmd" in event:
-        _ilmd_dates(event, out)
+        _ilmd_rules(event, out)
     _sizes(event, out)
 
 
@@ -526,7 +526,8 @@ def utf8_longer(text: str, limit: int) -> bool:
 
 
 def _sizes(event: Event, out: _Out) -> None:
-    """Identifiers the store indexes, and the lot, no longer than it can index."""
+    """Identifiers the store indexes no longer than it can index (one C-level ``max`` of the
+    lengths per list: texts of 125 characters or fewer always fit)."""
     reason = f"longer than {IDENTIFIER_MAX_BYTES} bytes (UTF-8)"
     for key in ("readPoint", "bizLocation"):
         place = event.get(key)
@@ -536,28 +537,45 @@ def _sizes(event: Event, out: _Out) -> None:
         if _too_long(event.get(key)):
             out.append((f"/{key}", reason))
     for key in _EPC_LISTS:
-        for i, value in enumerate(_list(event.get(key))):
-            if _too_long(value):
-                out.append((f"/{key}/{i}", reason))
+        values = event.get(key)
+        if values and _longest(values) > _ALWAYS_FITS:
+            for i, value in enumerate(_list(values)):
+                if _too_long(value):
+                    out.append((f"/{key}/{i}", reason))
     for key, field in _NAMED_IN_LISTS:
-        for i, item in enumerate(_list(event.get(key))):
-            if isinstance(item, dict) and _too_long(item.get(field)):
-                out.append((f"/{key}/{i}/{field}", reason))
-    lots = (
-        ("/ilmd", ilmd_as_written(event).lot if "ilmd" in event else None),
-        (f"/{LOT_KEY}", as_text(event.get(LOT_KEY))),
-    )
-    for pointer, lot in lots:
+        items = event.get(key)
+        if items:
+            for i, item in enumerate(_list(items)):
+                if isinstance(item, dict) and _too_long(item.get(field)):
+                    out.append((f"/{key}/{i}/{field}", reason))
+    if LOT_KEY in event:
+        lot = as_text(event[LOT_KEY])
         if lot is not None and utf8_longer(lot, LOT_MAX_BYTES):
-            out.append((pointer, f"lotNumber longer than {LOT_MAX_BYTES} bytes (UTF-8)"))
+            out.append((f"/{LOT_KEY}", f"lotNumber longer than {LOT_MAX_BYTES} bytes (UTF-8)"))
+
+
+_ALWAYS_FITS = IDENTIFIER_MAX_BYTES // 4  # characters: UTF-8 takes at most 4 bytes each
+
+
+def _longest(values: Any) -> int:
+    """The longest text of a list (anything else: "long", so each item is looked at)."""
+    try:
+        return max(map(len, values), default=0)
+    except TypeError:
+        return _ALWAYS_FITS + 1
 
 
 def _too_long(value: Any) -> bool:
-    return isinstance(value, str) and utf8_longer(value, IDENTIFIER_MAX_BYTES)
+    return (
+        value.__class__ is str
+        and len(value) > _ALWAYS_FITS
+        and utf8_longer(value, IDENTIFIER_MAX_BYTES)
+    )
 
 
-def _ilmd_dates(event: Event, out: _Out) -> None:
-    """Expiry (有效期) and production date are ``xsd:date`` values (CBV master data)."""
+def _ilmd_rules(event: Event, out: _Out) -> None:
+    """Expiry (有效期) and production date are ``xsd:date`` values (CBV master data); the lot
+    fits the store's index."""
     written = ilmd_as_written(event)
     for name, value in (
         ("itemExpirationDate", written.expiry),
@@ -565,6 +583,8 @@ def _ilmd_dates(event: Event, out: _Out) -> None:
     ):
         if value is not None and xsd_date(value) is None:
             out.append(("/ilmd", f"{name} {value!r} is not a date (YYYY-MM-DD)"))
+    if written.lot is not None and utf8_longer(written.lot, LOT_MAX_BYTES):
+        out.append(("/ilmd", f"lotNumber longer than {LOT_MAX_BYTES} bytes (UTF-8)"))
 
 
 def _times(event: Event, out: _Out, schema_ok: int = 0) -> None:
