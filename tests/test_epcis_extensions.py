@@ -134,6 +134,8 @@ def test_a_lot_number_written_as_a_json_number_is_stored_as_its_text(trace_world
         ("2027-06-30T00:00:00+08:00", None),  # a dateTime, not a date
         ("30/06/2027", None),
         ("2027-02-30", None),
+        ("2027-W26-3", None),  # an ISO week date, which date.fromisoformat would take
+        ("20270630", None),
     ],
 )
 def test_expiry_and_production_dates_are_xsd_dates(written: str, kept: str | None) -> None:
