@@ -337,3 +337,27 @@ def test_any_json_document_reads_or_fails_cleanly() -> None:
             assert validate_document(doc) == []
     doc = Document(events=[orjson.loads(b'{"type": 5}')])
     assert validate_document(doc)[0].place == "/epcisBody/eventList/0/type"
+
+
+@pytest.mark.parametrize(
+    ("pointer", "time"),
+    [
+        ("/eventTime", "0001-01-01T00:00:00+14:00"),
+        ("/eventTime", "9999-12-31T23:30:00-05:00"),
+        ("/errorDeclaration/declarationTime", "0001-01-01T07:59:59+08:00"),
+    ],
+)
+def test_a_time_without_a_utc_year_is_named(pointer: str, time: str) -> None:
+    """The hash and the store keep UTC: such a time broke capture with an OverflowError on
+    both stores (a 500 over HTTP). Times at the very edges that do have one pass."""
+    event = copy.deepcopy(_BASE)
+    if pointer == "/eventTime":
+        event["eventTime"] = time
+    else:
+        event["errorDeclaration"] = {"declarationTime": time}
+    assert [(p.place, p.reason) for p in validate_event(event)] == [
+        (pointer, f"{time!r} is outside the years 1–9999 in UTC")
+    ]
+    event = copy.deepcopy(_BASE)
+    event["eventTime"] = "0001-01-01T00:00:00-08:00"
+    assert validate_event(event) == []

@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
+from datetime import UTC
 from importlib import resources
 from typing import Any
 
@@ -639,11 +640,16 @@ def _check_time(pointer: str, value: Any, out: _Out) -> None:
 
 
 def _parse_time(pointer: str, value: str, out: _Out) -> None:
-    """A time that has the ISO 8601 shape must also be a real instant (no 2025-02-30)."""
+    """A time that has the ISO 8601 shape must also be a real instant (no 2025-02-30) that has
+    a UTC time (the event hash and the store keep UTC: 0001-01-01T00:00+08:00 has none)."""
     try:
-        parse_time(value)
+        when = parse_time(value)
+        if value.startswith(("0001", "9999")):
+            when.astimezone(UTC)
     except ValueError as exc:
         out.append((pointer, f"{value!r}: {exc}"))
+    except OverflowError:
+        out.append((pointer, f"{value!r} is outside the years 1–9999 in UTC"))
 
 
 def _identifiers(event: Event, lists_verified: bool, out: _Out) -> None:
