@@ -460,3 +460,14 @@ def test_identifiers_longer_than_the_store_indexes_are_refused_alike(engine: Eng
     }
     fits = {**commission([2]), "readPoint": {"id": "urn:x:" + "a" * 494}}
     assert capture_document(engine, _doc([fits])).accepted == 1
+
+
+def test_an_extension_event_type_is_refused_with_its_reason(engine: Engine) -> None:
+    """Valid EPCIS 2.0 (the schema admits a URI as event type), but not a type the store
+    keeps: it broke capture with a KeyError (a 500 over HTTP)."""
+    custom = {**commission([1]), "type": "https://ex.cn/voc/RepackEvent"}
+    result = capture_document(engine, _doc([custom, commission([2])]), behaviour="proceed")
+    assert result.accepted == 1
+    (error,) = result.errors
+    assert error.place == "/epcisBody/eventList/0/type"
+    assert error.reason.startswith("extension event type 'https://ex.cn/voc/RepackEvent'")

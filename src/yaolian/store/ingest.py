@@ -131,6 +131,15 @@ class _Preparer:
         problems = validate_event(event, place)
         if problems:
             return problems
+        if event["type"] not in EVENT_TYPE_IDS:  # valid EPCIS, but not a type the store keeps
+            return [
+                Problem(
+                    f"extension event type {event['type']!r}: the store keeps the five EPCIS 2.0 "
+                    "event types (ObjectEvent, AggregationEvent, TransactionEvent, "
+                    "TransformationEvent, AssociationEvent)",
+                    f"{place}/type",
+                )
+            ]
         try:
             epc_keys = self.epc_keys(event)
             class_keys = [
