@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
 import psycopg
 import pytest
-from sqlalchemy import Engine, make_url
+from sqlalchemy import Engine, make_url, select
 
 from yaolian.store import access, projections
 from yaolian.store.engine import forget_migrated, is_sqlite, open_engine
@@ -99,6 +99,36 @@ def _empty(engine: Engine) -> None:
             names = ", ".join(f'"{n}"' for n in tables)
             conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
     access.clear_key_cache()
+
+
+PROJECTION_TABLES = (
+    "code_state",
+    "aggregation",
+    "custody",
+    "dispense",
+    "code_sensor",
+    "alert",
+    "supply_movement",
+)
+
+
+def table_rows(
+    engine: Engine,
+    tables: Iterable[str] = PROJECTION_TABLES,
+    skip: Collection[str] = ("id",),
+) -> dict[str, list[str]]:
+    """Every row of each table, without the ``skip`` columns, as sorted text: two stores (or
+    one before and after a rebuild) compare table by table."""
+    with engine.connect() as conn:
+        return {
+            name: sorted(
+                repr(tuple(r))
+                for r in conn.execute(
+                    select(*(c for c in metadata.tables[name].c if c.name not in skip))
+                )
+            )
+            for name in tables
+        }
 
 
 @contextmanager

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 
+from conftest import PROJECTION_TABLES, table_rows
 from yaolian.codes.checkdigit import verify_gs1_check_digit
 from yaolian.codes.epc import parse_epc_uri
 from yaolian.codes.nmpa import parse_trace_code
@@ -498,38 +499,11 @@ def test_days_captured_in_any_order_give_what_a_rebuild_gives(engine: Engine) ->
         batches=[f"{info['product_code']}:{info['lot']}"],
         now_us=to_epoch_us(info["time"]),
     )
-    captured = _projection_rows(engine)
+    captured = table_rows(engine)
     assert len(captured["custody"]) > 1000
     assert any("recalled_sale" in a for a in captured["alert"])
     rebuild(engine)
-    assert _projection_rows(engine) == captured
-
-
-_PROJECTION_TABLES = (
-    "code_state",
-    "aggregation",
-    "custody",
-    "dispense",
-    "code_sensor",
-    "alert",
-    "supply_movement",
-)
-
-
-def _projection_rows(engine: Engine) -> dict[str, list[str]]:
-    """Every projection row but its id, sorted, per table."""
-    from yaolian.store.schema import metadata
-
-    with engine.connect() as conn:
-        return {
-            name: sorted(
-                repr(tuple(r))
-                for r in conn.execute(
-                    select(*(c for c in metadata.tables[name].c if c.name != "id"))
-                )
-            )
-            for name in _PROJECTION_TABLES
-        }
+    assert table_rows(engine) == captured
 
 
 def test_master_data_loaded_after_the_events_gives_the_alerts_a_rebuild_gives(
@@ -551,17 +525,17 @@ def test_master_data_loaded_after_the_events_gives_the_alerts_a_rebuild_gives(
 
     def after_rebuild() -> dict[str, list[str]]:
         rebuild(engine)
-        return _projection_rows(engine)
+        return table_rows(engine)
 
     world = build_world(size_named("tiny"), SEED)
     sink = _Days()
     simulate("tiny", SEED, sink, world=world)
     capture_document(engine, Document(events=[e for d in sink.days for e in d], context=CONTEXT))
-    blind = _projection_rows(engine)
+    blind = table_rows(engine)
     data = master_data(world)
     loaded = load_master_data(engine, parse_master_data(data))
     assert loaded.codes_recomputed > 1000
-    known = _projection_rows(engine)
+    known = table_rows(engine)
     assert known != blind and {"clone", "custody_break"} <= rules()
     assert after_rebuild() == known
     pharmacy = next(s for s in data["sites"] if s["kind"] == "pharmacy")
@@ -571,7 +545,7 @@ def test_master_data_loaded_after_the_events_gives_the_alerts_a_rebuild_gives(
     cold.update(temp_min=cold["temp_min"] + 1.5, temp_max=cold["temp_max"] - 1.5)
     changed = parse_master_data({"sites": [pharmacy], "products": [cold]})
     assert load_master_data(engine, changed).codes_recomputed > 0
-    moved = _projection_rows(engine)
+    moved = table_rows(engine)
     assert moved != known
     assert after_rebuild() == moved
 
@@ -586,7 +560,6 @@ def test_the_chain_sent_as_xml_leaves_what_json_ld_leaves(
     from yaolian.sim.output import load_master_data
     from yaolian.store.engine import open_engine
     from yaolian.store.ingest import capture_file
-    from yaolian.store.schema import metadata
 
     world = build_world(size_named("tiny"), SEED)
     sink = _Days()
@@ -596,20 +569,12 @@ def test_the_chain_sent_as_xml_leaves_what_json_ld_leaves(
     (tmp_path / "chain.xml").write_bytes(xml.write_document(doc))
     as_xml = open_engine(f"sqlite:///{tmp_path / 'xml.db'}")
     skip = {"id", "record_time_us", "record_us", "capture_id", "payload"}
-    tables = [metadata.tables[name] for name in ("event", "event_ilmd", *_PROJECTION_TABLES)]
 
     def rows(engine: Engine, name: str) -> dict[str, list[str]]:
         load_master_data(engine, world)
         result = capture_file(engine, tmp_path / name)
         assert result.accepted == len(doc.events), result.errors[:3]
-        with engine.connect() as conn:
-            return {
-                t.name: sorted(
-                    repr(tuple(r))
-                    for r in conn.execute(select(*(c for c in t.c if c.name not in skip)))
-                )
-                for t in tables
-            }
+        return table_rows(engine, ("event", "event_ilmd", *PROJECTION_TABLES), skip)
 
     try:
         from_json, from_xml = rows(sqlite_engine, "chain.jsonld"), rows(as_xml, "chain.xml")

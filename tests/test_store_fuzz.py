@@ -12,13 +12,13 @@ from typing import Any
 import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
+from conftest import table_rows
 from yaolian.epcis.read import read_document
 from yaolian.errors import YaolianError
 from yaolian.store.ingest import capture_document
 from yaolian.store.projections import rebuild
-from yaolian.store.schema import metadata
 
 BASE: dict[str, Any] = {
     "@context": [{"yl": "https://yaolian.org/ns/epcis/"}],
@@ -119,19 +119,6 @@ def _outcome(engine: Engine, data: bytes) -> tuple[Any, ...]:
     return ("captured", result.accepted + result.duplicates, [e.place for e in result.errors])
 
 
-def _rows(engine: Engine) -> dict[str, list[str]]:
-    with engine.connect() as conn:
-        return {
-            name: sorted(
-                repr(tuple(r))
-                for r in conn.execute(
-                    select(*(c for c in metadata.tables[name].c if c.name != "id"))
-                )
-            )
-            for name in TABLES
-        }
-
-
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 @given(
     st.dictionaries(st.sampled_from([*FIELDS, "type"]), _value, max_size=3),
@@ -170,7 +157,7 @@ def test_the_generated_stores_rebuild_to_what_capture_left(
 
     feed()
     for name, engine in (("sqlite", sqlite_engine), ("postgresql", pg_engine)):
-        captured[name] = _rows(engine)
+        captured[name] = table_rows(engine, TABLES)
         rebuild(engine)
-        assert _rows(engine) == captured[name], name
+        assert table_rows(engine, TABLES) == captured[name], name
     assert captured["sqlite"] == captured["postgresql"]
