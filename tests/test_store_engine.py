@@ -154,3 +154,68 @@ def test_writers_take_turns_on_postgres(pg_engine: Engine) -> None:
                 time.sleep(0.01)
     worker.join()
     assert seen == [1]
+
+
+def test_a_writer_kept_waiting_past_the_busy_timeout_is_told_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite: while another process's writer holds the store past the busy timeout, a write
+    is a BusyError that says so (a 503 with Retry-After over HTTP), not "database is locked"
+    (an internal error in the CLI, a 500 over HTTP); nothing is written."""
+    from fastapi.testclient import TestClient
+
+    from yaolian.api.app import create_app
+    from yaolian.epcis.model import parse_time
+    from yaolian.errors import BusyError
+    from yaolian.store import engine as store_engine
+    from yaolian.store.access import create_key
+    from yaolian.store.masterdata import upsert_enterprise, uscc_check_char
+
+    monkeypatch.setattr(store_engine, "SQLITE_BUSY_TIMEOUT_MS", 300)
+    url = f"sqlite:///{tmp_path / 'busy.db'}"
+    holder, waiter = open_engine(url, create=True), open_engine(url)
+    key = create_key(holder, None, "regulator")
+    uscc = "91350100M00010000" + uscc_check_char("91350100M00010000")
+    try:
+        with writing(holder), TestClient(create_app(url)) as http:
+            with pytest.raises(BusyError) as busy:
+                upsert_enterprise(waiter, uscc, "某医药", "distributor")
+            assert busy.value.status == 503 and "try again" in busy.value.reason
+            response = http.post(
+                "/recalls",
+                json={"class": 2, "reason": "x", "batches": ["8600001/L1"]},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            assert response.status_code == 503, response.text
+            assert response.headers["Retry-After"] == "10"
+            assert response.json()["title"] == "Store busy"
+        with waiter.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(enterprise)).scalar() == 0
+        upsert_enterprise(waiter, uscc, "某医药", "distributor")  # free again
+        # an accepted capture job is queued work: it waits for its turn instead of failing
+        from yaolian.api.epcis import _run_capture
+        from yaolian.store.jobs import create_job, get_job
+        from yaolian.trace.builders import document, object_event
+
+        pack = "urn:epc:id:sgtin:6901234.067890.1"
+        when = parse_time("2026-03-01T08:00:00+08:00")
+        doc = document([object_event([pack], when, "commissioning", "active", action="ADD")])
+        job_id = create_job(waiter)
+        taken, release = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with writing(holder):
+                taken.set()
+                release.wait(10)
+
+        thread = threading.Thread(target=hold)
+        thread.start()
+        taken.wait(10)
+        threading.Timer(1.0, release.set).start()
+        _run_capture(waiter, job_id, doc, "rollback", None)  # three or four turns of 0.3 s
+        thread.join()
+        job = get_job(waiter, job_id)
+        assert job.success is True and job.accepted == 1, job
+    finally:
+        holder.dispose()
+        waiter.dispose()

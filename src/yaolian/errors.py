@@ -106,6 +106,14 @@ class ForbiddenError(YaolianError):
     title = "Forbidden"
 
 
+class BusyError(YaolianError):
+    """The store's one writer at a time kept this one waiting past the busy timeout."""
+
+    status = 503
+    exception_type = "ImplementationException"
+    title = "Store busy"
+
+
 class CaptureLimitError(YaolianError):
     """A capture document larger than the server accepts."""
 

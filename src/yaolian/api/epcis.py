@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
 from fastapi import APIRouter, BackgroundTasks, Depends, Header, Path, Query, Request
@@ -36,6 +36,7 @@ from yaolian.epcis.model import EVENT_TYPES, Document, Event
 from yaolian.epcis.nmpa_dataset import read_nmpa_csv, read_nmpa_xlsx
 from yaolian.epcis.read import read_document
 from yaolian.errors import (
+    BusyError,
     CaptureLimitError,
     NotFoundError,
     QueryError,
@@ -49,6 +50,7 @@ from yaolian.store.query import MAX_PER_PAGE, EventPage, query_events
 from yaolian.store.tx import read_tx
 
 log = logging.getLogger("yaolian.api")
+T = TypeVar("T")
 router = APIRouter(tags=["EPCIS 2.0"])
 
 JSON_LD = "application/ld+json"
@@ -127,21 +129,41 @@ def _parse_capture(body: bytes, kind: str, content_type: str) -> Document:
     return read_document(body, content_type)
 
 
+JOB_TURNS = 30  # busy timeouts a capture job waits for its turn (SQLite: 30 × 60 s)
+
+
+def _in_turn(work: Callable[[], T]) -> T:
+    """Run a background write, waiting for its turn while other writers hold the store: an
+    accepted capture job is queued work, not a request that can be asked again."""
+    for turn in range(1, JOB_TURNS):
+        try:
+            return work()
+        except BusyError:
+            log.info("the store is busy; capture job waits (turn %s of %s)", turn, JOB_TURNS)
+    return work()
+
+
 def _run_capture(
     engine: Engine, job_id: int, doc: Document, behaviour: Behaviour, enterprise_id: int | None
 ) -> None:
     """Background part of a capture: validate and store, then close the job."""
     try:
-        result = capture_document(
-            engine, doc, behaviour=behaviour, enterprise_id=enterprise_id, job_id=job_id
+        result = _in_turn(
+            lambda: capture_document(
+                engine, doc, behaviour=behaviour, enterprise_id=enterprise_id, job_id=job_id
+            )
         )
-    except YaolianError as exc:
-        finish_job(engine, job_id, failure=str(exc))
-    except Exception:
-        log.exception("capture job %s failed", job_id)
-        finish_job(engine, job_id, failure="internal error while storing; the error is logged")
+    except Exception as exc:
+        if not isinstance(exc, YaolianError):
+            log.exception("capture job %s failed", job_id)
+        failure = (
+            str(exc)
+            if isinstance(exc, YaolianError)
+            else "internal error while storing; the error is logged"
+        )
+        _in_turn(lambda: finish_job(engine, job_id, failure=failure))
     else:
-        finish_job(engine, job_id, result)
+        _in_turn(lambda: finish_job(engine, job_id, result))
 
 
 @router.post(

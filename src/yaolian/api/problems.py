@@ -61,6 +61,9 @@ def problem_response(
     return ProblemResponse(body, status_code=status, headers=headers)
 
 
+RETRY_AFTER_S = 10  # a busy store: when to try again (503)
+
+
 def _place_of(loc: Sequence[int | str]) -> str:
     """``("query", "perPage")`` → ``query parameter perPage``; body paths as JSON pointers."""
     if not loc:
@@ -91,7 +94,10 @@ def validation_error_from(exc: RequestValidationError) -> YaolianError:
 
 async def _yaolian_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, YaolianError)
-    headers = {"WWW-Authenticate": 'Bearer realm="yaolian"'} if exc.status == 401 else None
+    headers = {
+        401: {"WWW-Authenticate": 'Bearer realm="yaolian"'},
+        503: {"Retry-After": str(RETRY_AFTER_S)},
+    }.get(exc.status)
     return problem_response(exc.to_problem(request.url.path), exc.status, headers)
 
 

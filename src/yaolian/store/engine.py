@@ -23,9 +23,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import OperationalError
 
 from yaolian.config import database_url
-from yaolian.errors import YaolianError
+from yaolian.errors import BusyError, YaolianError
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 60_000
@@ -136,11 +137,24 @@ def writing(engine: Engine) -> Iterator[Connection]:
     container holds, an alert's evidence, a site's stock), recomputed from what the transaction
     reads: two PostgreSQL writers at once would each fold into the state they read and the
     later commit would overwrite the earlier one's update (a sale lost, a hand-over missing).
-    Readers never wait."""
-    with engine.connect().execution_options(**{_IMMEDIATE: True}) as conn, conn.begin():
-        if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITER_LOCK})")
-        yield conn
+    Readers never wait. A SQLite writer still waiting after the busy timeout
+    (:data:`SQLITE_BUSY_TIMEOUT_MS`: another capture holds the store) gets a
+    :class:`~yaolian.errors.BusyError` (503 over HTTP) rather than the driver's "database is
+    locked"."""
+    try:
+        with engine.connect().execution_options(**{_IMMEDIATE: True}) as conn, conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITER_LOCK})")
+            yield conn
+    except OperationalError as exc:
+        if "database is locked" not in str(exc.orig):
+            raise
+        waited = SQLITE_BUSY_TIMEOUT_MS / 1000
+        raise BusyError(
+            f"another writer held the store for over {waited:g} s (a large capture or a "
+            "rebuild); nothing was written — try again when it has finished",
+            place="database",
+        ) from None
 
 
 VACUUM_MIN_BYTES = 1 << 18  # a table smaller than this (256 KiB) cannot mislead a plan much
