@@ -375,3 +375,12 @@ def test_a_nul_character_is_a_400_naming_where_on_both_stores(
     response = http.request(method, path, json=body, headers={"Authorization": f"Bearer {key}"})
     assert response.status_code == 400, response.text
     assert response.json()["detail"] == f"{place}: contains a NUL character (U+0000)"
+
+
+def test_capture_points_a_master_data_file_to_masterdata_load() -> None:
+    """`yaolian sim --out` writes masterdata.json beside the event files: captured by mistake,
+    it is named for what it is."""
+    from yaolian.epcis.read import read_document
+
+    with pytest.raises(ValidationError, match="yaolian masterdata load"):
+        read_document(orjson.dumps(_doc()))

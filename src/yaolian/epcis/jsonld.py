@@ -29,6 +29,7 @@ from yaolian.errors import Problem, ValidationError, refuse_nul
 EPCIS_CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
 _HEADER_KEYS = ("@context", "type", "schemaVersion", "creationDate", "epcisBody")
 _NUL_ESCAPE = b"\\u0000"
+_MASTER_DATA_SECTIONS = {"enterprises", "sites", "products"}  # masterdata.json, not events
 
 
 def read_document(data: bytes | str) -> Document:
@@ -70,6 +71,12 @@ def document_from_json(root: Any) -> Document:
             doc = _from_events([root], "", context)
             doc.places = [""]
             return doc
+        if root and kind is None and root.keys() <= _MASTER_DATA_SECTIONS:
+            raise ValidationError(
+                "a master data document (enterprises, sites, products), not EPCIS events: "
+                "load it with `yaolian masterdata load` or POST /masterdata",
+                place="",
+            )
         raise ValidationError(
             f"unknown document type {kind!r}: expected EPCISDocument, EPCISQueryDocument or an "
             "EPCIS event",
