@@ -506,6 +506,33 @@ def test_days_captured_in_any_order_give_what_a_rebuild_gives(engine: Engine) ->
     assert table_rows(engine) == captured
 
 
+def test_a_rebuild_folded_by_worker_processes_gives_the_captured_rows(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parallel rebuild (two worker processes folding groups of about 300 codes, read from
+    the committed log while this process rewrites the projections) leaves the very rows capture
+    left, on both stores."""
+    from yaolian.epcis.gcpause import gc_paused
+    from yaolian.sim.output import load_master_data
+    from yaolian.store.engine import writing
+    from yaolian.store.ingest import capture_document
+    from yaolian.trace.projection import REBUILD_WORKERS_ENV, rebuild_all, rebuild_workers
+
+    world = build_world(size_named("tiny"), SEED)
+    load_master_data(engine, world)
+    sink = _Days()
+    simulate("tiny", SEED, sink, world=world)
+    for day in sink.days:
+        capture_document(engine, Document(events=day, context=CONTEXT))
+    captured = table_rows(engine, PROJECTION_TABLES[:-1])  # the trace projection's tables
+    monkeypatch.setenv(REBUILD_WORKERS_ENV, "2")
+    with gc_paused(), writing(engine) as conn:
+        assert rebuild_workers(conn, 10) == 2
+        written = rebuild_all(conn, codes_per_pass=300)
+    assert written > 3000
+    assert table_rows(engine, PROJECTION_TABLES[:-1]) == captured
+
+
 def test_master_data_loaded_after_the_events_gives_the_alerts_a_rebuild_gives(
     engine: Engine,
 ) -> None:

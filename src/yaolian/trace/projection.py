@@ -14,12 +14,15 @@ changes, the codes that read it are recomputed the same way.
 
 from __future__ import annotations
 
+import multiprocessing
 import operator
 import os
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
-from itertools import chain
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from itertools import chain, islice
 from typing import Any
 
 import numpy as np
@@ -29,8 +32,10 @@ from scipy.sparse.csgraph import connected_components
 from sqlalchemy import Connection, delete, insert, or_, select, text
 
 from yaolian.codes.identity import product_of_key
+from yaolian.errors import ValidationError
 from yaolian.store import schema as s
 from yaolian.store.dictionary import code_keys
+from yaolian.store.engine import create_store_engine
 from yaolian.store.ingest import DECLARED_SUFFIX
 from yaolian.store.masterdata import EVENTS_NAMING
 from yaolian.store.projections import MasterDataChange, StoredBatch, StoredEvent, register
@@ -406,18 +411,58 @@ def _replay(
     return machine
 
 
+@dataclass(slots=True)
+class FoldedRows:
+    """The rows a machine run made, ready to insert: code states, the other tables' rows as
+    tuples, and the alert triggers (what a rebuild worker sends back)."""
+
+    states: list[tuple[Any, ...]]
+    tables: list[tuple[str, tuple[str, ...], list[tuple[Any, ...]]]]
+    triggers: list[Trigger]
+
+
+def _table_rows(
+    out: Outputs, scope: set[int] | None
+) -> list[tuple[str, tuple[str, ...], list[tuple[Any, ...]]]]:
+    """The new aggregation, custody, sale and sensor rows of a machine run for codes in
+    ``scope`` (``None``: all), as tuples in column order (each table's code id first: the codes
+    of one container share the rest of their rows)."""
+    tables = []
+    for table, columns, rows, key in (
+        ("aggregation", AGG_COLUMNS, out.aggregation, "child_id"),
+        ("custody", CUSTODY_COLUMNS, out.custody, "code_id"),
+        ("dispense", DISPENSE_COLUMNS, out.dispense, "code_id"),
+        ("code_sensor", SENSOR_COLUMNS, out.sensor, "code_id"),
+    ):
+        chosen = rows if scope is None else [r for r in rows if r[key] in scope]
+        tables.append((table, tuple(columns), _tuples(chosen, columns)))
+    return tables
+
+
+def _rows_of(machine: Machine, scope: set[int] | None) -> FoldedRows:
+    """Every row of ``machine`` for codes in ``scope`` (``None``: all of them)."""
+    return FoldedRows(
+        [
+            astuple_state(st)
+            for st in machine.states.values()
+            if scope is None or st.code_id in scope
+        ],
+        _table_rows(machine.out, scope),
+        [t for t in machine.out.triggers if scope is None or t.code_id in scope],
+    )
+
+
+def _write_rows(conn: Connection, rows: FoldedRows) -> None:
+    """Insert folded rows (alerts merged by key with stored ones)."""
+    rawsql.insert_alike(conn, "code_state", STATE_COLUMNS, rows.states)
+    for table, columns, tuples in rows.tables:
+        rawsql.insert_alike(conn, table, columns, tuples)
+    _write_alerts(conn, rows.triggers)
+
+
 def _write_all(conn: Connection, machine: Machine, scope: set[int] | None) -> None:
     """Insert every row the machine made for codes in ``scope`` (``None``: all of them)."""
-    out = machine.out
-    states = machine.states.values()
-    rawsql.insert_alike(
-        conn,
-        "code_state",
-        STATE_COLUMNS,
-        [astuple_state(st) for st in states if scope is None or st.code_id in scope],
-    )
-    _insert_rows(conn, out, None if scope is None else lambda key, r: r[key] in scope)
-    _write_alerts(conn, [t for t in out.triggers if scope is None or t.code_id in scope])
+    _write_rows(conn, _rows_of(machine, scope))
 
 
 def fold_log(conn: Connection, *, grouped: bool = True) -> Machine:
@@ -498,16 +543,12 @@ def rebuild_all(
     indexes = [ix for table, _ in _TABLES_BY_CODE for ix in table.indexes]
     for ix in indexes:
         ix.drop(conn)
-    ctx = StoreContext(conn)
-    ctx.focus(None)
     written, total = 0, sum(map(len, groups))
-    for ids in groups:
-        group = set(ids)
-        ctx.keys.clear()
-        ctx.load_keys(group)
-        machine = _replay(_load_facts(conn, group), group, ctx)
-        _write_all(conn, machine, None)
-        written += len(machine.states)
+    workers = rebuild_workers(conn, total)
+    folded = _fold_in_workers(conn, groups, workers) if workers else _fold_here(conn, groups)
+    for rows in folded:
+        _write_rows(conn, rows)
+        written += len(rows.states)
         if progress:
             progress(written, total)
     for ix in indexes:
@@ -515,23 +556,87 @@ def rebuild_all(
     return written
 
 
+REBUILD_WORKERS_ENV = "YAOLIAN_REBUILD_WORKERS"
+REBUILD_PARALLEL_CODES = 200_000
+"""A rebuild of this many codes or more folds in worker processes while this one writes."""
+
+
+def rebuild_workers(conn: Connection, codes: int) -> int:
+    """How many worker processes fold a rebuild of ``codes`` codes: ``$YAOLIAN_REBUILD_WORKERS``
+    if set, else none below :data:`REBUILD_PARALLEL_CODES` (starting them costs a second or
+    two), else one per core (at most 4: this process mostly waits for them, writing). A store in
+    memory has none. On the 2-core development machine two workers rebuild 1.12M EPC rows
+    10–20 % faster than one process (its two cores give 1.5× one core's throughput)."""
+    database = conn.engine.url.database
+    if conn.dialect.name == "sqlite" and database in (None, "", ":memory:"):
+        return 0
+    setting = os.environ.get(REBUILD_WORKERS_ENV, "").strip()
+    if setting:
+        if not setting.isdigit():
+            raise ValidationError(
+                f"{setting!r} is not a number of processes", place=REBUILD_WORKERS_ENV
+            )
+        return int(setting)
+    if codes < REBUILD_PARALLEL_CODES:
+        return 0
+    return min(os.cpu_count() or 1, 4)
+
+
+def _fold_here(conn: Connection, groups: list[list[int]]) -> Iterator[FoldedRows]:
+    """Each group folded in this process, one after the other."""
+    ctx = StoreContext(conn)
+    ctx.focus(None)
+    for ids in groups:
+        yield _fold_group(conn, ctx, ids)
+
+
+def _fold_group(conn: Connection, ctx: StoreContext, ids: list[int]) -> FoldedRows:
+    group = set(ids)
+    ctx.keys.clear()
+    ctx.load_keys(group)
+    return _rows_of(_replay(_load_facts(conn, group), group, ctx), None)
+
+
+def _fold_in_workers(
+    conn: Connection, groups: list[list[int]], workers: int
+) -> Iterator[FoldedRows]:
+    """Groups folded by ``workers`` processes reading the committed log (the fold reads the
+    log, master data and recalls, never the projections this transaction is rewriting), in
+    order, at most one group per worker ahead of the writer (memory stays bounded)."""
+    url = conn.engine.url.render_as_string(hide_password=False)
+    context = multiprocessing.get_context("spawn")  # no inherited connections
+    with ProcessPoolExecutor(workers, context, initializer=_start_worker, initargs=(url,)) as pool:
+        pending: deque[Future[FoldedRows]] = deque()
+        queue = iter(groups)
+        for ids in islice(queue, 2 * workers):
+            pending.append(pool.submit(_fold_in_worker, ids))
+        while pending:
+            rows = pending.popleft().result()
+            following = next(queue, None)
+            if following is not None:
+                pending.append(pool.submit(_fold_in_worker, following))
+            yield rows
+
+
+_worker: tuple[Connection, StoreContext] | None = None  # a rebuild worker's own connection
+
+
+def _start_worker(url: str) -> None:
+    """Open a rebuild worker's read connection (the store is migrated already)."""
+    global _worker
+    conn = create_store_engine(url, create=False).connect()
+    ctx = StoreContext(conn)
+    ctx.focus(None)
+    _worker = (conn, ctx)
+
+
+def _fold_in_worker(ids: list[int]) -> FoldedRows:
+    assert _worker is not None, "not a rebuild worker"
+    return _fold_group(*_worker, ids)
+
+
 astuple_state: Callable[[CodeState], tuple[Any, ...]] = operator.attrgetter(*STATE_COLUMNS)
 """A state as a ``code_state`` row tuple."""
-
-
-def _insert_rows(
-    conn: Connection, out: Outputs, keep: Callable[[str, dict[str, Any]], bool] | None = None
-) -> None:
-    """Insert the new aggregation, custody, sale and sensor rows of a machine run (each
-    table's code id first: the codes of one container share the rest of their rows)."""
-    for table, columns, rows, key in (
-        ("aggregation", AGG_COLUMNS, out.aggregation, "child_id"),
-        ("custody", CUSTODY_COLUMNS, out.custody, "code_id"),
-        ("dispense", DISPENSE_COLUMNS, out.dispense, "code_id"),
-        ("code_sensor", SENSOR_COLUMNS, out.sensor, "code_id"),
-    ):
-        chosen = rows if keep is None else [r for r in rows if keep(key, r)]
-        rawsql.insert_alike(conn, table, columns, _tuples(chosen, columns))
 
 
 def _write_forward(conn: Connection, machine: Machine, fresh: AbstractSet[int]) -> None:
@@ -568,7 +673,8 @@ def _write_forward(conn: Connection, machine: Machine, fresh: AbstractSet[int]) 
             for r in out.custody_receipts
         ],
     )
-    _insert_rows(conn, out)
+    for table, columns, tuples in _table_rows(out, None):
+        rawsql.insert_alike(conn, table, columns, tuples)
     _write_alerts(conn, out.triggers)
 
 
