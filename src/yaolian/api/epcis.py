@@ -153,17 +153,15 @@ def _run_capture(
                 engine, doc, behaviour=behaviour, enterprise_id=enterprise_id, job_id=job_id
             )
         )
-    except Exception as exc:
-        if not isinstance(exc, YaolianError):
-            log.exception("capture job %s failed", job_id)
-        failure = (
-            str(exc)
-            if isinstance(exc, YaolianError)
-            else "internal error while storing; the error is logged"
-        )
-        _in_turn(lambda: finish_job(engine, job_id, failure=failure))
+    except YaolianError as exc:
+        failure = str(exc)
+    except Exception:
+        log.exception("capture job %s failed", job_id)
+        failure = "internal error while storing; the error is logged"
     else:
         _in_turn(lambda: finish_job(engine, job_id, result))
+        return
+    _in_turn(lambda: finish_job(engine, job_id, failure=failure))
 
 
 @router.post(

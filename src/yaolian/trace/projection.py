@@ -602,7 +602,7 @@ def _fold_in_workers(
 ) -> Iterator[FoldedRows]:
     """Groups folded by ``workers`` processes reading the committed log (the fold reads the
     log, master data and recalls, never the projections this transaction is rewriting), in
-    order, at most one group per worker ahead of the writer (memory stays bounded)."""
+    order, at most two groups per worker in flight (memory stays bounded)."""
     url = conn.engine.url.render_as_string(hide_password=False)
     context = multiprocessing.get_context("spawn")  # no inherited connections
     with ProcessPoolExecutor(workers, context, initializer=_start_worker, initargs=(url,)) as pool:
