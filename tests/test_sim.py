@@ -537,7 +537,8 @@ def test_master_data_loaded_after_the_events_gives_the_alerts_a_rebuild_gives(
     engine: Engine,
 ) -> None:
     """The chain captured before any master data, then its master data loaded, then changed
-    (a site handed to another enterprise and moved, a product's storage range narrowed): after
+    (a site handed to another enterprise and moved, a product's storage range narrowed, another's
+    units per pack cut to a third): after
     each load the projections equal a rebuild's — custody breaks and clones judged with the
     owners and places now known, no stale alert left from the unregistered sites."""
     from yaolian.sim.output import master_data
@@ -570,10 +571,12 @@ def test_master_data_loaded_after_the_events_gives_the_alerts_a_rebuild_gives(
     pharmacy.update(enterprise_uscc=other["uscc"], lat=45.75, lon=126.63)  # to 哈尔滨
     cold = next(p for p in data["products"] if p.get("temp_max") is not None)
     cold.update(temp_min=cold["temp_min"] + 1.5, temp_max=cold["temp_max"] - 1.5)
-    changed = parse_master_data({"sites": [pharmacy], "products": [cold]})
+    split = next(p for p in data["products"] if p["units_per_pack"] > 2 and p is not cold)
+    split.update(units_per_pack=split["units_per_pack"] // 3)  # 拆零 overruns appear
+    changed = parse_master_data({"sites": [pharmacy], "products": [cold, split]})
     assert load_master_data(engine, changed).codes_recomputed > 0
     moved = table_rows(engine)
-    assert moved != known
+    assert moved != known and "split_overrun" in rules()
     assert after_rebuild() == moved
 
 

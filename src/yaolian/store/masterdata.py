@@ -282,8 +282,13 @@ class MasterDataWriter:
         row = _upsert(conn, product, "product_code", values, defaults)
         after = conn.execute(select(*read).where(p.id == row)).one()
         if before is None or tuple(before) != tuple(after):
-            gtins = {after[3], before[3] if before is not None else None} - {None}
-            self.change |= MasterDataChange(products=frozenset({code, *gtins}))
+            was = tuple(before) if before is not None else (None, None, None, None)
+            named = frozenset({code, *({was[3], after[3]} - {None})})
+            regauged = was[3] != after[3]  # codes keyed by a GTIN now find another product
+            self.change |= MasterDataChange(
+                unit_products=named if regauged or was[0] != after[0] else frozenset(),
+                range_products=named if regauged or was[1:3] != tuple(after[1:3]) else frozenset(),
+            )
         return row
 
 

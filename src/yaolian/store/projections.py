@@ -104,18 +104,21 @@ class SetBasedProjector(Projector, Protocol):
 @dataclass(frozen=True, slots=True)
 class MasterDataChange:
     """Master data a projection may have read while folding events has changed: site or party
-    URIs whose owner (or a site's coordinates) changed, product codes / GTINs whose unit count
-    or storage range changed."""
+    URIs whose owner (or a site's coordinates) changed, product codes / GTINs whose units per
+    pack changed, those whose storage range changed."""
 
     identifiers: frozenset[str] = frozenset()
-    products: frozenset[str] = frozenset()
+    unit_products: frozenset[str] = frozenset()
+    range_products: frozenset[str] = frozenset()
 
     def __bool__(self) -> bool:
-        return bool(self.identifiers or self.products)
+        return bool(self.identifiers or self.unit_products or self.range_products)
 
     def __or__(self, other: MasterDataChange) -> MasterDataChange:
         return MasterDataChange(
-            self.identifiers | other.identifiers, self.products | other.products
+            self.identifiers | other.identifiers,
+            self.unit_products | other.unit_products,
+            self.range_products | other.range_products,
         )
 
 

@@ -736,18 +736,29 @@ def _write_alerts(conn: Connection, triggers: Sequence[Trigger]) -> None:
 
 
 _CODES_NAMING_SQL = f"SELECT DISTINCT code_id FROM event_epc WHERE event_id IN ({EVENTS_NAMING})"
-_CODES_OF_PRODUCT_SQL = "SELECT code_id FROM code_state WHERE product = :product"
+_SPLIT_SOLD_SQL = (  # 拆零 overrun reads units per pack: only codes sold by the unit
+    "SELECT DISTINCT code_id FROM dispense WHERE product = :product AND units IS NOT NULL"
+)
+_EXPOSED_SQL = (  # cold chain reads the storage range: only codes with readings
+    "SELECT DISTINCT cs.code_id FROM code_sensor cs JOIN code_state st "
+    "ON st.code_id = cs.code_id WHERE st.product = :product"
+)
 
 
 def codes_reading(conn: Connection, change: MasterDataChange) -> set[int]:
     """The codes whose rows may have read the changed master data: those named by events at
-    the changed sites or parties (their contents follow in :func:`recompute`), and the codes of
-    the changed products."""
+    the changed sites or parties (their contents follow in :func:`recompute`), the codes of a
+    product with a new unit count that were sold by the unit, and those of a product with a
+    new storage range that have temperature readings — no other row reads product data."""
     found: set[int] = set()
     for ident in sorted(change.identifiers):
         found.update(conn.execute(text(_CODES_NAMING_SQL), {"ident": ident}).scalars())
-    for code in sorted(change.products):
-        found.update(conn.execute(text(_CODES_OF_PRODUCT_SQL), {"product": code}).scalars())
+    for sql, products in (
+        (_SPLIT_SOLD_SQL, change.unit_products),
+        (_EXPOSED_SQL, change.range_products),
+    ):
+        for code in sorted(products):
+            found.update(conn.execute(text(sql), {"product": code}).scalars())
     return found
 
 
