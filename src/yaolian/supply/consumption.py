@@ -29,6 +29,7 @@ from yaolian.supply.ledger import (
     Kind,
     as_of_day,
     day_date,
+    quantity,
 )
 
 PERIOD_DAYS = 30
@@ -251,20 +252,19 @@ def supply_lines(
         )
     out = []
     for r in grouped.sort(["product", "where"]).iter_rows(named=True):
-        amc = float(r["amc"])
-        on_hand = float(r["on_hand"])
+        amc, on_hand = quantity(r["amc"]), quantity(r["on_hand"])
         out.append(
             SupplyLine(
                 product=r["product"],
                 level=level,
                 where=r["where"],
                 on_hand=on_hand,
-                in_transit=float(r["in_transit"]),
-                manufacturer_stock=float(r["mfr"]),
+                in_transit=quantity(r["in_transit"]),
+                manufacturer_stock=quantity(r["mfr"]),
                 amc=amc,
                 stockout_days=int(r["stockout_days"]),
-                days_of_supply=on_hand / (amc / PERIOD_DAYS) if amc > 0 else None,
-                months_of_supply=on_hand / amc if amc > 0 else None,
+                days_of_supply=quantity(on_hand / (amc / PERIOD_DAYS)) if amc > 0 else None,
+                months_of_supply=quantity(on_hand / amc) if amc > 0 else None,
             )
         )
     return out

@@ -827,6 +827,12 @@ class StockLine:
     in_transit: float
 
 
+def quantity(value: float | None) -> float:
+    """A summed quantity without float noise (9 decimals: a 拆零 unit is far coarser), so a
+    sum that is zero shows as 0, not -2.2e-16, and every store and summing order agrees."""
+    return round(float(value or 0), 9) + 0.0  # + 0.0: no -0.0
+
+
 def _on_hand_expr() -> Any:
     return func.sum(
         case(
@@ -880,11 +886,11 @@ def stock(
         q = q.where(supply_movement.c.site == site_id)
     if region:
         q = q.where(site.c.region == region)
-    return [
-        StockLine(r[0], r[1], r[2], r[3], float(r[4] or 0), float(r[5] or 0), float(r[6] or 0))
+    lines = (
+        StockLine(r[0], r[1], r[2], r[3], quantity(r[4]), quantity(r[5]), quantity(r[6]))
         for r in conn.execute(q)
-        if (r[4] or 0) != 0 or (r[5] or 0) != 0 or (r[6] or 0) != 0
-    ]
+    )
+    return [s for s in lines if s.on_hand or s.units or s.in_transit]
 
 
 def daily_stock(

@@ -434,9 +434,9 @@ def _containers(w: _Walk, ids: list[int], at: int) -> None:
     while frontier:
         child, lo, hi = frontier.pop()
         for r in w.conn.execute(
-            select(a.parent_id, a.from_us, a.to_us, a.from_event_id, a.to_event_id).where(
-                a.child_id == child, a.from_us <= min(hi, at)
-            )
+            select(a.parent_id, a.from_us, a.to_us, a.from_event_id, a.to_event_id)
+            .where(a.child_id == child, a.from_us <= min(hi, at))
+            .order_by(a.from_us, a.parent_id)
         ):
             to = r.to_us if r.to_us is not None else NOW
             if to < lo or (r.parent_id, r.from_us, to) in seen:
@@ -493,7 +493,11 @@ def _handovers(w: _Walk, cid: int, root: str, at: int) -> None:
 def _sales(w: _Walk, ids: Collection[int], at: int) -> None:
     d = s.dispense.c
     for part in chunks(ids):
-        for r in w.conn.execute(select(s.dispense).where(d.code_id.in_(part), d.time_us <= at)):
+        for r in w.conn.execute(
+            select(s.dispense)
+            .where(d.code_id.in_(part), d.time_us <= at)
+            .order_by(d.time_us, d.event_id, d.code_id)  # sales in the order they happened
+        ):
             site = w.site_node(r.site) or w.g.node("site:?", "site", name="unknown site")
             w.g.edge(
                 f"code:{r.code_id}",
@@ -739,9 +743,9 @@ def _containers_down(w: _Walk, code_id: int, at: int) -> None:
     while frontier:
         rows = list(
             w.conn.execute(
-                select(a.parent_id, a.child_id, a.from_us, a.to_us, a.from_event_id).where(
-                    a.parent_id.in_(frontier), a.from_us <= at
-                )
+                select(a.parent_id, a.child_id, a.from_us, a.to_us, a.from_event_id)
+                .where(a.parent_id.in_(frontier), a.from_us <= at)
+                .order_by(a.from_us, a.parent_id, a.child_id)
             )
         )
         nodes = w.code_nodes({r.child_id for r in rows})
