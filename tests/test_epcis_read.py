@@ -287,6 +287,10 @@ def test_a_nul_character_is_refused_with_its_pointer() -> None:
     with pytest.raises(ValidationError) as key:
         jsonld.read_document(orjson.dumps(_event(**{"a/b\x00": 1})).decode())
     assert key.value.place == "/a~1b\x00"
+    with pytest.raises(ValidationError) as root:  # the document itself, and a key ""
+        jsonld.read_document(orjson.dumps("\x00"))
+    assert root.value.place == "the document"
+    assert nul_pointer({"": "\x00"}) == "/" and nul_pointer("\x00") == ""
     # an escaped backslash followed by "u0000" is text, not a NUL
     assert jsonld.read_document(orjson.dumps(_event(bizStep="urn:x:\\u0000"))).events
 
@@ -309,8 +313,7 @@ def test_nul_pointer_points_at_a_nul(value: object) -> None:
     if found is None:
         return
     node: object = value
-    parts = found.split("/")[1:] if found != "/" else []
-    for part in parts:
+    for part in found.split("/")[1:]:
         step = part.replace("~1", "/").replace("~0", "~")
         if isinstance(node, list):
             node = node[int(step)]

@@ -136,7 +136,7 @@ def nul_pointer(value: Any) -> str | None:
         pointer, item = stack.pop()
         if isinstance(item, str):
             if NUL in item:
-                return pointer or "/"
+                return pointer  # "" is the value itself (RFC 6901)
         elif isinstance(item, dict):
             for key in item:
                 if NUL in str(key):
@@ -152,7 +152,8 @@ def refuse_nul(value: Any, place: str = "") -> None:
     no code, URI or name has one, XML cannot carry it and PostgreSQL text cannot store it."""
     found = nul_pointer(value)
     if found is not None:
-        raise ValidationError("contains a NUL character (U+0000)", place=f"{place}{found}")
+        where = f"{place}{found}" if found else place.rstrip(": ") or "the document"
+        raise ValidationError("contains a NUL character (U+0000)", place=where)
 
 
 @dataclass
