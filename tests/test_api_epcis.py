@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import io
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -15,17 +20,19 @@ import pytest
 from fastapi.testclient import TestClient
 from lxml import etree
 from openpyxl import Workbook
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from yaolian.api.app import ApiSettings, create_app
 from yaolian.api.epcis import XLSX
+from yaolian.codes.identity import canonical_key
 from yaolian.epcis import xml
 from yaolian.epcis.model import Document
 from yaolian.epcis.nmpa_dataset import party_uri
 from yaolian.epcis.read import read_document
-from yaolian.store.access import create_key, upsert_enterprise, upsert_site
+from yaolian.store.access import create_key, revoke_key, upsert_enterprise, upsert_site
 from yaolian.store.audit import verify_audit_chain
-from yaolian.store.schema import audit_log
+from yaolian.store.schema import audit_log, subscription
+from yaolian.store.subscriptions import due
 
 CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
 A = "91310000MA00000025"  # 甲医药 (distributor)
@@ -690,3 +697,381 @@ def test_events_with_extensions_come_back_as_xml_and_json_ld(api: Api) -> None:
     for events_read in (from_xml.events, from_json.events):
         assert events_read[0]["ex:carrier"] == {"ex:name": "冷链物流", "@ex:licence": "L-7"}
         assert events_read[0]["@context"] == {"ex": ex}
+
+
+# ── top-level resources and named queries ─────────────────────────────────────────────────
+def _get(api: Api, path: str, key: str | None = None, **params: Any) -> Any:
+    response = api.client.get(path, params=params, headers=api.headers(key))
+    assert response.status_code == 200, response.text
+    return response
+
+
+def _all_pages(api: Api, path: str, key: str | None = None, **params: Any) -> list[Any]:
+    """Every item of a paged list, following ``Link: <…>; rel="next"``."""
+    items: list[Any] = []
+    response = _get(api, path, key, **params)
+    while True:
+        body = response.json()
+        items.extend(
+            body
+            if isinstance(body, list)
+            else [
+                e["eventID"] for e in body["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+            ]
+        )
+        link = response.headers.get("link")
+        if not link:
+            return items
+        url = link.split(";")[0].strip("<>")
+        response = api.client.get(url, headers=api.headers(key))
+        assert response.status_code == 200, response.text
+
+
+# ── top-level resources ──────────────────────────────────────────────────────────────────────
+def test_vocabularies_and_their_events(loaded: Api) -> None:
+    steps = _get(loaded, "/bizSteps").json()
+    assert {"shipping", "receiving", "commissioning", "dispensing"} <= set(steps)
+    assert steps == sorted(steps)
+    assert "in_transit" in _get(loaded, "/dispositions").json()
+    assert loaded.ids("/bizSteps/shipping/events") == [eid(3)]
+    as_uri = quote("https://ref.gs1.org/cbv/BizStep-receiving", safe="")
+    assert loaded.ids(f"/bizSteps/{as_uri}/events") == [eid(4)]
+    assert loaded.ids("/dispositions/in_progress/events") == [eid(2), eid(4)]
+    assert loaded.ids("/dispositions/in_progress/events", eventType="AggregationEvent") == [eid(2)]
+    assert _get(loaded, "/bizSteps/shipping").json() == ["events"]
+    twice = loaded.client.get(
+        "/bizSteps/shipping/events", params={"EQ_bizStep": "receiving"}, headers=loaded.headers()
+    )
+    assert_problem(twice, 400, "QueryParameterException", "EQ_bizStep", "path")
+
+
+def test_locations_listed_as_each_key_may_see_them(loaded: Api) -> None:
+    assert _get(loaded, "/readPoints").json() == [SITE_A]
+    assert _get(loaded, "/bizLocations").json() == [SITE_A, SITE_B]
+    # B sees the shipping to it (read at A's site) and what happened at its own site
+    assert _get(loaded, "/readPoints", loaded.key_b).json() == [SITE_A]
+    assert _get(loaded, "/bizLocations", loaded.key_b).json() == [SITE_B]
+    assert _get(loaded, "/bizLocations", loaded.key_a).json() == [SITE_A]
+    site_a = quote(SITE_A, safe="")
+    assert loaded.ids(f"/readPoints/{site_a}/events") == [eid(1), eid(3)]
+    assert loaded.ids(f"/readPoints/{site_a}/events", key=loaded.key_b) == [eid(3)]
+    assert loaded.ids(f"/bizLocations/{quote(SITE_B, safe='')}/events", EQ_bizStep="receiving") == [
+        eid(4)
+    ]
+    assert _get(loaded, f"/readPoints/{site_a}").json() == ["events"]
+
+
+def test_codes_listed_in_pages(loaded: Api) -> None:
+    every = [sgtin(f"S{n}") for n in range(1, 6)] + [SSCC]
+    expected = sorted(every, key=canonical_key)  # in key order, as EPC URIs
+    assert _get(loaded, "/epcs").json() == expected
+    assert _all_pages(loaded, "/epcs", perPage=2) == expected
+    first = _get(loaded, "/epcs", perPage=2)
+    assert first.headers["link"].endswith('; rel="next"')
+    assert len(first.json()) == 2
+    # A sees its own site's events: the packs it commissioned and the case it shipped
+    assert set(_all_pages(loaded, "/epcs", loaded.key_a, perPage=1)) == {
+        sgtin("S1"),
+        sgtin("S2"),
+        SSCC,
+    }
+    assert _get(loaded, f"/epcs/{quote(SSCC, safe='')}").json() == ["events"]
+    assert loaded.ids(f"/epcs/{quote(SSCC, safe='')}/events") == [eid(2), eid(3), eid(4)]
+
+
+def test_bad_page_tokens_are_problems(loaded: Api) -> None:
+    garbage = loaded.client.get("/epcs", params={"nextPageToken": "!!!"}, headers=loaded.headers())
+    assert_problem(garbage, 400, "QueryParameterException", "nextPageToken")
+    token = _get(loaded, "/bizLocations", perPage=1).headers["link"].split("nextPageToken=")[1]
+    token = token.split(">")[0].split("&")[0]
+    other = loaded.client.get("/epcs", params={"nextPageToken": token}, headers=loaded.headers())
+    assert_problem(other, 400, "QueryParameterException", "not a page token of /epcs")
+    too_many = loaded.client.get("/readPoints", params={"perPage": 0}, headers=loaded.headers())
+    assert too_many.status_code == 400
+    assert loaded.client.get("/readPoints").status_code == 401
+
+
+def test_event_type_sub_resources(loaded: Api) -> None:
+    assert _get(loaded, "/eventTypes/ObjectEvent").json() == ["events"]
+    assert_problem(
+        loaded.client.get("/eventTypes/Nope", headers=loaded.headers()),
+        404,
+        "NoSuchResourceException",
+        "Nope",
+    )
+    twice = loaded.client.get(
+        "/eventTypes/ObjectEvent/events",
+        params={"eventType": "AggregationEvent"},
+        headers=loaded.headers(),
+    )
+    assert_problem(twice, 400, "QueryParameterException", "eventType")
+
+
+# ── named queries ────────────────────────────────────────────────────────────────────────────
+def _save(api: Api, name: str, query: dict[str, Any], key: str | None = None) -> Any:
+    return api.client.post(
+        "/queries", json={"name": name, "query": query}, headers=api.headers(key)
+    )
+
+
+def test_named_query_saved_run_listed_and_deleted(loaded: Api) -> None:
+    saved = _save(loaded, "inbound", {"EQ_bizStep": "receiving"}, loaded.key_b)
+    assert saved.status_code == 201, saved.text
+    assert saved.headers["location"] == "/queries/inbound"
+    body = saved.json()
+    assert body["query"] == {"EQ_bizStep": ["receiving"]}
+    assert body["events"] == "/queries/inbound/events" and body["createdAt"].endswith("Z")
+    assert loaded.ids("/queries/inbound/events", key=loaded.key_b) == [eid(4)]
+    # A has its own name space, and its query shows only what A may see
+    assert _save(loaded, "inbound", {"EQ_bizStep": "receiving"}, loaded.key_a).status_code == 201
+    assert loaded.ids("/queries/inbound/events", key=loaded.key_a) == []
+    again = _save(loaded, "inbound", {"EQ_bizStep": "shipping"}, loaded.key_b)
+    assert_problem(again, 409, "ValidationException", "inbound", "exists")
+    assert [q["name"] for q in _get(loaded, "/queries", loaded.key_b).json()] == ["inbound"]
+    assert _get(loaded, "/queries").json() == []  # the regulator's name space is apart
+    assert _get(loaded, "/queries/inbound", loaded.key_b).json()["query"] == body["query"]
+    gone = loaded.client.delete("/queries/inbound", headers=loaded.headers(loaded.key_b))
+    assert gone.status_code == 204
+    for response in (
+        loaded.client.delete("/queries/inbound", headers=loaded.headers(loaded.key_b)),
+        loaded.client.get("/queries/inbound", headers=loaded.headers(loaded.key_b)),
+        loaded.client.get("/queries/inbound/events", headers=loaded.headers(loaded.key_b)),
+    ):
+        assert_problem(response, 404, "NoSuchResourceException", "inbound")
+    assert loaded.ids("/queries/inbound/events", key=loaded.key_a) == []  # A's is still there
+    with loaded.engine.connect() as conn:
+        actions = conn.execute(select(audit_log.c.action, audit_log.c.target)).all()
+        assert verify_audit_chain(conn)
+    assert actions.count(("query.save", "inbound")) == 2
+    assert actions.count(("query.delete", "inbound")) == 1
+
+
+def test_named_query_values_paging_and_xml(loaded: Api) -> None:
+    saved = _save(loaded, "all-but-declared", {"EXISTS_errorDeclaration": False})
+    assert saved.json()["query"] == {"EXISTS_errorDeclaration": ["false"]}
+    assert _all_pages(loaded, "/queries/all-but-declared/events", perPage=2) == [
+        eid(n) for n in range(1, 7)
+    ]
+    assert (
+        _save(loaded, "two", {"eventCountLimit": 2, "eventType": ["ObjectEvent"]}).status_code
+        == 201
+    )
+    assert loaded.ids("/queries/two/events") == [eid(1), eid(3)]
+    as_xml = loaded.client.get(
+        "/queries/two/events", headers=loaded.headers(Accept="application/xml")
+    )
+    assert as_xml.status_code == 200 and as_xml.headers["content-type"] == "application/xml"
+    assert as_xml.content.count(b"<ObjectEvent>") == 2
+    narrowed = loaded.client.get(
+        "/queries/two/events", params={"EQ_action": "ADD"}, headers=loaded.headers()
+    )
+    assert_problem(narrowed, 400, "QueryParameterException", "EQ_action", "perPage")
+
+
+def test_bad_named_queries_are_refused_with_their_place(loaded: Api) -> None:
+    cases = [
+        ("x", {"EQ_colour": "red"}, "/query/EQ_colour"),
+        ("x", {"GE_eventTime": "yesterday"}, "/query/GE_eventTime"),
+        ("x", {"perPage": 5}, "/query/perPage"),
+        ("x", {"EQ_bizStep": {"nested": 1}}, "/query/EQ_bizStep"),
+        ("x", {"EQ_bizStep": []}, "/query/EQ_bizStep"),
+        ("a/b", {}, "/name"),
+        ("", {}, "/name"),
+        ("x" * 101, {}, "/name"),
+        ("SimpleEventQuery", {}, "/name"),
+    ]
+    for name, query, place in cases:
+        assert_problem(_save(loaded, name, query), 400, "ValidationException", place)
+    missing = loaded.client.post("/queries", json={"name": "x"}, headers=loaded.headers())
+    assert missing.status_code == 400 and "query" in missing.text
+    assert loaded.client.post("/queries", json={"name": "x", "query": {}}).status_code == 401
+    assert _get(loaded, "/queries").json() == []  # nothing half-saved
+
+
+# ── subscriptions (webhooks) ─────────────────────────────────────────────────────────────────
+class Receiver:
+    """A webhook receiver on loopback: keeps every POST; answers ``status``."""
+
+    def __init__(self) -> None:
+        self.status = 200
+        self.posts: list[tuple[int, dict[str, str], bytes]] = []  # (answered, headers, body)
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.posts.append((receiver.status, dict(self.headers.items()), body))
+                self.send_response(receiver.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/epcis-hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def delivered(self) -> list[str]:
+        """eventIDs of the accepted deliveries, in order."""
+        out = []
+        for status, _, body in self.posts:
+            if status == 200:
+                results = orjson.loads(body)["epcisBody"]["queryResults"]
+                out += [e["eventID"] for e in results["resultsBody"]["eventList"]]
+        return out
+
+    def wait(self, count: int, seconds: float = 20.0) -> None:
+        """Until at least ``count`` POSTs have arrived."""
+        deadline = time.monotonic() + seconds
+        while len(self.posts) < count:
+            assert time.monotonic() < deadline, f"{len(self.posts)} of {count} deliveries came"
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    hook = Receiver()
+    yield hook
+    hook.server.shutdown()
+    hook.server.server_close()
+
+
+def _subscribe(api: Api, query: str, key: str | None = None, **body: Any) -> Any:
+    return api.client.post(
+        f"/queries/{query}/subscriptions", json={"stream": True, **body}, headers=api.headers(key)
+    )
+
+
+def _settle(api: Api) -> None:
+    """Run delivery rounds here until none is due (the dispatcher thread may hold one)."""
+    webhooks = api.client.app.state.webhooks  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 20
+    while due(api.engine):
+        assert time.monotonic() < deadline, "deliveries did not settle"
+        webhooks.run_once()
+        time.sleep(0.05)
+
+
+def test_subscription_streams_new_matching_visible_events(api: Api, receiver: Receiver) -> None:
+    assert (
+        _save(api, "moves", {"EQ_bizStep": ["shipping", "receiving"]}, api.key_b).status_code == 201
+    )
+    made = _subscribe(api, "moves", api.key_b, dest=receiver.url, signatureToken="s3cret")
+    assert made.status_code == 201, made.text
+    sub = made.json()
+    assert made.headers["location"] == f"/queries/moves/subscriptions/{sub['subscriptionID']}"
+    assert (sub["stream"], sub["signed"], sub["deliveredEvents"]) == (True, True, 0)
+    assert "s3cret" not in made.text
+    api.capture(document(chain_events()))
+    receiver.wait(1)
+    _settle(api)
+    # B sees the shipping to it and its own receipt; A's commissioning and packing stay hidden
+    assert receiver.delivered() == [eid(3), eid(4)]
+    answered, headers, body = receiver.posts[0]
+    assert answered == 200
+    assert headers["Content-Type"] == "application/ld+json"
+    expected = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    assert headers["GS1-Signature"] == expected
+    results = orjson.loads(body)["epcisBody"]["queryResults"]
+    assert (results["queryName"], results["subscriptionID"]) == ("moves", sub["subscriptionID"])
+    api.capture(document(chain_events()))  # all duplicates: nothing new to send
+    later = _event(8, "ObjectEvent", 9, 10, action="OBSERVE", epcList=[sgtin("S9")])
+    later |= {"bizStep": "receiving", "bizLocation": {"id": SITE_B}}
+    api.capture(document([later]))
+    receiver.wait(2)
+    _settle(api)
+    assert receiver.delivered() == [eid(3), eid(4), eid(8)]  # each once, in stored order
+    state = _get(api, f"/queries/moves/subscriptions/{sub['subscriptionID']}", api.key_b).json()
+    assert (state["deliveredEvents"], state["failures"], state["lastError"]) == (3, 0, None)
+    assert state["lastDeliveryAt"].endswith("Z")
+    assert [
+        s["subscriptionID"] for s in _get(api, "/queries/moves/subscriptions", api.key_b).json()
+    ] == [sub["subscriptionID"]]
+
+
+def test_failed_deliveries_are_retried_with_the_same_events(api: Api, receiver: Receiver) -> None:
+    assert _save(api, "all", {}).status_code == 201
+    sub = _subscribe(api, "all", dest=receiver.url).json()
+    receiver.status = 503
+    api.capture(document(chain_events()[:3]))
+    receiver.wait(1)
+    _settle(api)
+    state = _get(api, f"/queries/all/subscriptions/{sub['subscriptionID']}").json()
+    assert state["failures"] >= 1 and "503" in state["lastError"]
+    assert state["deliveredEvents"] == 0
+    receiver.status = 200
+    deadline = time.monotonic() + 30  # the retry comes after a pause of a few seconds
+    while not receiver.delivered():
+        assert time.monotonic() < deadline, "no retry came"
+        time.sleep(0.1)
+    _settle(api)
+    assert receiver.delivered() == [eid(1), eid(2), eid(3)]
+    state = _get(api, f"/queries/all/subscriptions/{sub['subscriptionID']}").json()
+    assert (state["failures"], state["lastError"], state["deliveredEvents"]) == (0, None, 3)
+
+
+def test_initial_record_time_unsubscribe_and_revoked_keys(api: Api, receiver: Receiver) -> None:
+    api.capture(document(chain_events()))
+    assert _save(api, "shipped", {"EQ_bizStep": "shipping"}, api.key_a).status_code == 201
+    sub = _subscribe(
+        api, "shipped", api.key_a, dest=receiver.url, initialRecordTime="2000-01-01T00:00:00Z"
+    ).json()
+    assert sub["initialRecordTime"] == "2000-01-01T00:00:00.000Z"
+    receiver.wait(1)
+    assert receiver.delivered() == [eid(3)]  # stored before the subscription, recorded since
+    gone = api.client.delete(
+        f"/queries/shipped/subscriptions/{sub['subscriptionID']}", headers=api.headers(api.key_a)
+    )
+    assert gone.status_code == 204
+    ship = _event(9, "ObjectEvent", 9, 10, action="OBSERVE", epcList=[sgtin("S9")])
+    api.capture(document([ship | {"bizStep": "shipping", "readPoint": {"id": SITE_A}}]))
+    _settle(api)
+    assert len(receiver.posts) == 1  # nothing after the end of the subscription
+    # a subscription made by a key that is revoked later delivers nothing more
+    again = _subscribe(api, "shipped", api.key_a, dest=receiver.url).json()
+    revoke_key(api.engine, api.key_a.split("_")[1])
+    ship2 = _event(10, "ObjectEvent", 9, 11, action="OBSERVE", epcList=[sgtin("S9")])
+    api.capture(document([ship2 | {"bizStep": "shipping", "readPoint": {"id": SITE_A}}]))
+    webhooks = api.client.app.state.webhooks  # type: ignore[attr-defined]
+    webhooks.run_once()
+    with api.engine.connect() as conn:
+        error = conn.execute(
+            select(subscription.c.last_error).where(
+                subscription.c.subscription_id == again["subscriptionID"]
+            )
+        ).scalar_one()
+    assert error is not None and "revoked" in error
+    assert len(receiver.posts) == 1
+    with api.engine.connect() as conn:
+        actions = [a for (a,) in conn.execute(select(audit_log.c.action))]
+    assert actions.count("subscription.create") == 2 and "subscription.delete" in actions
+
+
+def test_bad_subscriptions_are_refused(api: Api, receiver: Receiver) -> None:
+    assert _save(api, "q", {}).status_code == 201
+    cases = [
+        ({"dest": "ftp://example.org/x"}, "/dest"),
+        ({"dest": "not a url"}, "/dest"),
+        ({"dest": receiver.url, "stream": False}, "/stream"),
+        ({"dest": receiver.url, "schedule": {"minute": "5"}}, "/schedule"),
+        ({"dest": receiver.url, "reportIfEmpty": True}, "/reportIfEmpty"),
+        ({"dest": receiver.url, "initialRecordTime": "yesterday"}, "/initialRecordTime"),
+        ({"dest": receiver.url, "signatureToken": ""}, "/signatureToken"),
+    ]
+    for body, place in cases:
+        assert_problem(_subscribe(api, "q", **body), 400, "ValidationException", place)
+    missing = _subscribe(api, "nope", dest=receiver.url)
+    assert_problem(missing, 404, "NoSuchResourceException", "nope")
+    foreign = _subscribe(api, "q", api.key_a, dest=receiver.url)  # the regulator's query
+    assert_problem(foreign, 404, "NoSuchResourceException")
+    assert _get(api, "/queries/q/subscriptions").json() == []
+    made = _subscribe(api, "q", dest=receiver.url).json()
+    assert api.client.delete("/queries/q", headers=api.headers()).status_code == 204
+    assert_problem(
+        api.client.get(f"/queries/q/subscriptions/{made['subscriptionID']}", headers=api.headers()),
+        404,
+        "NoSuchResourceException",
+    )
+    with api.engine.connect() as conn:  # deleting the query ended its subscriptions
+        assert conn.execute(select(func.count()).select_from(subscription)).scalar_one() == 0

@@ -29,17 +29,18 @@ from hypothesis import HealthCheck, settings
 from sqlalchemy import make_url
 
 from conftest import DEFAULT_PG_URL, PG_URL_ENV
-from yaolian.api.app import create_app
+from yaolian.api.app import ApiSettings, create_app
 from yaolian.store.access import create_key
 
 MAX_EXAMPLES = 12
+NO_WEBHOOKS = ApiSettings(webhooks=False)  # generated subscriptions name made-up hosts
 
 
 def _sqlite_app() -> FastAPI:
     """An app on a SQLite store of its own (removed when the test process ends)."""
     store = Path(tempfile.mkdtemp(prefix="yaolian-schemathesis-")) / "api.db"
     atexit.register(shutil.rmtree, store.parent, ignore_errors=True)
-    return create_app(f"sqlite:///{store}")
+    return create_app(f"sqlite:///{store}", NO_WEBHOOKS)
 
 
 def _postgres_app() -> FastAPI | None:
@@ -56,7 +57,7 @@ def _postgres_app() -> FastAPI | None:
             admin.execute(f'CREATE DATABASE "{name}"')
     except psycopg.Error:
         return None
-    app = create_app(url.set(database=name).render_as_string(hide_password=False))
+    app = create_app(url.set(database=name).render_as_string(hide_password=False), NO_WEBHOOKS)
 
     def drop() -> None:
         app.state.engine.dispose()

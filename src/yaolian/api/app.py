@@ -18,9 +18,10 @@ from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from yaolian import __version__
-from yaolian.api import epcis, masterdata, recalls, supply, trace, verify
+from yaolian.api import epcis, masterdata, queries, recalls, resources, supply, trace, verify
 from yaolian.api.params import refuse_nul_anywhere
 from yaolian.api.problems import install_problem_handlers
+from yaolian.api.webhooks import WebhookDispatcher
 from yaolian.store.engine import open_engine
 
 EPCIS_VERSION = "2.0.0"
@@ -35,16 +36,19 @@ class ApiSettings:
     capture_limit: int = 500_000  # events per capture document
     capture_size_limit: int = 512 * 1024 * 1024  # bytes per capture request body
     max_per_page: int = 10_000
+    webhooks: bool = True  # deliver subscriptions from this process
 
     @classmethod
     def from_env(cls) -> ApiSettings:
-        """Defaults, overridden by ``YAOLIAN_CAPTURE_LIMIT`` / ``YAOLIAN_CAPTURE_SIZE_LIMIT``."""
+        """Defaults, overridden by ``YAOLIAN_CAPTURE_LIMIT`` / ``YAOLIAN_CAPTURE_SIZE_LIMIT``;
+        ``YAOLIAN_WEBHOOKS=0`` leaves subscription delivery to other processes."""
         base = cls()
         return cls(
             capture_limit=int(os.environ.get("YAOLIAN_CAPTURE_LIMIT", base.capture_limit)),
             capture_size_limit=int(
                 os.environ.get("YAOLIAN_CAPTURE_SIZE_LIMIT", base.capture_size_limit)
             ),
+            webhooks=os.environ.get("YAOLIAN_WEBHOOKS", "1").strip() not in ("0", "false", "no"),
         )
 
 
@@ -83,8 +87,14 @@ def create_app(database_url: str | None = None, settings: ApiSettings | None = N
     settings = settings or ApiSettings.from_env()
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        webhooks = WebhookDispatcher(engine) if settings.webhooks else None
+        app.state.webhooks = webhooks
+        if webhooks is not None:
+            webhooks.start()
         yield
+        if webhooks is not None:
+            webhooks.stop()
         engine.dispose()
 
     app = FastAPIOffline(  # /docs and /redoc with bundled assets: no CDN
@@ -104,6 +114,8 @@ def create_app(database_url: str | None = None, settings: ApiSettings | None = N
 
     # ── routers: one include_router line per layer ──────────────────────────────────────────
     app.include_router(epcis.router)
+    app.include_router(resources.router)  # after epcis: /epcs/{epc}/events matches first
+    app.include_router(queries.router)
     app.include_router(supply.router)
     app.include_router(verify.router)
     app.include_router(trace.router)

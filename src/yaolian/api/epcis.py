@@ -47,6 +47,7 @@ from yaolian.store.access import Viewer
 from yaolian.store.ingest import Behaviour, capture_document
 from yaolian.store.jobs import create_job, finish_job, get_job, list_jobs
 from yaolian.store.query import MAX_PER_PAGE, EventPage, query_events
+from yaolian.store.resources import ResourcePage
 from yaolian.store.tx import read_tx
 
 log = logging.getLogger("yaolian.api")
@@ -77,7 +78,7 @@ def _problem_schema(description: str) -> dict[str, Any]:
     }
 
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     400: _problem_schema("Bad input (ValidationException / QueryParameterException)"),
     401: _problem_schema("No or unknown API key (SecurityException)"),
     404: _problem_schema("No such resource, or not visible to this key"),
@@ -173,7 +174,7 @@ def _run_capture(
         202: {"description": "Accepted; poll the job at the Location header"},
         413: _problem_schema("Capture limit exceeded (CaptureLimitExceededException)"),
         415: _problem_schema("Unsupported Content-Type (UnsupportedMediaTypeException)"),
-        **_ERRORS,
+        **ERRORS,
     },
 )
 async def post_capture(
@@ -224,6 +225,9 @@ async def post_capture(
 
     job_id = await run_in_threadpool(open_job)
     background.add_task(_run_capture, engine, job_id, doc, behaviour, viewer.enterprise_id)
+    webhooks = getattr(request.app.state, "webhooks", None)
+    if webhooks is not None:  # the new events go out to subscribers at once
+        background.add_task(webhooks.wake)
     location = f"/capture/{job_id}"
     body_out = {"captureID": str(job_id), "location": location, "events": len(doc.events)}
     return Response(
@@ -234,7 +238,7 @@ async def post_capture(
 @router.get(
     "/capture/{captureID}",
     summary="One capture job: running, success, counts and errors",
-    responses=_ERRORS,
+    responses=ERRORS,
 )
 def get_capture(
     request: Request,
@@ -247,7 +251,7 @@ def get_capture(
     return get_job(engine_of(request), int(capture_id), viewer).to_dict()
 
 
-@router.get("/capture", summary="Capture jobs, newest first", responses=_ERRORS)
+@router.get("/capture", summary="Capture jobs, newest first", responses=ERRORS)
 def get_captures(
     request: Request,
     viewer: ViewerDep,
@@ -331,7 +335,7 @@ def event_query_parameters(
 
 
 QueryParams = Annotated[None, Depends(event_query_parameters)]
-_QUERY_DOC = (
+QUERY_DOC = (
     "SimpleEventQuery parameters as query string. Besides those listed, every "
     "`EQ_bizTransaction_{type}`, `EQ_source_{type}` and `EQ_destination_{type}` (CBV type word "
     "or URI) is accepted. Unknown parameters → 400 QueryParameterException. Codes may be given "
@@ -405,12 +409,26 @@ def _xml_query_document(document_xml: bytes) -> bytes:
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True))
 
 
-def _events_response(request: Request, page: EventPage, media: str) -> Response:
+def query_document_json(
+    events: list[Event], query_name: str = "SimpleEventQuery", subscription_id: str | None = None
+) -> bytes:
+    """``events`` as an EPCIS 2.0 JSON-LD ``EPCISQueryDocument`` (the answer of a query, or what
+    a subscription delivers: then with its ``subscriptionID``)."""
+    out = jsonld.to_json(_query_document(events))
+    out["type"] = "EPCISQueryDocument"
+    results: dict[str, Any] = {"queryName": query_name}
+    if subscription_id is not None:
+        results["subscriptionID"] = subscription_id
+    results["resultsBody"] = {"eventList": events}
+    out["epcisBody"] = {"queryResults": results}
+    return orjson.dumps(out)
+
+
+def events_response(request: Request, page: EventPage, media: str) -> Response:
     """The page as an EPCISQueryDocument (JSON-LD or XML), with ``Link: <…>; rel="next"``."""
-    doc = _query_document(page.events)
     if media == XML:
         try:
-            content = _xml_query_document(xml.write_document(doc))
+            content = _xml_query_document(xml.write_document(_query_document(page.events)))
         except ValidationError as exc:  # an extension whose namespace the store does not know
             raise YaolianError(
                 f"these events cannot be written as XML ({exc}); ask for application/ld+json",
@@ -419,27 +437,27 @@ def _events_response(request: Request, page: EventPage, media: str) -> Response:
                 exception_type="NotAcceptableException",
             ) from exc
     else:
-        out = jsonld.to_json(doc)
-        out["type"] = "EPCISQueryDocument"
-        out["epcisBody"] = {
-            "queryResults": {
-                "queryName": "SimpleEventQuery",
-                "resultsBody": {"eventList": page.events},
-            }
-        }
-        content = orjson.dumps(out)
-    headers = {"Vary": "Accept"}
-    if page.next_page_token:
-        next_url = request.url.include_query_params(nextPageToken=page.next_page_token)
-        headers["Link"] = f'<{next_url}>; rel="next"'
-    return Response(content, media_type=media, headers=headers)
+        content = query_document_json(page.events)
+    return Response(
+        content, media_type=media, headers={"Vary": "Accept", **next_link(request, page)}
+    )
 
 
-def _run_query(
+def next_link(request: Request, page: EventPage | ResourcePage) -> dict[str, str]:
+    """The ``Link: <…>; rel="next"`` header of a page that has a next one."""
+    if not page.next_page_token:
+        return {}
+    next_url = request.url.include_query_params(nextPageToken=page.next_page_token)
+    return {"Link": f'<{next_url}>; rel="next"'}
+
+
+def run_query(
     request: Request,
     viewer: Viewer,
     adjust: Callable[[dict[str, list[str]]], None] | None = None,
 ) -> tuple[EventPage, str]:
+    """The page of events the request's query string asks for (``adjust`` may change its
+    parameters first) and the media type to answer in."""
     media = _negotiate(request.headers.get("accept"))
     params = _raw_params(request)
     if adjust:
@@ -449,51 +467,57 @@ def _run_query(
     return page, media
 
 
-_EVENTS_RESPONSES: dict[int | str, dict[str, Any]] = {
+def events_where(request: Request, viewer: Viewer, name: str, value: str) -> Response:
+    """Events matching the query string and the parameter ``name`` = ``value`` that the path
+    gives (``/bizSteps/shipping/events``: EQ_bizStep=shipping); the same parameter in the query
+    string as well is refused."""
+
+    def fix(params: dict[str, list[str]]) -> None:
+        if name in params:
+            raise QueryError("is given by the path already", place=name)
+        params[name] = [value]
+
+    page, media = run_query(request, viewer, fix)
+    return events_response(request, page, media)
+
+
+EVENTS_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "An EPCISQueryDocument (JSON-LD or XML)",
         "content": {JSON_LD: {}, JSON: {}, XML: {}},
     },
-    **_ERRORS,
+    **ERRORS,
 }
 
 
 @router.get(
     "/events",
     summary="Query events (SimpleEventQuery)",
-    description=_QUERY_DOC,
-    responses=_EVENTS_RESPONSES,
+    description=QUERY_DOC,
+    responses=EVENTS_RESPONSES,
     response_class=Response,
 )
 def get_events(request: Request, viewer: ViewerDep, _params: QueryParams) -> Response:
     """Events matching the query parameters that the caller may see, one page."""
-    page, media = _run_query(request, viewer)
-    return _events_response(request, page, media)
+    page, media = run_query(request, viewer)
+    return events_response(request, page, media)
 
 
 @router.get(
     "/eventTypes",
     summary="The EPCIS event types",
-    responses={401: _ERRORS[401]},
+    responses={401: ERRORS[401]},
 )
 def get_event_types(viewer: ViewerDep) -> list[str]:
     """The five EPCIS 2.0 event types."""
     return list(EVENT_TYPES)
 
 
-def _by_type(request: Request, viewer: Viewer, event_type: str) -> Response:
-    def only_type(params: dict[str, list[str]]) -> None:
-        params["eventType"] = [event_type]
-
-    page, media = _run_query(request, viewer, only_type)
-    return _events_response(request, page, media)
-
-
 @router.get(
     "/eventTypes/{eventTypeName}/events",
     summary="Events of one type",
-    description=_QUERY_DOC,
-    responses=_EVENTS_RESPONSES,
+    description=QUERY_DOC,
+    responses=EVENTS_RESPONSES,
     response_class=Response,
 )
 def get_events_of_type(
@@ -512,7 +536,22 @@ def get_events_of_type(
     ],
 ) -> Response:
     """Events of ``eventType`` matching the other query parameters."""
-    return _by_type(request, viewer, event_type)
+    return events_where(request, viewer, "eventType", event_type)
+
+
+@router.get(
+    "/eventTypes/{eventTypeName}",
+    summary="Sub-resources of an event type",
+    responses={401: ERRORS[401], 404: ERRORS[404]},
+)
+def get_event_type(
+    viewer: ViewerDep,
+    event_type: Annotated[str, Path(alias="eventTypeName", description="An EPCIS event type")],
+) -> list[str]:
+    """``["events"]`` for each of the five event types (EPCIS 2.0 discovery)."""
+    if event_type not in EVENT_TYPES:
+        raise NotFoundError(f"no event type {event_type[:100]!r}", place="eventTypeName")
+    return ["events"]
 
 
 @router.get(
@@ -520,8 +559,8 @@ def get_events_of_type(
     summary="Events of one type, or the event with this eventID",
     description="An event type name (ObjectEvent …) lists events of that type (same query "
     "parameters as /events); anything else is an eventID (URL-encoded, e.g. "
-    "ni:///sha-256;…?ver=CBV2.0 or urn:uuid:…) and returns that one event or 404.\n\n" + _QUERY_DOC,
-    responses=_EVENTS_RESPONSES,
+    "ni:///sha-256;…?ver=CBV2.0 or urn:uuid:…) and returns that one event or 404.\n\n" + QUERY_DOC,
+    responses=EVENTS_RESPONSES,
     response_class=Response,
 )
 def get_events_by_type_or_id(
@@ -532,7 +571,7 @@ def get_events_by_type_or_id(
 ) -> Response:
     """``/events/ObjectEvent`` lists by type; ``/events/{eventID}`` fetches one event."""
     if ref in EVENT_TYPES:
-        return _by_type(request, viewer, ref)
+        return events_where(request, viewer, "eventType", ref)
     extra = set(request.query_params) - {"perPage", "nextPageToken"}
     if extra:
         raise QueryError("an eventID lookup takes no query parameters", place=sorted(extra)[0])
@@ -541,18 +580,18 @@ def get_events_by_type_or_id(
         params.clear()
         params["EQ_eventID"] = [ref]
 
-    page, media = _run_query(request, viewer, by_id)
+    page, media = run_query(request, viewer, by_id)
     if not page.events:
         raise NotFoundError(f"no event with eventID {ref!r} visible to this key", place="eventID")
-    return _events_response(request, page, media)
+    return events_response(request, page, media)
 
 
 @router.get(
     "/epcs/{epc:path}/events",
     summary="Every event naming one code (MATCH_anyEPC)",
     description="`epc` is URL-encoded and may be in any form: EPC URI, GS1 Digital Link, GS1 "
-    "element string, NMPA trace code or urn:nmpa:code:….\n\n" + _QUERY_DOC,
-    responses=_EVENTS_RESPONSES,
+    "element string, NMPA trace code or urn:nmpa:code:….\n\n" + QUERY_DOC,
+    responses=EVENTS_RESPONSES,
     response_class=Response,
 )
 def get_epc_events(
@@ -562,9 +601,4 @@ def get_epc_events(
     epc: Annotated[str, Path(description="The code, URL-encoded")],
 ) -> Response:
     """Events in which ``epc`` appears in any role (epc, parent, child, input, output)."""
-
-    def by_epc(params: dict[str, list[str]]) -> None:
-        params["MATCH_anyEPC"] = [epc]
-
-    page, media = _run_query(request, viewer, by_epc)
-    return _events_response(request, page, media)
+    return events_where(request, viewer, "MATCH_anyEPC", epc)

@@ -239,7 +239,9 @@ class _Filters:
         self.terms.append(event.c.id.in_(select(table.c.event_id).where(or_(*terms), role_term)))
 
 
-def _visible(viewer: Viewer) -> ColumnElement[bool]:
+def visible(viewer: Viewer) -> ColumnElement[bool]:
+    """The events ``viewer`` may see: all (regulators, admins), those in ``event_access`` for
+    its enterprise, or none (public keys)."""
     if viewer.sees_all:
         return true()
     if viewer.role != "enterprise" or viewer.enterprise_id is None:
@@ -286,6 +288,55 @@ def _decode_token(token: str, fingerprint: str) -> list[Any]:
     return position
 
 
+@dataclass
+class _Plan:
+    """A parsed query: its filters, order, limits and page size."""
+
+    filters: _Filters
+    order_by: str = "eventTime"
+    direction: str = "ASC"
+    count_limit: int | None = None
+    max_count: int | None = None
+    per_page: int = DEFAULT_PER_PAGE
+
+
+def _parse(params: Mapping[str, Sequence[str] | str]) -> _Plan:
+    """The plan of query ``params``; :class:`QueryError` naming any unknown or malformed one."""
+    plan = _Plan(_Filters())
+    for name, raw in params.items():
+        if name == "orderBy":
+            plan.order_by = _single(name, raw)
+            if plan.order_by not in _ORDER_COLUMNS:
+                raise QueryError("orderBy must be eventTime or recordTime", place=name)
+            if "orderDirection" not in params:
+                plan.direction = "DESC"
+        elif name == "orderDirection":
+            plan.direction = _single(name, raw).upper()
+            if plan.direction not in ("ASC", "DESC"):
+                raise QueryError("orderDirection must be ASC or DESC", place=name)
+        elif name == "eventCountLimit":
+            plan.count_limit = _int(name, raw, 1, MAX_COUNT)
+        elif name == "maxEventCount":
+            plan.max_count = _int(name, raw, 1, MAX_COUNT)
+        elif name == "perPage":
+            plan.per_page = _int(name, raw, 1, MAX_PER_PAGE)
+        elif name == "nextPageToken":
+            continue
+        else:
+            plan.filters.add(name, raw)
+    if plan.count_limit is not None and plan.max_count is not None:
+        raise QueryError(
+            "eventCountLimit and maxEventCount exclude each other", place="maxEventCount"
+        )
+    return plan
+
+
+def check_query(params: Mapping[str, Sequence[str] | str]) -> None:
+    """Raise :class:`QueryError` naming the first unknown or malformed parameter of ``params``
+    (nothing is run: a named query is checked when it is saved)."""
+    _parse(params)
+
+
 def query_events(
     conn: Connection,
     params: Mapping[str, Sequence[str] | str],
@@ -300,46 +351,18 @@ def query_events(
     matches → QueryTooLargeException), ``perPage`` and ``nextPageToken``.
     Raises :class:`QueryError` naming any unknown or malformed parameter.
     """
-    filters = _Filters()
-    order_by = "eventTime"
-    direction = "ASC"
-    count_limit: int | None = None
-    max_count: int | None = None
-    per_page = DEFAULT_PER_PAGE
-    for name, raw in params.items():
-        if name == "orderBy":
-            order_by = _single(name, raw)
-            if order_by not in _ORDER_COLUMNS:
-                raise QueryError("orderBy must be eventTime or recordTime", place=name)
-            if "orderDirection" not in params:
-                direction = "DESC"
-        elif name == "orderDirection":
-            direction = _single(name, raw).upper()
-            if direction not in ("ASC", "DESC"):
-                raise QueryError("orderDirection must be ASC or DESC", place=name)
-        elif name == "eventCountLimit":
-            count_limit = _int(name, raw, 1, MAX_COUNT)
-        elif name == "maxEventCount":
-            max_count = _int(name, raw, 1, MAX_COUNT)
-        elif name == "perPage":
-            per_page = _int(name, raw, 1, MAX_PER_PAGE)
-        elif name == "nextPageToken":
-            continue
-        else:
-            filters.add(name, raw)
-    if count_limit is not None and max_count is not None:
-        raise QueryError(
-            "eventCountLimit and maxEventCount exclude each other", place="maxEventCount"
-        )
+    plan = _parse(params)
+    filters, order_by, direction = plan.filters, plan.order_by, plan.direction
+    max_count, per_page = plan.max_count, plan.per_page
     fingerprint = _fingerprint(params)
-    remaining = count_limit
+    remaining = plan.count_limit
     after: tuple[int, int] | None = None
     if "nextPageToken" in params:
         last_value, last_id, remaining = _decode_token(
             _single("nextPageToken", params["nextPageToken"]), fingerprint
         )
         after = (last_value, last_id)
-    where = and_(_visible(viewer), *filters.terms)
+    where = and_(visible(viewer), *filters.terms)
 
     if max_count is not None and after is None:
         over = conn.execute(
@@ -385,3 +408,32 @@ def query_events(
         last = rows[-1]
         token = _encode_token([int(last[1]), int(last[0]), remaining], fingerprint)
     return EventPage(events=[orjson.loads(r[2]) for r in rows], next_page_token=token)
+
+
+def events_after(
+    conn: Connection,
+    params: Mapping[str, Sequence[str] | str],
+    *,
+    viewer: Viewer,
+    after_row: int,
+    upto_row: int,
+    limit: int,
+    min_record_us: int | None = None,
+) -> list[tuple[int, Event]]:
+    """Events stored after row ``after_row`` and up to row ``upto_row`` that match the query
+    filters of ``params`` and that ``viewer`` may see, in the order they were stored (row id),
+    at most ``limit``; with ``min_record_us`` only those recorded then or later. What a
+    subscription delivers next: the order, count and page parameters of ``params`` do not
+    apply to a stream."""
+    terms = [
+        event.c.id > after_row,
+        event.c.id <= upto_row,
+        visible(viewer),
+        *_parse(params).filters.terms,
+    ]
+    if min_record_us is not None:
+        terms.append(event.c.record_time_us >= min_record_us)
+    rows = conn.execute(
+        select(event.c.id, event.c.payload).where(*terms).order_by(event.c.id).limit(limit)
+    ).all()
+    return [(int(r[0]), orjson.loads(r[1])) for r in rows]

@@ -171,6 +171,42 @@ capture_job = Table(
     Column("errors", JSON),  # list of {place, reason}
 )
 
+# ── named queries (EPCIS 2.0 ``POST /queries``) ──────────────────────────────────────────────
+named_query = Table(
+    "named_query",
+    metadata,
+    Column("id", Id, primary_key=True),
+    # whose name space: the enterprise of an enterprise key; 0 for the platform's own keys
+    # (regulators and admins share theirs)
+    Column("owner", BigInteger, nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("params", JSON, nullable=False),  # SimpleEventQuery parameter → list of values
+    Column("created_us", BigInteger, nullable=False),
+    Column("api_key_id", BigInteger),
+    UniqueConstraint("owner", "name"),
+)
+
+subscription = Table(  # a webhook fed with a named query's new events (EPCIS 2.0 stream)
+    "subscription",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("subscription_id", String(36), nullable=False, unique=True),  # public (uuid4)
+    Column("query_id", BigInteger, ForeignKey("named_query.id"), nullable=False),
+    Column("dest", Text, nullable=False),  # the webhook URL
+    Column("signature_token", Text),  # HMAC-SHA256 key of the GS1-Signature header
+    Column("api_key_id", BigInteger, nullable=False),  # whose rights the deliveries have
+    Column("min_record_us", BigInteger),  # initialRecordTime: events recorded from then
+    Column("after_event", BigInteger, nullable=False),  # every event row up to here is done
+    Column("created_us", BigInteger, nullable=False),
+    Column("lease_until_us", BigInteger),  # a dispatcher delivers it until then
+    Column("retry_at_us", BigInteger),  # after a failed delivery: not before then
+    Column("failures", Integer, nullable=False, default=0),  # in a row
+    Column("last_error", Text),
+    Column("delivered_us", BigInteger),  # the last successful delivery
+    Column("delivered_events", BigInteger, nullable=False, default=0),
+    Index("ix_subscription_query", "query_id"),
+)
+
 # ── master data ───────────────────────────────────────────────────────────────────────────
 enterprise = Table(
     "enterprise",

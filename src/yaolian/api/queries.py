@@ -1,0 +1,245 @@
+"""EPCIS 2.0 named queries and their subscriptions.
+
+``POST /queries`` saves a SimpleEventQuery under a name, ``GET /queries/{queryName}/events`` runs
+it (paged, JSON-LD or XML), ``GET /queries`` lists the caller's, ``GET`` / ``DELETE
+/queries/{queryName}`` read or remove one. ``POST /queries/{queryName}/subscriptions`` subscribes
+a webhook that receives the query's new events as they are stored (:mod:`yaolian.api.webhooks`);
+``GET`` / ``DELETE`` on ``…/subscriptions[/{subscriptionID}]`` list, read and end them. Every
+change goes to the audit log."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import JSONResponse, Response
+
+from yaolian.api.auth import ViewerDep, WriterDep, audit, engine_of
+from yaolian.api.epcis import ERRORS, EVENTS_RESPONSES, events_response, run_query
+from yaolian.epcis.model import to_epoch_us
+from yaolian.errors import QueryError, ValidationError
+from yaolian.store.named_queries import (
+    PAGING,
+    delete_query,
+    get_query,
+    list_queries,
+    save_query,
+)
+from yaolian.store.query import MAX_PER_PAGE
+from yaolian.store.subscriptions import (
+    get_subscription,
+    list_subscriptions,
+    subscribe,
+    unsubscribe,
+)
+
+router = APIRouter(tags=["EPCIS 2.0"])
+_Name = Annotated[str, Path(alias="queryName", description="The query's name")]
+
+
+class NamedQueryBody(BaseModel):
+    """A query to save: its name and SimpleEventQuery parameters (a value, or a list: any of)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(description="1–100 of A–Z a–z 0–9 . _ ~ -, starting with a letter or digit")
+    query: dict[str, Any] = Field(
+        description='SimpleEventQuery parameters, e.g. {"EQ_bizStep": ["receiving"], '
+        '"GE_eventTime": "2026-01-01T00:00:00+08:00"}'
+    )
+
+
+@router.post(
+    "/queries",
+    status_code=201,
+    summary="Save a named query",
+    responses={**ERRORS, 409: ERRORS[400] | {"description": "The name is taken"}},
+)
+def post_query(request: Request, body: NamedQueryBody, viewer: WriterDep) -> JSONResponse:
+    """Check and save the query (201 with ``Location: /queries/{name}``); the parameters are
+    checked as ``/events`` checks its query string."""
+    saved = save_query(engine_of(request), viewer, body.name, body.query)
+    audit(engine_of(request), viewer, "query.save", saved.name, {"query": saved.params})
+    return JSONResponse(
+        saved.to_dict(), status_code=201, headers={"Location": f"/queries/{saved.name}"}
+    )
+
+
+@router.get("/queries", summary="The caller's named queries", responses=ERRORS)
+def get_queries(request: Request, viewer: ViewerDep) -> list[dict[str, Any]]:
+    """Every query saved under the caller's name space (its enterprise's, or the platform's for
+    regulator and admin keys), by name."""
+    return [q.to_dict() for q in list_queries(engine_of(request), viewer)]
+
+
+@router.get(
+    "/queries/{queryName}/events",
+    summary="Run a named query",
+    description="The saved parameters with this request's `perPage` and `nextPageToken`; "
+    "JSON-LD or XML by `Accept`; only events this key may see.",
+    responses=EVENTS_RESPONSES,
+    response_class=Response,
+)
+def get_query_events(
+    request: Request,
+    viewer: ViewerDep,
+    name: _Name,
+    perPage: Annotated[
+        int | None, Query(ge=1, le=MAX_PER_PAGE, description="Events per page (default 100)")
+    ] = None,
+    nextPageToken: Annotated[
+        str | None, Query(description="Token from the previous page's Link rel=next header")
+    ] = None,
+) -> Response:
+    """One page of the query's events."""
+    saved = get_query(engine_of(request), viewer, name)
+
+    def saved_params(params: dict[str, list[str]]) -> None:
+        extra = sorted(set(params) - PAGING)
+        if extra:
+            raise QueryError(
+                "a named query takes only perPage and nextPageToken; save another query to "
+                "filter further",
+                place=extra[0],
+            )
+        params.update(saved.params)
+
+    page, media = run_query(request, viewer, saved_params)
+    return events_response(request, page, media)
+
+
+@router.get("/queries/{queryName}", summary="A named query", responses=ERRORS)
+def get_named_query(request: Request, viewer: ViewerDep, name: _Name) -> dict[str, Any]:
+    """The query's name, parameters, when it was saved and where its events are."""
+    return get_query(engine_of(request), viewer, name).to_dict()
+
+
+@router.delete(
+    "/queries/{queryName}", status_code=204, summary="Delete a named query", responses=ERRORS
+)
+def delete_named_query(request: Request, viewer: WriterDep, name: _Name) -> Response:
+    """Remove the query (204); 404 if the caller has none of that name."""
+    delete_query(engine_of(request), viewer, name)
+    audit(engine_of(request), viewer, "query.delete", name, None)
+    return Response(status_code=204)
+
+
+# ── subscriptions (webhooks) ─────────────────────────────────────────────────────────────────
+class SubscriptionBody(BaseModel):
+    """A webhook subscription: where to post the query's new events, streamed as they are
+    stored."""
+
+    model_config = ConfigDict(extra="forbid")
+    dest: str = Field(description="http(s) URL the events are POSTed to")
+    signatureToken: str | None = Field(
+        None, description="Key of the GS1-Signature header (hex HMAC-SHA256 of the body)"
+    )
+    stream: bool | None = Field(None, description="true: push events as they are stored")
+    schedule: dict[str, Any] | None = Field(
+        None, description="Scheduled delivery: not supported, use stream"
+    )
+    reportIfEmpty: bool | None = Field(None, description="false: a stream reports only events")
+    initialRecordTime: str | None = Field(
+        None, description="Also deliver the stored events recorded since this time"
+    )
+
+
+def _initial_record_us(body: SubscriptionBody) -> int | None:
+    """The body's start time in µs, after refusing what a stream cannot do."""
+    if body.schedule is not None:
+        raise ValidationError(
+            'scheduled subscriptions are not supported; subscribe with "stream": true to get '
+            "events as they are stored",
+            place="/schedule",
+        )
+    if body.stream is not True:
+        raise ValidationError(
+            'a subscription here is a stream: give "stream": true', place="/stream"
+        )
+    if body.reportIfEmpty:
+        raise ValidationError("a stream reports only when events match", place="/reportIfEmpty")
+    if body.initialRecordTime is None:
+        return None
+    text = body.initialRecordTime
+    try:
+        return to_epoch_us(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    except (ValueError, OverflowError) as exc:
+        raise ValidationError(
+            f"not an ISO 8601 time with offset: {exc}", place="/initialRecordTime"
+        ) from None
+
+
+_Subscription = Annotated[str, Path(alias="subscriptionID", description="The subscription's id")]
+
+
+@router.post(
+    "/queries/{queryName}/subscriptions",
+    status_code=201,
+    summary="Subscribe a webhook to a named query",
+    responses=ERRORS,
+)
+def post_subscription(
+    request: Request, body: SubscriptionBody, viewer: WriterDep, name: _Name
+) -> JSONResponse:
+    """201 with ``Location``; from then on every new event the query matches and this key may
+    see is POSTed to ``dest`` (with ``initialRecordTime``: those recorded since then first)."""
+    created = subscribe(
+        engine_of(request),
+        viewer,
+        name,
+        dest=body.dest,
+        signature_token=body.signatureToken,
+        initial_record_us=_initial_record_us(body),
+    )
+    audit(
+        engine_of(request),
+        viewer,
+        "subscription.create",
+        f"/queries/{name}/subscriptions/{created.subscription_id}",
+        {"dest": created.dest},
+    )
+    location = f"/queries/{name}/subscriptions/{created.subscription_id}"
+    return JSONResponse(created.to_dict(), status_code=201, headers={"Location": location})
+
+
+@router.get(
+    "/queries/{queryName}/subscriptions",
+    summary="The subscriptions of a named query",
+    responses=ERRORS,
+)
+def get_subscriptions(request: Request, viewer: ViewerDep, name: _Name) -> list[dict[str, Any]]:
+    """Every subscription of the query, oldest first, with its delivery progress."""
+    return [s.to_dict() for s in list_subscriptions(engine_of(request), viewer, name)]
+
+
+@router.get(
+    "/queries/{queryName}/subscriptions/{subscriptionID}",
+    summary="One subscription",
+    responses=ERRORS,
+)
+def get_one_subscription(
+    request: Request, viewer: ViewerDep, name: _Name, subscription_id: _Subscription
+) -> dict[str, Any]:
+    """The subscription: where it posts, how many events went out, the last error."""
+    return get_subscription(engine_of(request), viewer, name, subscription_id).to_dict()
+
+
+@router.delete(
+    "/queries/{queryName}/subscriptions/{subscriptionID}",
+    status_code=204,
+    summary="End a subscription",
+    responses=ERRORS,
+)
+def delete_subscription(
+    request: Request, viewer: WriterDep, name: _Name, subscription_id: _Subscription
+) -> Response:
+    """Stop posting to it (204)."""
+    unsubscribe(engine_of(request), viewer, name, subscription_id)
+    audit(
+        engine_of(request),
+        viewer,
+        "subscription.delete",
+        f"/queries/{name}/subscriptions/{subscription_id}",
+        None,
+    )
+    return Response(status_code=204)

@@ -1,0 +1,382 @@
+"""Subscriptions to named queries (EPCIS 2.0 webhooks, streamed): every event stored after the
+subscription (or recorded since its ``initialRecordTime``) that matches the query and that the
+subscribing key may see is pushed to the subscriber's URL, in the order it was stored.
+
+This module keeps the subscriptions and their progress: ``after_event``, the event row up to
+which everything has been delivered or skipped, moves only when a delivery succeeded, so nothing
+is lost when the receiver is down (it is retried with a growing pause) and nothing is sent twice
+once it has answered. A dispatcher claims a subscription for a while (a lease) before
+delivering, so several API processes never deliver the same events. Rights are the subscribing
+key's at the time of each delivery: a revoked key's subscriptions stop. The HTTP side is
+:mod:`yaolian.api.webhooks`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+from sqlalchemy import Connection, Engine, delete, func, insert, or_, select, update
+
+from yaolian.epcis.model import Event, from_epoch_us
+from yaolian.errors import ForbiddenError, NotFoundError, ValidationError
+from yaolian.store.access import Role, Viewer
+from yaolian.store.named_queries import owner_of
+from yaolian.store.query import events_after
+from yaolian.store.schema import api_key, event, named_query, subscription
+from yaolian.store.tx import read_tx, write_tx
+
+DEST_MAX = 2000
+TOKEN_MAX = 200
+LEASE_US = 120_000_000  # a claim lasts 2 min: longer than a delivery's timeouts
+FIRST_RETRY_US = 2_000_000  # after a failure 2 s, doubling up to 5 min
+LAST_RETRY_US = 300_000_000
+ERROR_MAX = 500
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def _iso(us: int | None) -> str | None:
+    if us is None:
+        return None
+    return from_epoch_us(us).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A subscription as its owner sees it (the signature token is never shown)."""
+
+    subscription_id: str
+    query_name: str
+    dest: str
+    signed: bool
+    created_us: int
+    min_record_us: int | None
+    failures: int
+    last_error: str | None
+    delivered_us: int | None
+    delivered_events: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view: the EPCIS 2.0 subscription fields and the delivery progress."""
+        return {
+            "subscriptionID": self.subscription_id,
+            "queryName": self.query_name,
+            "createdAt": _iso(self.created_us),
+            "dest": self.dest,
+            "stream": True,
+            "signed": self.signed,
+            "initialRecordTime": _iso(self.min_record_us),
+            "deliveredEvents": self.delivered_events,
+            "lastDeliveryAt": _iso(self.delivered_us),
+            "failures": self.failures,
+            "lastError": self.last_error,
+        }
+
+
+def check_dest(dest: str) -> str:
+    """``dest`` if it is an absolute http(s) URL a webhook can be posted to."""
+    parts = urlsplit(dest) if len(dest) <= DEST_MAX else None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or any(ch.isspace() for ch in dest)
+    ):
+        raise ValidationError(
+            f"dest must be an http:// or https:// URL of at most {DEST_MAX} characters, not "
+            f"{dest[:120]!r}",
+            place="/dest",
+        )
+    return dest
+
+
+def _query_id(conn: Connection, viewer: Viewer, query_name: str) -> int:
+    found = conn.execute(
+        select(named_query.c.id).where(
+            named_query.c.owner == owner_of(viewer), named_query.c.name == query_name
+        )
+    ).scalar()
+    if found is None:
+        raise NotFoundError(f"no query named {query_name[:120]!r}", place="queryName")
+    return int(found)
+
+
+def subscribe(
+    bind: Engine | Connection,
+    viewer: Viewer,
+    query_name: str,
+    *,
+    dest: str,
+    signature_token: str | None = None,
+    initial_record_us: int | None = None,
+) -> Subscription:
+    """Subscribe ``dest`` to the query: events stored from now on, or recorded since
+    ``initial_record_us`` when given (those already stored go out first)."""
+    if viewer.api_key_id is None:
+        raise ForbiddenError("a subscription needs an API key", place="Authorization")
+    check_dest(dest)
+    if signature_token is not None and not 0 < len(signature_token) <= TOKEN_MAX:
+        raise ValidationError(
+            f"signatureToken is 1–{TOKEN_MAX} characters", place="/signatureToken"
+        )
+    public_id = str(uuid.uuid4())
+    with write_tx(bind) as conn:
+        query_id = _query_id(conn, viewer, query_name)
+        newest = conn.execute(select(func.coalesce(func.max(event.c.id), 0))).scalar_one()
+        conn.execute(
+            insert(subscription).values(
+                subscription_id=public_id,
+                query_id=query_id,
+                dest=dest,
+                signature_token=signature_token,
+                api_key_id=viewer.api_key_id,
+                min_record_us=initial_record_us,
+                after_event=0 if initial_record_us is not None else int(newest),
+                created_us=_now_us(),
+                failures=0,
+                delivered_events=0,
+            )
+        )
+    return get_subscription(bind, viewer, query_name, public_id)
+
+
+_COLUMNS = (
+    subscription.c.subscription_id,
+    named_query.c.name,
+    subscription.c.dest,
+    subscription.c.signature_token,
+    subscription.c.created_us,
+    subscription.c.min_record_us,
+    subscription.c.failures,
+    subscription.c.last_error,
+    subscription.c.delivered_us,
+    subscription.c.delivered_events,
+)
+
+
+def _from_row(row: Any) -> Subscription:
+    return Subscription(
+        subscription_id=row.subscription_id,
+        query_name=row.name,
+        dest=row.dest,
+        signed=row.signature_token is not None,
+        created_us=int(row.created_us),
+        min_record_us=row.min_record_us,
+        failures=int(row.failures),
+        last_error=row.last_error,
+        delivered_us=row.delivered_us,
+        delivered_events=int(row.delivered_events),
+    )
+
+
+def _of_query(viewer: Viewer, query_name: str) -> Any:
+    return (
+        select(*_COLUMNS)
+        .join(named_query, named_query.c.id == subscription.c.query_id)
+        .where(named_query.c.owner == owner_of(viewer), named_query.c.name == query_name)
+    )
+
+
+def list_subscriptions(
+    bind: Engine | Connection, viewer: Viewer, query_name: str
+) -> list[Subscription]:
+    """The subscriptions of one of ``viewer``'s queries, oldest first (404: no such query)."""
+    with read_tx(bind) as conn:
+        _query_id(conn, viewer, query_name)
+        rows = conn.execute(_of_query(viewer, query_name).order_by(subscription.c.id)).all()
+    return [_from_row(r) for r in rows]
+
+
+def get_subscription(
+    bind: Engine | Connection, viewer: Viewer, query_name: str, subscription_id: str
+) -> Subscription:
+    """One subscription of one of ``viewer``'s queries (404 if there is none)."""
+    with read_tx(bind) as conn:
+        row = conn.execute(
+            _of_query(viewer, query_name).where(subscription.c.subscription_id == subscription_id)
+        ).first()
+    if row is None:
+        raise NotFoundError(
+            f"no subscription {subscription_id[:60]!r} of query {query_name[:120]!r}",
+            place="subscriptionID",
+        )
+    return _from_row(row)
+
+
+def unsubscribe(
+    bind: Engine | Connection, viewer: Viewer, query_name: str, subscription_id: str
+) -> None:
+    """End a subscription (404 if ``viewer``'s query has none of that id)."""
+    with write_tx(bind) as conn:
+        query_id = _query_id(conn, viewer, query_name)
+        gone = conn.execute(
+            delete(subscription).where(
+                subscription.c.query_id == query_id,
+                subscription.c.subscription_id == subscription_id,
+            )
+        ).rowcount
+    if not gone:
+        raise NotFoundError(
+            f"no subscription {subscription_id[:60]!r} of query {query_name[:120]!r}",
+            place="subscriptionID",
+        )
+
+
+# ── delivery ─────────────────────────────────────────────────────────────────────────────────
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A subscription claimed for one delivery: what to run, with whose rights, where to."""
+
+    id: int
+    subscription_id: str
+    query_name: str
+    params: dict[str, list[str]]
+    dest: str
+    signature_token: str | None
+    viewer: Viewer
+    after_event: int
+    min_record_us: int | None
+
+
+def due(bind: Engine | Connection, now_us: int | None = None) -> list[int]:
+    """Subscriptions with events stored past their progress, not claimed and not pausing
+    after a failure."""
+    now = _now_us() if now_us is None else now_us
+    s = subscription.c
+    newest = select(func.coalesce(func.max(event.c.id), 0)).scalar_subquery()
+    with read_tx(bind) as conn:
+        return [
+            int(i)
+            for i in conn.execute(
+                select(s.id)
+                .where(
+                    s.after_event < newest,
+                    or_(s.lease_until_us.is_(None), s.lease_until_us < now),
+                    or_(s.retry_at_us.is_(None), s.retry_at_us <= now),
+                )
+                .order_by(s.id)
+            ).scalars()
+        ]
+
+
+def claim(bind: Engine | Connection, sub_id: int, now_us: int | None = None) -> Claim | None:
+    """Take the subscription for one delivery (``None``: another dispatcher has it, it is
+    gone, or the key that made it was revoked — which is recorded as its error)."""
+    now = _now_us() if now_us is None else now_us
+    s = subscription.c
+    with write_tx(bind) as conn:
+        taken = conn.execute(
+            update(subscription)
+            .where(s.id == sub_id, or_(s.lease_until_us.is_(None), s.lease_until_us < now))
+            .values(lease_until_us=now + LEASE_US)
+        ).rowcount
+        if not taken:
+            return None
+        row = conn.execute(
+            select(
+                s.id,
+                s.subscription_id,
+                named_query.c.name,
+                named_query.c.params,
+                s.dest,
+                s.signature_token,
+                s.after_event,
+                s.min_record_us,
+                api_key.c.role,
+                api_key.c.enterprise_id,
+                api_key.c.revoked,
+                api_key.c.id.label("key_id"),
+            )
+            .join(named_query, named_query.c.id == s.query_id)
+            .join(api_key, api_key.c.id == s.api_key_id, isouter=True)
+            .where(s.id == sub_id)
+        ).one()
+        if row.key_id is None or row.revoked:
+            conn.execute(
+                update(subscription)
+                .where(s.id == sub_id)
+                .values(
+                    lease_until_us=None,
+                    retry_at_us=now + LAST_RETRY_US,
+                    last_error="the API key that subscribed was revoked: nothing is delivered",
+                )
+            )
+            return None
+    viewer = Viewer(
+        enterprise_id=row.enterprise_id, role=cast(Role, row.role), api_key_id=row.key_id
+    )
+    return Claim(
+        id=int(row.id),
+        subscription_id=row.subscription_id,
+        query_name=row.name,
+        params=dict(row.params),
+        dest=row.dest,
+        signature_token=row.signature_token,
+        viewer=viewer,
+        after_event=int(row.after_event),
+        min_record_us=row.min_record_us,
+    )
+
+
+def pending(
+    bind: Engine | Connection, claimed: Claim, limit: int
+) -> tuple[list[tuple[int, Event]], int]:
+    """The next events (at most ``limit``) for a claimed subscription, and the event row up
+    to which it is done once they are delivered."""
+    with read_tx(bind) as conn:
+        newest = int(conn.execute(select(func.coalesce(func.max(event.c.id), 0))).scalar_one())
+        found = events_after(
+            conn,
+            claimed.params,
+            viewer=claimed.viewer,
+            after_row=claimed.after_event,
+            upto_row=newest,
+            limit=limit,
+            min_record_us=claimed.min_record_us,
+        )
+    return found, found[-1][0] if len(found) == limit else newest
+
+
+def delivered(bind: Engine | Connection, claimed: Claim, through_event: int, count: int) -> None:
+    """Record a successful delivery of ``count`` events (0: nothing matched) up to row
+    ``through_event``, and release the claim."""
+    now = _now_us()
+    s = subscription.c
+    values: dict[str, Any] = {
+        "after_event": through_event,
+        "lease_until_us": None,
+        "retry_at_us": None,
+        "failures": 0,
+        "last_error": None,
+        "delivered_events": s.delivered_events + count,
+    }
+    if count:
+        values["delivered_us"] = now
+    with write_tx(bind) as conn:
+        conn.execute(update(subscription).where(s.id == claimed.id).values(**values))
+
+
+def failed(bind: Engine | Connection, claimed: Claim, reason: str) -> None:
+    """Record a failed delivery (the events stay pending) and pause before the next try:
+    2 s, doubling with each failure in a row, at most 5 min."""
+    now = _now_us()
+    s = subscription.c
+    with write_tx(bind) as conn:
+        failures = int(conn.execute(select(s.failures).where(s.id == claimed.id)).scalar() or 0) + 1
+        pause = min(FIRST_RETRY_US * 2 ** min(failures - 1, 20), LAST_RETRY_US)
+        conn.execute(
+            update(subscription)
+            .where(s.id == claimed.id)
+            .values(
+                failures=failures,
+                last_error=reason[:ERROR_MAX],
+                retry_at_us=now + pause,
+                lease_until_us=None,
+            )
+        )
