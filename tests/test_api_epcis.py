@@ -791,6 +791,16 @@ def test_bad_page_tokens_are_problems(loaded: Api) -> None:
     assert loaded.client.get("/readPoints").status_code == 401
 
 
+def test_discovery(api: Api) -> None:
+    root = api.client.get("/")
+    assert root.status_code == 200
+    assert {"events", "epcs", "bizSteps", "queries", "capture"} <= set(root.json())
+    options = api.client.options("/")
+    assert options.status_code == 204
+    assert options.headers["GS1-EPCIS-Version"] == "2.0.0"
+    assert int(options.headers["GS1-EPCIS-Capture-Limit"]) > 0
+
+
 def test_event_type_sub_resources(loaded: Api) -> None:
     assert _get(loaded, "/eventTypes/ObjectEvent").json() == ["events"]
     assert_problem(

@@ -6,7 +6,8 @@ and codes, each with its ``/events`` (the SimpleEventQuery parameters apply on t
   may see, in order, paged with ``perPage`` / ``nextPageToken`` and ``Link: <…>; rel="next"``;
 * ``GET /{resource}/{id}`` — its sub-resources (``["events"]``, for discovery);
 * ``GET /{resource}/{id}/events`` — its events (``/epcs/{epc}/events`` is in
-  :mod:`yaolian.api.epcis`).
+  :mod:`yaolian.api.epcis`);
+* ``GET /`` — the top-level resources; ``OPTIONS /`` — the server's EPCIS headers (discovery).
 
 Identifiers that are URIs go URL-encoded in the path.
 """
@@ -107,6 +108,32 @@ def _named_routes(resource: Resource, parameter: str | None, label: str) -> None
         return JSONResponse(page.items, headers=next_link(request, page))
 
     _item_routes(resource, parameter, label)
+
+
+TOP_LEVEL = [
+    "capture",
+    "events",
+    "eventTypes",
+    "epcs",
+    "bizSteps",
+    "bizLocations",
+    "readPoints",
+    "dispositions",
+    "queries",
+]
+
+
+@router.get("/", summary="The top-level resources (EPCIS 2.0 discovery)")
+def get_root() -> list[str]:
+    """The EPCIS 2.0 top-level resources this server offers (no key needed)."""
+    return TOP_LEVEL
+
+
+@router.options("/", status_code=204, summary="EPCIS and CBV versions, capture limits")
+def options_root() -> Response:
+    """204; the ``GS1-EPCIS-Version``, ``GS1-CBV-Version``, ``GS1-EPCIS-Capture-Limit`` …
+    headers every response carries tell the server's settings."""
+    return Response(status_code=204)
 
 
 _vocabulary_routes("bizSteps", "EQ_bizStep", BIZ_STEP.words, "business step")
