@@ -1,4 +1,5 @@
-"""``GET /trace/{code}?direction=backward|forward&at=…`` → graph JSON (nodes, edges, events).
+"""``GET /trace/{code}?direction=backward|forward&at=…`` → graph JSON (nodes, edges, events);
+``GET /coverage`` → trace coverage (追溯覆盖率) per product.
 
 ``code`` is any code form, or a batch: a batch-class URI, or a product code with ``lot=``.
 Regulators trace anything; an enterprise traces codes it is party to and batches of products it
@@ -15,6 +16,7 @@ from yaolian.api.auth import ViewerDep, engine_of
 from yaolian.api.verify import time_param
 from yaolian.errors import NotFoundError
 from yaolian.store.tx import read_tx
+from yaolian.trace.coverage import DEFAULT_OVERDUE_DAYS, CoverageFilter, coverage
 from yaolian.trace.directory import holds_product, party_to_code
 from yaolian.trace.lineage import resolve, trace_backward, trace_forward
 
@@ -48,3 +50,31 @@ def get_trace(
         else:
             graph = trace_backward(conn, target, at_us=at_us, viewer=viewer)
     return graph.as_dict()
+
+
+@router.get("/coverage")
+def get_coverage(
+    request: Request,
+    viewer: ViewerDep,
+    product: Annotated[
+        list[str] | None, Query(description="Only these product codes (repeatable)")
+    ] = None,
+    list_code: Annotated[
+        str | None, Query(alias="list", description="Only the products of this monitored list")
+    ] = None,
+    region: Annotated[str | None, Query(description="Region code prefix: 2, 4 or 6 digits")] = None,
+    overdue_days: Annotated[
+        int, Query(ge=1, le=3650, description="A shipping unreceived this long is a gap")
+    ] = DEFAULT_OVERDUE_DAYS,
+) -> dict[str, Any]:
+    """Trace coverage (追溯覆盖率) per product: packs, complete traces and each kind of gap
+    (no origin, receipt without shipping, overdue in transit, custody break or clone alert).
+    Regulators see every product, an enterprise those it holds or makes."""
+    flt = CoverageFilter(tuple(product or ()), list_code, region, overdue_days)
+    with read_tx(engine_of(request)) as conn:
+        rows = coverage(conn, viewer, flt)
+    return {
+        "products": [r.as_dict() for r in rows[:-1]],
+        "total": rows[-1].as_dict(),
+        "overdue_days": overdue_days,
+    }

@@ -1,6 +1,7 @@
 """CLI: trace, verify, alerts, recalls and NHSA sale lines.
 
 Commands: ``trace CODE [--forward] [--lot] [--at]`` · ``verify CODE…`` · ``alerts`` ·
+``coverage`` ·
 ``recall create|show|list|close`` · ``dispense FILE``; ``--json`` everywhere. The local CLI
 acts as the platform itself (it sees everything, like a regulator). Interfaces only: the work
 is in :mod:`yaolian.trace` and :mod:`yaolian.verify`.
@@ -19,6 +20,7 @@ from yaolian.epcis.model import to_epoch_us
 from yaolian.errors import QueryError
 from yaolian.store.access import Viewer
 from yaolian.store.tx import read_tx
+from yaolian.trace.coverage import DEFAULT_OVERDUE_DAYS, CoverageFilter, coverage
 from yaolian.trace.lineage import Graph, resolve, trace_backward, trace_forward
 from yaolian.trace.recall import close_recall, create_recall, list_recalls, recall_scope
 from yaolian.verify.anomalies import RULES, AlertFilter, list_alerts
@@ -196,6 +198,62 @@ def alerts(
     )
 
 
+def coverage_report(
+    product: Annotated[
+        list[str] | None, typer.Option("--product", help="Only this product (repeatable)")
+    ] = None,
+    list_code: Annotated[
+        str | None, typer.Option("--list", help="Only the products of this monitored list")
+    ] = None,
+    region: Annotated[
+        str | None, typer.Option("--region", help="Region code prefix: 2, 4 or 6 digits")
+    ] = None,
+    overdue_days: Annotated[
+        int,
+        typer.Option("--overdue-days", min=1, max=3650, help="Unreceived this long is a gap"),
+    ] = DEFAULT_OVERDUE_DAYS,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Trace coverage (追溯覆盖率): per product, packs whose trace is complete and each gap."""
+    flt = CoverageFilter(tuple(product or ()), list_code, region, overdue_days)
+    with read_tx(open_store(db)) as conn:
+        rows = coverage(conn, SYSTEM, flt)
+    if as_json:
+        print_json([r.as_dict() for r in rows])
+        return
+    print_table(
+        f"trace coverage (gaps: in transit over {overdue_days} days)",
+        [
+            "product",
+            "name",
+            "packs",
+            "complete",
+            "share",
+            "no origin",
+            "no shipping",
+            "overdue",
+            "flagged",
+            "sold",
+        ],
+        [
+            (
+                r.product or "total",
+                r.name or "",
+                r.packs,
+                r.complete,
+                f"{r.complete_share:.1%}",
+                r.no_origin,
+                r.receipt_without_shipping,
+                r.overdue_in_transit,
+                r.flagged,
+                r.dispensed,
+            )
+            for r in rows
+        ],
+    )
+
+
 def dispense(
     file: Annotated[Path, typer.Argument(help="NHSA sale lines, JSON or CSV.")],
     db: DbOption = None,
@@ -333,5 +391,6 @@ def register(app: typer.Typer) -> None:
     app.command("trace")(trace)
     app.command("verify")(verify)
     app.command("alerts")(alerts)
+    app.command("coverage")(coverage_report)
     app.command("dispense")(dispense)
     app.add_typer(recall_app, name="recall")
