@@ -26,6 +26,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     ):
         assert title in out
     assert "genuine" in out and "unknown" in out  # a genuine and a counterfeit code
+    assert "追溯覆盖率" in out and "traced end to end" in out
     assert "shortage warning" in out and "ground truth: regional shortages" in out
     assert "yaolian serve --db" in out
     truth = orjson.loads((tmp_path / "ground_truth.json").read_bytes())

@@ -391,12 +391,36 @@ def _section_verify(engine: Engine, truth: dict[str, Any]) -> None:
 
 
 def _section_alerts(engine: Engine, truth: dict[str, Any]) -> None:
+    from yaolian.epcis.model import to_epoch_us
     from yaolian.sim.evaluate import load_alerts, score_alerts
+    from yaolian.store.access import Viewer
+    from yaolian.trace.coverage import CoverageFilter, coverage
 
-    console.rule("[bold]5 · anomaly alerts against the ground truth")
+    console.rule("[bold]5 · anomaly alerts against the ground truth, and trace coverage")
     scores = score_alerts(truth, load_alerts(engine))
     _print_scores(
         "alerts raised at capture time vs injected incidents", [sc.as_dict() for sc in scores]
+    )
+    end = to_epoch_us(truth["samples"]["end"])  # as of the last simulated day
+    with engine.connect() as conn:
+        rows = coverage(conn, Viewer.system(), CoverageFilter(), now_us=end)
+    total, worst = rows[-1], sorted(rows[:-1], key=lambda r: r.complete_share)[:3]
+    print_table(
+        f"trace coverage (追溯覆盖率): {total.complete:,} of {total.packs:,} packs "
+        f"({total.complete_share:.2%}) traced end to end; the least covered products",
+        ["product", "packs", "complete", "no origin", "no shipping", "overdue", "flagged"],
+        [
+            (
+                r.name or r.product,
+                r.packs,
+                f"{r.complete_share:.2%}",
+                r.no_origin,
+                r.receipt_without_shipping,
+                r.overdue_in_transit,
+                r.flagged,
+            )
+            for r in worst
+        ],
     )
 
 
