@@ -1,4 +1,5 @@
-"""Trace coverage (追溯覆盖率) on a hand-built chain with known gaps, SQLite and PostgreSQL."""
+"""Trace coverage (追溯覆盖率) and data quality (追溯数据质量) on hand-built chains with known
+gaps, SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ from yaolian.errors import ForbiddenError, NotFoundError, ValidationError
 from yaolian.store.access import Viewer, create_key
 from yaolian.store.masterdata import upsert_site
 from yaolian.store.projections import rebuild
+from yaolian.store.quality import data_quality
 from yaolian.store.tx import write_tx
 from yaolian.supply.signals import publish_list
+from yaolian.trace.builders import object_event
 from yaolian.trace.coverage import CoverageFilter, CoverageRow, coverage
 
 
@@ -123,3 +126,80 @@ def test_coverage_over_http(trace_world: Any, db_url: str) -> None:
         bad = client.get("/coverage", params={"region": "x"}, headers={"X-API-Key": regulator})
         assert bad.status_code == 400 and bad.json()["detail"].startswith("region")
         assert client.get("/coverage").status_code == 401
+
+
+# ── data quality (追溯数据质量) ─────────────────────────────────────────────────────────────
+def _recorded(event: dict[str, Any], w: Any, hours: float) -> dict[str, Any]:
+    return {**event, "recordTime": w.at(hours).isoformat()}
+
+
+def _reported(w: Any) -> None:
+    """MFR: a commissioning with lot and expiry recorded after 1 h, a shipping read at its site
+    (no business location) recorded after 47 h, a commissioning without batch facts recorded
+    after 8 days. DIST: a receipt on time and its error declaration. One event at a site nobody
+    registered."""
+    packs = [w.pack(i) for i in range(2)]
+    received = _recorded(w.receive(packs[0], 20, "DIST"), w, 20)
+    w.capture(
+        _recorded(w.commission(packs[0], 0, lot="L1", expiry="2027-12-31"), w, 1),
+        _recorded(w.ship(packs[0], 3, "MFR", "DIST", read_point=w.sites["MFR"]), w, 50),
+        _recorded(w.commission(packs[1], 4), w, 200),
+        received,
+        {
+            **received,
+            "errorDeclaration": {
+                "declarationTime": w.at(21).isoformat(),
+                "reason": "incorrect_data",
+            },
+        },
+        _recorded(
+            object_event([packs[1]], w.at(6), "inspecting", site="urn:epc:id:sgln:6999999.00001.0"),
+            w,
+            6,
+        ),
+    )
+
+
+def test_data_quality_per_enterprise(trace_world: Any, db_url: str) -> None:
+    w = trace_world
+    _reported(w)
+    maker_key = create_key(w.engine, w.usccs["MFR"], "enterprise")
+    regulator = create_key(w.engine, None, "regulator", "省局")
+    bad = {"type": "ObjectEvent", "eventTime": "2026-01-05T05:00:00+08:00"}  # no offset field
+    fine = object_event([w.pack(5)], w.at(5), "inspecting", site=w.sites["MFR"])
+    with TestClient(create_app(db_url)) as client:
+        sent = client.post(
+            "/capture",
+            json={"type": "EPCISDocument", "schemaVersion": "2.0",
+                  "creationDate": "2026-01-06T00:00:00Z", "epcisBody": {"eventList": [fine, bad]}},
+            headers={"X-API-Key": maker_key, "GS1-Capture-Error-Behaviour": "proceed"},
+        )  # fmt: skip
+        assert sent.status_code == 202
+        body = client.get("/quality", headers={"X-API-Key": regulator}).json()
+        mine = client.get("/quality", headers={"X-API-Key": maker_key}).json()
+        late = client.get(
+            "/quality", params={"within_hours": 72}, headers={"X-API-Key": regulator}
+        ).json()
+    rows = {r["enterprise"]: r for r in body["enterprises"]}
+    mfr, dist, nowhere = rows[w.usccs["MFR"]], rows[w.usccs["DIST"]], rows[None]
+    # MFR: the three above and the one its key sent (recorded now: months late)
+    assert (mfr["events"], mfr["timely"], mfr["within_day"], mfr["within_3_days"]) == (4, 1, 1, 2)
+    assert (mfr["located"], mfr["commissionings"], mfr["with_batch_facts"]) == (3, 2, 1)
+    assert (mfr["shipments"], mfr["with_destination"]) == (1, 1)
+    assert (mfr["captured"], mfr["rejected"]) == (1, 1)
+    assert mfr["shares"] == {
+        "timely": 0.25, "located": 0.75, "batch_facts": 0.5, "destination": 1.0, "rejected": 0.5
+    }  # fmt: skip
+    assert (dist["events"], dist["corrections"], dist["shares"]["timely"]) == (2, 1, 1.0)
+    assert nowhere["name"] is None and nowhere["events"] == 1
+    assert list(rows)[-1] is None  # unattributed last
+    assert [r["enterprise"] for r in mine["enterprises"]] == [w.usccs["MFR"]]
+    assert {r["enterprise"]: r["timely"] for r in late["enterprises"]}[w.usccs["MFR"]] == 2
+    with w.engine.connect() as conn:
+        since = to_epoch_us(w.at(2).isoformat())
+        early = {r.enterprise: r for r in data_quality(conn, REGULATOR, since_us=since)}
+        assert early[w.usccs["MFR"]].events == 3  # the 0-hour commissioning is before
+        with pytest.raises(ForbiddenError):
+            data_quality(conn, Viewer(enterprise_id=None, role="public"))
+        with pytest.raises(ValidationError, match="within_hours"):
+            data_quality(conn, REGULATOR, within_hours=0)

@@ -1,5 +1,6 @@
 """``GET /trace/{code}?direction=backward|forward&at=…`` → graph JSON (nodes, edges, events);
-``GET /coverage`` → trace coverage (追溯覆盖率) per product.
+``GET /coverage`` → trace coverage (追溯覆盖率) per product; ``GET /quality`` → data quality
+(追溯数据质量) per enterprise.
 
 ``code`` is any code form, or a batch: a batch-class URI, or a product code with ``lot=``.
 Regulators trace anything; an enterprise traces codes it is party to and batches of products it
@@ -15,6 +16,7 @@ from fastapi import APIRouter, Query, Request
 from yaolian.api.auth import ViewerDep, engine_of
 from yaolian.api.verify import time_param
 from yaolian.errors import NotFoundError
+from yaolian.store.quality import DEFAULT_WITHIN_HOURS, data_quality
 from yaolian.store.tx import read_tx
 from yaolian.trace.coverage import DEFAULT_OVERDUE_DAYS, CoverageFilter, coverage
 from yaolian.trace.directory import holds_product, party_to_code
@@ -78,3 +80,24 @@ def get_coverage(
         "total": rows[-1].as_dict(),
         "overdue_days": overdue_days,
     }
+
+
+@router.get("/quality")
+def get_quality(
+    request: Request,
+    viewer: ViewerDep,
+    since: Annotated[str | None, Query(description="Events that happened from then (ISO)")] = None,
+    until: Annotated[str | None, Query(description="… and before then (ISO)")] = None,
+    within_hours: Annotated[
+        int, Query(ge=1, le=8760, description="Recorded within this many hours: timely")
+    ] = DEFAULT_WITHIN_HOURS,
+) -> dict[str, Any]:
+    """Data quality (追溯数据质量) per enterprise: events at its sites, how many were recorded in
+    time, located, with batch facts, with a destination; its corrections and refused events.
+    Regulators see every enterprise, an enterprise key its own."""
+    since_us, until_us = time_param("since", since), time_param("until", until)
+    with read_tx(engine_of(request)) as conn:
+        rows = data_quality(
+            conn, viewer, since_us=since_us, until_us=until_us, within_hours=within_hours
+        )
+    return {"enterprises": [r.as_dict() for r in rows], "within_hours": within_hours}

@@ -1,7 +1,7 @@
 """CLI: trace, verify, alerts, recalls and NHSA sale lines.
 
 Commands: ``trace CODE [--forward] [--lot] [--at]`` · ``verify CODE…`` · ``alerts`` ·
-``coverage`` ·
+``coverage`` · ``quality`` ·
 ``recall create|show|list|close`` · ``dispense FILE``; ``--json`` everywhere. The local CLI
 acts as the platform itself (it sees everything, like a regulator). Interfaces only: the work
 is in :mod:`yaolian.trace` and :mod:`yaolian.verify`.
@@ -19,6 +19,7 @@ from yaolian.cli.common import DbOption, JsonOption, console, open_store, print_
 from yaolian.epcis.model import to_epoch_us
 from yaolian.errors import QueryError
 from yaolian.store.access import Viewer
+from yaolian.store.quality import DEFAULT_WITHIN_HOURS, data_quality
 from yaolian.store.tx import read_tx
 from yaolian.trace.coverage import DEFAULT_OVERDUE_DAYS, CoverageFilter, coverage
 from yaolian.trace.lineage import Graph, resolve, trace_backward, trace_forward
@@ -40,14 +41,14 @@ _STATUS_STYLE = {
 }
 
 
-def _at(value: str | None) -> int | None:
+def _at(value: str | None, place: str = "--at") -> int | None:
     if value is None:
         return None
     try:
         return to_epoch_us(value)
     except ValueError as exc:
         raise QueryError(
-            f"not an ISO 8601 time with offset: {value!r} ({exc})", place="--at"
+            f"not an ISO 8601 time with offset: {value!r} ({exc})", place=place
         ) from None
 
 
@@ -254,6 +255,51 @@ def coverage_report(
     )
 
 
+def quality_report(
+    since: Annotated[str | None, typer.Option("--since", help="ISO time: events from then")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="ISO time: … before then")] = None,
+    within_hours: Annotated[
+        int,
+        typer.Option("--within-hours", min=1, max=8760, help="Recorded within this: timely"),
+    ] = DEFAULT_WITHIN_HOURS,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Data quality (追溯数据质量) per enterprise: timely, located, batch facts, destinations."""
+    with read_tx(open_store(db)) as conn:
+        rows = data_quality(
+            conn,
+            SYSTEM,
+            since_us=_at(since, "--since"),
+            until_us=_at(until, "--until"),
+            within_hours=within_hours,
+        )
+    if as_json:
+        print_json([r.as_dict() for r in rows])
+        return
+
+    def pct(value: float | None) -> str:
+        return "" if value is None else f"{value:.1%}"
+
+    print_table(
+        f"data quality (timely: recorded within {within_hours} h)",
+        ["enterprise", "events", "timely", "located", "batch facts", "destination", "refused"],
+        [
+            (
+                r.name or r.enterprise or "(unregistered sites)",
+                r.events,
+                pct(shares["timely"]),
+                pct(shares["located"]),
+                pct(shares["batch_facts"]),
+                pct(shares["destination"]),
+                pct(shares["rejected"]),
+            )
+            for r in rows
+            for shares in [r.shares()]
+        ],
+    )
+
+
 def dispense(
     file: Annotated[Path, typer.Argument(help="NHSA sale lines, JSON or CSV.")],
     db: DbOption = None,
@@ -392,5 +438,6 @@ def register(app: typer.Typer) -> None:
     app.command("verify")(verify)
     app.command("alerts")(alerts)
     app.command("coverage")(coverage_report)
+    app.command("quality")(quality_report)
     app.command("dispense")(dispense)
     app.add_typer(recall_app, name="recall")
