@@ -18,6 +18,7 @@ from urllib.parse import quote
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from fastapi.websockets import WebSocketDisconnect
 from lxml import etree
 from openpyxl import Workbook
 from sqlalchemy import Engine, func, select
@@ -1085,3 +1086,51 @@ def test_bad_subscriptions_are_refused(api: Api, receiver: Receiver) -> None:
     )
     with api.engine.connect() as conn:  # deleting the query ended its subscriptions
         assert conn.execute(select(func.count()).select_from(subscription)).scalar_one() == 0
+
+
+def _streamed(message: dict[str, Any]) -> list[str]:
+    return [e["eventID"] for e in message["epcisBody"]["queryResults"]["resultsBody"]["eventList"]]
+
+
+def test_websocket_streams_a_named_query(api: Api) -> None:
+    saved = _save(api, "moves", {"EQ_bizStep": ["shipping", "receiving"]}, api.key_b)
+    assert saved.status_code == 201
+    with api.client.websocket_connect(
+        "/queries/moves/events", headers={"X-API-Key": api.key_b}
+    ) as socket:
+        api.capture(document(chain_events()))
+        first = socket.receive_json()
+        assert first["epcisBody"]["queryResults"]["queryName"] == "moves"
+        assert _streamed(first) == [eid(3), eid(4)]  # B's view, as stored
+        later = _event(8, "ObjectEvent", 9, 10, action="OBSERVE", epcList=[sgtin("S9")])
+        api.capture(document([later | {"bizStep": "receiving", "bizLocation": {"id": SITE_B}}]))
+        assert _streamed(socket.receive_json()) == [eid(8)]
+    since = "2000-01-01T00:00:00+00:00"
+    with api.client.websocket_connect(
+        f"/queries/moves/events?initialRecordTime={quote(since)}",
+        headers={"Authorization": f"Bearer {api.key_b}"},
+    ) as socket:
+        assert _streamed(socket.receive_json()) == [eid(3), eid(4), eid(8)]
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        ("/queries/moves/events", {}),  # no key
+        ("/queries/nope/events", None),  # no such query
+        ("/queries/moves/events?initialRecordTime=yesterday", None),
+        ("/queries/mo%00ves/events", None),
+    ],
+)
+def test_websocket_refusals_close_the_socket(
+    api: Api, path: str, headers: dict[str, str] | None
+) -> None:
+    assert _save(api, "moves", {}).status_code == 201
+    with (
+        pytest.raises(WebSocketDisconnect) as closed,
+        api.client.websocket_connect(
+            path, headers=headers if headers is not None else {"X-API-Key": api.regulator}
+        ) as socket,
+    ):
+        socket.receive_json()
+    assert closed.value.code == 1008

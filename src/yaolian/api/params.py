@@ -6,6 +6,7 @@ from typing import Annotated
 
 import orjson
 from fastapi import Path, Request
+from starlette.requests import HTTPConnection
 
 from yaolian.errors import NUL, QueryError, ValidationError, refuse_nul
 
@@ -15,11 +16,13 @@ RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="Row id (1 … 2⁶
 """A path parameter naming a stored row by id: out of range → 400, never a database error."""
 
 
-async def refuse_nul_anywhere(request: Request) -> None:
+async def refuse_nul_anywhere(request: HTTPConnection) -> None:
     """Refuse a NUL character (U+0000) in the path, a query parameter or a JSON or text body,
     naming where: no code, URI or name holds one, and PostgreSQL text cannot store it (the
     same request on SQLite must get the same answer). Binary bodies (XLSX) are left to their
-    readers."""
+    readers; a WebSocket checks its own parameters (it answers by closing, not with a body)."""
+    if not isinstance(request, Request):
+        return
     if NUL in request.url.path:
         raise ValidationError("contains a NUL character (U+0000)", place="path")
     for name, value in request.query_params.multi_items():

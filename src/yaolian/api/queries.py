@@ -4,21 +4,33 @@
 it (paged, JSON-LD or XML), ``GET /queries`` lists the caller's, ``GET`` / ``DELETE
 /queries/{queryName}`` read or remove one. ``POST /queries/{queryName}/subscriptions`` subscribes
 a webhook that receives the query's new events as they are stored (:mod:`yaolian.api.webhooks`);
-``GET`` / ``DELETE`` on ``…/subscriptions[/{subscriptionID}]`` list, read and end them. Every
-change goes to the audit log."""
+``GET`` / ``DELETE`` on ``…/subscriptions[/{subscriptionID}]`` list, read and end them. A
+WebSocket on ``/queries/{queryName}/events`` streams the new events for as long as it is open.
+Every change goes to the audit log."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse, Response
 
 from yaolian.api.auth import ViewerDep, WriterDep, audit, engine_of
-from yaolian.api.epcis import ERRORS, EVENTS_RESPONSES, events_response, run_query
+from yaolian.api.epcis import (
+    ERRORS,
+    EVENTS_RESPONSES,
+    events_response,
+    query_document_json,
+    run_query,
+)
+from yaolian.api.verify import time_param
+from yaolian.api.webhooks import DELIVERY_BATCH, POLL_SECONDS
 from yaolian.epcis.model import to_epoch_us
-from yaolian.errors import QueryError, ValidationError
+from yaolian.errors import QueryError, ValidationError, YaolianError, refuse_nul
+from yaolian.store.access import authenticate
 from yaolian.store.named_queries import (
     PAGING,
     delete_query,
@@ -30,6 +42,8 @@ from yaolian.store.query import MAX_PER_PAGE
 from yaolian.store.subscriptions import (
     get_subscription,
     list_subscriptions,
+    newest_event,
+    next_events,
     subscribe,
     unsubscribe,
 )
@@ -243,3 +257,63 @@ def delete_subscription(
         None,
     )
     return Response(status_code=204)
+
+
+# ── streamed subscription over a WebSocket ───────────────────────────────────────────────────
+WS_POLICY_VIOLATION = 1008  # WebSocket close code: the request broke the server's policy
+
+
+def _ws_key(websocket: WebSocket) -> str | None:
+    """The API key of a WebSocket request (``X-API-Key`` or ``Authorization: Bearer``)."""
+    header = websocket.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return websocket.headers.get("x-api-key")
+
+
+@router.websocket("/queries/{queryName}/events")
+async def stream_query_events(
+    websocket: WebSocket, queryName: str, initialRecordTime: str | None = None
+) -> None:
+    """EPCIS 2.0 streamed subscription: open a WebSocket on the query's events (with the API
+    key in ``X-API-Key`` or ``Authorization``) and each new event it matches that the key may
+    see arrives as an ``EPCISQueryDocument`` text message, in the order stored; with
+    ``?initialRecordTime=`` the stored events recorded since then come first. Nothing is kept
+    once the socket closes (a webhook subscription is the durable form)."""
+    engine = websocket.app.state.engine
+    try:
+        refuse_nul({"queryName": queryName, "initialRecordTime": initialRecordTime}, "")
+        viewer = await run_in_threadpool(authenticate, engine, _ws_key(websocket))
+        saved = await run_in_threadpool(get_query, engine, viewer, queryName)
+        start = time_param("initialRecordTime", initialRecordTime)
+        after = 0 if start is not None else await run_in_threadpool(newest_event, engine)
+    except YaolianError as exc:
+        await websocket.close(WS_POLICY_VIOLATION, str(exc)[:120])
+        return
+    await websocket.accept()
+    listener = asyncio.ensure_future(websocket.receive())  # the client leaving ends the stream
+    try:
+        while True:
+            events, after = await run_in_threadpool(
+                next_events,
+                engine,
+                saved.params,
+                viewer,
+                after_event=after,
+                min_record_us=start,
+                limit=DELIVERY_BATCH,
+            )
+            if events:
+                document = query_document_json([e for _, e in events], saved.name)
+                await websocket.send_text(document.decode())
+                if len(events) == DELIVERY_BATCH:
+                    continue  # more are waiting
+            done, _ = await asyncio.wait({listener}, timeout=POLL_SECONDS)
+            if done:
+                if listener.result()["type"] == "websocket.disconnect":
+                    return
+                listener = asyncio.ensure_future(websocket.receive())  # messages are ignored
+    except WebSocketDisconnect:
+        return
+    finally:
+        listener.cancel()

@@ -9,6 +9,8 @@ delivery is an EPCIS 2.0 JSON-LD ``EPCISQueryDocument`` (``queryResults.queryNam
 the ``GS1-Signature`` header carries the hex HMAC-SHA256 of the body under that token, so the
 receiver can tell the sender. Any 2xx answer counts as delivered; anything else, a timeout or a
 refused connection is retried later with the same events (``yaolian.store.subscriptions``).
+Delivery is at least once: only a server stopped between the receiver's answer and recording it
+sends that batch again, and the ``subscriptionID`` and eventIDs let the receiver drop it.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from sqlalchemy import Engine
 
 from yaolian import __version__
 from yaolian.api.epcis import query_document_json
-from yaolian.errors import YaolianError
-from yaolian.store.subscriptions import Claim, claim, delivered, due, failed, pending
+from yaolian.errors import BusyError, YaolianError
+from yaolian.store.subscriptions import Claim, claim, delivered, due, failed, next_events
 
 log = logging.getLogger("yaolian.webhooks")
 DELIVERY_BATCH = 1_000  # events per POST
@@ -83,7 +85,14 @@ class WebhookDispatcher:
 
     def _deliver(self, claimed: Claim) -> int:
         try:
-            events, through = pending(self.engine, claimed, DELIVERY_BATCH)
+            events, through = next_events(
+                self.engine,
+                claimed.params,
+                claimed.viewer,
+                after_event=claimed.after_event,
+                min_record_us=claimed.min_record_us,
+                limit=DELIVERY_BATCH,
+            )
         except YaolianError as exc:  # the saved query no longer runs (e.g. a code rule changed)
             failed(self.engine, claimed, f"the query cannot run: {exc}")
             return 0
@@ -115,7 +124,9 @@ class WebhookDispatcher:
             try:
                 while self.run_once() and not self._stop.is_set():
                     pass  # a backlog goes out batch after batch
-            except Exception:  # the store busy or gone for a moment: try again on the next poll
+            except BusyError:  # a long capture holds the store: its events go out next round
+                log.info("store busy; webhook deliveries wait for the next round")
+            except Exception:  # the store gone for a moment: try again on the next poll
                 log.exception("webhook delivery round failed")
             self._wake.wait(self.poll_seconds)
             self._wake.clear()

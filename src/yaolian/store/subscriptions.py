@@ -4,11 +4,11 @@ subscribing key may see is pushed to the subscriber's URL, in the order it was s
 
 This module keeps the subscriptions and their progress: ``after_event``, the event row up to
 which everything has been delivered or skipped, moves only when a delivery succeeded, so nothing
-is lost when the receiver is down (it is retried with a growing pause) and nothing is sent twice
-once it has answered. A dispatcher claims a subscription for a while (a lease) before
-delivering, so several API processes never deliver the same events. Rights are the subscribing
-key's at the time of each delivery: a revoked key's subscriptions stop. The HTTP side is
-:mod:`yaolian.api.webhooks`.
+is lost when the receiver is down (it is retried with a growing pause) and a batch the receiver
+accepted is not sent again (unless the server stops before recording that it was). A dispatcher
+claims a subscription for a while (a lease) before delivering, so several API processes never
+deliver the same events. Rights are the subscribing key's at the time of each delivery: a
+revoked key's subscriptions stop. The HTTP side is :mod:`yaolian.api.webhooks`.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def subscribe(
     public_id = str(uuid.uuid4())
     with write_tx(bind) as conn:
         query_id = _query_id(conn, viewer, query_name)
-        newest = conn.execute(select(func.coalesce(func.max(event.c.id), 0))).scalar_one()
+        newest = newest_event(conn)
         conn.execute(
             insert(subscription).values(
                 subscription_id=public_id,
@@ -137,7 +137,7 @@ def subscribe(
                 signature_token=signature_token,
                 api_key_id=viewer.api_key_id,
                 min_record_us=initial_record_us,
-                after_event=0 if initial_record_us is not None else int(newest),
+                after_event=0 if initial_record_us is not None else newest,
                 created_us=_now_us(),
                 failures=0,
                 delivered_events=0,
@@ -324,23 +324,36 @@ def claim(bind: Engine | Connection, sub_id: int, now_us: int | None = None) -> 
     )
 
 
-def pending(
-    bind: Engine | Connection, claimed: Claim, limit: int
+def next_events(
+    bind: Engine | Connection,
+    params: dict[str, list[str]],
+    viewer: Viewer,
+    *,
+    after_event: int,
+    min_record_us: int | None,
+    limit: int,
 ) -> tuple[list[tuple[int, Event]], int]:
-    """The next events (at most ``limit``) for a claimed subscription, and the event row up
-    to which it is done once they are delivered."""
+    """A stream's next events after row ``after_event`` (at most ``limit``) that match the
+    query ``params`` and that ``viewer`` may see, and the event row up to which the stream is
+    done once they are sent."""
     with read_tx(bind) as conn:
-        newest = int(conn.execute(select(func.coalesce(func.max(event.c.id), 0))).scalar_one())
+        newest = newest_event(conn)
         found = events_after(
             conn,
-            claimed.params,
-            viewer=claimed.viewer,
-            after_row=claimed.after_event,
+            params,
+            viewer=viewer,
+            after_row=after_event,
             upto_row=newest,
             limit=limit,
-            min_record_us=claimed.min_record_us,
+            min_record_us=min_record_us,
         )
     return found, found[-1][0] if len(found) == limit else newest
+
+
+def newest_event(bind: Engine | Connection) -> int:
+    """The row id of the last stored event (0: none): where a stream starting now begins."""
+    with read_tx(bind) as conn:
+        return int(conn.execute(select(func.coalesce(func.max(event.c.id), 0))).scalar_one())
 
 
 def delivered(bind: Engine | Connection, claimed: Claim, through_event: int, count: int) -> None:
