@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -13,9 +14,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, func, inspect, select
 
-from yaolian.errors import YaolianError
+from yaolian.errors import ValidationError, YaolianError
 from yaolian.store.engine import (
     current_revision,
+    forget_migrated,
     head_revision,
     normalise_url,
     open_engine,
@@ -48,6 +50,18 @@ def test_sqlite_file_settings(tmp_path: Path) -> None:
         assert set(metadata.tables) <= set(inspect(engine).get_table_names())
     finally:
         engine.dispose()
+
+
+def test_a_store_from_a_newer_yaolian_is_refused_with_a_reason(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    first = open_engine(str(path))
+    forget_migrated(first)  # as a new process would: check the revision again
+    first.dispose()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE alembic_version SET version_num = '9999'")
+    with pytest.raises(ValidationError, match=r"newer yaolian .*9999") as refused:
+        open_engine(str(path))
+    assert refused.value.place == "database"
 
 
 def test_url_resolution() -> None:

@@ -26,7 +26,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import OperationalError
 
 from yaolian.config import database_url
-from yaolian.errors import BusyError, YaolianError
+from yaolian.errors import BusyError, ValidationError, YaolianError
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 60_000
@@ -237,6 +237,12 @@ def current_revision(conn: Connection) -> str | None:
     return MigrationContext.configure(conn).get_current_revision()
 
 
+def known_revisions() -> set[str]:
+    """Every schema revision this version of yaolian has a migration for."""
+    scripts = ScriptDirectory.from_config(alembic_config())
+    return {script.revision for script in scripts.walk_revisions()}
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Run the alembic migrations up to ``revision`` in one transaction.
 
@@ -249,7 +255,14 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             return
         head = head_revision() if revision == "head" else revision
         with writing(engine) as conn:
-            if current_revision(conn) != head:
+            current = current_revision(conn)
+            if current is not None and current not in known_revisions():
+                raise ValidationError(
+                    f"the store was migrated by a newer yaolian (schema revision {current}; this "
+                    f"one knows up to {head_revision()}): upgrade yaolian to open it",
+                    place="database",
+                )
+            if current != head:
                 cfg = alembic_config()
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, revision)
