@@ -78,7 +78,12 @@ def test_filters_by_product_list_and_region(trace_world: Any) -> None:
     assert (beijing["8600001"].packs, beijing["8600004"].packs) == (2, 1)
     assert beijing["8600001"].flagged == 0  # the pack sold in Guangzhou is not in Beijing
     assert set(_report(w, region="4401")) == {"8600001", None}
-    assert _report(w, region="32")[None].packs == 0
+    nowhere = _report(w, region="32")[None]
+    assert (nowhere.packs, nowhere.complete_share, nowhere.as_dict()["complete_share"]) == (
+        0,
+        None,
+        None,
+    )
     with write_tx(w.engine) as conn:
         publish_list(
             conn,

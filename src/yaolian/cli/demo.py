@@ -404,16 +404,17 @@ def _section_alerts(engine: Engine, truth: dict[str, Any]) -> None:
     end = to_epoch_us(truth["samples"]["end"])  # as of the last simulated day
     with engine.connect() as conn:
         rows = coverage(conn, Viewer.system(), CoverageFilter(), now_us=end)
-    total, worst = rows[-1], sorted(rows[:-1], key=lambda r: r.complete_share)[:3]
+    total, worst = rows[-1], sorted(rows[:-1], key=lambda r: r.complete / r.packs)[:3]
     print_table(
         f"trace coverage (追溯覆盖率): {total.complete:,} of {total.packs:,} packs "
-        f"({total.complete_share:.2%}) traced end to end; the least covered products",
+        f"({total.complete / max(total.packs, 1):.2%}) traced end to end; the least covered "
+        "products",
         ["product", "packs", "complete", "no origin", "no shipping", "overdue", "flagged"],
         [
             (
                 r.name or r.product,
                 r.packs,
-                f"{r.complete_share:.2%}",
+                f"{r.complete / r.packs:.2%}",
                 r.no_origin,
                 r.receipt_without_shipping,
                 r.overdue_in_transit,

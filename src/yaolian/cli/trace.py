@@ -243,7 +243,7 @@ def coverage_report(
                 r.name or "",
                 r.packs,
                 r.complete,
-                f"{r.complete_share:.1%}",
+                "" if r.complete_share is None else f"{r.complete_share:.1%}",
                 r.no_origin,
                 r.receipt_without_shipping,
                 r.overdue_in_transit,

@@ -52,13 +52,14 @@ class CoverageRow:
     dispensed: int
 
     @property
-    def complete_share(self) -> float:
-        """Complete packs as a share of all (1.0 when there are none)."""
-        return self.complete / self.packs if self.packs else 1.0
+    def complete_share(self) -> float | None:
+        """Complete packs as a share of all (``None`` when there are none)."""
+        return self.complete / self.packs if self.packs else None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, with ``complete_share`` rounded to 4 places."""
-        return {**asdict(self), "complete_share": round(self.complete_share, 4)}
+        share = self.complete_share
+        return {**asdict(self), "complete_share": None if share is None else round(share, 4)}
 
 
 @dataclass(frozen=True, slots=True)
