@@ -30,6 +30,7 @@ from yaolian.epcis import xml
 from yaolian.epcis.model import Document
 from yaolian.epcis.nmpa_dataset import party_uri
 from yaolian.epcis.read import read_document
+from yaolian.store import resources
 from yaolian.store.access import create_key, revoke_key, upsert_enterprise, upsert_site
 from yaolian.store.audit import verify_audit_chain
 from yaolian.store.schema import audit_log, subscription
@@ -762,7 +763,11 @@ def test_locations_listed_as_each_key_may_see_them(loaded: Api) -> None:
     assert _get(loaded, f"/readPoints/{site_a}").json() == ["events"]
 
 
-def test_codes_listed_in_pages(loaded: Api) -> None:
+@pytest.mark.parametrize("walk_share", [0.01, 1.0])  # A's codes by walking or from its events
+def test_codes_listed_in_pages(
+    loaded: Api, walk_share: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(resources, "WALK_SHARE", walk_share)
     every = [sgtin(f"S{n}") for n in range(1, 6)] + [SSCC]
     expected = sorted(every, key=canonical_key)  # in key order, as EPC URIs
     assert _get(loaded, "/epcs").json() == expected

@@ -313,7 +313,7 @@ async def stream_query_events(
                 if listener.result()["type"] == "websocket.disconnect":
                     return
                 listener = asyncio.ensure_future(websocket.receive())  # messages are ignored
-    except WebSocketDisconnect:
+    except (WebSocketDisconnect, OSError):  # gone while a batch was on its way
         return
     finally:
         listener.cancel()

@@ -1,7 +1,8 @@
 """EPCIS 2.0 top-level resources: the read points, business locations and codes named by the
 events a viewer may see (``/readPoints``, ``/bizLocations``, ``/epcs``), in order, a page at a
-time. Each is a walk of an index from the last value of the previous page, so a page costs the
-same however large the store."""
+time. For regulators a page walks an index from the last value of the previous page, so it costs
+the same however large the store; for an enterprise it is read from the enterprise's own events,
+so it costs what its own share of the log does."""
 
 from __future__ import annotations
 
@@ -11,13 +12,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 import orjson
-from sqlalchemy import Connection, exists, select
+from sqlalchemy import Connection, exists, func, select
 
 from yaolian.codes.identity import uri_for_key
 from yaolian.errors import QueryError
 from yaolian.store.access import Viewer
-from yaolian.store.query import visible
-from yaolian.store.schema import code, event, event_epc
+from yaolian.store.schema import code, event, event_access, event_epc
 
 Resource = Literal["readPoints", "bizLocations", "epcs"]
 _LOCATION_COLUMNS = {"readPoints": event.c.read_point, "bizLocations": event.c.biz_location}
@@ -48,6 +48,26 @@ def _after(resource: Resource, token: str | None) -> str | None:
     return last
 
 
+WALK_SHARE = 0.01
+"""An enterprise that may see this share of the events or more has its codes listed by walking
+the code dictionary (each probe likely hits); one that sees less, from its own events."""
+
+
+def _sees_much(conn: Connection, enterprise_id: int | None) -> bool:
+    """Whether the enterprise may see at least :data:`WALK_SHARE` of the stored events."""
+    newest = conn.execute(select(func.coalesce(func.max(event.c.id), 0))).scalar_one()
+    threshold = max(int(newest * WALK_SHARE), 1)
+    seen = conn.execute(
+        select(func.count()).select_from(
+            select(event_access.c.event_id)
+            .where(event_access.c.enterprise_id == enterprise_id)
+            .limit(threshold)
+            .subquery()
+        )
+    ).scalar_one()
+    return bool(seen >= threshold)
+
+
 def list_resource(
     conn: Connection,
     resource: Resource,
@@ -59,17 +79,35 @@ def list_resource(
     """Read points or business locations (as written in the events) or codes (as EPC URIs or
     ``urn:nmpa:`` URIs) of the events ``viewer`` may see, ordered, ``per_page`` at a time."""
     after = _after(resource, token)
+    if not viewer.sees_all and (viewer.role != "enterprise" or viewer.enterprise_id is None):
+        return ResourcePage([], None)  # a public key sees no events
+    access = event_access.c
     if resource == "epcs":
-        named = (
-            select(event_epc.c.event_id)
-            .join(event, event.c.id == event_epc.c.event_id)
-            .where(event_epc.c.code_id == code.c.id, visible(viewer))
-        )
         value = code.c.key
-        stmt = select(value).where(exists(named))
+        if viewer.sees_all or _sees_much(conn, viewer.enterprise_id):
+            # walk the dictionary in key order: most codes are named in events it may see
+            named = select(event_epc.c.event_id).where(event_epc.c.code_id == code.c.id)
+            if not viewer.sees_all:
+                named = named.join(event_access, access.event_id == event_epc.c.event_id).where(
+                    access.enterprise_id == viewer.enterprise_id
+                )
+            stmt = select(value).where(exists(named))
+        else:  # from its own few events: a pharmacy's page costs what its own data does
+            stmt = (
+                select(value)
+                .distinct()
+                .select_from(event_access)
+                .join(event_epc, event_epc.c.event_id == access.event_id)
+                .join(code, code.c.id == event_epc.c.code_id)
+                .where(access.enterprise_id == viewer.enterprise_id)
+            )
     else:
         value = _LOCATION_COLUMNS[resource]
-        stmt = select(value).distinct().where(value.is_not(None), visible(viewer))
+        stmt = select(value).distinct().where(value.is_not(None))
+        if not viewer.sees_all:
+            stmt = stmt.join(event_access, access.event_id == event.c.id).where(
+                access.enterprise_id == viewer.enterprise_id
+            )
     if after is not None:
         stmt = stmt.where(value > after)
     rows = conn.execute(stmt.order_by(value).limit(per_page + 1)).scalars().all()
