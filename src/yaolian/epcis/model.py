@@ -141,3 +141,8 @@ def to_epoch_us(value: str) -> int:
 def from_epoch_us(us: int) -> datetime:
     """Store format back to an aware UTC datetime."""
     return _EPOCH + timedelta(microseconds=us)
+
+
+def utc_text(us: int) -> str:
+    """Store format as ISO 8601 UTC text to the millisecond: ``2026-12-07T03:48:50.529Z``."""
+    return from_epoch_us(us).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
 
-from yaolian.epcis.model import from_epoch_us
+from yaolian.epcis.model import utc_text
 from yaolian.errors import NotFoundError, ValidationError
 from yaolian.store.access import Viewer
 from yaolian.store.ingest import CaptureResult
@@ -36,8 +36,8 @@ class CaptureJob:
         """JSON-ready view in the shape of the EPCIS 2.0 capture job resource."""
         return {
             "captureID": str(self.id),
-            "createdAt": _iso(self.created_us),
-            "finishedAt": _iso(self.finished_us) if self.finished_us is not None else None,
+            "createdAt": utc_text(self.created_us),
+            "finishedAt": utc_text(self.finished_us) if self.finished_us is not None else None,
             "running": self.running,
             "success": self.success,
             "captureErrorBehaviour": self.error_behaviour,
@@ -46,10 +46,6 @@ class CaptureJob:
             "rejected": self.rejected,
             "errors": self.errors,
         }
-
-
-def _iso(us: int) -> str:
-    return from_epoch_us(us).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def create_job(

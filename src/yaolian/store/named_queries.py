@@ -16,9 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, insert, select
+from sqlalchemy import Connection, Engine, and_, delete, insert, select
 
-from yaolian.epcis.model import from_epoch_us
+from yaolian.epcis.model import utc_text
 from yaolian.errors import ForbiddenError, NotFoundError, QueryError, ValidationError
 from yaolian.store.access import Viewer
 from yaolian.store.query import check_query
@@ -46,9 +46,7 @@ class NamedQuery:
         return {
             "name": self.name,
             "query": self.params,
-            "createdAt": from_epoch_us(self.created_us)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
+            "createdAt": utc_text(self.created_us),
             "events": f"/queries/{self.name}/events",
         }
 
@@ -115,11 +113,7 @@ def save_query(
     owner = owner_of(viewer)
     saved = NamedQuery(check_name(name), query_params(query), time.time_ns() // 1000)
     with write_tx(bind) as conn:  # writers take turns: nothing can save the name meanwhile
-        if conn.execute(
-            select(named_query.c.id).where(
-                named_query.c.owner == owner, named_query.c.name == saved.name
-            )
-        ).first():
+        if conn.execute(select(named_query.c.id).where(query_named(viewer, saved.name))).first():
             raise ValidationError(
                 f"a query named {saved.name!r} exists; delete it first or choose another name",
                 place="/name",
@@ -137,16 +131,33 @@ def save_query(
     return saved
 
 
+def query_named(viewer: Viewer, name: str) -> Any:
+    """SQL condition: the query ``name`` of ``viewer``'s name space."""
+    return and_(named_query.c.owner == owner_of(viewer), named_query.c.name == name)
+
+
+def _no_such_query(name: str) -> NotFoundError:
+    return NotFoundError(f"no query named {name[:120]!r}", place="queryName")
+
+
+def query_id(conn: Connection, viewer: Viewer, name: str) -> int:
+    """The row id of the query ``name`` of ``viewer``'s name space (404 if there is none)."""
+    found = conn.execute(select(named_query.c.id).where(query_named(viewer, name))).scalar()
+    if found is None:
+        raise _no_such_query(name)
+    return int(found)
+
+
 def get_query(bind: Engine | Connection, viewer: Viewer, name: str) -> NamedQuery:
     """The query ``name`` of ``viewer``'s name space (404 if there is none)."""
     with read_tx(bind) as conn:
         row = conn.execute(
             select(named_query.c.name, named_query.c.params, named_query.c.created_us).where(
-                named_query.c.owner == owner_of(viewer), named_query.c.name == name
+                query_named(viewer, name)
             )
         ).first()
     if row is None:
-        raise NotFoundError(f"no query named {name[:120]!r}", place="queryName")
+        raise _no_such_query(name)
     return NamedQuery(row.name, dict(row.params), int(row.created_us))
 
 
@@ -165,13 +176,6 @@ def delete_query(bind: Engine | Connection, viewer: Viewer, name: str) -> None:
     """Delete the query ``name`` of ``viewer``'s name space and its subscriptions (404 if there
     is none)."""
     with write_tx(bind) as conn:
-        found = conn.execute(
-            select(named_query.c.id).where(
-                named_query.c.owner == owner_of(viewer), named_query.c.name == name
-            )
-        ).scalar()
-        if found is not None:
-            conn.execute(delete(subscription).where(subscription.c.query_id == found))
-            conn.execute(delete(named_query).where(named_query.c.id == found))
-    if found is None:
-        raise NotFoundError(f"no query named {name[:120]!r}", place="queryName")
+        found = query_id(conn, viewer, name)
+        conn.execute(delete(subscription).where(subscription.c.query_id == found))
+        conn.execute(delete(named_query).where(named_query.c.id == found))

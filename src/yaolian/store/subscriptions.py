@@ -21,10 +21,10 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, Engine, delete, func, insert, or_, select, update
 
-from yaolian.epcis.model import Event, from_epoch_us
+from yaolian.epcis.model import Event, utc_text
 from yaolian.errors import ForbiddenError, NotFoundError, ValidationError
 from yaolian.store.access import Role, Viewer
-from yaolian.store.named_queries import owner_of
+from yaolian.store.named_queries import query_id, query_named
 from yaolian.store.query import events_after
 from yaolian.store.schema import api_key, event, named_query, subscription
 from yaolian.store.tx import read_tx, write_tx
@@ -42,9 +42,7 @@ def _now_us() -> int:
 
 
 def _iso(us: int | None) -> str | None:
-    if us is None:
-        return None
-    return from_epoch_us(us).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return None if us is None else utc_text(us)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,17 +94,6 @@ def check_dest(dest: str) -> str:
     return dest
 
 
-def _query_id(conn: Connection, viewer: Viewer, query_name: str) -> int:
-    found = conn.execute(
-        select(named_query.c.id).where(
-            named_query.c.owner == owner_of(viewer), named_query.c.name == query_name
-        )
-    ).scalar()
-    if found is None:
-        raise NotFoundError(f"no query named {query_name[:120]!r}", place="queryName")
-    return int(found)
-
-
 def subscribe(
     bind: Engine | Connection,
     viewer: Viewer,
@@ -127,12 +114,12 @@ def subscribe(
         )
     public_id = str(uuid.uuid4())
     with write_tx(bind) as conn:
-        query_id = _query_id(conn, viewer, query_name)
+        of_query = query_id(conn, viewer, query_name)
         newest = newest_event(conn)
         conn.execute(
             insert(subscription).values(
                 subscription_id=public_id,
-                query_id=query_id,
+                query_id=of_query,
                 dest=dest,
                 signature_token=signature_token,
                 api_key_id=viewer.api_key_id,
@@ -179,7 +166,7 @@ def _of_query(viewer: Viewer, query_name: str) -> Any:
     return (
         select(*_COLUMNS)
         .join(named_query, named_query.c.id == subscription.c.query_id)
-        .where(named_query.c.owner == owner_of(viewer), named_query.c.name == query_name)
+        .where(query_named(viewer, query_name))
     )
 
 
@@ -188,7 +175,7 @@ def list_subscriptions(
 ) -> list[Subscription]:
     """The subscriptions of one of ``viewer``'s queries, oldest first (404: no such query)."""
     with read_tx(bind) as conn:
-        _query_id(conn, viewer, query_name)
+        query_id(conn, viewer, query_name)
         rows = conn.execute(_of_query(viewer, query_name).order_by(subscription.c.id)).all()
     return [_from_row(r) for r in rows]
 
@@ -214,10 +201,10 @@ def unsubscribe(
 ) -> None:
     """End a subscription (404 if ``viewer``'s query has none of that id)."""
     with write_tx(bind) as conn:
-        query_id = _query_id(conn, viewer, query_name)
+        of_query = query_id(conn, viewer, query_name)
         gone = conn.execute(
             delete(subscription).where(
-                subscription.c.query_id == query_id,
+                subscription.c.query_id == of_query,
                 subscription.c.subscription_id == subscription_id,
             )
         ).rowcount
