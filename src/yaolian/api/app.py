@@ -31,7 +31,7 @@ EXTENSION_NAMESPACES = ("yaolian=https://yaolian.org/ns/epcis/",)
 
 @dataclass(frozen=True)
 class ApiSettings:
-    """Limits the server announces and enforces."""
+    """Limits the server announces and enforces, and whether it delivers subscriptions."""
 
     capture_limit: int = 500_000  # events per capture document
     capture_size_limit: int = 512 * 1024 * 1024  # bytes per capture request body

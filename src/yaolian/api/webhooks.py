@@ -43,16 +43,9 @@ def signature(body: bytes, token: str) -> str:
 class WebhookDispatcher:
     """Delivers due subscriptions; :meth:`start` runs it in a thread until :meth:`stop`."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        *,
-        poll_seconds: float = POLL_SECONDS,
-        client: httpx.Client | None = None,
-    ) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.poll_seconds = poll_seconds
-        self.client = client or httpx.Client(timeout=TIMEOUT_SECONDS, follow_redirects=False)
+        self.client = httpx.Client(timeout=TIMEOUT_SECONDS, follow_redirects=False)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -128,5 +121,5 @@ class WebhookDispatcher:
                 log.info("store busy; webhook deliveries wait for the next round")
             except Exception:  # the store gone for a moment: try again on the next poll
                 log.exception("webhook delivery round failed")
-            self._wake.wait(self.poll_seconds)
+            self._wake.wait(POLL_SECONDS)
             self._wake.clear()
