@@ -34,7 +34,7 @@ from yaolian.store import resources
 from yaolian.store.access import create_key, revoke_key, upsert_enterprise, upsert_site
 from yaolian.store.audit import verify_audit_chain
 from yaolian.store.schema import audit_log, subscription
-from yaolian.store.subscriptions import due
+from yaolian.store.subscriptions import check_dest, due
 
 CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
 A = "91310000MA00000025"  # 甲医药 (distributor)
@@ -1139,3 +1139,22 @@ def test_websocket_refusals_close_the_socket(
     ):
         socket.receive_json()
     assert closed.value.code == 1008
+
+
+def test_webhook_hosts_can_be_limited(
+    api: Api, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("YAOLIAN_WEBHOOK_HOSTS", "127.0.0.1, .example.cn")
+    assert check_dest("https://erp.example.cn/hook")  # a host of the allowed domain
+    assert _save(api, "all", {}).status_code == 201
+    assert _subscribe(api, "all", dest=receiver.url).status_code == 201
+    for refused in ("https://evil.org/hook", "https://example.cn.evil.org/hook"):
+        assert_problem(
+            _subscribe(api, "all", dest=refused), 400, "ValidationException", "posts webhooks only"
+        )
+    monkeypatch.setenv("YAOLIAN_WEBHOOK_HOSTS", ".example.cn")  # loopback no longer allowed
+    api.capture(document(chain_events()[:1]))
+    _settle(api)
+    assert receiver.posts == []
+    (state,) = _get(api, "/queries/all/subscriptions").json()
+    assert state["failures"] >= 1 and "only to .example.cn" in state["lastError"]

@@ -35,3 +35,15 @@ def database_url(db: str | None) -> str:
 
 def _as_url(db: str) -> str:
     return db if "://" in db else f"sqlite:///{Path(db).expanduser().resolve()}"
+
+
+WEBHOOK_HOSTS_ENV = "YAOLIAN_WEBHOOK_HOSTS"
+
+
+def webhook_hosts() -> tuple[str, ...] | None:
+    """Hosts subscriptions may post to (``$YAOLIAN_WEBHOOK_HOSTS``: comma-separated names, a
+    leading dot for a whole domain, e.g. ``erp.example.cn,.partner.cn``); ``None``: any."""
+    text = os.environ.get(WEBHOOK_HOSTS_ENV, "").strip()
+    if not text:
+        return None
+    return tuple(h.strip().lower() for h in text.split(",") if h.strip())

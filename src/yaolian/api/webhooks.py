@@ -26,7 +26,15 @@ from sqlalchemy import Engine
 from yaolian import __version__
 from yaolian.api.epcis import query_document_json
 from yaolian.errors import BusyError, YaolianError
-from yaolian.store.subscriptions import Claim, claim, delivered, due, failed, next_events
+from yaolian.store.subscriptions import (
+    Claim,
+    check_dest,
+    claim,
+    delivered,
+    due,
+    failed,
+    next_events,
+)
 
 log = logging.getLogger("yaolian.webhooks")
 DELIVERY_BATCH = 1_000  # events per POST
@@ -91,6 +99,11 @@ class WebhookDispatcher:
             return 0
         if not events:  # new events, none for this subscriber: move past them
             delivered(self.engine, claimed, through, 0)
+            return 0
+        try:
+            check_dest(claimed.dest)  # the allowed hosts may have changed since it subscribed
+        except YaolianError as exc:
+            failed(self.engine, claimed, exc.reason)
             return 0
         body = query_document_json(
             [e for _, e in events], claimed.query_name, claimed.subscription_id

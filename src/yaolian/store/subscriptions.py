@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, Engine, delete, func, insert, or_, select, update
 
+from yaolian.config import WEBHOOK_HOSTS_ENV, webhook_hosts
 from yaolian.epcis.model import Event, utc_text
 from yaolian.errors import ForbiddenError, NotFoundError, ValidationError
 from yaolian.store.access import Role, Viewer
@@ -78,7 +79,8 @@ class Subscription:
 
 
 def check_dest(dest: str) -> str:
-    """``dest`` if it is an absolute http(s) URL a webhook can be posted to."""
+    """``dest`` if it is an absolute http(s) URL a webhook may be posted to: of a host
+    ``$YAOLIAN_WEBHOOK_HOSTS`` allows, when that is set."""
     parts = urlsplit(dest) if len(dest) <= DEST_MAX else None
     if (
         parts is None
@@ -89,6 +91,16 @@ def check_dest(dest: str) -> str:
         raise ValidationError(
             f"dest must be an http:// or https:// URL of at most {DEST_MAX} characters, not "
             f"{dest[:120]!r}",
+            place="/dest",
+        )
+    allowed = webhook_hosts()
+    host = parts.hostname.lower()
+    if allowed is not None and not any(
+        host == name or (name.startswith(".") and host.endswith(name)) for name in allowed
+    ):
+        raise ValidationError(
+            f"this server posts webhooks only to {', '.join(allowed)} ({WEBHOOK_HOSTS_ENV}), "
+            f"not to {host}",
             place="/dest",
         )
     return dest
