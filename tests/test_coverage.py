@@ -103,6 +103,26 @@ def test_filters_by_product_list_and_region(trace_world: Any) -> None:
             _report(w, region=bad)
 
 
+def test_by_area(trace_world: Any) -> None:
+    w = trace_world
+    _chain(w)
+    now_us = to_epoch_us((w.T0 + timedelta(days=30)).isoformat())
+    with w.engine.connect() as conn:
+        rows = coverage(conn, REGULATOR, CoverageFilter(by="province"), now_us=now_us)
+    by_area = {r.region: (r.packs, r.complete, r.no_origin, r.flagged, r.overdue_in_transit)
+               for r in rows[:-1]}  # fmt: skip
+    # Beijing: two packs sold or kept at PHA, complete, and the stray; Guangzhou: the pack sold
+    # where it never arrived; no region: the one lost in transit from the factory
+    assert by_area == {
+        "110000": (3, 2, 1, 0, 0),
+        "440000": (1, 0, 0, 1, 0),
+        None: (1, 0, 0, 0, 1),
+    }
+    assert (rows[-1].packs, rows[-1].complete, rows[-1].region) == (5, 2, None)
+    with w.engine.connect() as conn, pytest.raises(ValidationError, match="group by"):
+        coverage(conn, REGULATOR, CoverageFilter(by="county"))  # type: ignore[arg-type]
+
+
 def test_who_sees_what(trace_world: Any) -> None:
     w = trace_world
     _chain(w)
@@ -123,11 +143,17 @@ def test_coverage_over_http(trace_world: Any, db_url: str) -> None:
         body = client.get(
             "/coverage", params={"region": "11"}, headers={"X-API-Key": regulator}
         ).json()
-        assert [p["product"] for p in body["products"]] == ["8600001", "8600004"]
+        assert [p["product"] for p in body["rows"]] == ["8600001", "8600004"]
         assert body["total"]["packs"] == 3 and body["overdue_days"] == 7
-        assert body["products"][0]["complete_share"] == 1.0
+        assert body["by"] == "product" and body["rows"][0]["complete_share"] == 1.0
         mine = client.get("/coverage", headers={"X-API-Key": pharmacy}).json()
-        assert mine["products"] == [] and mine["total"]["packs"] == 0
+        assert mine["rows"] == [] and mine["total"]["packs"] == 0
+        cities = client.get(
+            "/coverage", params={"by": "city"}, headers={"X-API-Key": regulator}
+        ).json()
+        assert [r["region"] for r in cities["rows"]] == ["110100", "440100", None]
+        bad_by = client.get("/coverage", params={"by": "x"}, headers={"X-API-Key": regulator})
+        assert bad_by.status_code == 400
         bad = client.get("/coverage", params={"region": "x"}, headers={"X-API-Key": regulator})
         assert bad.status_code == 400 and bad.json()["detail"].startswith("region")
         assert client.get("/coverage").status_code == 401

@@ -18,7 +18,7 @@ from yaolian.api.verify import time_param
 from yaolian.errors import NotFoundError
 from yaolian.store.quality import DEFAULT_WITHIN_HOURS, data_quality
 from yaolian.store.tx import read_tx
-from yaolian.trace.coverage import DEFAULT_OVERDUE_DAYS, CoverageFilter, coverage
+from yaolian.trace.coverage import DEFAULT_OVERDUE_DAYS, CoverageFilter, Grouping, coverage
 from yaolian.trace.directory import holds_product, party_to_code
 from yaolian.trace.lineage import resolve, trace_backward, trace_forward
 
@@ -68,15 +68,19 @@ def get_coverage(
     overdue_days: Annotated[
         int, Query(ge=1, le=3650, description="A shipping unreceived this long is a gap")
     ] = DEFAULT_OVERDUE_DAYS,
+    by: Annotated[
+        Grouping, Query(description="One row per product, or per province or city")
+    ] = "product",
 ) -> dict[str, Any]:
     """Trace coverage (追溯覆盖率) per product: packs, complete traces and each kind of gap
     (no origin, receipt without shipping, overdue in transit, custody break or clone alert).
     Regulators see every product, an enterprise those it holds or makes."""
-    flt = CoverageFilter(tuple(product or ()), list_code, region, overdue_days)
+    flt = CoverageFilter(tuple(product or ()), list_code, region, overdue_days, by)
     with read_tx(engine_of(request)) as conn:
         rows = coverage(conn, viewer, flt)
     return {
-        "products": [r.as_dict() for r in rows[:-1]],
+        "by": by,
+        "rows": [r.as_dict() for r in rows[:-1]],
         "total": rows[-1].as_dict(),
         "overdue_days": overdue_days,
     }

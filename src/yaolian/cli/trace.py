@@ -21,7 +21,7 @@ from yaolian.errors import QueryError
 from yaolian.store.access import Viewer
 from yaolian.store.quality import DEFAULT_WITHIN_HOURS, data_quality
 from yaolian.store.tx import read_tx
-from yaolian.trace.coverage import DEFAULT_OVERDUE_DAYS, CoverageFilter, coverage
+from yaolian.trace.coverage import DEFAULT_OVERDUE_DAYS, CoverageFilter, Grouping, coverage
 from yaolian.trace.lineage import Graph, resolve, trace_backward, trace_forward
 from yaolian.trace.recall import close_recall, create_recall, list_recalls, recall_scope
 from yaolian.verify.anomalies import RULES, AlertFilter, list_alerts
@@ -213,34 +213,33 @@ def coverage_report(
         int,
         typer.Option("--overdue-days", min=1, max=3650, help="Unreceived this long is a gap"),
     ] = DEFAULT_OVERDUE_DAYS,
+    by: Annotated[
+        Grouping, typer.Option("--by", help="One row per product, province or city")
+    ] = "product",
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Trace coverage (追溯覆盖率): per product, packs whose trace is complete and each gap."""
-    flt = CoverageFilter(tuple(product or ()), list_code, region, overdue_days)
+    """Trace coverage (追溯覆盖率): per product (or area), packs whose trace is complete and
+    each gap."""
+    flt = CoverageFilter(tuple(product or ()), list_code, region, overdue_days, by)
     with read_tx(open_store(db)) as conn:
         rows = coverage(conn, SYSTEM, flt)
     if as_json:
         print_json([r.as_dict() for r in rows])
         return
+    named = by == "product"  # areas have a code only
     print_table(
         f"trace coverage (gaps: in transit over {overdue_days} days)",
         [
-            "product",
-            "name",
-            "packs",
-            "complete",
-            "share",
-            "no origin",
-            "no shipping",
-            "overdue",
-            "flagged",
+            by,
+            *(["name"] if named else []),
+            *("packs", "complete", "share", "no origin", "no shipping", "overdue", "flagged"),
             "sold",
         ],
         [
             (
-                r.product or "total",
-                r.name or "",
+                r.product or r.region or ("total" if r is rows[-1] else "(no region)"),
+                *([r.name or ""] if named else []),
                 r.packs,
                 r.complete,
                 "" if r.complete_share is None else f"{r.complete_share:.1%}",

@@ -9,11 +9,12 @@ is **complete** when
 * no alert says it was sold where it never arrived or seen at two places at once
   (custody break, clone).
 
-The report counts, per product, packs in all, those with each gap, those complete and those
-dispensed; filters: products, a monitored list (基本药物, 医保 …), a region (code prefix: 2
-digits a province, 4 a city, 6 a county — by the site where each pack is now or was sold).
-Packs are instance codes of a product that never held anything (cases and pallets are not
-counted). Computed by one grouped query over the projections: no event is read.
+The report counts, per product (or per province or city), packs in all, those with each gap,
+those complete and those dispensed; filters: products, a monitored list (基本药物, 医保 …), a
+region (code prefix: 2 digits a province, 4 a city, 6 a county). Areas are those of the site
+where each pack is now or was sold. Packs are instance codes of a product that never held
+anything (cases and pallets are not counted). Computed by one grouped query over the
+projections: no event is read.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Connection, and_, case, func, not_, or_, select
 
@@ -32,6 +33,8 @@ from yaolian.store import schema as s
 from yaolian.store.access import Viewer
 
 DEFAULT_OVERDUE_DAYS = 7
+Grouping = Literal["product", "province", "city"]
+_AREA_DIGITS = {"province": 2, "city": 4}
 FLAG_RULES = ("custody_break", "clone")
 _REGION = re.compile(r"\d{2}(\d{2}){0,2}")
 _DAY_US = 86_400_000_000
@@ -39,7 +42,8 @@ _DAY_US = 86_400_000_000
 
 @dataclass(frozen=True, slots=True)
 class CoverageRow:
-    """One product's packs and their trace gaps (``product`` ``None``: the total)."""
+    """One product's — or, by region, one area's — packs and their trace gaps (the total has
+    neither product nor region)."""
 
     product: str | None
     name: str | None
@@ -50,6 +54,7 @@ class CoverageRow:
     overdue_in_transit: int
     flagged: int
     dispensed: int
+    region: str | None = None  # 6-digit area code (province 330000, city 330100) when by area
 
     @property
     def complete_share(self) -> float | None:
@@ -70,6 +75,7 @@ class CoverageFilter:
     list_code: str | None = None
     region: str | None = None
     overdue_days: int = DEFAULT_OVERDUE_DAYS
+    by: Grouping = "product"
 
 
 def _list_products(conn: Connection, code: str) -> list[str]:
@@ -108,6 +114,8 @@ def coverage(
         )
     if not 1 <= flt.overdue_days <= 3650:
         raise ValidationError("overdue days are 1 to 3650", place="overdue_days")
+    if flt.by not in ("product", *_AREA_DIGITS):
+        raise ValidationError("group by product, province or city", place="by")
     now = time.time_ns() // 1000 if now_us is None else now_us
     cs, c, a = s.code_state.c, s.custody.c, s.alert.c
     where = [cs.product.is_not(None), cs.has_children.is_(False)]
@@ -136,9 +144,14 @@ def coverage(
         .outerjoin(late, late.c.code_id == cs.code_id)
         .outerjoin(flag, flag.c.code_id == cs.code_id)
     )
+    if flt.by == "product":
+        key: Any = cs.product
+    else:  # the area of the site where each pack is now or was sold (None: no region known)
+        states = states.outerjoin(s.site, s.site.c.location_id == cs.site)
+        key = func.substr(s.site.c.region, 1, _AREA_DIGITS[flt.by])
     flags = (
         select(
-            cs.product,
+            key.label("key"),
             cs.commission_event_id.is_not(None).label("origin"),
             gap.c.code_id.is_not(None).label("receipt_gap"),
             late.c.code_id.is_not(None).label("overdue"),
@@ -156,7 +169,7 @@ def coverage(
 
     rows = conn.execute(
         select(
-            f.product,
+            f.key,
             func.count(),
             count(and_(f.origin, not_(f.receipt_gap), not_(f.overdue), not_(f.flagged))),
             count(not_(f.origin)),
@@ -165,13 +178,34 @@ def coverage(
             count(f.flagged),
             count(f.dispensed),
         )
-        .group_by(f.product)
-        .order_by(f.product)
+        .group_by(f.key)
+        .order_by(f.key)
     ).all()
-    names = _names(conn, [r[0] for r in rows])
-    out = [CoverageRow(r[0], names.get(r[0]), *(int(v) for v in r[1:])) for r in rows]
-    sums = [sum(getattr(row, name) for row in out) for name in _COUNTS]
-    return [*out, CoverageRow(None, None, *sums)]
+    if flt.by == "product":
+        names = _names(conn, [r[0] for r in rows])
+        out = [_row(r[1:], product=r[0], name=names.get(r[0])) for r in rows]
+    else:
+        ordered = sorted(rows, key=lambda r: (r[0] is None, r[0] or ""))
+        out = [_row(r[1:], region=_area_code(r[0])) for r in ordered]
+    return [*out, _row([sum(getattr(row, name) for row in out) for name in _COUNTS])]
+
+
+def _row(
+    counts: Sequence[Any],
+    *,
+    product: str | None = None,
+    name: str | None = None,
+    region: str | None = None,
+) -> CoverageRow:
+    packs, complete, no_origin, receipt_gap, overdue, flagged, dispensed = map(int, counts)
+    return CoverageRow(
+        product, name, packs, complete, no_origin, receipt_gap, overdue, flagged, dispensed, region
+    )
+
+
+def _area_code(prefix: str | None) -> str | None:
+    """A region-code prefix as the 6-digit code of its area: 33 → 330000, 3301 → 330100."""
+    return None if prefix is None else prefix.ljust(6, "0")
 
 
 _COUNTS = (
