@@ -960,10 +960,19 @@ def _subscribe(api: Api, query: str, key: str | None = None, **body: Any) -> Any
 
 
 def _settle(api: Api) -> None:
-    """Run delivery rounds here until none is due (the dispatcher thread may hold one)."""
+    """Run delivery rounds here until none is due and none is under way (the dispatcher thread
+    may hold one: the receiver has its POST before the thread records the answer)."""
     webhooks = api.client.app.state.webhooks  # type: ignore[attr-defined]
     deadline = time.monotonic() + 20
-    while due(api.engine):
+
+    def busy() -> bool:
+        with api.engine.connect() as conn:
+            leased = conn.execute(
+                select(func.count()).where(subscription.c.lease_until_us.is_not(None))
+            ).scalar_one()
+        return bool(leased) or bool(due(api.engine))
+
+    while busy():
         assert time.monotonic() < deadline, "deliveries did not settle"
         webhooks.run_once()
         time.sleep(0.05)
