@@ -878,6 +878,9 @@ def test_named_query_values_paging_and_xml(loaded: Api) -> None:
     )
     assert as_xml.status_code == 200 and as_xml.headers["content-type"] == "application/xml"
     assert as_xml.content.count(b"<ObjectEvent>") == 2
+    assert b"<queryName>two</queryName>" in as_xml.content
+    as_json = _get(loaded, "/queries/two/events").json()
+    assert as_json["epcisBody"]["queryResults"]["queryName"] == "two"
     narrowed = loaded.client.get(
         "/queries/two/events", params={"EQ_action": "ADD"}, headers=loaded.headers()
     )

@@ -389,7 +389,7 @@ def _query_document(events: list[Event]) -> Document:
     return Document(events=events, context=list(_RESULT_CONTEXT))
 
 
-def _xml_query_document(document_xml: bytes) -> bytes:
+def _xml_query_document(document_xml: bytes, query_name: str) -> bytes:
     """Re-root an EPCIS XML document as ``epcisq:EPCISQueryDocument`` with its EventList under
     ``EPCISBody/epcisq:QueryResults/resultsBody`` (EPCIS 2.0 query schema)."""
     source = etree.fromstring(document_xml)
@@ -400,7 +400,7 @@ def _xml_query_document(document_xml: bytes) -> bytes:
     results = etree.SubElement(
         etree.SubElement(root, "EPCISBody"), f"{{{EPCIS_QUERY_NS}}}QueryResults"
     )
-    etree.SubElement(results, "queryName").text = "SimpleEventQuery"
+    etree.SubElement(results, "queryName").text = query_name
     body = source.find("EPCISBody")
     event_list = body.find("EventList") if body is not None else None
     etree.SubElement(results, "resultsBody").append(
@@ -424,11 +424,14 @@ def query_document_json(
     return orjson.dumps(out)
 
 
-def events_response(request: Request, page: EventPage, media: str) -> Response:
+def events_response(
+    request: Request, page: EventPage, media: str, query_name: str = "SimpleEventQuery"
+) -> Response:
     """The page as an EPCISQueryDocument (JSON-LD or XML), with ``Link: <…>; rel="next"``."""
     if media == XML:
         try:
-            content = _xml_query_document(xml.write_document(_query_document(page.events)))
+            document = xml.write_document(_query_document(page.events))
+            content = _xml_query_document(document, query_name)
         except ValidationError as exc:  # an extension whose namespace the store does not know
             raise YaolianError(
                 f"these events cannot be written as XML ({exc}); ask for application/ld+json",
@@ -437,7 +440,7 @@ def events_response(request: Request, page: EventPage, media: str) -> Response:
                 exception_type="NotAcceptableException",
             ) from exc
     else:
-        content = query_document_json(page.events)
+        content = query_document_json(page.events, query_name)
     return Response(
         content, media_type=media, headers={"Vary": "Accept", **next_link(request, page)}
     )

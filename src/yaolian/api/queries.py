@@ -119,7 +119,7 @@ def get_query_events(
         params.update(saved.params)
 
     page, media = run_query(request, viewer, saved_params)
-    return events_response(request, page, media)
+    return events_response(request, page, media, saved.name)
 
 
 @router.get("/queries/{queryName}", summary="A named query", responses=ERRORS)

@@ -600,10 +600,15 @@ def _section_next(engine: Engine, db_path: Path, truth: dict[str, Any]) -> None:
             f"  curl -H 'X-API-Key: {key}' http://127.0.0.1:8000/alerts\n"
             f"  curl -H 'X-API-Key: {key}' 'http://127.0.0.1:8000/events?EQ_bizStep=receiving"
             "&perPage=5'\n"
-            f"  curl -H 'X-API-Key: {key}' http://127.0.0.1:8000/supply/warnings\n\n"
+            f"  curl -H 'X-API-Key: {key}' http://127.0.0.1:8000/supply/warnings\n"
+            f"  curl -H 'X-API-Key: {key}' 'http://127.0.0.1:8000/coverage?by=province'\n"
+            f"  curl -H 'X-API-Key: {key}' -H 'Content-Type: application/json' -d "
+            """'{"name": "sales", "query": {"EQ_bizStep": "retail_selling"}}' """
+            "http://127.0.0.1:8000/queries   # then /queries/sales/events, …/subscriptions\n\n"
             "API docs: http://127.0.0.1:8000/docs · the regulator key above was made for this "
             "demo (shown once)\n"
-            f"command line: yaolian trace {code} --db {db_path} · yaolian alerts --db {db_path}\n"
+            f"command line: yaolian trace {code} --db {db_path} · yaolian alerts --db {db_path}"
+            f" · yaolian coverage --by province --db {db_path} · yaolian quality --db {db_path}\n"
             f"more data: yaolian sim --size small --out ./sim · yaolian eval --seeds 1,2,3",
             title="8 · go on from here",
         )
