@@ -204,14 +204,8 @@ def post_subscription(
         signature_token=body.signatureToken,
         initial_record_us=_initial_record_us(body),
     )
-    audit(
-        engine_of(request),
-        viewer,
-        "subscription.create",
-        f"/queries/{name}/subscriptions/{created.subscription_id}",
-        {"dest": created.dest},
-    )
     location = f"/queries/{name}/subscriptions/{created.subscription_id}"
+    audit(engine_of(request), viewer, "subscription.create", location, {"dest": created.dest})
     return JSONResponse(created.to_dict(), status_code=201, headers={"Location": location})
 
 
