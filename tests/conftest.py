@@ -16,6 +16,7 @@ import os
 import secrets
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -439,3 +440,40 @@ class TraceWorld:
 def trace_world(engine: Engine) -> TraceWorld:
     """A :class:`TraceWorld` on the empty store (SQLite and PostgreSQL)."""
     return TraceWorld(engine)
+
+
+# ── the demo world: a realistic store for the web pages' tests ─────────────────────────────
+@dataclass(frozen=True)
+class DemoStore:
+    """The tiny demo world on SQLite: its URL, ground truth and a regulator key."""
+
+    url: str
+    truth: dict[str, Any]
+    regulator_key: str
+
+    def incident_code(self, kind: str, prefix: str = "") -> str:
+        """The raw code of the first incident of ``kind`` whose code starts with ``prefix``."""
+        return next(
+            code
+            for incident in self.truth["incidents"]
+            if incident["type"] == kind
+            for code in incident["raw_codes"]
+            if code.startswith(prefix)
+        )
+
+
+@pytest.fixture(scope="session")
+def demo_store(tmp_path_factory: pytest.TempPathFactory) -> DemoStore:
+    """``yaolian demo --size tiny`` run once per session (or xdist worker): simulated, captured,
+    with alerts, a recall and shortage warnings. Tests read it and must not change it."""
+    import orjson
+
+    from cli_run import run
+
+    folder = tmp_path_factory.mktemp("demo")
+    code, out = run("demo", "--dir", str(folder), "--size", "tiny", "--seed", "3", "--no-codes")
+    assert code == 0, out
+    url = f"sqlite:///{folder / 'yaolian-demo.db'}"
+    key = access.create_key(open_engine(url), None, "regulator", label="web tests")
+    truth = orjson.loads((folder / "ground_truth.json").read_bytes())
+    return DemoStore(url, truth, key)

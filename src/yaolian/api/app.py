@@ -23,6 +23,7 @@ from yaolian.api.params import refuse_nul_anywhere
 from yaolian.api.problems import install_problem_handlers
 from yaolian.api.webhooks import WebhookDispatcher
 from yaolian.store.engine import open_engine
+from yaolian.web import pages
 
 EPCIS_VERSION = "2.0.0"
 CBV_VERSION = "2.0.0"
@@ -121,4 +122,6 @@ def create_app(database_url: str | None = None, settings: ApiSettings | None = N
     app.include_router(trace.router)
     app.include_router(recalls.router)
     app.include_router(masterdata.router)
+    app.include_router(pages.router)  # web pages (no business logic: they read the API)
+    pages.mount_static(app)
     return app

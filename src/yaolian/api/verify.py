@@ -5,18 +5,22 @@
   circulation path by enterprise names and dates); with a regulator key, or the key of an
   enterprise party to the code, ``detail`` is added.
 * ``POST /verify`` — ``{"codes": [...]}`` (a scanner's list, up to 1000) → verdicts in order.
-* ``GET /alerts`` — anomaly alerts with filters; enterprises see alerts about codes they are
-  party to.
+* ``GET /01/{gtin}/…`` — a GS1 Digital Link resolver for the QR code on a pack: a browser is
+  sent to the consumer query page, any other client gets the verdict as ``GET /verify`` does.
+* ``GET /alerts`` — anomaly alerts with filters and counts per rule; enterprises see alerts
+  about codes they are party to.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import anyio
 import anyio.to_thread
 import orjson
 from fastapi import APIRouter, Query, Request, Response, Security
+from fastapi.responses import RedirectResponse
 from fastapi.security import APIKeyHeader, HTTPBearer
 from pydantic import BaseModel, Field
 from sqlalchemy.pool import QueuePool
@@ -32,6 +36,7 @@ from yaolian.store.tx import read_tx
 from yaolian.trace import rawsql
 from yaolian.verify.anomalies import RULES, AlertFilter, list_alerts
 from yaolian.verify.status import verify, verify_many
+from yaolian.web.pages import SCAN_PAGE
 
 router = APIRouter(tags=["verify"])
 _bearer = HTTPBearer(auto_error=False, description="API key (optional here)")
@@ -85,6 +90,17 @@ async def _fast_verify(request: Request) -> Response:
 # The hot path: a plain route, matched before the documented one below (same answer), so a
 # scan costs no dependency solving, thread-pool hop or response-model pass.
 router.add_route("/verify/{code:path}", _fast_verify, methods=["GET"], include_in_schema=False)
+
+
+@router.get("/01/{path:path}", response_class=Response, summary="GS1 Digital Link resolver")
+async def resolve_digital_link(request: Request, path: str) -> Response:
+    """The pack's Digital Link (``/01/{gtin}/10/{lot}/21/{serial}?17=…``, as its QR code reads
+    when this server is the resolver): a browser (``Accept: text/html``) is redirected to the
+    consumer query page for it, other clients get the verdict JSON."""
+    uri = str(request.url)
+    if "text/html" in request.headers.get("accept", ""):
+        return RedirectResponse(f"{SCAN_PAGE}?{urlencode({'code': uri})}", status_code=303)
+    return await _verdict_response(request, uri)
 
 
 class CodeList(BaseModel):

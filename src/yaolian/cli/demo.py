@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -468,8 +468,6 @@ SUPPLY_LABEL = {
 
 
 def _section_shortages(engine: Engine, truth: dict[str, Any]) -> None:
-    from datetime import date, timedelta
-
     from yaolian.sim.catalog import PROVINCES
     from yaolian.sim.evaluate import supply_available
 
@@ -550,8 +548,7 @@ def _section_shortages(engine: Engine, truth: dict[str, Any]) -> None:
             for label, m in (("yaolian risk", risk), ("naive: < 14 days", naive))
         ],
     )
-    # midway through the run, while most of the incidents' shortages are still ahead
-    as_of = date.fromisoformat(truth["start"]) + timedelta(days=int(truth["days"]) // 2)
+    as_of = _warnings_day(truth)
     with engine.connect() as conn:
         found = compute_warnings(conn, as_of)[:5]
     if not found:
@@ -580,6 +577,12 @@ def _section_shortages(engine: Engine, truth: dict[str, Any]) -> None:
             console.print(f"  · {reason}")
 
 
+def _warnings_day(truth: dict[str, Any]) -> date:
+    """The day the demo asks for shortage warnings: midway through the run, while most of the
+    incidents' shortages are still ahead."""
+    return date.fromisoformat(truth["start"]) + timedelta(days=int(truth["days"]) // 2)
+
+
 def _share(part: int, whole: int) -> str:
     return "—" if not whole else f"{part / whole:.0%} ({part}/{whole})"
 
@@ -605,6 +608,11 @@ def _section_next(engine: Engine, db_path: Path, truth: dict[str, Any]) -> None:
             f"  curl -H 'X-API-Key: {key}' -H 'Content-Type: application/json' -d "
             """'{"name": "sales", "query": {"EQ_bizStep": "retail_selling"}}' """
             "http://127.0.0.1:8000/queries   # then /queries/sales/events, …/subscriptions\n\n"
+            "in a browser (paste the key where a page asks for it):\n"
+            f"  http://127.0.0.1:8000/web/scan?code={code}   consumer query (no key)\n"
+            f"  http://127.0.0.1:8000/web/trace?code={code}   trace graph\n"
+            f"  http://127.0.0.1:8000/web/dashboard?as_of={_warnings_day(truth)}   regulator "
+            "dashboard\n\n"
             "API docs: http://127.0.0.1:8000/docs · the regulator key above was made for this "
             "demo (shown once)\n"
             f"command line: yaolian trace {code} --db {db_path} · yaolian alerts --db {db_path}"

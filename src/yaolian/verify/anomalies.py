@@ -236,8 +236,9 @@ class AlertFilter:
 
 
 def list_alerts(bind: Engine | Connection, viewer: Viewer, flt: AlertFilter) -> dict[str, Any]:
-    """Alerts matching ``flt``, newest first, with the code keys; an enterprise sees only
-    alerts about codes it is party to, regulators and admins see all."""
+    """Alerts matching ``flt``, newest first, with the code keys, and ``by_rule``: how many
+    match each rule under the other filters (every rule listed). An enterprise sees only alerts
+    about codes it is party to, regulators and admins see all."""
     if flt.rule is not None and flt.rule not in RULES:
         raise QueryError(f"unknown rule {flt.rule!r}; one of {', '.join(RULES)}", place="rule")
     if not 1 <= flt.limit <= 10_000:
@@ -246,8 +247,6 @@ def list_alerts(bind: Engine | Connection, viewer: Viewer, flt: AlertFilter) -> 
         raise ForbiddenError("alerts need an enterprise or regulator key", place="Authorization")
     a = s.alert.c
     conds = []
-    if flt.rule:
-        conds.append(a.rule == flt.rule)
     if flt.code_id is not None:
         conds.append(a.code_id == flt.code_id)
     if flt.site:
@@ -258,7 +257,14 @@ def list_alerts(bind: Engine | Connection, viewer: Viewer, flt: AlertFilter) -> 
         conds.append(a.time_us < flt.until_us)
     if not viewer.sees_all and viewer.enterprise_id is not None:  # codes the enterprise handled
         conds.append(handled_by(viewer.enterprise_id, a.code_id))
+    by_rule = dict.fromkeys(RULES, 0)
     with read_tx(bind) as conn:
+        by_rule.update(
+            (rule, int(n))
+            for rule, n in conn.execute(select(a.rule, func.count()).where(*conds).group_by(a.rule))
+        )
+        if flt.rule:
+            conds.append(a.rule == flt.rule)
         total = conn.execute(select(func.count()).select_from(s.alert).where(*conds)).scalar_one()
         rows = conn.execute(
             select(s.alert)
@@ -270,6 +276,7 @@ def list_alerts(bind: Engine | Connection, viewer: Viewer, flt: AlertFilter) -> 
         keys = code_keys(conn, {r.code_id for r in rows})
     return {
         "total": int(total),
+        "by_rule": by_rule,
         "alerts": [
             {
                 "id": r.id,
@@ -288,12 +295,3 @@ def list_alerts(bind: Engine | Connection, viewer: Viewer, flt: AlertFilter) -> 
             for r in rows
         ],
     }
-
-
-def counts_by_rule(bind: Engine | Connection) -> dict[str, int]:
-    """Number of alerts per rule (every rule listed, zero when none)."""
-    with read_tx(bind) as conn:
-        rows = conn.execute(select(s.alert.c.rule, func.count()).group_by(s.alert.c.rule)).all()
-    out = dict.fromkeys(RULES, 0)
-    out.update({r[0]: int(r[1]) for r in rows})
-    return out

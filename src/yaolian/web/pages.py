@@ -1,0 +1,52 @@
+"""Routes of the web pages: ``/web`` (an index), ``/web/scan`` (consumer query, public),
+``/web/trace`` (trace graph) and ``/web/dashboard`` (regulator dashboard); their files under
+``/web/static``. Pages are served with a Content-Security-Policy that allows this server only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from yaolian.errors import NotFoundError
+
+STATIC = Path(__file__).with_name("static")
+PAGES = ("index", "scan", "trace", "dashboard")
+SCAN_PAGE = "/web/scan"  # where the Digital Link resolver sends a browser
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; connect-src 'self'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+
+router = APIRouter(include_in_schema=False)
+
+
+def _page(name: str) -> FileResponse:
+    return FileResponse(
+        STATIC / f"{name}.html",
+        media_type="text/html; charset=utf-8",
+        headers={"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff"},
+    )
+
+
+@router.get("/web")
+def index_page() -> FileResponse:
+    """The list of pages."""
+    return _page("index")
+
+
+@router.get("/web/{page}")
+def page(page: str) -> FileResponse:
+    """One page by name (``scan``, ``trace``, ``dashboard``)."""
+    if page not in PAGES:
+        raise NotFoundError(f"no page {page!r}; pages: {', '.join(PAGES[1:])}", place="page")
+    return _page(page)
+
+
+def mount_static(app: FastAPI) -> None:
+    """Serve the pages' scripts, styles and vendored libraries under ``/web/static``."""
+    app.mount("/web/static", StaticFiles(directory=STATIC), name="web-static")

@@ -1,0 +1,87 @@
+// Shared helpers of the yaolian pages: API calls with problem+json errors, the API key kept
+// for this browser tab, and DOM building that only ever sets text (never HTML from data).
+"use strict";
+
+const KEY_STORE = "yaolian-api-key";
+
+/** The API key typed into this tab (sessionStorage), or "". */
+function storedKey() {
+  return sessionStorage.getItem(KEY_STORE) || "";
+}
+
+/** Keep (or forget, when empty) the API key for this tab. */
+function storeKey(key) {
+  if (key) sessionStorage.setItem(KEY_STORE, key);
+  else sessionStorage.removeItem(KEY_STORE);
+}
+
+/** An error from the API: the problem+json title, detail and place of the fault. */
+class ApiProblem extends Error {
+  constructor(status, problem) {
+    const place = problem.place ? ` (${problem.place})` : "";
+    super(`${problem.title || "HTTP " + status}: ${problem.detail || ""}${place}`);
+    this.status = status;
+    this.problem = problem;
+  }
+}
+
+/** GET a JSON resource of this server, with the stored key when there is one. */
+async function apiGet(path, params = {}) {
+  const url = new URL(path, window.location.origin);
+  for (const [name, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null && value !== "") url.searchParams.set(name, value);
+  }
+  const headers = { Accept: "application/json" };
+  const key = storedKey();
+  if (key) headers["X-API-Key"] = key;
+  let response;
+  try {
+    response = await fetch(url, { headers });
+  } catch (err) {
+    throw new ApiProblem(0, { title: "No answer from the server", detail: String(err) });
+  }
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new ApiProblem(response.status, body);
+  return body;
+}
+
+/** A new element with attributes and children (strings become text nodes). */
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name === "class") node.className = value;
+    else node.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+/** Replace the contents of ``target`` with ``nodes``. */
+function show(target, ...nodes) {
+  target.replaceChildren(...nodes.flat().filter((n) => n !== null && n !== undefined));
+}
+
+/** A problem box for a failed call. */
+function problemBox(err) {
+  return el("div", { class: "problem", role: "alert" }, err.message || String(err));
+}
+
+/** A definition list of [label, value] pairs, leaving out empty values. */
+function facts(pairs) {
+  const list = el("dl", { class: "facts" });
+  for (const [label, value] of pairs) {
+    if (value === undefined || value === null || value === "") continue;
+    list.append(el("dt", {}, label), el("dd", {}, value));
+  }
+  return list;
+}
+
+/** Wire the API-key field of a page: filled from and saved to this tab's storage. */
+function bindKeyField(input) {
+  input.value = storedKey();
+  input.addEventListener("change", () => storeKey(input.value.trim()));
+}

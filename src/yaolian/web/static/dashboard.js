@@ -1,0 +1,145 @@
+// Regulator dashboard (监管看板): shortage warnings, alerts, trace coverage and recalls, each
+// read from the JSON API with the key typed in; a panel whose call fails says why.
+"use strict";
+
+// GB/T 2260 provincial-level divisions, by the first two digits of a 6-digit area code
+const PROVINCES = {
+  11: "北京市", 12: "天津市", 13: "河北省", 14: "山西省", 15: "内蒙古自治区", 21: "辽宁省",
+  22: "吉林省", 23: "黑龙江省", 31: "上海市", 32: "江苏省", 33: "浙江省", 34: "安徽省",
+  35: "福建省", 36: "江西省", 37: "山东省", 41: "河南省", 42: "湖北省", 43: "湖南省",
+  44: "广东省", 45: "广西壮族自治区", 46: "海南省", 50: "重庆市", 51: "四川省", 52: "贵州省",
+  53: "云南省", 54: "西藏自治区", 61: "陕西省", 62: "甘肃省", 63: "青海省",
+  64: "宁夏回族自治区", 65: "新疆维吾尔自治区", 71: "台湾省", 81: "香港特别行政区",
+  82: "澳门特别行政区",
+};
+const RULE_NAMES = {
+  double_sale: "回流药 重复结算", split_overrun: "拆零超量", unknown_code: "查无此码",
+  custody_break: "流向异常", clone: "克隆码", cold_chain: "冷链超温",
+  expired_sale: "过期销售", recalled_sale: "召回品销售",
+};
+const LEVEL_NAMES = { red: "红色", orange: "橙色", yellow: "黄色", green: "绿色" };
+const charts = {};
+
+function regionName(code) {
+  if (!code) return "（未登记地区）";
+  const province = PROVINCES[String(code).slice(0, 2)];
+  if (!province) return code;
+  return String(code).endsWith("0000") ? province : `${province} ${code}`;
+}
+
+function chart(id, option) {
+  charts[id] = charts[id] || echarts.init(document.getElementById(id));
+  charts[id].setOption(option, true);
+  return charts[id];
+}
+
+function table(id, headers, rows) {
+  return el("table", { id },
+    el("thead", {}, el("tr", {}, headers.map((h) => el("th", {}, h)))),
+    el("tbody", {}, rows.map((cells) => el("tr", {}, cells.map((c) =>
+      el("td", { class: c instanceof Node || String(c).length > 24 ? null : "nowrap" }, c))))));
+}
+
+function warningsPanel(body, names) {
+  if (!body.warnings.length) return el("p", { class: "muted", id: "no-warnings" }, "无预警 No warnings.");
+  return table("warnings-table", ["级别", "药品", "地区", "预计断供", "提前天数", "可供天数", "原因"],
+    body.warnings.map((w) => [
+      el("span", { class: `level ${w.level}` }, LEVEL_NAMES[w.level] || w.level),
+      names[w.product] || w.product,
+      regionName(w.region),
+      w.expected_stockout || "—",
+      w.lead_days ?? "—",
+      w.days_of_supply ?? "—",
+      el("ul", {}, w.reasons.map((r) => el("li", {}, r))),
+    ]));
+}
+
+function alertsPanels(body) {
+  const rules = Object.keys(body.by_rule);
+  chart("alerts-chart", {
+    tooltip: {},
+    grid: { left: 110, right: 20, top: 10, bottom: 30 },
+    xAxis: { type: "value", minInterval: 1 },
+    yAxis: { type: "category", data: rules.map((r) => RULE_NAMES[r] || r) },
+    series: [{ type: "bar", name: "alerts", data: rules.map((r) => body.by_rule[r]),
+      itemStyle: { color: "#c62828" }, label: { show: true, position: "right" } }],
+  });
+  if (!body.alerts.length) return el("p", { class: "muted" }, "无告警 No alerts.");
+  return table("alerts-table", ["日期", "规则", "级别", "追溯码", "原因"], body.alerts.map((a) => [
+    a.time, RULE_NAMES[a.rule] || a.rule, a.severity, (a.code || "").replace(/^[a-z]:/, ""),
+    a.evidence.reason || "",
+  ]));
+}
+
+function coveragePanel(body) {
+  const rows = body.rows;
+  chart("coverage-chart", {
+    tooltip: { valueFormatter: (v) => `${v}%` },
+    grid: { left: 110, right: 56, top: 10, bottom: 30 },
+    xAxis: { type: "value", max: 100, axisLabel: { formatter: "{value}%" } },
+    yAxis: { type: "category", data: rows.map((r) => regionName(r.region)) },
+    series: [{ type: "bar", name: "complete", itemStyle: { color: "#1e7d3a" },
+      data: rows.map((r) => Math.round((r.complete_share ?? 0) * 1000) / 10),
+      label: { show: true, position: "right", formatter: "{c}%" } }],
+  });
+  const t = body.total;
+  return el("p", { class: "muted", id: "coverage-total" },
+    `全部 ${t.packs} 盒，全程可追溯 ${t.complete}（${((t.complete_share ?? 0) * 100).toFixed(1)}%），`
+    + `无来源 ${t.no_origin}，在途超期 ${t.overdue_in_transit}，有告警 ${t.flagged}。`);
+}
+
+function recallsPanel(body) {
+  if (!body.recalls.length) return el("p", { class: "muted" }, "无召回 No recalls.");
+  return table("recalls-table", ["#", "级别", "原因", "发布", "批次", "状态"], body.recalls.map((r) => [
+    r.id, `${r.class}级`, r.reason, r.created, (r.batches || []).join("、") || `${r.codes} 个码`,
+    r.closed_us ? "已关闭" : "进行中",
+  ]));
+}
+
+async function panel(id, load) {
+  const target = document.getElementById(id);
+  try {
+    show(target, await load());
+  } catch (err) {
+    show(target, problemBox(err));
+  }
+}
+
+async function refresh() {
+  const form = document.getElementById("dash-form");
+  storeKey(form.elements.key.value.trim());
+  const asOf = form.elements.as_of.value;
+  const button = document.getElementById("submit");
+  button.disabled = true;
+  show(document.getElementById("message"));
+  let names = {};
+  try {
+    const master = await apiGet("/masterdata", { section: "products" });
+    names = Object.fromEntries(master.products.map((p) => [p.product_code, p.generic_name]));
+  } catch (err) {
+    show(document.getElementById("message"), problemBox(err));
+    button.disabled = false;
+    return;
+  }
+  await Promise.all([
+    panel("warnings", async () => warningsPanel(await apiGet("/supply/warnings", { as_of: asOf }), names)),
+    panel("alerts", async () => alertsPanels(await apiGet("/alerts", { limit: 12 }))),
+    panel("coverage", async () => coveragePanel(await apiGet("/coverage", { by: "province" }))),
+    panel("recalls", async () => recallsPanel(await apiGet("/recalls"))),
+  ]);
+  document.body.dataset.loaded = "true";
+  button.disabled = false;
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const form = document.getElementById("dash-form");
+  bindKeyField(form.elements.key);
+  const given = new URLSearchParams(window.location.search).get("as_of");
+  if (given) form.elements.as_of.value = given;
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    refresh();
+  });
+  window.addEventListener("resize", () => Object.values(charts).forEach((c) => c.resize()));
+  if (storedKey()) refresh();
+});

@@ -1,0 +1,117 @@
+// Consumer query page (药品追溯消费者查询): one code in, the public verdict out.
+"use strict";
+
+// verdict status → [class, 中文, English]
+const STATUS = {
+  genuine: ["ok", "正品 · 可销售", "Genuine and sellable"],
+  unknown: ["bad", "查无此码 · 疑似假冒", "Unknown code: suspected counterfeit"],
+  recalled: ["bad", "已召回 · 请勿使用", "Recalled: do not sell or use"],
+  expired: ["bad", "已过期", "Past its expiry date"],
+  destroyed: ["bad", "已销毁", "Destroyed"],
+  decommissioned: ["warn", "已注销", "Decommissioned"],
+  dispensed: ["warn", "已售出", "Already sold or dispensed"],
+  in_transit: ["warn", "在途", "In transit between enterprises"],
+};
+const RECALL_CLASS = { 1: "一级召回", 2: "二级召回", 3: "三级召回" };
+
+function verdictBanner(v) {
+  const [cls, zh, en] = STATUS[v.status] || ["warn", v.status, v.status];
+  return el("div", { class: `verdict ${cls}`, id: "verdict", "data-status": v.status },
+    el("strong", {}, zh), el("span", {}, `${en} — ${v.reason}`));
+}
+
+function productCard(p) {
+  return el("section", { class: "card", id: "product" }, el("h2", {}, "药品信息"), facts([
+    ["通用名称", p.generic_name],
+    ["商品名称", p.trade_name],
+    ["剂型", p.dosage_form],
+    ["制剂规格", p.strength],
+    ["包装规格", p.pack_spec],
+    ["批准文号", p.approval_no],
+    ["上市许可持有人", p.holder],
+    ["生产企业", p.manufacturer],
+    ["药品标识码 / GTIN", p.product_code || p.gtin],
+  ]));
+}
+
+function batchCard(b) {
+  return el("section", { class: "card", id: "batch" }, el("h2", {}, "批次信息"), facts([
+    ["生产批号", b.lot],
+    ["生产日期", b.production_date],
+    ["有效期至", b.expiry],
+  ]));
+}
+
+function circulationCard(path) {
+  const body = path.length
+    ? el("ol", { class: "path" }, path.map((h) => el("li", {},
+        `${h.from || "（未登记）"} → ${h.to || "（未登记）"}`,
+        el("span", { class: "muted" },
+          `　发货 ${h.shipped || "—"} · 收货 ${h.received || "在途"}`
+          + (h.kind === "returning" ? " · 退货" : "")))))
+    : el("p", { class: "muted" }, "暂无流通记录（尚未离开上市许可持有人）");
+  return el("section", { class: "card", id: "circulation" }, el("h2", {}, "流通环节"), body);
+}
+
+function salesCard(v) {
+  let summary;
+  if (!v.sale_count) summary = "无销售记录";
+  else if (v.sale_count === 1) summary = "已销售 1 次";
+  else summary = `已销售 ${v.sale_count} 次（最近记录如下）`;
+  const rows = v.sales.map((s) => el("li", {},
+    `${s.date} · ${s.where || "—"}` + (s.units != null ? ` · 拆零 ${s.units}` : "")));
+  return el("section", { class: "card", id: "sales" }, el("h2", {}, "销售记录"),
+    el("p", {}, summary), rows.length ? el("ol", { class: "path" }, rows) : null);
+}
+
+function recallCard(r) {
+  return el("section", { class: "card", id: "recall" }, el("h2", {}, "召回信息"), facts([
+    ["召回级别", RECALL_CLASS[r.class] || r.class],
+    ["召回原因", r.reason],
+    ["发布日期", r.date],
+  ]));
+}
+
+function render(v) {
+  const parts = [verdictBanner(v)];
+  if (v.recall) parts.push(recallCard(v.recall));
+  if (v.product) parts.push(productCard(v.product));
+  if (v.batch && (v.batch.lot || v.batch.expiry)) parts.push(batchCard(v.batch));
+  if (v.status !== "unknown") parts.push(circulationCard(v.circulation), salesCard(v));
+  parts.push(el("p", { class: "muted" }, `查询码：${v.code}`));
+  return parts;
+}
+
+async function query(code) {
+  const result = document.getElementById("result");
+  const button = document.getElementById("submit");
+  button.disabled = true;
+  try {
+    // the code travels as one path segment: slashes of a Digital Link are escaped
+    const verdict = await apiGet(`/verify/${encodeURIComponent(code)}`);
+    show(result, render(verdict));
+  } catch (err) {
+    show(result, problemBox(err));
+  } finally {
+    button.disabled = false;
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const form = document.getElementById("scan-form");
+  const input = document.getElementById("code");
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const code = input.value.trim();
+    if (!code) return;
+    const url = new URL(window.location.href);
+    url.searchParams.set("code", code);
+    history.replaceState(null, "", url);
+    query(code);
+  });
+  const given = new URLSearchParams(window.location.search).get("code");
+  if (given) {
+    input.value = given;
+    query(given);
+  }
+});

@@ -1,0 +1,170 @@
+// Trace graph page: GET /trace/{code} drawn with Cytoscape.js, node details and the events.
+"use strict";
+
+const KINDS = {  // node kind → [colour, 中文]
+  code: ["#1d5fa8", "追溯码"],
+  lot: ["#6a3fa0", "批次"],
+  class: ["#6a3fa0", "品种"],
+  enterprise: ["#1e7d3a", "企业"],
+  party: ["#7b8794", "参与方"],
+  site: ["#b26a00", "场所"],
+};
+const EDGE_NAMES = {
+  commissioned: "赋码", inside: "装入", handed_over: "交接", dispensed: "售出",
+  transformed_into: "加工为", batch_of: "批次", held_by: "持有", dispensed_at: "售出于",
+};
+const STATUS_NAMES = {
+  commissioned: "已赋码", active: "在库", in_transit: "在途", dispensed: "已售出",
+  decommissioned: "已注销", destroyed: "已销毁", recalled: "已召回", expired: "已过期",
+};
+const BIG_GRAPH = 400;  // above this many nodes a cheaper layout than breadthfirst
+
+function nodeLabel(n) {
+  switch (n.kind) {
+    case "code": {
+      const key = (n.key || n.id).replace(/^[a-z]:/, "");
+      return n.generic_name ? `${n.generic_name}\n${key}` : key;
+    }
+    case "lot": return `批号 ${n.lot || ""}\n${n.product || ""}`;
+    case "enterprise": return n.name || n.id;
+    case "site": return n.name || n.uri || n.id;
+    default: return n.name || n.key || n.uri || n.id;
+  }
+}
+
+function edgeLabel(e) {
+  const name = EDGE_NAMES[e.kind] || e.kind;
+  if (e.kind === "handed_over") {
+    if (e.count !== undefined) return `${name} ×${e.count}` + (e.first ? ` ${e.first}起` : "");
+    return `${name} ${e.shipped || ""}` + (e.in_transit ? " 在途" : "");
+  }
+  if (e.kind === "inside") return `${name} ${e.since || ""}–${e.until || ""}`;
+  if (e.kind === "held_by") return `${name} ${e.count}`;
+  if (e.kind === "dispensed_at") return `${name} ${e.codes}码`;
+  return `${name} ${e.date || e.first || ""}`.trim();
+}
+
+function elementsOf(graph) {
+  const nodes = graph.nodes.map((n) => ({
+    group: "nodes",
+    data: { ...n, label: nodeLabel(n), colour: (KINDS[n.kind] || KINDS.party)[0] },
+    classes: n.id === graph.root ? "root" : "",
+  }));
+  const ids = new Set(graph.nodes.map((n) => n.id));
+  const edges = graph.edges
+    .filter((e) => ids.has(e.from) && ids.has(e.to))
+    .map((e, i) => ({
+      group: "edges",
+      data: { ...e, id: `e${i}`, source: e.from, target: e.to, label: edgeLabel(e) },
+    }));
+  return [...nodes, ...edges];
+}
+
+function draw(graph) {
+  const big = graph.nodes.length > BIG_GRAPH;
+  const cy = cytoscape({
+    container: document.getElementById("graph"),
+    elements: elementsOf(graph),
+    style: [
+      { selector: "node", style: {
+        "background-color": "data(colour)", label: "data(label)", "font-size": 10,
+        "text-wrap": "wrap", "text-max-width": 160, "text-valign": "bottom", "text-margin-y": 4,
+        width: 18, height: 18 } },
+      { selector: "node.root", style: { "border-width": 4, "border-color": "#f2b705",
+        width: 26, height: 26 } },
+      { selector: "edge", style: { width: 1.5, "line-color": "#9aa5b1",
+        "target-arrow-color": "#9aa5b1", "target-arrow-shape": "triangle",
+        "curve-style": "bezier", label: big ? "" : "data(label)", "font-size": 9,
+        "text-rotation": "autorotate", "text-background-color": "#fff",
+        "text-background-opacity": 0.85, "text-background-padding": 1 } },
+      { selector: "edge[kind = 'handed_over']", style: { "line-color": "#1e7d3a",
+        "target-arrow-color": "#1e7d3a", width: 2.5 } },
+      { selector: ":selected", style: { "border-width": 3, "border-color": "#c62828" } },
+    ],
+    layout: big
+      ? { name: "concentric", concentric: (n) => (n.id() === graph.root ? 2 : 1), minNodeSpacing: 4 }
+      : { name: "breadthfirst", directed: true, roots: [graph.root], spacingFactor: 1.1 },
+  });
+  cy.on("tap", "node", (event) => showNode(event.target.data()));
+  window.yaolianGraph = cy;  // for the browser tests and the curious
+  return cy;
+}
+
+function showNode(n) {
+  const pairs = [["类型 kind", (KINDS[n.kind] || [null, n.kind])[1]]];
+  for (const [name, value] of Object.entries(n)) {
+    if (["id", "kind", "label", "colour"].includes(name) || value === null) continue;
+    const shown = name === "status" ? `${STATUS_NAMES[value] || value} (${value})` : value;
+    pairs.push([name, typeof shown === "object" ? JSON.stringify(shown) : shown]);
+  }
+  show(document.getElementById("detail"), facts(pairs));
+}
+
+function summaryOf(graph) {
+  const pairs = Object.entries(graph.summary || {}).map(([name, value]) => [
+    name, typeof value === "object" ? JSON.stringify(value) : value,
+  ]);
+  pairs.push(["nodes / edges / events",
+    `${graph.nodes.length} / ${graph.edges.length} / ${graph.events.length}`]);
+  return facts(pairs);
+}
+
+function eventsTable(events) {
+  if (!events.length) return el("p", { class: "muted" }, "此密钥可见的事件为空。No events visible to this key.");
+  return el("table", { id: "events-table" },
+    el("thead", {}, el("tr", {}, ["#", "日期", "类型", "业务步骤", "处置状态", "地点"].map(
+      (h) => el("th", {}, h)))),
+    el("tbody", {}, events.map((e) => el("tr", {},
+      el("td", {}, e.id), el("td", {}, e.date), el("td", {}, e.type),
+      el("td", {}, e.biz_step || ""), el("td", {}, e.disposition || ""),
+      el("td", {}, e.biz_location || e.read_point || "")))));
+}
+
+function legend() {
+  return Object.entries(KINDS).filter(([k]) => k !== "class").map(([, [colour, name]]) =>
+    el("span", {}, el("i", { style: `background:${colour}` }), name));
+}
+
+async function run() {
+  const form = document.getElementById("trace-form");
+  const params = Object.fromEntries(new FormData(form));
+  const message = document.getElementById("message");
+  const button = document.getElementById("submit");
+  storeKey(params.key.trim());
+  const query = { direction: params.direction, lot: params.lot.trim() };
+  if (params.at) query.at = new Date(params.at).toISOString();
+  const url = new URL(window.location.href);
+  const shown = { code: params.code.trim(), direction: query.direction, lot: query.lot };
+  url.search = new URLSearchParams(shown).toString();
+  history.replaceState(null, "", url);
+  button.disabled = true;
+  show(message);
+  try {
+    const graph = await apiGet(`/trace/${encodeURIComponent(params.code.trim())}`, query);
+    document.getElementById("summary-card").hidden = false;
+    show(document.getElementById("summary"), summaryOf(graph));
+    show(document.getElementById("legend"), legend());
+    show(document.getElementById("events"), eventsTable(graph.events));
+    draw(graph);
+    const root = graph.nodes.find((n) => n.id === graph.root);
+    if (root) showNode(root);
+  } catch (err) {
+    show(message, problemBox(err));
+  } finally {
+    button.disabled = false;
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  bindKeyField(document.getElementById("key"));
+  const form = document.getElementById("trace-form");
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    run();
+  });
+  const given = new URLSearchParams(window.location.search);
+  for (const name of ["code", "lot", "direction"]) {
+    if (given.get(name)) form.elements[name].value = given.get(name);
+  }
+  if (given.get("code") && storedKey()) run();
+});

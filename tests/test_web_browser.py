@@ -1,0 +1,226 @@
+"""The web pages in a real browser (Playwright driving Debian's Chromium) against a live
+``uvicorn`` server on loopback, on the tiny demo world.
+
+Every page is checked for what a user sees, and for what it must not do: load anything from
+another origin, log a script error, or run markup that came in as data. No ``/usr/bin/chromium``
+→ skipped, unless ``YAOLIAN_REQUIRE_BROWSER=1`` (CI), then failed.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+import pytest
+import uvicorn
+
+from conftest import DemoStore
+from yaolian.api.app import ApiSettings, create_app
+
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module")
+def server(demo_store: DemoStore) -> Iterator[str]:
+    """``yaolian serve``'s app on a free loopback port, in a thread of this process."""
+    app = create_app(demo_store.url, ApiSettings(webhooks=False))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    live = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=live.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not live.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    live.should_exit = True
+    thread.join(10)
+    sock.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        if os.environ.get("YAOLIAN_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"{CHROMIUM} is missing (apt-get install chromium)")
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM))
+        yield chromium
+        chromium.close()
+
+
+@dataclass
+class Watch:
+    """What a page did that it should not: script errors, requests to other origins, failed
+    requests (other than the statuses a test expects in ``allowed``)."""
+
+    origin: str
+    errors: list[str] = field(default_factory=list)
+    foreign: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    allowed: set[int] = field(default_factory=set)
+
+    def console(self, message: Any) -> None:
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            self.errors.append(message.text)  # failed loads are judged by their response
+
+    def response(self, response: Any) -> None:
+        if response.status >= 400 and response.status not in self.allowed:
+            self.failed.append(f"{response.status} {response.url}")
+
+    def request(self, request: Any) -> None:
+        parts = urlsplit(request.url)
+        if parts.scheme in ("http", "https") and f"{parts.scheme}://{parts.netloc}" != self.origin:
+            self.foreign.append(request.url)
+
+
+@pytest.fixture
+def watch(server: str) -> Watch:
+    return Watch(server)
+
+
+@pytest.fixture
+def page(browser: Any, server: str, watch: Watch) -> Iterator[Any]:
+    context = browser.new_context(base_url=server, locale="zh-CN")
+    tab = context.new_page()
+    tab.on("console", watch.console)
+    tab.on("pageerror", lambda exc: watch.errors.append(str(exc)))
+    tab.on("request", watch.request)
+    tab.on("response", watch.response)
+    tab.set_default_timeout(20_000)
+    yield tab
+    context.close()
+    assert not watch.errors, watch.errors
+    assert not watch.foreign, watch.foreign
+    assert not watch.failed, watch.failed
+
+
+def _api(server: str, path: str, key: str | None = None) -> Any:
+    headers = {"X-API-Key": key} if key else {}
+    return httpx.get(f"{server}{path}", headers=headers, timeout=30).json()
+
+
+def test_consumer_page_shows_a_genuine_pack(page: Any, server: str, demo_store: DemoStore) -> None:
+    code = demo_store.truth["samples"]["genuine"]["raw"]
+    expected = _api(server, f"/verify/{code}")
+    page.goto("/web/scan")
+    page.fill("#code", code)
+    page.click("#submit")
+    banner = page.locator("#verdict")
+    assert banner.get_attribute("data-status") == expected["status"]
+    assert page.locator("#product").inner_text().count(expected["product"]["generic_name"]) == 1
+    assert expected["batch"]["lot"] in page.locator("#batch").inner_text()
+    assert page.locator("#circulation li").count() == len(expected["circulation"]) > 0
+    assert expected["circulation"][-1]["to"] in page.locator("#circulation").inner_text()
+    assert f"code={code}" in page.url  # the answer can be bookmarked or shared
+
+
+@pytest.mark.parametrize(
+    ("incident", "status", "words"),
+    [("counterfeit", "unknown", "查无此码"), ("resale", "dispensed", "已销售")],
+)
+def test_consumer_page_warns(
+    page: Any, server: str, demo_store: DemoStore, incident: str, status: str, words: str
+) -> None:
+    code = demo_store.incident_code(incident, prefix="8")
+    assert _api(server, f"/verify/{code}")["status"] == status
+    page.goto(f"/web/scan?code={code}")
+    assert page.locator("#verdict").get_attribute("data-status") == status
+    assert words in page.locator("#result").inner_text()
+
+
+def test_consumer_page_keeps_markup_as_text(page: Any) -> None:
+    hostile = '<img src=x onerror="window.pwned=1">'
+    page.goto(f"/web/scan?code={quote(hostile)}")
+    page.locator("#verdict").wait_for()
+    assert hostile in page.locator("#result").inner_text()
+    assert page.evaluate("window.pwned") is None
+    assert page.locator("#result img").count() == 0
+
+
+def test_digital_link_opens_the_consumer_page(
+    page: Any, server: str, demo_store: DemoStore
+) -> None:
+    element = demo_store.incident_code("diversion", prefix="01")
+    page.goto(f"/01/{element[2:16]}/21/{element[18:]}")
+    assert urlsplit(page.url).path == "/web/scan"
+    expected = _api(server, f"/verify/{element}")
+    assert page.locator("#verdict").get_attribute("data-status") == expected["status"]
+    assert expected["product"]["generic_name"] in page.locator("#product").inner_text()
+
+
+def test_trace_page_draws_the_graph(page: Any, server: str, demo_store: DemoStore) -> None:
+    code = demo_store.truth["samples"]["tcm"]["raw"]  # 中成药 made from herb lots
+    graph = _api(server, f"/trace/{code}?direction=backward", demo_store.regulator_key)
+    page.goto("/web/trace")
+    page.fill("#code", code)
+    page.fill("#key", demo_store.regulator_key)
+    page.click("#submit")
+    page.locator("#events-table").wait_for()
+    drawn = page.evaluate(
+        "[yaolianGraph.nodes().length, yaolianGraph.edges().length,"
+        " yaolianGraph.$('node.root').id()]"
+    )
+    assert drawn == [len(graph["nodes"]), len(graph["edges"]), graph["root"]]
+    assert page.locator("#events-table tbody tr").count() == len(graph["events"])
+    assert code in page.locator("#detail").inner_text()  # the root's facts are shown
+    kinds = {n["kind"] for n in graph["nodes"]}
+    assert "enterprise" in kinds and "lot" in kinds  # hand-overs and the herb lots behind it
+    page.select_option("#direction", "forward")
+    page.click("#submit")
+    page.wait_for_function("yaolianGraph.nodes().length > 0 && location.search.includes('forward')")
+    forward = _api(server, f"/trace/{code}?direction=forward", demo_store.regulator_key)
+    page.wait_for_function(f"yaolianGraph.nodes().length === {len(forward['nodes'])}")
+
+
+def test_trace_page_explains_a_refusal(page: Any, watch: Watch, demo_store: DemoStore) -> None:
+    watch.allowed.add(401)
+    page.goto("/web/trace")
+    page.fill("#code", demo_store.truth["samples"]["genuine"]["raw"])
+    page.fill("#key", "yl_not_a_key")
+    with page.expect_response(lambda r: "/trace/" in r.url) as answer:
+        page.click("#submit")
+    assert answer.value.status == 401
+    assert "Unauthorized" in page.locator(".problem").inner_text()
+
+
+def test_dashboard_for_a_regulator(page: Any, server: str, demo_store: DemoStore) -> None:
+    key = demo_store.regulator_key
+    as_of = demo_store.truth["start"][:10]
+    page.goto(f"/web/dashboard?as_of={as_of}")
+    page.fill("#key", key)
+    page.click("#submit")
+    page.locator("body[data-loaded=true]").wait_for()
+    alerts = _api(server, "/alerts?limit=12", key)
+    assert page.locator("#alerts-table tbody tr").count() == len(alerts["alerts"]) > 0
+    assert page.locator("#alerts-chart canvas").count() == 1
+    bars = page.evaluate(
+        "echarts.getInstanceByDom(document.getElementById('alerts-chart'))"
+        ".getOption().series[0].data"
+    )
+    assert bars == list(alerts["by_rule"].values())
+    coverage = _api(server, "/coverage?by=province", key)
+    assert str(coverage["total"]["packs"]) in page.locator("#coverage-total").inner_text()
+    recalls = _api(server, "/recalls", key)["recalls"]
+    assert page.locator("#recalls-table tbody tr").count() == len(recalls) > 0
+    warnings = _api(server, f"/supply/warnings?as_of={as_of}", key)["warnings"]
+    shown = page.locator("#warnings-table tbody tr")
+    assert shown.count() == len(warnings)
+    # the key stays in this tab: a reload refreshes without asking again
+    page.reload()
+    page.locator("body[data-loaded=true]").wait_for()
+    assert page.locator("#alerts-table tbody tr").count() == len(alerts["alerts"])
