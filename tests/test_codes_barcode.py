@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
+from PIL import Image
 
 from yaolian.codes.barcode import read_image, render, render_to_file
 from yaolian.codes.checkdigit import gs1_check_digit
@@ -62,5 +64,12 @@ def test_errors(tmp_path: Path) -> None:
     with pytest.raises(CodeError, match="no such file"):
         read_image(tmp_path / "missing.png")
     (tmp_path / "not.png").write_text("hello")
-    with pytest.raises(CodeError, match="not a readable image"):
+    with pytest.raises(CodeError, match="not an image format this reads"):
         read_image(tmp_path / "not.png")
+    png = render("86000010391845214720")
+    with pytest.raises(CodeError, match="not a readable image"):
+        read_image(png[: len(png) // 2])  # truncated: refused, not half-read
+    huge = io.BytesIO()
+    Image.new("L", (8000, 6000), 255).save(huge, format="PNG")  # 48 MP of white, 60 kB
+    with pytest.raises(CodeError, match="larger than 40,000,000"):
+        read_image(huge.getvalue())

@@ -3,14 +3,17 @@ GS1 Digital Link resolver; ``by_rule`` of ``GET /alerts``. Browser tests: test_w
 
 from __future__ import annotations
 
+import io
 import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from conftest import DemoStore
 from yaolian.api.app import ApiSettings, create_app
+from yaolian.codes.barcode import render
 from yaolian.verify.anomalies import RULES
 from yaolian.web.pages import PAGES
 
@@ -75,6 +78,39 @@ def test_digital_link_resolver(client: TestClient, demo_store: DemoStore) -> Non
     assert verdict["status"] == direct["status"] != "unknown"
     assert verdict["product"]["gtin"] == gtin
     assert client.get("/01/0000/21/x").json()["status"] == "unknown"
+
+
+def test_verify_a_photo_of_the_pack(client: TestClient, demo_store: DemoStore) -> None:
+    """``POST /verify/image``: every barcode in the photo read and verified; bad images are
+    400/413 problems naming why, never a 500."""
+    genuine = demo_store.truth["samples"]["genuine"]["raw"]
+    fake = demo_store.incident_code("counterfeit", prefix="8")
+    photo = Image.new("L", (280, 200), 255)  # two packs, one above the other
+    for y, code in ((20, genuine), (120, fake)):
+        photo.paste(Image.open(io.BytesIO(render(code, scale=6))), (30, y))
+    body = io.BytesIO()
+    photo.save(body, format="JPEG", quality=95)
+    found = client.post(
+        "/verify/image", content=body.getvalue(), headers={"Content-Type": "image/jpeg"}
+    ).json()["codes"]
+    assert {c["text"]: c["verdict"]["status"] for c in found} == {
+        genuine: "genuine",
+        fake: "unknown",
+    }
+    assert all(c["format"] == "DataMatrix" and not c["gs1"] for c in found)
+    assert "detail" not in found[0]["verdict"]  # the public view
+    blank = io.BytesIO()
+    Image.new("L", (100, 100), 255).save(blank, format="PNG")
+    assert client.post("/verify/image", content=blank.getvalue()).json() == {"codes": []}
+    for content, status, words in (
+        (b"", 400, "no image"),
+        (b"%PDF-1.7", 400, "not an image format"),
+        (b"\x89PNG" + b"0" * (13 * 1024 * 1024), 413, "exceeds the limit"),
+    ):
+        refused = client.post("/verify/image", content=content)
+        assert refused.status_code == status
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert words in refused.json()["detail"]
 
 
 def test_alerts_count_every_rule(client: TestClient, demo_store: DemoStore) -> None:

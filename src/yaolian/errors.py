@@ -114,10 +114,16 @@ class BusyError(YaolianError):
     title = "Store busy"
 
 
-class CaptureLimitError(YaolianError):
-    """A capture document larger than the server accepts."""
+class TooLargeError(YaolianError):
+    """A request body larger than the server accepts."""
 
     status = 413
+    title = "Too large"
+
+
+class CaptureLimitError(TooLargeError):
+    """A capture document larger than the server accepts."""
+
     exception_type = "CaptureLimitExceededException"
     title = "Capture limit exceeded"
 

@@ -29,7 +29,7 @@ from sqlalchemy import Engine
 from starlette.responses import Response
 
 from yaolian.api.auth import ViewerDep, WriterDep, audit, engine_of
-from yaolian.api.params import MAX_ROW_ID
+from yaolian.api.params import MAX_ROW_ID, read_body
 from yaolian.epcis import jsonld, xml
 from yaolian.epcis.extensions import YAOLIAN_NS
 from yaolian.epcis.model import EVENT_TYPES, Document, Event
@@ -102,23 +102,6 @@ _CAPTURE_BODY = {
         },
     }
 }
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise CaptureLimitError(
-            f"body of {declared} bytes exceeds the limit of {limit} bytes", place="Content-Length"
-        )
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise CaptureLimitError(f"body exceeds the limit of {limit} bytes", place="body")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _parse_capture(body: bytes, kind: str, content_type: str) -> Document:
@@ -203,7 +186,7 @@ async def post_capture(
             status=415,
             exception_type="UnsupportedMediaTypeException",
         )
-    body = await _read_body(request, settings.capture_size_limit)
+    body = await read_body(request, settings.capture_size_limit, CaptureLimitError)
     doc = await run_in_threadpool(_parse_capture, body, kind, content_type)
     if len(doc.events) > settings.capture_limit:
         raise CaptureLimitError(

@@ -8,7 +8,7 @@ import orjson
 from fastapi import Path, Request
 from starlette.requests import HTTPConnection
 
-from yaolian.errors import NUL, QueryError, ValidationError, refuse_nul
+from yaolian.errors import NUL, QueryError, TooLargeError, ValidationError, refuse_nul
 
 MAX_ROW_ID = 2**63 - 1  # larger ids cannot exist (and overflow the database's 64-bit integer)
 
@@ -39,3 +39,22 @@ async def refuse_nul_anywhere(request: HTTPConnection) -> None:
             refuse_nul(parsed, "body ")
     elif media.startswith("text/") and b"\x00" in await request.body():
         raise ValidationError("contains a NUL character (U+0000)", place="body")
+
+
+async def read_body(
+    request: Request, limit: int, error: type[TooLargeError] = TooLargeError
+) -> bytes:
+    """The request body, refused with ``error`` (413) as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise error(
+            f"body of {declared} bytes exceeds the limit of {limit} bytes", place="Content-Length"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise error(f"body exceeds the limit of {limit} bytes", place="body")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -5,6 +5,8 @@
   circulation path by enterprise names and dates); with a regulator key, or the key of an
   enterprise party to the code, ``detail`` is added.
 * ``POST /verify`` — ``{"codes": [...]}`` (a scanner's list, up to 1000) → verdicts in order.
+* ``POST /verify/image`` — a photo of a pack (any image type as the body): every barcode found
+  in it (DataMatrix, QR, …; zxing-cpp) with the verdict for its code; no key needed.
 * ``GET /01/{gtin}/…`` — a GS1 Digital Link resolver for the QR code on a pack: a browser is
   sent to the consumer query page, any other client gets the verdict as ``GET /verify`` does.
 * ``GET /alerts`` — anomaly alerts with filters and counts per rule; enterprises see alerts
@@ -26,9 +28,11 @@ from pydantic import BaseModel, Field
 from sqlalchemy.pool import QueuePool
 
 from yaolian.api.auth import ViewerDep, engine_of
+from yaolian.api.params import read_body
+from yaolian.codes.barcode import read_image
 from yaolian.codes.identity import canonical_key
 from yaolian.epcis.model import to_epoch_us
-from yaolian.errors import CodeError, QueryError
+from yaolian.errors import CodeError, QueryError, ValidationError
 from yaolian.store.access import Viewer, authenticate
 from yaolian.store.dictionary import lookup_codes
 from yaolian.store.engine import is_sqlite
@@ -141,6 +145,39 @@ def post_verify(
     """Verdicts for a list of codes, in order (public)."""
     with rawsql.reading(engine_of(request)) as conn:
         return {"results": [v.as_dict() for v in verify_many(conn, body.codes, viewer)]}
+
+
+MAX_IMAGE_BYTES = 12 * 1024 * 1024
+IMAGE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            media: {"schema": {"type": "string", "format": "binary"}}
+            for media in ("image/png", "image/jpeg", "image/webp", "image/bmp")
+        },
+    }
+}
+
+
+@router.post("/verify/image", openapi_extra=IMAGE_BODY)
+async def post_verify_image(
+    request: Request, viewer: Annotated[Viewer | None, Security(optional_viewer)] = None
+) -> dict[str, Any]:
+    """Read every barcode in a photo of a pack and verify each code (public): ``codes`` lists
+    what was read (``text``, ``format``, ``gs1``) with its ``verdict``; empty when none was
+    found. At most 12 MiB and 40 megapixels; an unreadable image is a 400 naming why."""
+    body = await read_body(request, MAX_IMAGE_BYTES)
+    if not body:
+        raise ValidationError("no image: send the photo as the request body", place="body")
+    decoded = await anyio.to_thread.run_sync(read_image, body)
+    with rawsql.reading(engine_of(request)) as conn:
+        verdicts = verify_many(conn, [d.text for d in decoded], viewer)
+    return {
+        "codes": [
+            {"text": d.text, "format": d.format, "gs1": d.gs1, "verdict": v.as_dict()}
+            for d, v in zip(decoded, verdicts, strict=True)
+        ]
+    }
 
 
 def time_param(name: str, value: str | None) -> int | None:

@@ -92,15 +92,28 @@ class Decoded:
         }
 
 
+MAX_PIXELS = 40_000_000
+"""Largest image read (a 40-megapixel phone photo); larger ones are refused before decoding."""
+
+
 def _open(image: Path | bytes) -> Image.Image:
+    """The image in grey levels, fully decoded; a missing, unreadable, truncated or oversized
+    image is a :class:`CodeError` naming it."""
+    where = "image" if isinstance(image, bytes) else str(image)
     try:
-        if isinstance(image, bytes):
-            return Image.open(io.BytesIO(image))
-        return Image.open(image)
+        picture = Image.open(io.BytesIO(image) if isinstance(image, bytes) else image)
+        if picture.width * picture.height > MAX_PIXELS:
+            raise CodeError(
+                f"{picture.width}×{picture.height} pixels: larger than {MAX_PIXELS:,}", place=where
+            )
+        return picture.convert("L")
     except FileNotFoundError as exc:
-        raise CodeError("no such file", place=str(image)) from exc
-    except (UnidentifiedImageError, OSError) as exc:
-        where = "image" if isinstance(image, bytes) else str(image)
+        raise CodeError("no such file", place=where) from exc
+    except UnidentifiedImageError as exc:
+        raise CodeError(
+            "not an image format this reads (PNG, JPEG, WebP, BMP, GIF, TIFF)", place=where
+        ) from exc
+    except (Image.DecompressionBombError, OSError, ValueError) as exc:
         raise CodeError(f"not a readable image ({exc})", place=where) from exc
 
 
@@ -113,8 +126,7 @@ def _hri(text: str) -> str | None:
 
 def read_image(image: Path | bytes) -> list[Decoded]:
     """Every barcode in a PNG/JPEG/… image (path or bytes)."""
-    picture = _open(image)
-    found = zxingcpp.read_barcodes(picture.convert("L"), text_mode=zxingcpp.TextMode.Plain)
+    found = zxingcpp.read_barcodes(_open(image), text_mode=zxingcpp.TextMode.Plain)
     out: list[Decoded] = []
     for symbol in found:
         sid = symbol.symbology_identifier

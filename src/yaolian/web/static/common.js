@@ -25,24 +25,36 @@ class ApiProblem extends Error {
   }
 }
 
-/** GET a JSON resource of this server, with the stored key when there is one. */
-async function apiGet(path, params = {}) {
-  const url = new URL(path, window.location.origin);
-  for (const [name, value] of Object.entries(params)) {
-    if (value !== undefined && value !== null && value !== "") url.searchParams.set(name, value);
-  }
-  const headers = { Accept: "application/json" };
+/** Call this server's API (with the stored key when there is one); the JSON answer. */
+async function apiCall(url, init = {}) {
+  const headers = { Accept: "application/json", ...(init.headers || {}) };
   const key = storedKey();
   if (key) headers["X-API-Key"] = key;
   let response;
   try {
-    response = await fetch(url, { headers });
+    response = await fetch(url, { ...init, headers });
   } catch (err) {
     throw new ApiProblem(0, { title: "No answer from the server", detail: String(err) });
   }
   const body = await response.json().catch(() => ({}));
   if (!response.ok) throw new ApiProblem(response.status, body);
   return body;
+}
+
+/** GET a JSON resource with query parameters (empty ones left out). */
+function apiGet(path, params = {}) {
+  const url = new URL(path, window.location.origin);
+  for (const [name, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null && value !== "") url.searchParams.set(name, value);
+  }
+  return apiCall(url);
+}
+
+/** POST a body (a file, a string) of the given media type. */
+function apiPost(path, body, mediaType) {
+  return apiCall(new URL(path, window.location.origin), {
+    method: "POST", body, headers: { "Content-Type": mediaType },
+  });
 }
 
 /** A new element with attributes and children (strings become text nodes). */

@@ -16,12 +16,12 @@ const RECALL_CLASS = { 1: "一级召回", 2: "二级召回", 3: "三级召回" }
 
 function verdictBanner(v) {
   const [cls, zh, en] = STATUS[v.status] || ["warn", v.status, v.status];
-  return el("div", { class: `verdict ${cls}`, id: "verdict", "data-status": v.status },
+  return el("div", { class: `verdict ${cls}`, "data-status": v.status },
     el("strong", {}, zh), el("span", {}, `${en} — ${v.reason}`));
 }
 
 function productCard(p) {
-  return el("section", { class: "card", id: "product" }, el("h2", {}, "药品信息"), facts([
+  return el("section", { class: "card product" }, el("h2", {}, "药品信息"), facts([
     ["通用名称", p.generic_name],
     ["商品名称", p.trade_name],
     ["剂型", p.dosage_form],
@@ -35,7 +35,7 @@ function productCard(p) {
 }
 
 function batchCard(b) {
-  return el("section", { class: "card", id: "batch" }, el("h2", {}, "批次信息"), facts([
+  return el("section", { class: "card batch" }, el("h2", {}, "批次信息"), facts([
     ["生产批号", b.lot],
     ["生产日期", b.production_date],
     ["有效期至", b.expiry],
@@ -50,7 +50,7 @@ function circulationCard(path) {
           `　发货 ${h.shipped || "—"} · 收货 ${h.received || "在途"}`
           + (h.kind === "returning" ? " · 退货" : "")))))
     : el("p", { class: "muted" }, "暂无流通记录（尚未离开上市许可持有人）");
-  return el("section", { class: "card", id: "circulation" }, el("h2", {}, "流通环节"), body);
+  return el("section", { class: "card circulation" }, el("h2", {}, "流通环节"), body);
 }
 
 function salesCard(v) {
@@ -60,12 +60,12 @@ function salesCard(v) {
   else summary = `已销售 ${v.sale_count} 次（最近记录如下）`;
   const rows = v.sales.map((s) => el("li", {},
     `${s.date} · ${s.where || "—"}` + (s.units != null ? ` · 拆零 ${s.units}` : "")));
-  return el("section", { class: "card", id: "sales" }, el("h2", {}, "销售记录"),
+  return el("section", { class: "card sales" }, el("h2", {}, "销售记录"),
     el("p", {}, summary), rows.length ? el("ol", { class: "path" }, rows) : null);
 }
 
 function recallCard(r) {
-  return el("section", { class: "card", id: "recall" }, el("h2", {}, "召回信息"), facts([
+  return el("section", { class: "card recall" }, el("h2", {}, "召回信息"), facts([
     ["召回级别", RECALL_CLASS[r.class] || r.class],
     ["召回原因", r.reason],
     ["发布日期", r.date],
@@ -82,19 +82,38 @@ function render(v) {
   return parts;
 }
 
-async function query(code) {
+/** Run ``work`` with the form's buttons disabled; its nodes (or the problem) become the result. */
+async function answer(work) {
   const result = document.getElementById("result");
   const button = document.getElementById("submit");
   button.disabled = true;
   try {
-    // the code travels as one path segment: slashes of a Digital Link are escaped
-    const verdict = await apiGet(`/verify/${encodeURIComponent(code)}`);
-    show(result, render(verdict));
+    show(result, await work());
   } catch (err) {
     show(result, problemBox(err));
   } finally {
     button.disabled = false;
   }
+}
+
+function query(code) {
+  // the code travels as one path segment: slashes of a Digital Link are escaped
+  return answer(async () => render(await apiGet(`/verify/${encodeURIComponent(code)}`)));
+}
+
+/** A photo of the pack: the server reads every barcode in it and verifies each code. */
+function queryPhoto(file) {
+  return answer(async () => {
+    const found = await apiPost("/verify/image", file, file.type || "application/octet-stream");
+    if (!found.codes.length) {
+      return el("div", { class: "problem", id: "no-barcode", role: "alert" },
+        "未识别到条码：请对准包装上的追溯码，靠近、对焦后重拍。No barcode found in the photo.");
+    }
+    document.getElementById("code").value = found.codes[0].text;
+    return found.codes.map((c) => el("section", { class: "read" },
+      el("p", { class: "muted" }, `识别到 ${c.format}${c.gs1 ? " (GS1)" : ""}`),
+      render(c.verdict)));
+  });
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -108,6 +127,10 @@ document.addEventListener("DOMContentLoaded", () => {
     url.searchParams.set("code", code);
     history.replaceState(null, "", url);
     query(code);
+  });
+  document.getElementById("photo").addEventListener("change", (event) => {
+    const [file] = event.target.files;
+    if (file) queryPhoto(file);
   });
   const given = new URLSearchParams(window.location.search).get("code");
   if (given) {
