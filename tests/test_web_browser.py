@@ -184,6 +184,12 @@ def test_digital_link_opens_the_consumer_page(
     assert expected["product"]["generic_name"] in page.locator(".product").first.inner_text()
 
 
+DRAWN = (  # nodes, the answer's edges, the root, nodes drawn without any edge
+    "[yaolianGraph.nodes().length, yaolianGraph.edges(\"[kind != 'at']\").length,"
+    " yaolianGraph.$('node.root').id(), yaolianGraph.nodes().filter(n => n.degree() === 0).length]"
+)
+
+
 def test_trace_page_draws_the_graph(page: Any, server: str, demo_store: DemoStore) -> None:
     code = demo_store.truth["samples"]["tcm"]["raw"]  # 中成药 made from herb lots
     graph = _api(server, f"/trace/{code}?direction=backward", demo_store.regulator_key)
@@ -191,21 +197,37 @@ def test_trace_page_draws_the_graph(page: Any, server: str, demo_store: DemoStor
     page.fill("#code", code)
     page.fill("#key", demo_store.regulator_key)
     page.click("#submit")
-    page.locator("#events-table").wait_for()
-    drawn = page.evaluate(
-        "[yaolianGraph.nodes().length, yaolianGraph.edges().length,"
-        " yaolianGraph.$('node.root').id()]"
-    )
-    assert drawn == [len(graph["nodes"]), len(graph["edges"]), graph["root"]]
+    page.locator("#graph[data-state=done]").wait_for()
+    assert page.evaluate(DRAWN) == [len(graph["nodes"]), len(graph["edges"]), graph["root"], 0]
     assert page.locator("#events-table tbody tr").count() == len(graph["events"])
     assert code in page.locator("#detail").inner_text()  # the root's facts are shown
     kinds = {n["kind"] for n in graph["nodes"]}
     assert "enterprise" in kinds and "lot" in kinds  # hand-overs and the herb lots behind it
     page.select_option("#direction", "forward")
     page.click("#submit")
-    page.wait_for_function("yaolianGraph.nodes().length > 0 && location.search.includes('forward')")
+    page.locator("#graph[data-state=done]").wait_for()
     forward = _api(server, f"/trace/{code}?direction=forward", demo_store.regulator_key)
-    page.wait_for_function(f"yaolianGraph.nodes().length === {len(forward['nodes'])}")
+    assert page.evaluate(DRAWN) == [
+        len(forward["nodes"]),
+        len(forward["edges"]),
+        forward["root"],
+        0,
+    ]
+    assert "forward" in page.url
+
+
+def test_trace_page_draws_a_batch(page: Any, server: str, demo_store: DemoStore) -> None:
+    """Forward from a batch: the holders with their counts, every site placed by a link."""
+    batch = demo_store.truth["recall"]  # the recalled batch, spread over several holders
+    product, lot = batch["product_code"], batch["lot"]
+    key = demo_store.regulator_key
+    graph = _api(server, f"/trace/{product}?lot={lot}&direction=forward", key)
+    page.goto(f"/web/trace?code={product}&lot={lot}&direction=forward")
+    page.fill("#key", key)
+    page.click("#submit")
+    page.locator("#graph[data-state=done]").wait_for()
+    assert page.evaluate(DRAWN) == [len(graph["nodes"]), len(graph["edges"]), graph["root"], 0]
+    assert f"{graph['summary']['codes']}" in page.locator("#summary").inner_text()
 
 
 def test_trace_page_explains_a_refusal(page: Any, watch: Watch, demo_store: DemoStore) -> None:

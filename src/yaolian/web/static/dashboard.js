@@ -73,6 +73,9 @@ function alertsPanels(body) {
 
 function coveragePanel(body) {
   const rows = body.rows;
+  const holder = document.getElementById("coverage-chart");
+  holder.hidden = !rows.length;
+  if (!rows.length) return el("p", { class: "muted", id: "coverage-total" }, "此密钥无可统计的药品。No packs in view.");
   chart("coverage-chart", {
     tooltip: { valueFormatter: (v) => `${v}%` },
     grid: { left: 110, right: 56, top: 10, bottom: 30 },
@@ -111,6 +114,7 @@ async function refresh() {
   const asOf = form.elements.as_of.value;
   const button = document.getElementById("submit");
   button.disabled = true;
+  document.body.dataset.loaded = "false";
   show(document.getElementById("message"));
   let names = {};
   try {
@@ -119,6 +123,7 @@ async function refresh() {
   } catch (err) {
     show(document.getElementById("message"), problemBox(err));
     button.disabled = false;
+    document.body.dataset.loaded = "true";
     return;
   }
   await Promise.all([

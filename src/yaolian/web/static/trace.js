@@ -44,20 +44,37 @@ function edgeLabel(e) {
   return `${name} ${e.date || e.first || ""}`.trim();
 }
 
+/** Dashed links from an edge's enterprise (or party) to the site the edge names in its
+ * ``site`` fact (where a holder keeps the packs, where a batch was made). */
+function siteLinks(graph, kinds) {
+  const links = new Map();
+  for (const e of graph.edges) {
+    if (!e.site || !kinds.has(e.site)) continue;
+    const owner = [e.to, e.from].find((id) => ["enterprise", "party"].includes(kinds.get(id)));
+    if (owner && !links.has(`${owner} ${e.site}`)) {
+      links.set(`${owner} ${e.site}`, { source: owner, target: e.site, kind: "at", label: "" });
+    }
+  }
+  return [...links.values()];
+}
+
 function elementsOf(graph) {
+  const kinds = new Map(graph.nodes.map((n) => [n.id, n.kind]));
   const nodes = graph.nodes.map((n) => ({
     group: "nodes",
     data: { ...n, label: nodeLabel(n), colour: (KINDS[n.kind] || KINDS.party)[0] },
     classes: n.id === graph.root ? "root" : "",
   }));
-  const ids = new Set(graph.nodes.map((n) => n.id));
   const edges = graph.edges
-    .filter((e) => ids.has(e.from) && ids.has(e.to))
-    .map((e, i) => ({
-      group: "edges",
-      data: { ...e, id: `e${i}`, source: e.from, target: e.to, label: edgeLabel(e) },
-    }));
-  return [...nodes, ...edges];
+    .filter((e) => kinds.has(e.from) && kinds.has(e.to))
+    .map((e) => ({ ...e, source: e.from, target: e.to, label: edgeLabel(e) }));
+  const links = siteLinks(graph, kinds).map((l) => ({ ...l, classes: "at" }));
+  return [
+    ...nodes,
+    ...[...edges, ...links].map(({ classes, ...data }, i) => ({
+      group: "edges", data: { ...data, id: `e${i}` }, classes: classes || "",
+    })),
+  ];
 }
 
 function draw(graph) {
@@ -79,6 +96,8 @@ function draw(graph) {
         "text-background-opacity": 0.85, "text-background-padding": 1 } },
       { selector: "edge[kind = 'handed_over']", style: { "line-color": "#1e7d3a",
         "target-arrow-color": "#1e7d3a", width: 2.5 } },
+      { selector: "edge.at", style: { "line-style": "dashed", width: 1,
+        "target-arrow-shape": "none", "line-color": "#c9a26b" } },
       { selector: ":selected", style: { "border-width": 3, "border-color": "#c62828" } },
     ],
     layout: big
@@ -100,9 +119,15 @@ function showNode(n) {
   show(document.getElementById("detail"), facts(pairs));
 }
 
+/** A summary value as text: counts by name read "name 3；other 5". */
+function summaryText(value) {
+  if (value === null || typeof value !== "object") return value;
+  return Object.entries(value).map(([name, n]) => `${STATUS_NAMES[name] || name} ${n}`).join("；");
+}
+
 function summaryOf(graph) {
   const pairs = Object.entries(graph.summary || {}).map(([name, value]) => [
-    name, typeof value === "object" ? JSON.stringify(value) : value,
+    name, summaryText(value),
   ]);
   pairs.push(["nodes / edges / events",
     `${graph.nodes.length} / ${graph.edges.length} / ${graph.events.length}`]);
@@ -137,6 +162,8 @@ async function run() {
   const shown = { code: params.code.trim(), direction: query.direction, lot: query.lot };
   url.search = new URLSearchParams(shown).toString();
   history.replaceState(null, "", url);
+  const box = document.getElementById("graph");
+  box.dataset.state = "loading";  // "done" once drawn or refused (the tests wait for it)
   button.disabled = true;
   show(message);
   try {
@@ -152,6 +179,7 @@ async function run() {
     show(message, problemBox(err));
   } finally {
     button.disabled = false;
+    box.dataset.state = "done";
   }
 }
 
