@@ -21,6 +21,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain, islice
 from typing import Any
@@ -530,30 +531,40 @@ def rebuild_all(
     about ``codes_per_pass`` codes, each replayed alone by the same machine as
     :func:`recompute` and written at once — so memory stays bounded however long the log. Rows
     go with bulk inserts into emptied tables whose secondary indexes are dropped meanwhile and
-    rebuilt once at the end (on PostgreSQL the tables are emptied with ``TRUNCATE``: dropping
-    the indexes locks them until the commit anyway). ``progress(codes done, codes in all)``
-    after each pass. Returns the number of codes written.
+    rebuilt once at the end (:func:`bulk_load`; on PostgreSQL dropping the indexes locks the
+    tables until the commit anyway). ``progress(codes done, codes in all)`` after each pass.
+    Returns the number of codes written.
     """
     groups = code_groups(conn, codes_per_pass)
+    written, total = 0, sum(map(len, groups))
+    with bulk_load(conn):
+        workers = rebuild_workers(conn, total)
+        folded = _fold_in_workers(conn, groups, workers) if workers else _fold_here(conn, groups)
+        for rows in folded:
+            _write_rows(conn, rows)
+            written += len(rows.states)
+            if progress:
+                progress(written, total)
+    return written
+
+
+@contextmanager
+def bulk_load(conn: Connection) -> Iterator[None]:
+    """Empty the trace tables and drop their secondary indexes; re-create the indexes when the
+    block ends (one sort per index instead of a B-tree insert per row). On PostgreSQL the
+    tables are emptied with ``TRUNCATE``; on SQLite before the indexes go, so their pages are
+    freed wholesale."""
     if rawsql.is_pg(conn):
         names = ", ".join(table.name for table, _ in _TABLES_BY_CODE)
         rawsql.cursor(conn).execute(f"TRUNCATE {names}")
     else:
-        PROJECTOR.reset(conn)  # before the indexes go: emptying frees their pages wholesale
+        PROJECTOR.reset(conn)
     indexes = [ix for table, _ in _TABLES_BY_CODE for ix in table.indexes]
     for ix in indexes:
         ix.drop(conn)
-    written, total = 0, sum(map(len, groups))
-    workers = rebuild_workers(conn, total)
-    folded = _fold_in_workers(conn, groups, workers) if workers else _fold_here(conn, groups)
-    for rows in folded:
-        _write_rows(conn, rows)
-        written += len(rows.states)
-        if progress:
-            progress(written, total)
+    yield
     for ix in indexes:
         ix.create(conn)
-    return written
 
 
 REBUILD_WORKERS_ENV = "YAOLIAN_REBUILD_WORKERS"
