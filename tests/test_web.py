@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import re
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
@@ -122,3 +122,10 @@ def test_alerts_count_every_rule(client: TestClient, demo_store: DemoStore) -> N
     one = client.get("/alerts", headers=headers, params={"rule": rule}).json()
     assert one["total"] == every["by_rule"][rule] == len(one["alerts"])
     assert one["by_rule"] == every["by_rule"]  # counts ignore the rule filter
+    # every alert names its code as a URI the API reads back (a GS1 key alone is not one)
+    listed = client.get("/alerts", headers=headers, params={"limit": 1000}).json()["alerts"]
+    assert any(a["code"][:2].isdigit() for a in listed)  # GS1 packs among them
+    for alert in listed:
+        traced = client.get(f"/trace/{quote(alert['uri'], safe='')}", headers=headers)
+        assert traced.status_code == 200, alert
+        assert traced.json()["root"] == f"code:{alert['code_id']}"

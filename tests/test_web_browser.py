@@ -263,7 +263,21 @@ def test_dashboard_for_a_regulator(page: Any, server: str, demo_store: DemoStore
     warnings = _api(server, f"/supply/warnings?as_of={as_of}", key)["warnings"]
     shown = page.locator("#warnings-table tbody tr")
     assert shown.count() == len(warnings)
+    # a recall's progress: who still holds it, what is in transit, where it was dispensed
+    scope = _api(server, f"/recalls/{recalls[0]['id']}", key)
+    page.click(f"button[data-recall='{recalls[0]['id']}']")
+    progress = page.locator("#recall-progress").inner_text()
+    assert f"范围 {scope['total']} 个码" in progress
+    assert f"完成 {scope['progress']['percent_complete']:g}%" in progress
+    for part, rows in (("holders", "#recall-holders"), ("dispensed", "#recall-dispensed")):
+        if scope[part]:
+            assert page.locator(f"{rows} tbody tr").count() == len(scope[part])
     # the key stays in this tab: a reload refreshes without asking again
     page.reload()
     page.locator("body[data-loaded=true]").wait_for()
     assert page.locator("#alerts-table tbody tr").count() == len(alerts["alerts"])
+    # an alert's code opens its trace graph, with the key of this tab
+    page.locator("#alerts-table a").first.click()
+    page.locator("#graph[data-state=done]").wait_for()
+    assert page.input_value("#code") == alerts["alerts"][0]["uri"]
+    assert page.evaluate("yaolianGraph.nodes().length") > 0

@@ -190,7 +190,7 @@ def alerts(
                 a["rule"],
                 a["severity"],
                 a["time"],
-                a["code"],
+                (a["uri"] or a["code"]).removeprefix("urn:nmpa:code:"),  # as `trace` reads it
                 a["site"],
                 a["evidence"].get("reason"),
             )

@@ -253,8 +253,10 @@ def key_kind(key: str) -> str:
 
 
 def uri_for_key(key: str, form: str = "epc", company_prefix_length: int | None = None) -> str:
-    """A URI for a key: GS1 keys as EPC URI (``form="epc"``) or canonical Digital Link
-    (``form="dl"``); NMPA keys as ``urn:nmpa:…``; opaque keys as themselves."""
+    """A URI for a key: GS1 keys as EPC URI (``form="epc"``), canonical Digital Link
+    (``form="dl"``) or the EPC URI where the key has one and else the Digital Link
+    (``form="any"``: a URI every yaolian input reads back); NMPA keys as ``urn:nmpa:…``;
+    opaque keys as themselves."""
     from urllib.parse import unquote
 
     if key.startswith(NMPA_KEY):
@@ -270,4 +272,9 @@ def uri_for_key(key: str, form: str = "epc", company_prefix_length: int | None =
         return f"{CANONICAL_HOST}/{key}"
     parts = key.split("/")
     pairs = [(parts[i], unquote(parts[i + 1])) for i in range(0, len(parts) - 1, 2)]
-    return epc_uri_from_pairs(pairs, company_prefix_length)
+    try:
+        return epc_uri_from_pairs(pairs, company_prefix_length)
+    except CodeError:
+        if form == "any" and key[:2].isdigit():
+            return f"{CANONICAL_HOST}/{key}"
+        raise

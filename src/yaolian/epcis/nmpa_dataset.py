@@ -129,15 +129,10 @@ def code_uri(code: str) -> str:
     URI: ``urn:nmpa:code:{code}`` for an NMPA rule-(a) code, the EPC URI (or Digital Link when
     the company prefix length is unknown) for a GS1 code. Raises ``ValueError`` with the reason.
     """
-    text = code.strip()
     try:
-        key = canonical_key(text)
+        return uri_for_key(canonical_key(code.strip()), "any")
     except CodeError as exc:
         raise ValueError(str(exc)) from None
-    try:
-        return uri_for_key(key, "epc")
-    except CodeError:
-        return uri_for_key(key, "dl")
 
 
 def party_uri(uscc: str) -> str:

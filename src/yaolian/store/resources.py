@@ -113,5 +113,5 @@ def list_resource(
     rows = conn.execute(stmt.order_by(value).limit(per_page + 1)).scalars().all()
     more = len(rows) > per_page
     rows = rows[:per_page]
-    items = [uri_for_key(k) for k in rows] if resource == "epcs" else list(rows)
+    items = [uri_for_key(k, "any") for k in rows] if resource == "epcs" else list(rows)
     return ResourcePage(items, _token(resource, rows[-1]) if more else None)

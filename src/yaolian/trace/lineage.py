@@ -351,9 +351,9 @@ class _Walk:
 
 def _uri(key: str) -> str | None:
     try:
-        return uri_for_key(key)
+        return uri_for_key(key, "any")
     except CodeError:
-        return uri_for_key(key, "dl") if key[:2].isdigit() else None
+        return None
 
 
 def _batch_class_id(conn: Connection, product: str | None, lot: str | None) -> int | None:

@@ -30,7 +30,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select
 
-from yaolian.errors import ForbiddenError, QueryError
+from yaolian.codes.identity import uri_for_key
+from yaolian.errors import CodeError, ForbiddenError, QueryError
 from yaolian.store import schema as s
 from yaolian.store.access import Viewer
 from yaolian.store.dictionary import code_keys
@@ -235,6 +236,14 @@ class AlertFilter:
     offset: int = 0
 
 
+def _uri_of(key: str | None) -> str | None:
+    """The code as a URI the API reads back (``code`` is the store's canonical key)."""
+    try:
+        return uri_for_key(key, "any") if key else None
+    except CodeError:
+        return None
+
+
 def list_alerts(bind: Engine | Connection, viewer: Viewer, flt: AlertFilter) -> dict[str, Any]:
     """Alerts matching ``flt``, newest first, with the code keys, and ``by_rule``: how many
     match each rule under the other filters (every rule listed). An enterprise sees only alerts
@@ -284,6 +293,7 @@ def list_alerts(bind: Engine | Connection, viewer: Viewer, flt: AlertFilter) -> 
                 "rule": r.rule,
                 "severity": r.severity,
                 "code": keys.get(r.code_id),
+                "uri": _uri_of(keys.get(r.code_id)),
                 "code_id": r.code_id,
                 "event_id": r.event_id,
                 "site": r.site,

@@ -65,10 +65,12 @@ function alertsPanels(body) {
       itemStyle: { color: "#c62828" }, label: { show: true, position: "right" } }],
   });
   if (!body.alerts.length) return el("p", { class: "muted" }, "无告警 No alerts.");
-  return table("alerts-table", ["日期", "规则", "级别", "追溯码", "原因"], body.alerts.map((a) => [
-    a.time, RULE_NAMES[a.rule] || a.rule, a.severity, (a.code || "").replace(/^[a-z]:/, ""),
-    a.evidence.reason || "",
-  ]));
+  return table("alerts-table", ["日期", "规则", "级别", "追溯码", "原因"], body.alerts.map((a) => {
+    const shown = (a.uri || a.code || "").replace(/^urn:nmpa:code:/, "");
+    return [a.time, RULE_NAMES[a.rule] || a.rule, a.severity,
+      a.uri ? el("a", { href: `trace?code=${encodeURIComponent(a.uri)}` }, shown) : shown,
+      a.evidence.reason || ""];
+  }));
 }
 
 function coveragePanel(body) {
@@ -94,9 +96,36 @@ function coveragePanel(body) {
 function recallsPanel(body) {
   if (!body.recalls.length) return el("p", { class: "muted" }, "无召回 No recalls.");
   return table("recalls-table", ["#", "级别", "原因", "发布", "批次", "状态"], body.recalls.map((r) => [
-    r.id, `${r.class}级`, r.reason, r.created, (r.batches || []).join("、") || `${r.codes} 个码`,
+    el("button", { type: "button", class: "link", "data-recall": r.id, title: "召回进度" }, `#${r.id}`),
+    `${r.class}级`, r.reason, r.created, (r.batches || []).join("、") || `${r.codes} 个码`,
     r.closed_us ? "已关闭" : "进行中",
   ]));
+}
+
+/** One recall's scope and progress (召回进度): who still holds how much, what is in transit,
+ * where it was already dispensed. */
+function recallDetail(r) {
+  const p = r.progress;
+  const parts = [
+    el("h3", {}, `#${r.id} ${r.class_name || ""} · ${r.batches.map((b) => `${b.generic_name || b.product} ${b.lot}`).join("、")}`),
+    el("p", { id: "recall-progress" },
+      `范围 ${r.total} 个码；已退回 ${p.returned}，已销毁 ${p.destroyed}，未完成 ${p.outstanding}，`
+      + `完成 ${p.percent_complete}%。`),
+  ];
+  if (r.holders.length) {
+    parts.push(el("h4", {}, "仍在持有 Still held"), table("recall-holders", ["持有者", "数量", "场所"],
+      r.holders.map((h) => [h.holder, h.count,
+        Object.entries(h.sites).map(([site, n]) => `${site} ${n}`).join("；")])));
+  }
+  if (r.in_transit.length) {
+    parts.push(el("h4", {}, "在途 In transit"), table("recall-transit", ["发货方", "收货方", "数量", "发货日期"],
+      r.in_transit.map((t) => [t.from, t.to, t.count, t.shipped])));
+  }
+  if (r.dispensed.length) {
+    parts.push(el("h4", {}, "已售出 Dispensed"), table("recall-dispensed", ["机构", "码数", "销售次数", "最早", "最近"],
+      r.dispensed.map((d) => [d.holder || d.site_name || d.site, d.codes, d.sales, d.first, d.last])));
+  }
+  return parts;
 }
 
 async function panel(id, load) {
@@ -146,5 +175,9 @@ document.addEventListener("DOMContentLoaded", () => {
     refresh();
   });
   window.addEventListener("resize", () => Object.values(charts).forEach((c) => c.resize()));
+  document.getElementById("recalls").addEventListener("click", (event) => {
+    const id = event.target.dataset && event.target.dataset.recall;
+    if (id) panel("recall-detail", async () => recallDetail(await apiGet(`/recalls/${id}`)));
+  });
   if (storedKey()) refresh();
 });
