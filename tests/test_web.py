@@ -47,6 +47,12 @@ def test_pages_are_served_with_a_same_origin_policy(client: TestClient, name: st
         assert client.get(target).status_code == 200, target
 
 
+def test_a_browser_at_the_root_is_sent_to_the_pages(client: TestClient) -> None:
+    browser = client.get("/", headers={"Accept": "text/html,*/*"}, follow_redirects=False)
+    assert browser.status_code == 303 and browser.headers["location"] == "/web"
+    assert "events" in client.get("/", headers={"Accept": "application/json"}).json()
+
+
 def test_vendored_libraries_are_served(client: TestClient) -> None:
     for lib, marker in (("cytoscape.min.js", "cytoscape"), ("echarts.common.min.js", "echarts")):
         asset = client.get(f"/web/static/vendor/{lib}")

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from yaolian.api.auth import ViewerDep, engine_of
 from yaolian.api.epcis import (
@@ -123,9 +123,17 @@ TOP_LEVEL = [
 ]
 
 
-@router.get("/", summary="The top-level resources (EPCIS 2.0 discovery)")
-def get_root() -> list[str]:
-    """The EPCIS 2.0 top-level resources this server offers (no key needed)."""
+@router.get(
+    "/",
+    summary="The top-level resources (EPCIS 2.0 discovery)",
+    response_model=list[str],
+    responses={303: {"description": "A browser (Accept: text/html) is sent to the web pages"}},
+)
+def get_root(request: Request) -> list[str] | Response:
+    """The EPCIS 2.0 top-level resources this server offers (no key needed); a browser asking
+    for HTML is redirected to the web pages (``/web``)."""
+    if "text/html" in request.headers.get("accept", ""):
+        return RedirectResponse("/web", status_code=303)
     return TOP_LEVEL
 
 
