@@ -1,23 +1,23 @@
 // Consumer query page (药品追溯消费者查询): one code in, the public verdict out.
 "use strict";
 
-// verdict status → [class, 中文, English]
+// verdict status → [class, 中文] (the verdict's own reason follows, in English and Chinese)
 const STATUS = {
-  genuine: ["ok", "正品 · 可销售", "Genuine and sellable"],
-  unknown: ["bad", "查无此码 · 疑似假冒", "Unknown code: suspected counterfeit"],
-  recalled: ["bad", "已召回 · 请勿使用", "Recalled: do not sell or use"],
-  expired: ["bad", "已过期", "Past its expiry date"],
-  destroyed: ["bad", "已销毁", "Destroyed"],
-  decommissioned: ["warn", "已注销", "Decommissioned"],
-  dispensed: ["warn", "已售出", "Already sold or dispensed"],
-  in_transit: ["warn", "在途", "In transit between enterprises"],
+  genuine: ["ok", "正品 · 可销售"],
+  unknown: ["bad", "查无此码 · 疑似假冒"],
+  recalled: ["bad", "已召回 · 请勿使用"],
+  expired: ["bad", "已过期"],
+  destroyed: ["bad", "已销毁"],
+  decommissioned: ["warn", "已注销"],
+  dispensed: ["warn", "已售出"],
+  in_transit: ["warn", "在途"],
 };
 const RECALL_CLASS = { 1: "一级召回", 2: "二级召回", 3: "三级召回" };
 
 function verdictBanner(v) {
-  const [cls, zh, en] = STATUS[v.status] || ["warn", v.status, v.status];
+  const [cls, zh] = STATUS[v.status] || ["warn", v.status];
   return el("div", { class: `verdict ${cls}`, "data-status": v.status },
-    el("strong", {}, zh), el("span", {}, `${en} — ${v.reason}`));
+    el("strong", {}, zh), el("span", {}, v.reason));
 }
 
 function productCard(p) {
