@@ -227,6 +227,19 @@ def test_same_pack_same_key(gtin: str, serial: str, lot: str, cpl: int) -> None:
     assert canonical_digital_link(forms[0]) == "https://id.gs1.org/" + key
     assert uri_for_key(key, company_prefix_length=cpl) == forms[0]
     assert canonical_key(uri_for_key(key, "dl")) == key
+    assert canonical_key(uri_for_key(key, "any")) == key
+
+
+@given(keyed(14), serials)
+def test_any_form_reads_back_where_no_epc_uri_exists(gtin: str, serial: str) -> None:
+    """``form="any"``: the EPC URI when the company prefix length is known, else the Digital
+    Link — either way a URI the codes layer reads back to the same key; NMPA keys as URNs."""
+    key = canonical_key(digital_link(gtin, serial=serial))
+    uri = uri_for_key(key, "any")
+    assert canonical_key(uri) == key
+    assert uri.startswith(("urn:epc:id:sgtin:", "https://id.gs1.org/01/"))
+    nmpa = canonical_key("88194998964946703363")
+    assert uri_for_key(nmpa, "any") == nmpa_code_uri("88194998964946703363")
 
 
 @settings(deadline=None)
