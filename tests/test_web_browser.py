@@ -184,8 +184,9 @@ def test_digital_link_opens_the_consumer_page(
     assert expected["product"]["generic_name"] in page.locator(".product").first.inner_text()
 
 
+EDGES = "yaolianGraph.edges(\"[kind != 'at']\").length"  # the answer's edges, drawn
 DRAWN = (  # nodes, the answer's edges, the root, nodes drawn without any edge
-    "[yaolianGraph.nodes().length, yaolianGraph.edges(\"[kind != 'at']\").length,"
+    f"[yaolianGraph.nodes().length, {EDGES},"
     " yaolianGraph.$('node.root').id(), yaolianGraph.nodes().filter(n => n.degree() === 0).length]"
 )
 
@@ -214,6 +215,19 @@ def test_trace_page_draws_the_graph(page: Any, server: str, demo_store: DemoStor
         0,
     ]
     assert "forward" in page.url
+    # as of a moment before the pack existed: nothing reached yet, and the moment is kept
+    page.fill("#at", "2020-01-01T08:00")
+    page.click("#submit")
+    page.locator("#graph[data-state=done]").wait_for()
+    early = _api(
+        server,
+        f"/trace/{code}?direction=forward&at=2020-01-01T00:00:00%2B00:00",
+        demo_store.regulator_key,
+    )
+    assert len(early["edges"]) < len(forward["edges"])
+    assert page.evaluate(EDGES) == len(early["edges"])
+    page.reload()
+    assert page.input_value("#at") == "2020-01-01T08:00"
 
 
 def test_trace_page_draws_a_batch(page: Any, server: str, demo_store: DemoStore) -> None:

@@ -148,6 +148,19 @@ def post_verify(
 
 
 MAX_IMAGE_BYTES = 12 * 1024 * 1024
+IMAGE_DECODERS = 2  # photos decoded at once per process: the rest wait, scans go on
+
+
+def _image_limiter(request: Request) -> anyio.CapacityLimiter:
+    """Decoding a large photo takes a core for a while: a burst of uploads queues here instead
+    of taking every worker thread from ``GET /verify``."""
+    state = request.app.state
+    limiter: anyio.CapacityLimiter | None = getattr(state, "image_limiter", None)
+    if limiter is None:
+        limiter = state.image_limiter = anyio.CapacityLimiter(IMAGE_DECODERS)
+    return limiter
+
+
 IMAGE_BODY = {
     "requestBody": {
         "required": True,
@@ -169,7 +182,7 @@ async def post_verify_image(
     body = await read_body(request, MAX_IMAGE_BYTES)
     if not body:
         raise ValidationError("no image: send the photo as the request body", place="body")
-    decoded = await anyio.to_thread.run_sync(read_image, body)
+    decoded = await anyio.to_thread.run_sync(read_image, body, limiter=_image_limiter(request))
     with rawsql.reading(engine_of(request)) as conn:
         verdicts = verify_many(conn, [d.text for d in decoded], viewer)
     return {

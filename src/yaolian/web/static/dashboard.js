@@ -141,6 +141,10 @@ async function refresh() {
   const form = document.getElementById("dash-form");
   storeKey(form.elements.key.value.trim());
   const asOf = form.elements.as_of.value;
+  const url = new URL(window.location.href);
+  if (asOf) url.searchParams.set("as_of", asOf);
+  else url.searchParams.delete("as_of");
+  history.replaceState(null, "", url);
   const button = document.getElementById("submit");
   button.disabled = true;
   document.body.dataset.loaded = "false";

@@ -160,6 +160,7 @@ async function run() {
   if (params.at) query.at = new Date(params.at).toISOString();
   const url = new URL(window.location.href);
   const shown = { code: params.code.trim(), direction: query.direction, lot: query.lot };
+  if (params.at) shown.at = params.at;  // the field's own local-time value
   url.search = new URLSearchParams(shown).toString();
   history.replaceState(null, "", url);
   const box = document.getElementById("graph");
@@ -191,7 +192,7 @@ document.addEventListener("DOMContentLoaded", () => {
     run();
   });
   const given = new URLSearchParams(window.location.search);
-  for (const name of ["code", "lot", "direction"]) {
+  for (const name of ["code", "lot", "direction", "at"]) {
     if (given.get(name)) form.elements[name].value = given.get(name);
   }
   if (given.get("code") && storedKey()) run();
