@@ -58,3 +58,8 @@ async def read_body(
             raise error(f"body exceeds the limit of {limit} bytes", place="body")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def wants_html(request: Request) -> bool:
+    """Whether the caller is a browser asking for a page (``Accept`` names ``text/html``)."""
+    return "text/html" in request.headers.get("accept", "")

@@ -28,6 +28,7 @@ from yaolian.api.epcis import (
     events_where,
     next_link,
 )
+from yaolian.api.params import wants_html
 from yaolian.epcis.cbv import BIZ_STEP, DISPOSITION
 from yaolian.store.query import DEFAULT_PER_PAGE, MAX_PER_PAGE
 from yaolian.store.resources import Resource, list_resource
@@ -132,7 +133,7 @@ TOP_LEVEL = [
 def get_root(request: Request) -> list[str] | Response:
     """The EPCIS 2.0 top-level resources this server offers (no key needed); a browser asking
     for HTML is redirected to the web pages (``/web``)."""
-    if "text/html" in request.headers.get("accept", ""):
+    if wants_html(request):
         return RedirectResponse("/web", status_code=303)
     return TOP_LEVEL
 

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -28,7 +29,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.pool import QueuePool
 
 from yaolian.api.auth import ViewerDep, engine_of
-from yaolian.api.params import read_body
+from yaolian.api.params import read_body, wants_html
 from yaolian.codes.barcode import read_image
 from yaolian.codes.identity import canonical_key
 from yaolian.epcis.model import to_epoch_us
@@ -66,17 +67,26 @@ def _verdict(request: Request, code: str) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
+def _app_limiter(request: Request, name: str, size: Callable[[], int]) -> anyio.CapacityLimiter:
+    """The app's thread limiter called ``name``, made with ``size()`` places on first use."""
+    state = request.app.state
+    limiter: anyio.CapacityLimiter | None = getattr(state, name, None)
+    if limiter is None:
+        limiter = anyio.CapacityLimiter(size())
+        setattr(state, name, limiter)
+    return limiter
+
+
+def _pool_size(request: Request) -> int:
+    pool = engine_of(request).pool
+    return pool.size() if isinstance(pool, QueuePool) else 5
+
+
 def _pool_limiter(request: Request) -> anyio.CapacityLimiter:
     """As many threads at once as the engine's pool keeps connections: beyond that each request
     would open and close an overflow connection (a new PostgreSQL backend, its prepared
     statements lost)."""
-    state = request.app.state
-    limiter: anyio.CapacityLimiter | None = getattr(state, "verify_limiter", None)
-    if limiter is None:
-        pool = engine_of(request).pool
-        limiter = anyio.CapacityLimiter(pool.size() if isinstance(pool, QueuePool) else 5)
-        state.verify_limiter = limiter
-    return limiter
+    return _app_limiter(request, "verify_limiter", lambda: _pool_size(request))
 
 
 async def _verdict_response(request: Request, code: str) -> Response:
@@ -102,7 +112,7 @@ async def resolve_digital_link(request: Request, path: str) -> Response:
     when this server is the resolver): a browser (``Accept: text/html``) is redirected to the
     consumer query page for it, other clients get the verdict JSON."""
     uri = str(request.url)
-    if "text/html" in request.headers.get("accept", ""):
+    if wants_html(request):
         return RedirectResponse(f"{SCAN_PAGE}?{urlencode({'code': uri})}", status_code=303)
     return await _verdict_response(request, uri)
 
@@ -154,11 +164,7 @@ IMAGE_DECODERS = 2  # photos decoded at once per process: the rest wait, scans g
 def _image_limiter(request: Request) -> anyio.CapacityLimiter:
     """Decoding a large photo takes a core for a while: a burst of uploads queues here instead
     of taking every worker thread from ``GET /verify``."""
-    state = request.app.state
-    limiter: anyio.CapacityLimiter | None = getattr(state, "image_limiter", None)
-    if limiter is None:
-        limiter = state.image_limiter = anyio.CapacityLimiter(IMAGE_DECODERS)
-    return limiter
+    return _app_limiter(request, "image_limiter", lambda: IMAGE_DECODERS)
 
 
 IMAGE_BODY = {

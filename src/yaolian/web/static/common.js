@@ -82,6 +82,14 @@ function problemBox(err) {
   return el("div", { class: "problem", role: "alert" }, err.message || String(err));
 }
 
+/** A table: header texts, rows of cells (text or nodes); short text cells do not wrap. */
+function table(id, headers, rows) {
+  return el("table", { id },
+    el("thead", {}, el("tr", {}, headers.map((h) => el("th", {}, h)))),
+    el("tbody", {}, rows.map((cells) => el("tr", {}, cells.map((c) =>
+      el("td", { class: c instanceof Node || String(c).length > 24 ? null : "nowrap" }, c))))));
+}
+
 /** A definition list of [label, value] pairs, leaving out empty values. */
 function facts(pairs) {
   const list = el("dl", { class: "facts" });

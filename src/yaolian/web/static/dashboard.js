@@ -33,13 +33,6 @@ function chart(id, option) {
   return charts[id];
 }
 
-function table(id, headers, rows) {
-  return el("table", { id },
-    el("thead", {}, el("tr", {}, headers.map((h) => el("th", {}, h)))),
-    el("tbody", {}, rows.map((cells) => el("tr", {}, cells.map((c) =>
-      el("td", { class: c instanceof Node || String(c).length > 24 ? null : "nowrap" }, c))))));
-}
-
 function warningsPanel(body, names) {
   if (!body.warnings.length) return el("p", { class: "muted", id: "no-warnings" }, "无预警 No warnings.");
   return table("warnings-table", ["级别", "药品", "地区", "预计断供", "提前天数", "可供天数", "原因"],

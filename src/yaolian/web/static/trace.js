@@ -136,13 +136,9 @@ function summaryOf(graph) {
 
 function eventsTable(events) {
   if (!events.length) return el("p", { class: "muted" }, "此密钥可见的事件为空。No events visible to this key.");
-  return el("table", { id: "events-table" },
-    el("thead", {}, el("tr", {}, ["#", "日期", "类型", "业务步骤", "处置状态", "地点"].map(
-      (h) => el("th", {}, h)))),
-    el("tbody", {}, events.map((e) => el("tr", {},
-      el("td", {}, e.id), el("td", {}, e.date), el("td", {}, e.type),
-      el("td", {}, e.biz_step || ""), el("td", {}, e.disposition || ""),
-      el("td", {}, e.biz_location || e.read_point || "")))));
+  return table("events-table", ["#", "日期", "类型", "业务步骤", "处置状态", "地点"],
+    events.map((e) => [e.id, e.date, e.type, e.biz_step || "", e.disposition || "",
+      e.biz_location || e.read_point || ""]));
 }
 
 function legend() {
