@@ -277,6 +277,10 @@ def test_dashboard_for_a_regulator(page: Any, server: str, demo_store: DemoStore
     warnings = _api(server, f"/supply/warnings?as_of={as_of}", key)["warnings"]
     shown = page.locator("#warnings-table tbody tr")
     assert shown.count() == len(warnings)
+    reports = _api(server, "/supply/discontinuations", key)["discontinuations"]
+    filed = [d for d in reports if not d["withdrawn"]]
+    assert page.locator("#discontinuations-table tbody tr").count() == len(filed) > 0
+    assert filed[0]["holder"] in page.locator("#discontinuations-table").inner_text()
     # a recall's progress: who still holds it, what is in transit, where it was dispensed
     scope = _api(server, f"/recalls/{recalls[0]['id']}", key)
     page.click(f"button[data-recall='{recalls[0]['id']}']")

@@ -1,5 +1,6 @@
-// Regulator dashboard (监管看板): shortage warnings, alerts, trace coverage and recalls, each
-// read from the JSON API with the key typed in; a panel whose call fails says why.
+// Regulator dashboard (监管看板): shortage warnings, alerts, trace coverage, discontinuation
+// reports and recalls, each read from the JSON API with the key typed in; a panel whose call
+// fails says why.
 "use strict";
 
 // GB/T 2260 provincial-level divisions, by the first two digits of a 6-digit area code
@@ -95,6 +96,14 @@ function recallsPanel(body) {
   ]));
 }
 
+function discontinuationsPanel(body, names) {
+  const filed = body.discontinuations.filter((d) => !d.withdrawn);
+  if (!filed.length) return el("p", { class: "muted" }, "无停产报告 No discontinuation reports.");
+  return table("discontinuations-table", ["药品", "上市许可持有人", "停产日期", "剩余库存（盒）", "原因", "报告时间"],
+    filed.map((d) => [names[d.product] || d.product, d.holder, d.stop_date, d.remaining_packs,
+      d.reason, d.filed_at.slice(0, 10)]));
+}
+
 /** One recall's scope and progress (召回进度): who still holds how much, what is in transit,
  * where it was already dispensed. */
 function recallDetail(r) {
@@ -157,6 +166,8 @@ async function refresh() {
     panel("alerts", async () => alertsPanels(await apiGet("/alerts", { limit: 12 }))),
     panel("coverage", async () => coveragePanel(await apiGet("/coverage", { by: "province" }))),
     panel("recalls", async () => recallsPanel(await apiGet("/recalls"))),
+    panel("discontinuations", async () =>
+      discontinuationsPanel(await apiGet("/supply/discontinuations"), names)),
   ]);
   document.body.dataset.loaded = "true";
   button.disabled = false;
