@@ -323,7 +323,9 @@ def serve(
     # migrate once before the workers start; fail early on a bad URL
     open_store(url, create=True).dispose()
     os.environ[DATABASE_URL_ENV] = url  # the workers' create_app() reads it
-    console_err.print(f"yaolian API on http://{host}:{port}  (docs: /docs, database: {url})")
+    console_err.print(
+        f"yaolian API on http://{host}:{port}  (pages: /web, docs: /docs, database: {url})"
+    )
     uvicorn.run(
         "yaolian.api.app:create_app",
         factory=True,
