@@ -245,14 +245,23 @@ def test_trace_page_draws_a_batch(page: Any, server: str, demo_store: DemoStore)
 
 
 def test_trace_page_explains_a_refusal(page: Any, watch: Watch, demo_store: DemoStore) -> None:
+    """A refused trace says why and leaves no earlier graph on screen to be taken for it."""
     watch.allowed.add(401)
     page.goto("/web/trace")
     page.fill("#code", demo_store.truth["samples"]["genuine"]["raw"])
+    page.fill("#key", demo_store.regulator_key)
+    page.click("#submit")
+    page.locator("#graph[data-state=done]").wait_for()
+    assert page.evaluate("yaolianGraph.nodes().length") > 0
     page.fill("#key", "yl_not_a_key")
     with page.expect_response(lambda r: "/trace/" in r.url) as answer:
         page.click("#submit")
     assert answer.value.status == 401
+    page.locator("#graph[data-state=done]").wait_for()
     assert "Unauthorized" in page.locator(".problem").inner_text()
+    assert page.evaluate("window.yaolianGraph") is None
+    assert page.locator("#summary-card").is_hidden()
+    assert page.locator("#events-table").count() == 0
 
 
 def test_dashboard_for_a_regulator(page: Any, server: str, demo_store: DemoStore) -> None:

@@ -173,6 +173,12 @@ async function run() {
     const root = graph.nodes.find((n) => n.id === graph.root);
     if (root) showNode(root);
   } catch (err) {
+    // a refusal leaves no earlier answer on screen to be taken for this one
+    if (window.yaolianGraph) window.yaolianGraph.destroy();
+    window.yaolianGraph = null;
+    document.getElementById("summary-card").hidden = true;
+    show(document.getElementById("events"), el("p", { class: "muted" }, "—"));
+    show(document.getElementById("detail"));
     show(message, problemBox(err));
   } finally {
     button.disabled = false;
