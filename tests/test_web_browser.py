@@ -173,6 +173,42 @@ def test_consumer_page_reads_a_photo_of_the_pack(
     page.locator("#no-barcode").wait_for()
 
 
+def test_receiving_check_of_a_scanned_list(page: Any, server: str, demo_store: DemoStore) -> None:
+    """扫码验收: a scanner's list verified at once — problems first, a code scanned twice
+    flagged, the counts per status; a party's key adds who holds each pack now."""
+    genuine = demo_store.truth["samples"]["genuine"]["raw"]
+    fake = demo_store.incident_code("counterfeit", prefix="8")
+    resold = demo_store.incident_code("resale", prefix="8")
+    gs1 = demo_store.incident_code("diversion", prefix="01")
+    scans = [genuine, fake, gs1, resold, genuine]
+    expected = [_api(server, f"/verify/{code}")["status"] for code in scans]
+    page.goto("/web/check")
+    page.fill("#codes", "\n".join(scans) + "\n\n")  # a scanner ends each code with Enter
+    page.fill("#key", demo_store.regulator_key)
+    page.click("#submit")
+    rows = page.locator("#check-table tbody tr")
+    rows.first.wait_for()
+    assert rows.count() == len(scans)
+    shown = {
+        int(rows.nth(i).locator("td").first.inner_text()): rows.nth(i)
+        .locator("[data-status]")
+        .get_attribute("data-status")
+        for i in range(len(scans))
+    }
+    assert shown == {i + 1: status for i, status in enumerate(expected)}
+    order = [int(rows.nth(i).locator("td").first.inner_text()) for i in range(len(scans))]
+    fine = [i + 1 for i, status in enumerate(expected) if status == "genuine" and i < 4]
+    assert order[-len(fine) :] == fine  # the sellable ones last, problems first
+    assert "重复（第 1 行）" in rows.filter(has_text="重复").first.inner_text()
+    summary = page.locator("#summary").inner_text()
+    assert f"共 {len(scans)} 个码" in summary and "重复扫描 1" in summary
+    assert "查无此码 · 疑似假冒 1" in summary
+    detail = _api(server, f"/verify/{genuine}", demo_store.regulator_key)["detail"]
+    holder = detail["custodian"]["name"]  # a party's (here the regulator's) key shows who
+    mine = rows.filter(has_text=genuine)
+    assert mine.count() == 2 and all(holder in t for t in mine.all_inner_texts())
+
+
 def test_digital_link_opens_the_consumer_page(
     page: Any, server: str, demo_store: DemoStore
 ) -> None:

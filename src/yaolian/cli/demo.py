@@ -610,6 +610,7 @@ def _section_next(engine: Engine, db_path: Path, truth: dict[str, Any]) -> None:
             "http://127.0.0.1:8000/queries   # then /queries/sales/events, …/subscriptions\n\n"
             "in a browser (paste the key where a page asks for it):\n"
             f"  http://127.0.0.1:8000/web/scan?code={code}   consumer query (no key)\n"
+            f"  http://127.0.0.1:8000/web/check   receiving check: paste {code} and {fake}\n"
             f"  http://127.0.0.1:8000/web/trace?code={code}   trace graph\n"
             f"  http://127.0.0.1:8000/web/dashboard?as_of={_warnings_day(truth)}   regulator "
             "dashboard\n\n"

@@ -1,6 +1,7 @@
 """Routes of the web pages: ``/web`` (an index), ``/web/scan`` (consumer query, public),
-``/web/trace`` (trace graph) and ``/web/dashboard`` (regulator dashboard); their files under
-``/web/static``. Pages are served with a Content-Security-Policy that allows this server only.
+``/web/check`` (receiving check of a scanner's list), ``/web/trace`` (trace graph) and
+``/web/dashboard`` (regulator dashboard); their files under ``/web/static``. Pages are served
+with a Content-Security-Policy that allows this server only.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from yaolian.errors import NotFoundError
 
 STATIC = Path(__file__).with_name("static")
-PAGES = ("index", "scan", "trace", "dashboard")
+PAGES = ("index", "scan", "check", "trace", "dashboard")
 SCAN_PAGE = "/web/scan"  # where the Digital Link resolver sends a browser
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -41,7 +42,7 @@ def index_page() -> FileResponse:
 
 @router.get("/web/{page}")
 def page(page: str) -> FileResponse:
-    """One page by name (``scan``, ``trace``, ``dashboard``)."""
+    """One page by name (``scan``, ``check``, ``trace``, ``dashboard``)."""
     if page not in PAGES:
         raise NotFoundError(f"no page {page!r}; pages: {', '.join(PAGES[1:])}", place="page")
     return _page(page)

@@ -4,6 +4,23 @@
 
 const KEY_STORE = "yaolian-api-key";
 
+/** Verdict statuses of ``/verify``: [中文, severity class ok / warn / bad]. */
+const VERDICTS = {
+  genuine: ["正品 · 可销售", "ok"],
+  unknown: ["查无此码 · 疑似假冒", "bad"],
+  recalled: ["已召回 · 请勿使用", "bad"],
+  expired: ["已过期", "bad"],
+  destroyed: ["已销毁", "bad"],
+  decommissioned: ["已注销", "warn"],
+  dispensed: ["已售出", "warn"],
+  in_transit: ["在途", "warn"],
+};
+
+/** [中文, class] of a verdict status (an unknown one shown as itself, as a warning). */
+function verdictOf(status) {
+  return VERDICTS[status] || [status, "warn"];
+}
+
 /** The API key typed into this tab (sessionStorage), or "". */
 function storedKey() {
   return sessionStorage.getItem(KEY_STORE) || "";

@@ -1,21 +1,10 @@
 // Consumer query page (药品追溯消费者查询): one code in, the public verdict out.
 "use strict";
 
-// verdict status → [class, 中文] (the verdict's own reason follows, in English and Chinese)
-const STATUS = {
-  genuine: ["ok", "正品 · 可销售"],
-  unknown: ["bad", "查无此码 · 疑似假冒"],
-  recalled: ["bad", "已召回 · 请勿使用"],
-  expired: ["bad", "已过期"],
-  destroyed: ["bad", "已销毁"],
-  decommissioned: ["warn", "已注销"],
-  dispensed: ["warn", "已售出"],
-  in_transit: ["warn", "在途"],
-};
 const RECALL_CLASS = { 1: "一级召回", 2: "二级召回", 3: "三级召回" };
 
 function verdictBanner(v) {
-  const [cls, zh] = STATUS[v.status] || ["warn", v.status];
+  const [zh, cls] = verdictOf(v.status);
   return el("div", { class: `verdict ${cls}`, "data-status": v.status },
     el("strong", {}, zh), el("span", {}, v.reason));
 }

@@ -1,0 +1,80 @@
+// Receiving check (扫码验收): a scanner's list of codes verified at once with POST /verify,
+// problems first, codes scanned twice flagged.
+"use strict";
+
+const MAX_PER_CALL = 1000;  // POST /verify takes at most this many codes
+
+/** The scanned lines: trimmed, empty ones left out, in order. */
+function scanned(text) {
+  return text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line);
+}
+
+/** Verdicts for every code, in order, in calls of at most MAX_PER_CALL codes. */
+async function verifyAll(codes) {
+  const verdicts = [];
+  for (let start = 0; start < codes.length; start += MAX_PER_CALL) {
+    const body = JSON.stringify({ codes: codes.slice(start, start + MAX_PER_CALL) });
+    const answer = await apiPost("/verify", body, "application/json");
+    verdicts.push(...answer.results);
+  }
+  return verdicts;
+}
+
+function summary(verdicts, repeated) {
+  const counts = {};
+  for (const v of verdicts) counts[v.status] = (counts[v.status] || 0) + 1;
+  const parts = Object.entries(counts).map(([s, n]) => `${verdictOf(s)[0]} ${n}`);
+  if (repeated) parts.push(`重复扫描 ${repeated}`);
+  const bad = verdicts.length - (counts.genuine || 0);
+  return `共 ${verdicts.length} 个码：${parts.join("，")}。` + (bad ? `${bad} 个不可入库。` : "全部可入库。");
+}
+
+function resultTable(codes, verdicts) {
+  const seen = new Map();
+  const rows = verdicts.map((v, i) => {
+    const first = seen.has(codes[i]) ? seen.get(codes[i]) : null;
+    if (first === null) seen.set(codes[i], i + 1);
+    const p = v.product || {};
+    const b = v.batch || {};
+    const holder = v.detail && v.detail.custodian ? v.detail.custodian.name : "";
+    return { ok: v.status === "genuine" && first === null, cells: [
+      i + 1, codes[i],
+      el("span", { class: `status ${verdictOf(v.status)[1]}`, "data-status": v.status },
+        verdictOf(v.status)[0]),
+      first === null ? "" : `重复（第 ${first} 行）`,
+      p.generic_name || "", b.lot || "", b.expiry || "", holder, v.reason,
+    ] };
+  });
+  rows.sort((a, b) => Number(a.ok) - Number(b.ok));  // problems first, otherwise in scan order
+  return table("check-table", ["#", "追溯码", "状态", "重复", "通用名称", "批号", "有效期至", "当前持有", "说明"],
+    rows.map((r) => r.cells));
+}
+
+async function check() {
+  const form = document.getElementById("check-form");
+  const codes = scanned(form.elements.codes.value);
+  const button = document.getElementById("submit");
+  storeKey(form.elements.key.value.trim());
+  button.disabled = true;
+  show(document.getElementById("message"));
+  try {
+    const verdicts = await verifyAll(codes);
+    const repeated = codes.length - new Set(codes).size;
+    document.getElementById("result-card").hidden = false;
+    show(document.getElementById("summary"), summary(verdicts, repeated));
+    show(document.getElementById("result"), resultTable(codes, verdicts));
+  } catch (err) {
+    document.getElementById("result-card").hidden = true;
+    show(document.getElementById("message"), problemBox(err));
+  } finally {
+    button.disabled = false;
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  bindKeyField(document.getElementById("key"));
+  document.getElementById("check-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    check();
+  });
+});
