@@ -130,6 +130,11 @@ def test_consumer_page_shows_a_genuine_pack(page: Any, server: str, demo_store: 
     assert page.locator(".circulation li").count() == len(expected["circulation"]) > 0
     assert expected["circulation"][-1]["to"] in page.locator(".circulation").inner_text()
     assert f"code={code}" in page.url  # the answer can be bookmarked or shared
+    assert page.locator("nav a").all_inner_texts() == ["查询", "验收", "追溯图谱", "监管看板"]
+    assert page.locator("nav a[aria-current=page]").inner_text() == "查询"
+    page.locator("nav a", has_text="验收").click()
+    page.locator("#codes").wait_for()
+    assert urlsplit(page.url).path == "/web/check"
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,22 @@
 
 const KEY_STORE = "yaolian-api-key";
 
+const PAGES = [  // the pages' navigation: path, 中文
+  ["/web/scan", "查询"],
+  ["/web/check", "验收"],
+  ["/web/trace", "追溯图谱"],
+  ["/web/dashboard", "监管看板"],
+];
+
+/** Fill the page's ``<nav id="nav">`` with the pages, the current one marked. */
+function fillNav() {
+  const nav = document.getElementById("nav");
+  if (!nav) return;
+  show(nav, PAGES.map(([path, name]) =>
+    el("a", { href: path, "aria-current": path === window.location.pathname ? "page" : null }, name)));
+}
+document.addEventListener("DOMContentLoaded", fillNav);
+
 /** Verdict statuses of ``/verify``: [中文, severity class ok / warn / bad]. */
 const VERDICTS = {
   genuine: ["正品 · 可销售", "ok"],
