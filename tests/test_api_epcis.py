@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from lxml import etree
 from openpyxl import Workbook
 from sqlalchemy import Engine, func, select
 
+from yaolian.api import webhooks as webhooks_module
 from yaolian.api.app import ApiSettings, create_app
 from yaolian.api.epcis import XLSX
 from yaolian.codes.identity import canonical_key
@@ -1081,14 +1082,21 @@ def test_bad_subscriptions_are_refused(api: Api, receiver: Receiver) -> None:
     cases = [
         ({"dest": "ftp://example.org/x"}, "/dest"),
         ({"dest": "not a url"}, "/dest"),
-        ({"dest": receiver.url, "stream": False}, "/stream"),
-        ({"dest": receiver.url, "schedule": {"minute": "5"}}, "/schedule"),
-        ({"dest": receiver.url, "reportIfEmpty": True}, "/reportIfEmpty"),
         ({"dest": receiver.url, "initialRecordTime": "yesterday"}, "/initialRecordTime"),
         ({"dest": receiver.url, "signatureToken": ""}, "/signatureToken"),
     ]
     for body, place in cases:
         assert_problem(_subscribe(api, "q", **body), 400, "ValidationException", place)
+    controls = [
+        ({"stream": False}, "/stream"),  # neither a stream nor a schedule
+        ({"schedule": {"minute": "5"}}, "/schedule"),  # both (the helper says stream)
+        ({"reportIfEmpty": True}, "/reportIfEmpty"),  # a stream has no empty runs
+        ({"stream": None, "schedule": {"minute": "5-9"}}, "/schedule/minute"),
+        ({"stream": None, "schedule": {"dayOfMonth": "30", "month": "2"}}, "/schedule"),
+    ]
+    for body, place in controls:
+        refused = _subscribe(api, "q", dest=receiver.url, **body)
+        assert_problem(refused, 400, "SubscriptionControlsException", place)
     missing = _subscribe(api, "nope", dest=receiver.url)
     assert_problem(missing, 404, "NoSuchResourceException", "nope")
     foreign = _subscribe(api, "q", api.key_a, dest=receiver.url)  # the regulator's query
@@ -1103,6 +1111,86 @@ def test_bad_subscriptions_are_refused(api: Api, receiver: Receiver) -> None:
     )
     with api.engine.connect() as conn:  # deleting the query ended its subscriptions
         assert conn.execute(select(func.count()).select_from(subscription)).scalar_one() == 0
+
+
+def _next_cst(hour: int, now: datetime) -> set[str]:
+    """The next hh:00:00 China Standard Time after ``now`` as the API writes it (two answers
+    when ``now`` is within a second of that time)."""
+    cst = timezone(timedelta(hours=8))
+    out = set()
+    for moment in (now, now + timedelta(seconds=1)):
+        local = moment.astimezone(cst)
+        at = local.replace(hour=hour, minute=0, second=0, microsecond=0)
+        if at <= local:
+            at += timedelta(days=1)
+        out.add(at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"))
+    return out
+
+
+def _run_now(api: Api, subscription_id: str) -> None:
+    """Bring a scheduled subscription's query time to now (as if the clock had got there)."""
+    with api.engine.begin() as conn:
+        conn.execute(
+            subscription.update()
+            .where(subscription.c.subscription_id == subscription_id)
+            .values(next_run_us=time.time_ns() // 1000 - 1)
+        )
+
+
+def test_scheduled_subscription_sends_what_was_stored_since_the_last_run(
+    api: Api, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    moves = {"EQ_bizStep": ["shipping", "receiving"]}
+    assert _save(api, "daily", moves, api.key_b).status_code == 201
+    nightly = {"second": "0", "minute": "0", "hour": "3"}  # 03:00 in Beijing
+    before = datetime.now(UTC)
+    made = _subscribe(api, "daily", api.key_b, dest=receiver.url, stream=None, schedule=nightly)
+    assert made.status_code == 201, made.text
+    sub = made.json()
+    assert (sub["stream"], sub["schedule"], sub["reportIfEmpty"]) == (False, nightly, False)
+    assert sub["nextRunAt"] in _next_cst(3, before)
+    api.capture(document(chain_events()))
+    _settle(api)
+    assert receiver.posts == []  # stored, but the query time has not come
+    monkeypatch.setattr(webhooks_module, "DELIVERY_BATCH", 1)  # B sees two: two batches
+    _run_now(api, sub["subscriptionID"])
+    ran = datetime.now(UTC)
+    _settle(api)
+    assert receiver.delivered() == [eid(3), eid(4)]  # B's view, in stored order, one run
+    assert len(receiver.posts) == 2
+    path = f"/queries/daily/subscriptions/{sub['subscriptionID']}"
+    state = _get(api, path, api.key_b).json()
+    assert state["deliveredEvents"] == 2 and state["nextRunAt"] in _next_cst(3, ran)
+    _run_now(api, sub["subscriptionID"])  # a run with nothing new sends nothing
+    _settle(api)
+    assert len(receiver.posts) == 2
+    assert _get(api, path, api.key_b).json()["nextRunAt"] in _next_cst(3, ran)
+
+
+def test_scheduled_subscription_reports_empty_runs_when_asked(api: Api, receiver: Receiver) -> None:
+    assert _save(api, "sales", {"EQ_bizStep": "retail_selling"}).status_code == 201
+    made = _subscribe(
+        api,
+        "sales",
+        dest=receiver.url,
+        stream=False,
+        schedule={"second": "0", "minute": "0,30"},
+        reportIfEmpty=True,
+    ).json()
+    assert made["reportIfEmpty"] is True and made["lastDeliveryAt"] is None
+    api.capture(document(chain_events()))  # no sale among them
+    _run_now(api, made["subscriptionID"])
+    _settle(api)
+    assert len(receiver.posts) == 1
+    answered, _, body = receiver.posts[0]
+    results = orjson.loads(body)["epcisBody"]["queryResults"]
+    assert answered == 200 and results["resultsBody"]["eventList"] == []
+    assert (results["queryName"], results["subscriptionID"]) == ("sales", made["subscriptionID"])
+    state = _get(api, f"/queries/sales/subscriptions/{made['subscriptionID']}").json()
+    assert state["deliveredEvents"] == 0 and state["lastDeliveryAt"] is not None
+    next_run = datetime.fromisoformat(state["nextRunAt"])
+    assert next_run > datetime.now(UTC) and next_run.minute in (0, 30)
+    assert next_run.second == 0
 
 
 def _streamed(message: dict[str, Any]) -> list[str]:

@@ -82,6 +82,14 @@ class QueryError(YaolianError):
     title = "Invalid query parameter"
 
 
+class SubscriptionControlsError(YaolianError):
+    """A subscription's controls (schedule, stream, reportIfEmpty) that do not fit together or
+    break the schedule grammar (EPCIS SubscriptionControlsException)."""
+
+    exception_type = "SubscriptionControlsException"
+    title = "Invalid subscription controls"
+
+
 class NotFoundError(YaolianError):
     """A resource that does not exist or is not visible to the caller."""
 

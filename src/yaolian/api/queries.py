@@ -29,7 +29,13 @@ from yaolian.api.epcis import (
 from yaolian.api.verify import time_param
 from yaolian.api.webhooks import DELIVERY_BATCH, POLL_SECONDS
 from yaolian.epcis.model import to_epoch_us
-from yaolian.errors import QueryError, ValidationError, YaolianError, refuse_nul
+from yaolian.errors import (
+    QueryError,
+    SubscriptionControlsError,
+    ValidationError,
+    YaolianError,
+    refuse_nul,
+)
 from yaolian.store.access import authenticate
 from yaolian.store.named_queries import (
     PAGING,
@@ -39,6 +45,7 @@ from yaolian.store.named_queries import (
     save_query,
 )
 from yaolian.store.query import MAX_PER_PAGE
+from yaolian.store.schedule import Schedule
 from yaolian.store.subscriptions import (
     get_subscription,
     list_subscriptions,
@@ -140,8 +147,8 @@ def delete_named_query(request: Request, viewer: WriterDep, name: _Name) -> Resp
 
 # ── subscriptions (webhooks) ─────────────────────────────────────────────────────────────────
 class SubscriptionBody(BaseModel):
-    """A webhook subscription: where to post the query's new events, streamed as they are
-    stored."""
+    """A webhook subscription: where to post the query's new events — streamed as they are
+    stored, or at the query times of a schedule."""
 
     model_config = ConfigDict(extra="forbid")
     dest: str = Field(description="http(s) URL the events are POSTed to")
@@ -150,28 +157,36 @@ class SubscriptionBody(BaseModel):
     )
     stream: bool | None = Field(None, description="true: push events as they are stored")
     schedule: dict[str, Any] | None = Field(
-        None, description="Scheduled delivery: not supported, use stream"
+        None,
+        description="Run the query at these times (UTC+08:00): second, minute, hour, "
+        'dayOfMonth, month, dayOfWeek (1 = Monday), each like "0", "[1-5]" or "0,30"; an '
+        "omitted field matches any value. Each run sends what was stored since the last.",
+        examples=[{"second": "0", "minute": "30", "hour": "2"}],
     )
-    reportIfEmpty: bool | None = Field(None, description="false: a stream reports only events")
+    reportIfEmpty: bool | None = Field(
+        None, description="With a schedule: post a run's result even when no event matched"
+    )
     initialRecordTime: str | None = Field(
         None, description="Also deliver the stored events recorded since this time"
     )
 
 
+def _schedule(body: SubscriptionBody) -> Schedule | None:
+    """The body's schedule (``None``: a stream), after refusing controls that do not fit."""
+    if body.schedule is not None and body.stream:
+        raise SubscriptionControlsError(
+            'give either "stream": true or a "schedule", not both', place="/schedule"
+        )
+    if body.schedule is None and body.stream is not True:
+        raise SubscriptionControlsError(
+            'give "stream": true (events as they are stored) or a "schedule" (at set times)',
+            place="/stream",
+        )
+    return None if body.schedule is None else Schedule.parse(body.schedule)
+
+
 def _initial_record_us(body: SubscriptionBody) -> int | None:
-    """The body's start time in µs, after refusing what a stream cannot do."""
-    if body.schedule is not None:
-        raise ValidationError(
-            'scheduled subscriptions are not supported; subscribe with "stream": true to get '
-            "events as they are stored",
-            place="/schedule",
-        )
-    if body.stream is not True:
-        raise ValidationError(
-            'a subscription here is a stream: give "stream": true', place="/stream"
-        )
-    if body.reportIfEmpty:
-        raise ValidationError("a stream reports only when events match", place="/reportIfEmpty")
+    """The body's start time in µs."""
     if body.initialRecordTime is None:
         return None
     try:
@@ -195,7 +210,8 @@ def post_subscription(
     request: Request, body: SubscriptionBody, viewer: WriterDep, name: _Name
 ) -> JSONResponse:
     """201 with ``Location``; from then on every new event the query matches and this key may
-    see is POSTed to ``dest`` (with ``initialRecordTime``: those recorded since then first)."""
+    see is POSTed to ``dest`` as it is stored, or at the times of the ``schedule`` (with
+    ``initialRecordTime``: those recorded since then first)."""
     created = subscribe(
         engine_of(request),
         viewer,
@@ -203,6 +219,8 @@ def post_subscription(
         dest=body.dest,
         signature_token=body.signatureToken,
         initial_record_us=_initial_record_us(body),
+        schedule=_schedule(body),
+        report_if_empty=bool(body.reportIfEmpty),
     )
     location = f"/queries/{name}/subscriptions/{created.subscription_id}"
     audit(engine_of(request), viewer, "subscription.create", location, {"dest": created.dest})

@@ -2,7 +2,10 @@
 query's new events to its URL.
 
 It wakes when a capture job of this process has stored events, and every
-:data:`POLL_SECONDS` for events stored by anyone else (the CLI, another API process). Each
+:data:`POLL_SECONDS` for events stored by anyone else (the CLI, another API process) and for
+scheduled subscriptions whose query time has come (so a schedule is kept to within about a
+second). A scheduled run sends every event stored since the last run, batch after batch; with
+``reportIfEmpty`` a run that found nothing posts an empty result. Each
 delivery is an EPCIS 2.0 JSON-LD ``EPCISQueryDocument`` (``queryResults.queryName``,
 ``subscriptionID``, at most :data:`DELIVERY_BATCH` events, in the order they were stored) sent by
 ``POST`` with ``Content-Type: application/ld+json``; when the subscription has a signature token
@@ -97,8 +100,9 @@ class WebhookDispatcher:
         except YaolianError as exc:  # the saved query no longer runs (e.g. a code rule changed)
             failed(self.engine, claimed, f"the query cannot run: {exc}")
             return 0
-        if not events:  # new events, none for this subscriber: move past them
-            delivered(self.engine, claimed, through, 0)
+        caught_up = len(events) < DELIVERY_BATCH
+        if not events and not claimed.report_if_empty:  # none for this subscriber: move on
+            delivered(self.engine, claimed, through, 0, caught_up=True)
             return 0
         try:
             check_dest(claimed.dest)  # the allowed hosts may have changed since it subscribed
@@ -120,7 +124,7 @@ class WebhookDispatcher:
             failed(self.engine, claimed, f"{type(exc).__name__}: {exc}")
             return 0
         if answer.is_success:
-            delivered(self.engine, claimed, through, len(events))
+            delivered(self.engine, claimed, through, len(events), caught_up=caught_up)
             return 1
         failed(self.engine, claimed, f"{claimed.dest} answered HTTP {answer.status_code}")
         return 0

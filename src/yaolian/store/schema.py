@@ -28,6 +28,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData(
@@ -186,7 +187,7 @@ named_query = Table(
     UniqueConstraint("owner", "name"),
 )
 
-subscription = Table(  # a webhook fed with a named query's new events (EPCIS 2.0 stream)
+subscription = Table(  # a webhook fed with a named query's events (EPCIS 2.0 stream/schedule)
     "subscription",
     metadata,
     Column("id", Id, primary_key=True),
@@ -204,6 +205,9 @@ subscription = Table(  # a webhook fed with a named query's new events (EPCIS 2.
     Column("last_error", Text),
     Column("delivered_us", BigInteger),  # the last successful delivery
     Column("delivered_events", BigInteger, nullable=False, default=0),
+    Column("schedule", JSON(none_as_null=True)),  # QuerySchedule fields; NULL: a stream
+    Column("report_if_empty", Boolean, nullable=False, default=False, server_default=false()),
+    Column("next_run_us", BigInteger),  # a scheduled one's next query time (NULL: a stream)
     Index("ix_subscription_query", "query_id"),
 )
 

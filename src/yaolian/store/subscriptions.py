@@ -1,6 +1,9 @@
-"""Subscriptions to named queries (EPCIS 2.0 webhooks, streamed): every event stored after the
+"""Subscriptions to named queries (EPCIS 2.0 webhooks): every event stored after the
 subscription (or recorded since its ``initialRecordTime``) that matches the query and that the
-subscribing key may see is pushed to the subscriber's URL, in the order it was stored.
+subscribing key may see is pushed to the subscriber's URL, in the order it was stored — as soon
+as it is stored (a stream), or at the query times of a schedule (:mod:`yaolian.store.schedule`):
+then each run sends what was stored since the last one, and with ``reportIfEmpty`` an empty
+result too.
 
 This module keeps the subscriptions and their progress: ``after_event``, the event row up to
 which everything has been delivered or skipped, moves only when a delivery succeeded, so nothing
@@ -16,17 +19,24 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-from sqlalchemy import Connection, Engine, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
 
 from yaolian.config import WEBHOOK_HOSTS_ENV, webhook_hosts
 from yaolian.epcis.model import Event, utc_text
-from yaolian.errors import ForbiddenError, NotFoundError, ValidationError
+from yaolian.errors import (
+    ForbiddenError,
+    NotFoundError,
+    SubscriptionControlsError,
+    ValidationError,
+)
 from yaolian.store.access import Role, Viewer
 from yaolian.store.named_queries import query_id, query_named
 from yaolian.store.query import events_after
+from yaolian.store.schedule import Schedule
 from yaolian.store.schema import api_key, event, named_query, subscription
 from yaolian.store.tx import read_tx, write_tx
 
@@ -46,6 +56,14 @@ def _iso(us: int | None) -> str | None:
     return None if us is None else utc_text(us)
 
 
+def next_run_us(schedule: Schedule, after_us: int) -> int:
+    """The first query time of ``schedule`` after ``after_us`` (µs since the epoch)."""
+    moment = datetime.fromtimestamp(after_us / 1e6, UTC)
+    found = schedule.next_after(moment)
+    assert found is not None, "Schedule.parse refuses schedules that never run"
+    return int(found.timestamp()) * 1_000_000
+
+
 @dataclass(frozen=True, slots=True)
 class Subscription:
     """A subscription as its owner sees it (the signature token is never shown)."""
@@ -60,6 +78,9 @@ class Subscription:
     last_error: str | None
     delivered_us: int | None
     delivered_events: int
+    schedule: Schedule | None
+    report_if_empty: bool
+    next_run_us: int | None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view: the EPCIS 2.0 subscription fields and the delivery progress."""
@@ -68,7 +89,10 @@ class Subscription:
             "queryName": self.query_name,
             "createdAt": _iso(self.created_us),
             "dest": self.dest,
-            "stream": True,
+            "stream": self.schedule is None,
+            "schedule": self.schedule.to_dict() if self.schedule is not None else None,
+            "reportIfEmpty": self.report_if_empty,
+            "nextRunAt": _iso(self.next_run_us),
             "signed": self.signed,
             "initialRecordTime": _iso(self.min_record_us),
             "deliveredEvents": self.delivered_events,
@@ -114,9 +138,12 @@ def subscribe(
     dest: str,
     signature_token: str | None = None,
     initial_record_us: int | None = None,
+    schedule: Schedule | None = None,
+    report_if_empty: bool = False,
 ) -> Subscription:
     """Subscribe ``dest`` to the query: events stored from now on, or recorded since
-    ``initial_record_us`` when given (those already stored go out first)."""
+    ``initial_record_us`` when given (those already stored go out first) — streamed, or at the
+    query times of ``schedule`` (with ``report_if_empty``: an empty result too)."""
     if viewer.api_key_id is None:
         raise ForbiddenError("a subscription needs an API key", place="Authorization")
     check_dest(dest)
@@ -124,7 +151,13 @@ def subscribe(
         raise ValidationError(
             f"signatureToken is 1–{TOKEN_MAX} characters", place="/signatureToken"
         )
+    if report_if_empty and schedule is None:
+        raise SubscriptionControlsError(
+            "a stream reports only when events match: reportIfEmpty needs a schedule",
+            place="/reportIfEmpty",
+        )
     public_id = str(uuid.uuid4())
+    now = _now_us()
     with write_tx(bind) as conn:
         of_query = query_id(conn, viewer, query_name)
         newest = newest_event(conn)
@@ -137,9 +170,12 @@ def subscribe(
                 api_key_id=viewer.api_key_id,
                 min_record_us=initial_record_us,
                 after_event=0 if initial_record_us is not None else newest,
-                created_us=_now_us(),
+                created_us=now,
                 failures=0,
                 delivered_events=0,
+                schedule=schedule.to_dict() if schedule is not None else None,
+                report_if_empty=report_if_empty,
+                next_run_us=next_run_us(schedule, now) if schedule is not None else None,
             )
         )
     return get_subscription(bind, viewer, query_name, public_id)
@@ -156,6 +192,9 @@ _COLUMNS = (
     subscription.c.last_error,
     subscription.c.delivered_us,
     subscription.c.delivered_events,
+    subscription.c.schedule,
+    subscription.c.report_if_empty,
+    subscription.c.next_run_us,
 )
 
 
@@ -171,7 +210,14 @@ def _from_row(row: Any) -> Subscription:
         last_error=row.last_error,
         delivered_us=row.delivered_us,
         delivered_events=int(row.delivered_events),
+        schedule=_schedule(row.schedule),
+        report_if_empty=bool(row.report_if_empty),
+        next_run_us=row.next_run_us,
     )
+
+
+def _schedule(stored: dict[str, str] | None) -> Schedule | None:
+    return None if stored is None else Schedule.parse(stored)
 
 
 def _of_query(viewer: Viewer, query_name: str) -> Any:
@@ -241,11 +287,13 @@ class Claim:
     viewer: Viewer
     after_event: int
     min_record_us: int | None
+    schedule: Schedule | None
+    report_if_empty: bool
 
 
 def due(bind: Engine | Connection, now_us: int | None = None) -> list[int]:
-    """Subscriptions with events stored past their progress, not claimed and not pausing
-    after a failure."""
+    """Subscriptions to run now, not claimed and not pausing after a failure: streams with
+    events stored past their progress, scheduled ones whose query time has come."""
     now = _now_us() if now_us is None else now_us
     s = subscription.c
     newest = select(func.coalesce(func.max(event.c.id), 0)).scalar_subquery()
@@ -255,7 +303,10 @@ def due(bind: Engine | Connection, now_us: int | None = None) -> list[int]:
             for i in conn.execute(
                 select(s.id)
                 .where(
-                    s.after_event < newest,
+                    or_(
+                        and_(s.next_run_us.is_(None), s.after_event < newest),
+                        s.next_run_us <= now,
+                    ),
                     or_(s.lease_until_us.is_(None), s.lease_until_us < now),
                     or_(s.retry_at_us.is_(None), s.retry_at_us <= now),
                 )
@@ -287,6 +338,8 @@ def claim(bind: Engine | Connection, sub_id: int, now_us: int | None = None) -> 
                 s.signature_token,
                 s.after_event,
                 s.min_record_us,
+                s.schedule,
+                s.report_if_empty,
                 api_key.c.role,
                 api_key.c.enterprise_id,
                 api_key.c.revoked,
@@ -320,6 +373,8 @@ def claim(bind: Engine | Connection, sub_id: int, now_us: int | None = None) -> 
         viewer=viewer,
         after_event=int(row.after_event),
         min_record_us=row.min_record_us,
+        schedule=_schedule(row.schedule),
+        report_if_empty=bool(row.report_if_empty),
     )
 
 
@@ -355,9 +410,12 @@ def newest_event(bind: Engine | Connection) -> int:
         return int(conn.execute(select(func.coalesce(func.max(event.c.id), 0))).scalar_one())
 
 
-def delivered(bind: Engine | Connection, claimed: Claim, through_event: int, count: int) -> None:
+def delivered(
+    bind: Engine | Connection, claimed: Claim, through_event: int, count: int, *, caught_up: bool
+) -> None:
     """Record a successful delivery of ``count`` events (0: nothing matched) up to row
-    ``through_event``, and release the claim."""
+    ``through_event``, and release the claim; ``caught_up``: nothing stored is left to send, so
+    a scheduled subscription's run is over (its next query time is set)."""
     now = _now_us()
     s = subscription.c
     values: dict[str, Any] = {
@@ -368,8 +426,10 @@ def delivered(bind: Engine | Connection, claimed: Claim, through_event: int, cou
         "last_error": None,
         "delivered_events": s.delivered_events + count,
     }
-    if count:
+    if count or claimed.report_if_empty:  # a run with reportIfEmpty posts even when empty
         values["delivered_us"] = now
+    if claimed.schedule is not None and caught_up:
+        values["next_run_us"] = next_run_us(claimed.schedule, now)
     with write_tx(bind) as conn:
         conn.execute(update(subscription).where(s.id == claimed.id).values(**values))
 
