@@ -322,6 +322,10 @@ def test_warning_fires_for_discontinued_single_source_not_healthy(engine: Engine
     assert w.level in ("orange", "red") and w.expected_stockout is not None
     assert any("discontinuation" in r for r in w.reasons)
     assert any("single API" in r for r in w.reasons)
+    # nothing is made any more and no manufacturer holds stock: said so, not "24% of 0"
+    assert any(
+        r.startswith("supply limited") and "and none left at manufacturers" in r for r in w.reasons
+    ), w.reasons
 
 
 def test_season_end_is_not_a_shortage(engine: Engine) -> None:

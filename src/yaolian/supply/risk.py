@@ -225,6 +225,14 @@ def _level(days: float | None, t: Thresholds, lead: float) -> Level:
     return "green"
 
 
+def _upstream_text(share: float, at_makers: float, to_be_made: float) -> str:
+    """What a limited region may still get from manufacturers, in words."""
+    if at_makers + to_be_made <= 0:
+        return "and none left at manufacturers"
+    made = f" and {to_be_made:.0f} still to be made" if to_be_made else ""
+    return f"+ the region's share ({share:.0%}) of {at_makers:.0f} packs at manufacturers{made}"
+
+
 def assess(
     conn: Connection,
     as_of: date | datetime | None = None,
@@ -364,8 +372,9 @@ def assess(
                 cover = pipeline / d
                 expected = today + timedelta(days=int(COVER_FACTOR * cover))
                 reasons.append(
-                    f"supply limited: {stock:.0f} packs in region + share {share:.0%} of "
-                    f"{up.stock:.0f} at manufacturers cover {cover:.0f} days at {d:.1f}/day"
+                    f"supply limited: {stock:.0f} packs in region "
+                    f"{_upstream_text(share, up.stock, future_production)}: {cover:.0f} days "
+                    f"at {d:.1f}/day"
                 )
             elif (
                 dos is not None
