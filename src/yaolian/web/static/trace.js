@@ -92,7 +92,7 @@ function draw(graph) {
       { selector: "edge", style: { width: 1.5, "line-color": "#9aa5b1",
         "target-arrow-color": "#9aa5b1", "target-arrow-shape": "triangle",
         "curve-style": "bezier", label: big ? "" : "data(label)", "font-size": 9,
-        "text-rotation": "autorotate", "text-background-color": "#fff",
+        "text-rotation": "none", "text-background-color": "#fff",
         "text-background-opacity": 0.85, "text-background-padding": 1 } },
       { selector: "edge[kind = 'handed_over']", style: { "line-color": "#1e7d3a",
         "target-arrow-color": "#1e7d3a", width: 2.5 } },
