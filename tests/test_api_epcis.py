@@ -1218,12 +1218,31 @@ def test_websocket_streams_a_named_query(api: Api) -> None:
         assert _streamed(socket.receive_json()) == [eid(3), eid(4), eid(8)]
 
 
+def test_websocket_runs_a_scheduled_query(api: Api) -> None:
+    assert _save(api, "moves", {"EQ_bizStep": ["shipping", "receiving"]}, api.key_b).status_code
+    every_second = "hour=%5B0-23%5D&reportIfEmpty=true"  # hour=[0-23]: each second is a run
+    with api.client.websocket_connect(
+        f"/queries/moves/events?{every_second}", headers={"X-API-Key": api.key_b}
+    ) as socket:
+        first = socket.receive_json()
+        assert first["epcisBody"]["queryResults"]["queryName"] == "moves"
+        assert _streamed(first) == []  # a run that found nothing, reported as asked
+        api.capture(document(chain_events()))
+        runs = [_streamed(socket.receive_json()) for _ in range(2)]
+        while not any(runs) and len(runs) < 20:  # empty runs until the capture is stored
+            runs.append(_streamed(socket.receive_json()))
+        assert [eid(3), eid(4)] in runs  # B's view, in stored order, in one run
+
+
 @pytest.mark.parametrize(
     ("path", "headers"),
     [
         ("/queries/moves/events", {}),  # no key
         ("/queries/nope/events", None),  # no such query
         ("/queries/moves/events?initialRecordTime=yesterday", None),
+        ("/queries/moves/events?stream=true&minute=5", None),  # both a stream and a schedule
+        ("/queries/moves/events?minute=%5B5-1%5D", None),  # a range running backwards
+        ("/queries/moves/events?reportIfEmpty=true", None),  # a stream has no empty runs
         ("/queries/mo%00ves/events", None),
     ],
 )

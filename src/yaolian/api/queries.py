@@ -3,14 +3,16 @@
 ``POST /queries`` saves a SimpleEventQuery under a name, ``GET /queries/{queryName}/events`` runs
 it (paged, JSON-LD or XML), ``GET /queries`` lists the caller's, ``GET`` / ``DELETE
 /queries/{queryName}`` read or remove one. ``POST /queries/{queryName}/subscriptions`` subscribes
-a webhook that receives the query's new events as they are stored (:mod:`yaolian.api.webhooks`);
-``GET`` / ``DELETE`` on ``…/subscriptions[/{subscriptionID}]`` list, read and end them. A
-WebSocket on ``/queries/{queryName}/events`` streams the new events for as long as it is open.
+a webhook that receives the query's new events as they are stored, or at the times of a
+schedule (:mod:`yaolian.api.webhooks`); ``GET`` / ``DELETE`` on
+``…/subscriptions[/{subscriptionID}]`` list, read and end them. A WebSocket on
+``/queries/{queryName}/events`` sends the new events the same ways for as long as it is open.
 Every change goes to the audit log."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, WebSocket, WebSocketDisconnect
@@ -31,7 +33,6 @@ from yaolian.api.webhooks import DELIVERY_BATCH, POLL_SECONDS
 from yaolian.epcis.model import to_epoch_us
 from yaolian.errors import (
     QueryError,
-    SubscriptionControlsError,
     ValidationError,
     YaolianError,
     refuse_nul,
@@ -45,12 +46,13 @@ from yaolian.store.named_queries import (
     save_query,
 )
 from yaolian.store.query import MAX_PER_PAGE
-from yaolian.store.schedule import Schedule
 from yaolian.store.subscriptions import (
+    controls,
     get_subscription,
     list_subscriptions,
     newest_event,
     next_events,
+    next_run_us,
     subscribe,
     unsubscribe,
 )
@@ -171,20 +173,6 @@ class SubscriptionBody(BaseModel):
     )
 
 
-def _schedule(body: SubscriptionBody) -> Schedule | None:
-    """The body's schedule (``None``: a stream), after refusing controls that do not fit."""
-    if body.schedule is not None and body.stream:
-        raise SubscriptionControlsError(
-            'give either "stream": true or a "schedule", not both', place="/schedule"
-        )
-    if body.schedule is None and body.stream is not True:
-        raise SubscriptionControlsError(
-            'give "stream": true (events as they are stored) or a "schedule" (at set times)',
-            place="/stream",
-        )
-    return None if body.schedule is None else Schedule.parse(body.schedule)
-
-
 def _initial_record_us(body: SubscriptionBody) -> int | None:
     """The body's start time in µs."""
     if body.initialRecordTime is None:
@@ -219,7 +207,7 @@ def post_subscription(
         dest=body.dest,
         signature_token=body.signatureToken,
         initial_record_us=_initial_record_us(body),
-        schedule=_schedule(body),
+        schedule=controls(body.stream, body.schedule, body.reportIfEmpty),
         report_if_empty=bool(body.reportIfEmpty),
     )
     location = f"/queries/{name}/subscriptions/{created.subscription_id}"
@@ -282,18 +270,59 @@ def _ws_key(websocket: WebSocket) -> str | None:
     return websocket.headers.get("x-api-key")
 
 
+class _Departure:
+    """Watches a WebSocket client for leaving while the server waits (messages are ignored)."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self.websocket = websocket
+        self.listener = asyncio.ensure_future(websocket.receive())
+
+    async def within(self, seconds: float) -> bool:
+        """Wait up to ``seconds``; whether the client left meanwhile."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            done, _ = await asyncio.wait({self.listener}, timeout=left)
+            if not done:
+                return False
+            if self.listener.result()["type"] == "websocket.disconnect":
+                return True
+            self.listener = asyncio.ensure_future(self.websocket.receive())
+        return False
+
+    def cancel(self) -> None:
+        """Stop watching."""
+        self.listener.cancel()
+
+
 @router.websocket("/queries/{queryName}/events")
 async def stream_query_events(
-    websocket: WebSocket, queryName: str, initialRecordTime: str | None = None
+    websocket: WebSocket,
+    queryName: str,
+    initialRecordTime: str | None = None,
+    stream: bool | None = None,
+    reportIfEmpty: bool | None = None,
+    second: str | None = None,
+    minute: str | None = None,
+    hour: str | None = None,
+    dayOfMonth: str | None = None,
+    month: str | None = None,
+    dayOfWeek: str | None = None,
 ) -> None:
-    """EPCIS 2.0 streamed subscription: open a WebSocket on the query's events (with the API
-    key in ``X-API-Key`` or ``Authorization``) and each new event it matches that the key may
-    see arrives as an ``EPCISQueryDocument`` text message, in the order stored; with
+    """EPCIS 2.0 subscription over a WebSocket: open it on the query's events (with the API key
+    in ``X-API-Key`` or ``Authorization``) and each new event the query matches that the key may
+    see arrives as an ``EPCISQueryDocument`` text message, in the order stored — as it is stored
+    (``stream``, the default), or at the query times of a schedule given as query parameters
+    (``second``, ``minute``, ``hour``, ``dayOfMonth``, ``month``, ``dayOfWeek``; with
+    ``reportIfEmpty=true`` a run that found nothing sends an empty document). With
     ``?initialRecordTime=`` the stored events recorded since then come first. Nothing is kept
     once the socket closes (a webhook subscription is the durable form)."""
     engine = websocket.app.state.engine
+    fields = {"second": second, "minute": minute, "hour": hour, "dayOfMonth": dayOfMonth}
+    fields |= {"month": month, "dayOfWeek": dayOfWeek}
+    given = {name: value for name, value in fields.items() if value is not None}
     try:
-        refuse_nul({"queryName": queryName, "initialRecordTime": initialRecordTime}, "")
+        refuse_nul({"queryName": queryName, "initialRecordTime": initialRecordTime, **given}, "")
+        schedule = controls(stream, given or None, reportIfEmpty, stream_by_default=True)
         viewer = await run_in_threadpool(authenticate, engine, _ws_key(websocket))
         saved = await run_in_threadpool(get_query, engine, viewer, queryName)
         start = time_param("initialRecordTime", initialRecordTime)
@@ -302,29 +331,33 @@ async def stream_query_events(
         await websocket.close(WS_POLICY_VIOLATION, str(exc)[:120])
         return
     await websocket.accept()
-    listener = asyncio.ensure_future(websocket.receive())  # the client leaving ends the stream
+    departure = _Departure(websocket)  # the client leaving ends the subscription
     try:
         while True:
-            events, after = await run_in_threadpool(
-                next_events,
-                engine,
-                saved.params,
-                viewer,
-                after_event=after,
-                min_record_us=start,
-                limit=DELIVERY_BATCH,
-            )
-            if events:
-                document = query_document_json([e for _, e in events], saved.name)
-                await websocket.send_text(document.decode())
-                if len(events) == DELIVERY_BATCH:
-                    continue  # more are waiting
-            done, _ = await asyncio.wait({listener}, timeout=POLL_SECONDS)
-            if done:
-                if listener.result()["type"] == "websocket.disconnect":
+            if schedule is not None:  # until the next query time
+                wait_us = next_run_us(schedule, time.time_ns() // 1000) - time.time_ns() // 1000
+                if await departure.within(max(0.0, wait_us / 1e6)):
                     return
-                listener = asyncio.ensure_future(websocket.receive())  # messages are ignored
+            sent = 0
+            while True:  # everything stored since the last run, batch after batch
+                events, after = await run_in_threadpool(
+                    next_events,
+                    engine,
+                    saved.params,
+                    viewer,
+                    after_event=after,
+                    min_record_us=start,
+                    limit=DELIVERY_BATCH,
+                )
+                if events or (reportIfEmpty and not sent):
+                    document = query_document_json([e for _, e in events], saved.name)
+                    await websocket.send_text(document.decode())
+                    sent += 1
+                if len(events) < DELIVERY_BATCH:
+                    break
+            if schedule is None and await departure.within(POLL_SECONDS):
+                return
     except (WebSocketDisconnect, OSError):  # gone while a batch was on its way
         return
     finally:
-        listener.cancel()
+        departure.cancel()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -130,6 +131,33 @@ def check_dest(dest: str) -> str:
     return dest
 
 
+def controls(
+    stream: bool | None,
+    schedule: Mapping[str, Any] | None,
+    report_if_empty: bool | None,
+    *,
+    stream_by_default: bool = False,
+) -> Schedule | None:
+    """The schedule a subscription's controls ask for (``None``: a stream): exactly one of
+    ``stream`` true and a ``schedule`` (``stream_by_default``: neither means a stream), and
+    ``reportIfEmpty`` only with a schedule — else a :class:`SubscriptionControlsError`."""
+    if schedule is not None and stream:
+        raise SubscriptionControlsError(
+            'give either "stream": true or a "schedule", not both', place="/schedule"
+        )
+    if schedule is None and not (stream or (stream is None and stream_by_default)):
+        raise SubscriptionControlsError(
+            'give "stream": true (events as they are stored) or a "schedule" (at set times)',
+            place="/stream",
+        )
+    if report_if_empty and schedule is None:
+        raise SubscriptionControlsError(
+            "a stream reports only when events match: reportIfEmpty needs a schedule",
+            place="/reportIfEmpty",
+        )
+    return None if schedule is None else Schedule.parse(schedule)
+
+
 def subscribe(
     bind: Engine | Connection,
     viewer: Viewer,
@@ -143,7 +171,8 @@ def subscribe(
 ) -> Subscription:
     """Subscribe ``dest`` to the query: events stored from now on, or recorded since
     ``initial_record_us`` when given (those already stored go out first) — streamed, or at the
-    query times of ``schedule`` (with ``report_if_empty``: an empty result too)."""
+    query times of ``schedule`` (with ``report_if_empty``: an empty result too), as
+    :func:`controls` gives them."""
     if viewer.api_key_id is None:
         raise ForbiddenError("a subscription needs an API key", place="Authorization")
     check_dest(dest)
@@ -151,11 +180,7 @@ def subscribe(
         raise ValidationError(
             f"signatureToken is 1–{TOKEN_MAX} characters", place="/signatureToken"
         )
-    if report_if_empty and schedule is None:
-        raise SubscriptionControlsError(
-            "a stream reports only when events match: reportIfEmpty needs a schedule",
-            place="/reportIfEmpty",
-        )
+    assert schedule is not None or not report_if_empty, "controls() refuses this"
     public_id = str(uuid.uuid4())
     now = _now_us()
     with write_tx(bind) as conn:
