@@ -3,13 +3,19 @@ dispatch captured through the store so it shows in the event log and the ledger.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
 from test_supply import DC, HOSP, P1, USCC, chain, setup_sites, store
 from yaolian.api.app import create_app
 from yaolian.store.access import create_key
-from yaolian.store.schema import event, event_biz_tx
+from yaolian.store.masterdata import upsert_enterprise, upsert_product, upsert_site, uscc_check_char
+from yaolian.store.schema import event, event_biz_tx, supply_offer, supply_stock_count
+
+OTHER = "91310000200000000" + uscc_check_char("91310000200000000")  # another pharmacy chain
+OTHER_SITE = "urn:epc:id:sgln:6909999.00001.0"
 
 
 def client(db_url: str, engine: Engine) -> tuple[TestClient, dict[str, str]]:
@@ -171,3 +177,84 @@ def test_reserve_dispatch_is_an_event(db_url: str, engine: Engine) -> None:
     assert step == "shipping"
     after = http.get("/reserves", headers=auth).json()["reserves"][0]
     assert after["on_hand"] == 1.0
+
+
+def test_enterprise_keys_see_and_speak_for_their_own_sites(db_url: str, engine: Engine) -> None:
+    setup_sites(engine)  # USCC: the factory, the distribution centre and the hospital
+    with engine.begin() as conn:
+        upsert_enterprise(conn, OTHER, "别家药房", "pharmacy", region="310000")
+        upsert_site(conn, OTHER_SITE, OTHER, "别家药房一店", kind="pharmacy", region="310000")
+        upsert_product(conn, P1, "阿莫西林胶囊", holder_uscc=USCC)
+    store(engine, chain())
+    http = TestClient(create_app(db_url))
+    keys = {
+        who: {"Authorization": f"Bearer {create_key(engine, uscc, role, who)}"}
+        for who, uscc, role in (
+            ("mine", USCC, "enterprise"),
+            ("theirs", OTHER, "enterprise"),
+            ("regulator", None, "regulator"),
+        )
+    }
+
+    def get(who: str, path: str, **params: object) -> dict[str, Any]:
+        answer = http.get(path, headers=keys[who], params=params)
+        assert answer.status_code == 200, answer.text
+        body: dict[str, Any] = answer.json()
+        return body
+
+    def post(who: str, path: str, body: dict[str, Any]) -> Any:
+        return http.post(path, headers=keys[who], json=body)
+
+    def refused(answer: Any, place: str) -> None:
+        assert answer.status_code == 403, answer.text
+        assert answer.json()["type"] == "epcisException:SecurityException"
+        assert answer.json()["detail"].startswith(place)
+
+    # reads: per-site figures of one's own sites; regional ones are shared
+    assert {x["site"] for x in get("mine", "/supply/stock")["stock"]} >= {DC, HOSP}
+    assert get("theirs", "/supply/stock")["stock"] == []
+    period = {"start": "2026-01-01", "end": "2026-01-31"}
+    assert get("mine", "/supply/consumption", **period)["consumption"]
+    assert get("theirs", "/supply/consumption", **period)["consumption"] == []
+    regional = get("theirs", "/supply/consumption", **period, by_site=False)["consumption"]
+    assert sum(r["consumed"] for r in regional) == 3
+    assert get("theirs", "/supply/days-of-supply", level="site")["lines"] == []
+    assert get("mine", "/supply/days-of-supply", level="site")["lines"]
+    assert get("theirs", "/supply/days-of-supply", level="region")["lines"]
+
+    # writes for someone else's site or enterprise: 403, nothing stored
+    count = {"site": DC, "counted_at": "2026-01-09T12:00:00+08:00", "counts": {P1: 2}}
+    refused(post("theirs", "/supply/stocktakes", count), "/site")
+    offer = {"site": DC, "product": P1, "quantity": 3, "available_from": "2026-02-01"}
+    refused(post("theirs", "/supply/offers", offer), "/site")
+    demand = {"site": HOSP, "product": P1, "quantity": 5, "needed_by": "2026-03-01"}
+    refused(post("theirs", "/supply/demands", demand), "/site")
+    with engine.connect() as conn:
+        assert conn.execute(select(supply_stock_count)).all() == []
+        assert conn.execute(select(supply_offer)).all() == []
+    assert post("theirs", "/supply/demands", demand | {"site": OTHER_SITE}).status_code == 201
+    assert post("mine", "/supply/stocktakes", count).status_code == 201
+    assert len(get("mine", "/supply/stocktakes")["stocktakes"]) == 1
+    assert get("theirs", "/supply/stocktakes")["stocktakes"] == []
+    assert [d["site"] for d in get("mine", "/supply/demands")["demands"]] == [OTHER_SITE]
+
+    # 停产报告: the holder files for its own products, as itself
+    report = {"product": P1, "holder": USCC, "filed_on": "2026-01-10"}
+    report |= {"stop_date": "2026-02-01", "reason": "原料药短缺", "remaining_packs": 0}
+    refused(post("theirs", "/supply/discontinuations", report), "holder")
+    refused(post("theirs", "/supply/discontinuations", report | {"holder": OTHER}), "product")
+    assert post("mine", "/supply/discontinuations", report).status_code == 201
+    assert len(get("theirs", "/supply/discontinuations")["discontinuations"]) == 1
+
+    # reserves: plans and dispatch orders are the regulators'
+    plan = {"product": P1, "level": "provincial", "target": 5, "site": DC}
+    refused(post("mine", "/reserves", plan), "Authorization")
+    made = post("regulator", "/reserves", plan)
+    assert made.status_code == 201
+    plan_id = made.json()["id"]
+    refused(post("mine", f"/reserves/{plan_id}/dispatch", {"to_site": HOSP, "packs": 1}), "Auth")
+    assert [p["site"] for p in get("mine", "/reserves")["reserves"]] == [DC]
+    assert get("theirs", "/reserves")["reserves"] == []
+    assert get("mine", f"/reserves/{plan_id}/dispatches")["dispatches"] == []
+    hidden = http.get(f"/reserves/{plan_id}/dispatches", headers=keys["theirs"])
+    assert hidden.status_code == 404

@@ -1,6 +1,13 @@
 """HTTP interface of the supply layer: stock, consumption, forecasts, warnings,
 discontinuation reports, 供需对接 posts and matches, reserves. Reads need an API key; writes a
-writer key and go to the audit log."""
+writer key and go to the audit log.
+
+Tenants: an enterprise key sees the stock, consumption, days of supply and stock counts of its
+own sites (regional and national figures, forecasts, warnings, discontinuation reports and the
+供需对接 board are shared with every key), records stock counts, demands and offers for its own
+sites only, and files discontinuation reports for products it holds or makes. Reserve plans
+and dispatch orders are the regulators': an enterprise key sees the plans held at its sites and
+their orders. Regulator and admin keys see and do everything."""
 
 from __future__ import annotations
 
@@ -10,9 +17,12 @@ from typing import Annotated, Any, Literal
 import polars as pl
 from fastapi import APIRouter, Query, Request
 from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
+from sqlalchemy import Connection
 
 from yaolian.api.auth import ViewerDep, WriterDep, audit, engine_of
 from yaolian.api.params import RowId
+from yaolian.errors import NotFoundError
+from yaolian.store.access import Viewer, own_sites, require_authority, require_own_site
 from yaolian.store.schema import PRODUCT_CODE_MAX
 from yaolian.store.tx import read_tx, write_tx
 from yaolian.supply import consumption as cons
@@ -29,16 +39,18 @@ ProductCode = Annotated[str, StringConstraints(min_length=1, max_length=PRODUCT_
 @router.get("/supply/stock")
 def get_stock(
     request: Request,
-    _viewer: ViewerDep,
+    viewer: ViewerDep,
     as_of: AsOf = None,
     product: str | None = None,
     site: str | None = None,
     region: str | None = None,
 ) -> dict[str, Any]:
-    """Stock on hand, units of opened packs and in transit per product × site."""
+    """Stock on hand, units of opened packs and in transit per product × site (an enterprise
+    key: its own sites)."""
     with read_tx(engine_of(request)) as conn:
         lines = ledger.stock(conn, as_of=as_of, product=product, site_id=site, region=region)
-    return {"stock": [_stock_dict(line) for line in lines]}
+        own = own_sites(conn, viewer)
+    return {"stock": [_stock_dict(line) for line in lines if own is None or line.site in own]}
 
 
 def _stock_dict(line: ledger.StockLine) -> dict[str, Any]:
@@ -56,7 +68,7 @@ def _stock_dict(line: ledger.StockLine) -> dict[str, Any]:
 @router.get("/supply/consumption")
 def get_consumption(
     request: Request,
-    _viewer: ViewerDep,
+    viewer: ViewerDep,
     start: date,
     end: date,
     period: Literal["day", "week", "month"] = "day",
@@ -64,8 +76,9 @@ def get_consumption(
     region: str | None = None,
     by_site: bool = True,
 ) -> dict[str, Any]:
-    """Packs consumed per product × site (or region) × period."""
+    """Packs consumed per product × site (an enterprise key: its own sites) or region × period."""
     with read_tx(engine_of(request)) as conn:
+        own = own_sites(conn, viewer) if by_site else None
         frame = cons.consumption(
             conn,
             start=start,
@@ -75,6 +88,8 @@ def get_consumption(
             region=region,
             by_site=by_site,
         )
+    if own is not None:
+        frame = frame.filter(pl.col("site").is_in(sorted(own)))
     return {"consumption": _rows(frame)}
 
 
@@ -88,18 +103,20 @@ def _rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
 @router.get("/supply/days-of-supply")
 def get_days_of_supply(
     request: Request,
-    _viewer: ViewerDep,
+    viewer: ViewerDep,
     as_of: AsOf = None,
     level: Literal["site", "region", "national"] = "region",
     product: str | None = None,
     region: str | None = None,
     periods: Annotated[int, Query(ge=1, le=24)] = 3,
 ) -> dict[str, Any]:
-    """Stock, stockout-adjusted AMC and days/months of supply."""
+    """Stock, stockout-adjusted AMC and days/months of supply (per site: an enterprise key's
+    own sites)."""
     with read_tx(engine_of(request)) as conn:
         lines = cons.supply_lines(
             conn, as_of=as_of, level=level, product=product, region=region, periods=periods
         )
+        own = own_sites(conn, viewer) if level == "site" else None
     return {
         "lines": [
             {
@@ -115,6 +132,7 @@ def get_days_of_supply(
                 "months_of_supply": x.months_of_supply,
             }
             for x in lines
+            if own is None or x.where in own
         ]
     }
 
@@ -186,10 +204,13 @@ def get_discontinuations(
 def post_discontinuation(
     request: Request, viewer: WriterDep, body: DiscontinuationIn
 ) -> dict[str, Any]:
-    """Record a discontinuation report; risk as of its filing date or later reflects it."""
+    """Record a discontinuation report; risk as of its filing date or later reflects it. An
+    enterprise key files as ``holder`` = its own 统一社会信用代码, for a product it holds or
+    makes."""
     engine = engine_of(request)
     with write_tx(engine) as conn:
-        report = signals.file_discontinuation(conn, **body.model_dump())
+        filer = None if viewer.sees_all else viewer.enterprise_id
+        report = signals.file_discontinuation(conn, **body.model_dump(), enterprise_id=filer)
     audit(engine, viewer, "supply.discontinuation", body.product, report.as_dict())
     return report.as_dict()
 
@@ -205,20 +226,23 @@ class StockTakeIn(BaseModel):
 
 @router.get("/supply/stocktakes")
 def get_stock_takes(
-    request: Request, _viewer: ViewerDep, site: str | None = None, differences: bool = False
+    request: Request, viewer: ViewerDep, site: str | None = None, differences: bool = False
 ) -> dict[str, Any]:
     """Recorded stock-take lines against book stock, newest first; ``differences``: only the
-    lines that differ (盘盈/盘亏)."""
+    lines that differ (盘盈/盘亏). An enterprise key: its own sites."""
     with read_tx(engine_of(request)) as conn:
         lines = ledger.stock_takes(conn, site, only_differences=differences)
-    return {"stocktakes": [line.as_dict() for line in lines]}
+        own = own_sites(conn, viewer)
+    return {"stocktakes": [x.as_dict() for x in lines if own is None or x.site in own]}
 
 
 @router.post("/supply/stocktakes", status_code=201)
 def post_stock_take(request: Request, viewer: WriterDep, body: StockTakeIn) -> dict[str, Any]:
-    """Record a stock-take; each line comes back with the book stock and the difference."""
+    """Record a stock-take at one of the key's sites; each line comes back with the book stock
+    and the difference."""
     engine = engine_of(request)
     with write_tx(engine) as conn:
+        require_own_site(conn, viewer, body.site, "/site")
         lines = ledger.record_stock_take(
             conn, body.site, body.counts, counted_at=body.counted_at, counted_by=body.counted_by
         )
@@ -256,9 +280,10 @@ def get_demands(request: Request, _viewer: ViewerDep) -> dict[str, Any]:
 
 @router.post("/supply/demands", status_code=201)
 def post_demand(request: Request, viewer: WriterDep, body: DemandIn) -> dict[str, Any]:
-    """Post a demand."""
+    """Post a demand for one of the key's sites."""
     engine = engine_of(request)
     with write_tx(engine) as conn:
+        require_own_site(conn, viewer, body.site, "/site")
         post_id = matching.post_demand(
             conn,
             site_id=body.site,
@@ -279,9 +304,10 @@ def get_offers(request: Request, _viewer: ViewerDep) -> dict[str, Any]:
 
 @router.post("/supply/offers", status_code=201)
 def post_offer(request: Request, viewer: WriterDep, body: OfferIn) -> dict[str, Any]:
-    """Post a supply offer."""
+    """Post a supply offer from one of the key's sites."""
     engine = engine_of(request)
     with write_tx(engine) as conn:
+        require_own_site(conn, viewer, body.site, "/site")
         post_id = matching.post_offer(
             conn,
             site_id=body.site,
@@ -330,16 +356,19 @@ class DispatchIn(BaseModel):
 
 @router.get("/reserves")
 def get_reserves(
-    request: Request, _viewer: ViewerDep, level: Literal["central", "provincial"] | None = None
+    request: Request, viewer: ViewerDep, level: Literal["central", "provincial"] | None = None
 ) -> dict[str, Any]:
-    """Reserve plans with stock against target."""
+    """Reserve plans with stock against target (an enterprise key: those held at its sites)."""
     with read_tx(engine_of(request)) as conn:
-        return {"reserves": [s.as_dict() for s in reserves.reserve_status(conn, level)]}
+        plans = reserves.reserve_status(conn, level)
+        own = own_sites(conn, viewer)
+    return {"reserves": [p.as_dict() for p in plans if own is None or p.site in own]}
 
 
 @router.post("/reserves", status_code=201)
 def post_reserve(request: Request, viewer: WriterDep, body: ReservePlanIn) -> dict[str, Any]:
-    """Create a reserve plan."""
+    """Create a reserve plan (储备计划下达: a regulator key)."""
+    require_authority(viewer, "reserve plans")
     engine = engine_of(request)
     with write_tx(engine) as conn:
         plan_id = reserves.create_plan(
@@ -353,7 +382,9 @@ def post_reserve(request: Request, viewer: WriterDep, body: ReservePlanIn) -> di
 def post_dispatch(
     request: Request, viewer: WriterDep, plan_id: RowId, body: DispatchIn
 ) -> dict[str, Any]:
-    """Dispatch reserve stock: a shipping event is captured and the order recorded."""
+    """Dispatch reserve stock (储备调度: a regulator key): a shipping event is captured and the
+    order recorded."""
+    require_authority(viewer, "reserve dispatch orders")
     engine = engine_of(request)
     order = reserves.dispatch(engine, plan_id, to_site=body.to_site, packs=body.packs)
     audit(engine, viewer, "reserve.dispatch", str(plan_id), order)
@@ -361,7 +392,14 @@ def post_dispatch(
 
 
 @router.get("/reserves/{plan_id}/dispatches")
-def get_dispatches(request: Request, _viewer: ViewerDep, plan_id: RowId) -> dict[str, Any]:
-    """Dispatch orders of a plan."""
+def get_dispatches(request: Request, viewer: ViewerDep, plan_id: RowId) -> dict[str, Any]:
+    """Dispatch orders of a plan (an enterprise key: of a plan held at its sites)."""
     with read_tx(engine_of(request)) as conn:
+        _require_plan_site(conn, viewer, plan_id)
         return {"dispatches": reserves.dispatches(conn, plan_id)}
+
+
+def _require_plan_site(conn: Connection, viewer: Viewer, plan_id: int) -> None:
+    own = own_sites(conn, viewer)
+    if own is not None and reserves.plan_site(conn, plan_id) not in own:
+        raise NotFoundError(f"no reserve plan {plan_id} held at this key's sites", place="plan_id")

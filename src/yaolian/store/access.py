@@ -23,14 +23,14 @@ from typing import Literal, cast, get_args
 
 from sqlalchemy import Connection, Engine, select, update
 
-from yaolian.errors import AuthError, NotFoundError, ValidationError
+from yaolian.errors import AuthError, ForbiddenError, NotFoundError, ValidationError
 from yaolian.store.masterdata import (
     enterprise_id_for,
     upsert_enterprise,
     upsert_product,
     upsert_site,
 )
-from yaolian.store.schema import api_key
+from yaolian.store.schema import api_key, site
 from yaolian.store.tx import read_tx, write_tx
 
 __all__ = [
@@ -41,6 +41,9 @@ __all__ = [
     "clear_key_cache",
     "create_key",
     "list_keys",
+    "own_sites",
+    "require_authority",
+    "require_own_site",
     "revoke_key",
     "upsert_enterprise",
     "upsert_product",
@@ -71,6 +74,37 @@ class Viewer:
     def system(cls) -> Viewer:
         """The platform itself (CLI on the local store, projections): sees everything."""
         return cls(enterprise_id=None, role="admin")
+
+
+def own_sites(conn: Connection, viewer: Viewer) -> frozenset[str] | None:
+    """Location ids of the sites of ``viewer``'s enterprise (``None``: it sees every site)."""
+    if viewer.sees_all:
+        return None
+    if viewer.enterprise_id is None:
+        return frozenset()
+    rows = conn.execute(
+        select(site.c.location_id).where(site.c.enterprise_id == viewer.enterprise_id)
+    )
+    return frozenset(rows.scalars())
+
+
+def require_own_site(conn: Connection, viewer: Viewer, location_id: str, place: str) -> None:
+    """ForbiddenError unless ``viewer`` may speak for the site: regulators and admins for
+    every one, an enterprise for its own (a stock count, a demand, an offer of its own)."""
+    own = own_sites(conn, viewer)
+    if own is not None and location_id not in own:
+        raise ForbiddenError(
+            f"{location_id[:120]!r} is not a site of this key's enterprise", place=place
+        )
+
+
+def require_authority(viewer: Viewer, what: str) -> None:
+    """ForbiddenError unless ``viewer`` is a regulator or admin: ``what`` (e.g. "reserve
+    plans") is theirs to set."""
+    if not viewer.sees_all:
+        raise ForbiddenError(
+            f"{what} are set by regulators (a regulator key)", place="Authorization"
+        )
 
 
 def _hash_secret(secret: str, salt: bytes) -> str:

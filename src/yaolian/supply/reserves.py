@@ -93,6 +93,14 @@ def create_plan(conn: Connection, *, product: str, level: str, target: float, si
     )
 
 
+def plan_site(conn: Connection, plan_id: int) -> str:
+    """The holding site of a plan (NotFoundError when there is no such plan)."""
+    found = conn.execute(select(reserve_plan.c.site).where(reserve_plan.c.id == plan_id)).scalar()
+    if found is None:
+        raise NotFoundError(f"no reserve plan {plan_id}", place="plan_id")
+    return str(found)
+
+
 def reserve_status(conn: Connection, level: str | None = None) -> list[ReserveStatus]:
     """Every plan with the holding site's stock on hand now."""
     q = select(reserve_plan).order_by(reserve_plan.c.id)

@@ -12,8 +12,9 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from yaolian.errors import NotFoundError, ValidationError
+from yaolian.errors import ForbiddenError, NotFoundError, ValidationError
 from yaolian.store.schema import (
+    enterprise,
     supply_api_source,
     supply_discontinuation,
     supply_lead_time,
@@ -22,6 +23,7 @@ from yaolian.store.schema import (
     supply_production_plan,
 )
 from yaolian.supply.ledger import require_product, stored_us
+from yaolian.trace.directory import holds_product
 
 CHINA = timezone(timedelta(hours=8))  # a date-only filing is stamped at its 00:00 China time
 DEFAULT_LEAD_DAYS = 14.0
@@ -81,6 +83,19 @@ def filing_time(value: str | date | datetime, place: str = "filed_on") -> dateti
     return datetime.combine(value, time(), CHINA)
 
 
+def _require_filer(conn: Connection, enterprise_id: int, holder: str, product: str) -> None:
+    own = conn.execute(select(enterprise.c.uscc).where(enterprise.c.id == enterprise_id)).scalar()
+    if own is None or holder.strip() != own:
+        raise ForbiddenError(
+            f"this key files for enterprise {own or '(none)'}, not {holder[:40]!r}", place="holder"
+        )
+    if not holds_product(conn, enterprise_id, product):
+        raise ForbiddenError(
+            f"product {product} is not one enterprise {own} holds or makes (master data)",
+            place="product",
+        )
+
+
 def file_discontinuation(
     conn: Connection,
     *,
@@ -90,10 +105,15 @@ def file_discontinuation(
     reason: str,
     remaining_packs: float,
     filed_on: str | date | datetime,
+    enterprise_id: int | None = None,
 ) -> Discontinuation:
     """Record a holder's discontinuation report as filed on ``filed_on`` (the report's own
-    date, not the moment it is stored); risk assessed as of that day or later reflects it."""
+    date, not the moment it is stored); risk assessed as of that day or later reflects it.
+    ``enterprise_id`` (an enterprise filing it): only as itself (``holder`` = its 统一社会信用代码)
+    and for a product it holds or makes (ForbiddenError otherwise)."""
     product = require_product(product)
+    if enterprise_id is not None:
+        _require_filer(conn, enterprise_id, holder, product)
     if not holder.strip():
         raise ValidationError("the reporting holder is required", place="holder")
     if not reason.strip():
