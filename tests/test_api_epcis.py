@@ -569,6 +569,18 @@ def test_capture_jobs_are_private_to_the_enterprise(api: Api) -> None:
         assert_problem(not_a_job, 404, "NoSuchResourceException")
 
 
+def test_an_enterprise_key_reports_only_its_own_sites(api: Api) -> None:
+    at_b = _event(9, "ObjectEvent", 9, 9, action="OBSERVE", epcList=[sgtin("S9")])
+    at_b |= {"bizStep": "receiving", "bizLocation": {"id": SITE_B}}
+    refused = api.capture(document([at_b]), key=api.key_a)  # A reports a receipt at B's site
+    assert (refused["success"], refused["accepted"], refused["rejected"]) == (False, 0, 1)
+    (error,) = refused["errors"]
+    assert error["place"] == "/epcisBody/eventList/0/bizLocation"
+    assert SITE_B in error["reason"] and "its own sites" in error["reason"]
+    assert api.ids(key=api.regulator) == []  # nothing stored
+    assert api.capture(document([at_b]), key=api.key_b)["accepted"] == 1  # B reports it itself
+
+
 # ── frame ────────────────────────────────────────────────────────────────────────────────────
 def test_epcis_headers_and_routing_errors(api: Api) -> None:
     response = api.client.get("/nowhere")

@@ -16,7 +16,7 @@ from yaolian.epcis import jsonld, xml
 from yaolian.epcis.model import Document, Event
 from yaolian.errors import NotFoundError, YaolianError
 from yaolian.store.access import Viewer
-from yaolian.store.ingest import capture_document, capture_file
+from yaolian.store.ingest import Behaviour, capture_document, capture_file
 from yaolian.store.jobs import create_job, finish_job, get_job, list_jobs
 from yaolian.store.masterdata import upsert_enterprise, upsert_site
 from yaolian.store.projections import StoredEvent, rebuild
@@ -142,10 +142,13 @@ def parties(engine: Engine) -> dict[str, int]:
 
 
 def test_capture_stores_every_index_row(engine: Engine, parties: dict[str, int]) -> None:
-    doc = _doc([commission([1, 2, 3]), pack([1, 2, 3]), ship(), lot_quantity()])
+    doc = _doc([commission([1, 2, 3]), pack([1, 2, 3]), ship()])
     result = capture_document(engine, doc, enterprise_id=parties["holder"])
-    assert (result.accepted, result.duplicates, result.rejected) == (4, 0, 0)
-    assert result.success and result.errors == [] and len(result.event_ids) == 4
+    assert (result.accepted, result.duplicates, result.rejected) == (3, 0, 0)
+    assert result.success and result.errors == [] and len(result.event_ids) == 3
+    receipt = capture_document(engine, _doc([lot_quantity()]), enterprise_id=parties["distributor"])
+    assert receipt.accepted == 1
+    ids = result.event_ids + receipt.event_ids
     with engine.connect() as conn:
         assert _count(conn, event) == 4
         # 3 packs + the case: 4 codes for the EPCs, one for the lot class
@@ -155,7 +158,6 @@ def test_capture_stores_every_index_row(engine: Engine, parties: dict[str, int])
             .group_by(event_epc.c.event_id, event_epc.c.role)
             .order_by(event_epc.c.event_id, event_epc.c.role)
         ).all()
-        ids = result.event_ids
         assert [tuple(r) for r in roles] == [
             (ids[0], ROLE_IDS["epc"], 3),
             (ids[1], ROLE_IDS["parent"], 1),
@@ -203,16 +205,35 @@ def test_capture_stores_every_index_row(engine: Engine, parties: dict[str, int])
     assert payload["yl:line"] == "A3" and "recordTime" in payload
     assert stored.hash.startswith("ni:///sha-256;")
     holder, dist = parties["holder"], parties["distributor"]
-    # capturer = holder sees everything; the distributor sees the shipment (destination party)
-    # and the receipt at its warehouse (site owner)
+    # the capturer sees what it captured; the distributor also sees the shipment (destination
+    # party); the holder does not see the distributor's own receipt
     assert [tuple(a) for a in access] == [
         (ids[0], holder),
         (ids[1], holder),
         (ids[2], holder),
         (ids[2], dist),
-        (ids[3], holder),
         (ids[3], dist),
     ]
+
+
+@pytest.mark.parametrize("behaviour", ["rollback", "proceed"])
+def test_an_enterprise_captures_the_events_of_its_own_sites(
+    engine: Engine, parties: dict[str, int], behaviour: Behaviour
+) -> None:
+    """A receipt at the distributor's warehouse reported with the holder's key is refused (a key
+    speaks for its own sites; places nobody registered pass); a regulator's or the CLI's
+    capture (no enterprise) may report it."""
+    unregistered = commission([7]) | {"bizLocation": {"id": "urn:epc:id:sgln:6999999.00001.0"}}
+    doc = _doc([commission([1, 2, 3]), lot_quantity(), unregistered])
+    result = capture_document(engine, doc, enterprise_id=parties["holder"], behaviour=behaviour)
+    assert result.rejected == 1
+    (problem,) = result.errors
+    assert problem.place == "/epcisBody/eventList/1/bizLocation"
+    assert WAREHOUSE in problem.reason and "its own sites" in problem.reason
+    with engine.connect() as conn:
+        stored = _count(conn, event)
+    assert (result.accepted, stored) == ((0, 0) if behaviour == "rollback" else (2, 2))
+    assert capture_document(engine, _doc([lot_quantity()])).accepted == 1
 
 
 def test_same_document_twice_is_idempotent(engine: Engine) -> None:

@@ -108,6 +108,7 @@ class _Prepared:
     record_time_us: int
     epc_keys: list[tuple[str, int]]
     class_keys: list[tuple[str, float | None, str | None, int]]
+    place: str  # where the event is in its document (for errors found later)
 
 
 class _Preparer:
@@ -168,6 +169,7 @@ class _Preparer:
             record_time_us=record_us,
             epc_keys=epc_keys,
             class_keys=class_keys,
+            place=place,
         )
 
     @classmethod
@@ -264,26 +266,49 @@ class _Writer:
             return [r[0] for r in cur.fetchall()]
 
     # ── access ──
+    def refusals(self, prepared: Sequence[_Prepared]) -> dict[int, Problem]:
+        """Positions in ``prepared`` the capturing enterprise may not report, with why: events
+        whose readPoint or bizLocation is a registered site of another enterprise (a key
+        reports what happens at its own sites; places not registered pass). Regulator and
+        admin keys and the CLI capture anything."""
+        if self.enterprise_id is None:
+            return {}
+        where = {(i, key): location(p.event, key) for i, p in enumerate(prepared) for key in _AT}
+        owner = self._site_owners({loc for loc in where.values() if loc})
+        out: dict[int, Problem] = {}
+        for (i, key), loc in where.items():
+            if i not in out and loc in owner and owner[loc] != self.enterprise_id:
+                out[i] = Problem(
+                    f"{loc} is a site of another enterprise: an enterprise key captures the "
+                    "events at its own sites (or at places not registered)",
+                    f"{prepared[i].place}/{key}",
+                )
+        return out
+
+    def _site_owners(self, location_ids: set[str]) -> dict[str, int]:
+        """Owner (enterprise id) of each of these location ids that is a registered site."""
+        ordered = sorted(location_ids)
+        found: dict[str, int] = {}
+        for start in range(0, len(ordered), 500):
+            rows = self.conn.execute(
+                select(site.c.location_id, site.c.enterprise_id).where(
+                    site.c.location_id.in_(ordered[start : start + 500])
+                )
+            )
+            found.update((r[0], int(r[1])) for r in rows)
+        return found
+
     def _owners(self, prepared: Sequence[_Prepared]) -> tuple[dict[str, int], dict[str, int]]:
         """(site location id → owner, party id → enterprise) for the ids these events name."""
         locs: set[str] = set()
         party_ids: set[str] = set()
         for p in prepared:
-            for key in ("readPoint", "bizLocation"):
+            for key in _AT:
                 loc = location(p.event, key)
                 if loc:
                     locs.add(loc)
             party_ids.update(value for _, _, value in parties(p.event))
-        site_ids = sorted(locs | party_ids)
-        site_owner: dict[str, int] = {}
-        for start in range(0, len(site_ids), 500):
-            chunk = site_ids[start : start + 500]
-            rows = self.conn.execute(
-                select(site.c.location_id, site.c.enterprise_id).where(
-                    site.c.location_id.in_(chunk)
-                )
-            )
-            site_owner.update((r[0], int(r[1])) for r in rows)
+        site_owner = self._site_owners(locs | party_ids)
         party_owner: dict[str, int] = {}
         plist = sorted(party_ids)
         for start in range(0, len(plist), 500):
@@ -417,6 +442,8 @@ class _Writer:
 
 
 _ROLE_NAMES: dict[int, EpcRole] = {ROLE_IDS[r]: r for r in EPC_ROLES}
+_AT: tuple[Literal["readPoint"], Literal["bizLocation"]] = ("readPoint", "bizLocation")
+"""Where an event happened."""
 _EVENT_COLUMNS = (
     "id",
     "hash",
@@ -531,6 +558,11 @@ def _capture(
                         result.duplicates += 1
                     else:
                         ready.append(outcome)
+                for i, problem in sorted(writer.refusals(ready).items(), reverse=True):
+                    del ready[i]
+                    result.rejected += 1
+                    result.errors.append(problem)
+                    failed = failed or behaviour == "rollback"
                 if progress:
                     progress("validate", index, total)
                 if failed:
