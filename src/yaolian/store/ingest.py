@@ -269,8 +269,9 @@ class _Writer:
     def refusals(self, prepared: Sequence[_Prepared]) -> dict[int, Problem]:
         """Positions in ``prepared`` the capturing enterprise may not report, with why: events
         whose readPoint or bizLocation is a registered site of another enterprise (a key
-        reports what happens at its own sites; places not registered pass). Regulator and
-        admin keys and the CLI capture anything."""
+        reports what happens at its own sites, so none can put events and the alerts they
+        raise on a competitor's premises; places not registered pass). Regulator and admin
+        keys and the CLI capture anything."""
         if self.enterprise_id is None:
             return {}
         where = {(i, key): location(p.event, key) for i, p in enumerate(prepared) for key in _AT}
