@@ -8,7 +8,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
-from test_supply import DC, HOSP, P1, USCC, chain, setup_sites, store
+from test_supply import DC, FACTORY, HOSP, P1, USCC, chain, setup_sites, store
 from yaolian.api.app import create_app
 from yaolian.store.access import create_key
 from yaolian.store.masterdata import upsert_enterprise, upsert_product, upsert_site, uscc_check_char
@@ -237,6 +237,26 @@ def test_enterprise_keys_see_and_speak_for_their_own_sites(db_url: str, engine: 
     assert len(get("mine", "/supply/stocktakes")["stocktakes"]) == 1
     assert get("theirs", "/supply/stocktakes")["stocktakes"] == []
     assert [d["site"] for d in get("mine", "/supply/demands")["demands"]] == [OTHER_SITE]
+    offered = post("mine", "/supply/offers", offer)
+    assert offered.status_code == 201
+    close = f"/supply/offers/{offered.json()['id']}/close"
+    refused(http.post(close, headers=keys["theirs"]), "post_id")  # not its offer
+    assert http.post(close, headers=keys["mine"]).json()["status"] == "closed"
+    assert get("theirs", "/supply/offers")["offers"] == []  # off the board
+    assert http.post("/supply/offers/999/close", headers=keys["mine"]).status_code == 404
+    assert http.post("/supply/bids/1/close", headers=keys["mine"]).status_code == 400
+    # what each key is, and the sites it speaks for
+    me = get("theirs", "/me")
+    assert (me["role"], me["sees_all"], me["enterprise"]["uscc"]) == ("enterprise", False, OTHER)
+    assert [x["location_id"] for x in me["sites"]] == [OTHER_SITE]
+    assert {x["location_id"] for x in get("mine", "/me")["sites"]} == {DC, HOSP, FACTORY}
+    assert get("regulator", "/me") == {
+        "role": "regulator",
+        "sees_all": True,
+        "enterprise": None,
+        "sites": [],
+    }
+    assert http.get("/me").status_code == 401
 
     # 停产报告: the holder files for its own products, as itself
     report = {"product": P1, "holder": USCC, "filed_on": "2026-01-10"}

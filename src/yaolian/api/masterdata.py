@@ -1,6 +1,7 @@
 """Master data over HTTP: ``POST /masterdata`` upserts a document of enterprises, sites and
 products (enterprise keys only their own; regulators and admins any), ``GET /masterdata``
-returns the registry in the same shape. Writes go to the audit log."""
+returns the registry in the same shape, ``GET /me`` what the caller's key is (role, enterprise,
+own sites). Writes go to the audit log."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 
 from yaolian.api.auth import ViewerDep, WriterDep, audit, engine_of
+from yaolian.store.access import describe_viewer
 from yaolian.store.masterfile import SECTIONS, MasterData, export_master_data, load_master_data
 
 router = APIRouter(tags=["masterdata"])
@@ -35,3 +37,11 @@ def get_masterdata(
 ) -> dict[str, list[dict[str, Any]]]:
     """Registered enterprises, sites and products, as a document ``POST /masterdata`` reads."""
     return export_master_data(engine_of(request), section or SECTIONS)
+
+
+@router.get("/me")
+def get_me(request: Request, viewer: ViewerDep) -> dict[str, Any]:
+    """The caller's key: ``role``, ``sees_all`` (regulators and admins see every event), its
+    ``enterprise`` and that enterprise's ``sites`` (where it reports events, counts stock and
+    posts demands and offers)."""
+    return describe_viewer(engine_of(request), viewer)

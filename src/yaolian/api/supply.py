@@ -321,6 +321,21 @@ def post_offer(request: Request, viewer: WriterDep, body: OfferIn) -> dict[str, 
     return {"id": post_id}
 
 
+@router.post("/supply/{kind}/{post_id}/close")
+def close_post(
+    request: Request, viewer: WriterDep, kind: Literal["demands", "offers"], post_id: RowId
+) -> dict[str, Any]:
+    """Close a demand or offer of one of the key's sites (met, or no longer wanted): it leaves
+    the board and the matching."""
+    engine = engine_of(request)
+    post = kind.removesuffix("s")
+    with write_tx(engine) as conn:
+        require_own_site(conn, viewer, matching.post_site(conn, post, post_id), "post_id")
+        matching.close_post(conn, post, post_id)
+    audit(engine, viewer, f"supply.{post}.close", str(post_id), None)
+    return {"id": post_id, "status": "closed"}
+
+
 @router.get("/supply/matches")
 def get_matches(
     request: Request,

@@ -19,7 +19,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from typing import Literal, cast, get_args
+from typing import Any, Literal, cast, get_args
 
 from sqlalchemy import Connection, Engine, select, update
 
@@ -30,7 +30,7 @@ from yaolian.store.masterdata import (
     upsert_product,
     upsert_site,
 )
-from yaolian.store.schema import api_key, site
+from yaolian.store.schema import api_key, enterprise, site
 from yaolian.store.tx import read_tx, write_tx
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "authenticate",
     "clear_key_cache",
     "create_key",
+    "describe_viewer",
     "list_keys",
     "own_sites",
     "require_authority",
@@ -74,6 +75,30 @@ class Viewer:
     def system(cls) -> Viewer:
         """The platform itself (CLI on the local store, projections): sees everything."""
         return cls(enterprise_id=None, role="admin")
+
+
+def describe_viewer(bind: Engine | Connection, viewer: Viewer) -> dict[str, Any]:
+    """What a key is (``GET /me``): its role, whether it sees every event, its enterprise
+    (统一社会信用代码, name, role, region, party id) and that enterprise's sites — the sites
+    it reports for and posts stock counts, demands and offers for."""
+    out: dict[str, Any] = {"role": viewer.role, "sees_all": viewer.sees_all}
+    out["enterprise"], out["sites"] = None, []
+    if viewer.enterprise_id is None:
+        return out
+    e, st = enterprise.c, site.c
+    with read_tx(bind) as conn:
+        row = conn.execute(
+            select(e.uscc, e.name, e.role, e.region, e.party_id).where(e.id == viewer.enterprise_id)
+        ).first()
+        sites = conn.execute(
+            select(st.location_id, st.name, st.kind, st.region)
+            .where(st.enterprise_id == viewer.enterprise_id)
+            .order_by(st.location_id)
+        ).all()
+    if row is not None:
+        out["enterprise"] = dict(row._mapping)
+    out["sites"] = [dict(r._mapping) for r in sites]
+    return out
 
 
 def own_sites(conn: Connection, viewer: Viewer) -> frozenset[str] | None:

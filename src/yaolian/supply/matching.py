@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linprog
 from scipy.sparse import coo_matrix
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Table, insert, select, update
 
 from yaolian.errors import NotFoundError, ValidationError
 from yaolian.store.schema import site, supply_demand, supply_lead_time, supply_offer
@@ -226,25 +226,38 @@ def post_offer(
 
 def list_posts(conn: Connection, kind: str, status: str | None = "open") -> list[dict[str, Any]]:
     """Demand (``kind="demand"``) or offer posts as plain rows."""
-    table = {"demand": supply_demand, "offer": supply_offer}.get(kind)
-    if table is None:
-        raise ValidationError(f"unknown post kind {kind!r}", place="kind")
+    table = _post_table(kind)
     q = select(table).order_by(table.c.id)
     if status:
         q = q.where(table.c.status == status)
     return [dict(r._mapping) for r in conn.execute(q)]
 
 
+def post_site(conn: Connection, kind: str, post_id: int) -> str:
+    """The site of a demand or offer post (NotFoundError when there is none)."""
+    table = _post_table(kind)
+    found = conn.execute(select(table.c.site).where(table.c.id == post_id)).scalar()
+    if found is None:
+        raise NotFoundError(f"no {kind} post {post_id}", place="id")
+    return str(found)
+
+
 def close_post(conn: Connection, kind: str, post_id: int) -> None:
-    """Close a demand or offer post."""
-    table = {"demand": supply_demand, "offer": supply_offer}.get(kind)
-    if table is None:
-        raise ValidationError(f"unknown post kind {kind!r}", place="kind")
+    """Close a demand or offer post (met, or no longer wanted): it leaves the board and the
+    matching."""
+    table = _post_table(kind)
     if (
         conn.execute(update(table).where(table.c.id == post_id).values(status="closed")).rowcount
         == 0
     ):
         raise NotFoundError(f"no {kind} post {post_id}", place="id")
+
+
+def _post_table(kind: str) -> Table:
+    table = {"demand": supply_demand, "offer": supply_offer}.get(kind)
+    if table is None:
+        raise ValidationError(f"unknown post kind {kind!r}", place="kind")
+    return table
 
 
 def match_posts(
