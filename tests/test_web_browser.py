@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,15 +27,24 @@ from PIL import Image
 from conftest import DemoStore
 from yaolian.api.app import ApiSettings, create_app
 from yaolian.codes.barcode import render_to_file
+from yaolian.store.access import create_key
+from yaolian.store.engine import open_engine
+from yaolian.store.masterdata import (
+    upsert_enterprise,
+    upsert_product,
+    upsert_site,
+    uscc_check_char,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.timeout(300)
 
 
-@pytest.fixture(scope="module")
-def server(demo_store: DemoStore) -> Iterator[str]:
-    """``yaolian serve``'s app on a free loopback port, in a thread of this process."""
-    app = create_app(demo_store.url, ApiSettings(webhooks=False))
+@contextmanager
+def _serving(url: str) -> Iterator[str]:
+    """``yaolian serve``'s app on the store ``url``, on a free loopback port, in a thread of
+    this process; yields its base URL."""
+    app = create_app(url, ApiSettings(webhooks=False))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -49,6 +59,13 @@ def server(demo_store: DemoStore) -> Iterator[str]:
     live.should_exit = True
     thread.join(10)
     sock.close()
+
+
+@pytest.fixture(scope="module")
+def server(demo_store: DemoStore) -> Iterator[str]:
+    """The pages and API on the tiny demo world."""
+    with _serving(demo_store.url) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
@@ -95,9 +112,10 @@ def watch(server: str) -> Watch:
     return Watch(server)
 
 
-@pytest.fixture
-def page(browser: Any, server: str, watch: Watch) -> Iterator[Any]:
-    context = browser.new_context(base_url=server, locale="zh-CN")
+@contextmanager
+def _tab(browser: Any, base: str, watch: Watch) -> Iterator[Any]:
+    """A browser tab on ``base`` watched by ``watch``, which must have seen nothing wrong."""
+    context = browser.new_context(base_url=base, locale="zh-CN")
     tab = context.new_page()
     tab.on("console", watch.console)
     tab.on("pageerror", lambda exc: watch.errors.append(str(exc)))
@@ -109,6 +127,12 @@ def page(browser: Any, server: str, watch: Watch) -> Iterator[Any]:
     assert not watch.errors, watch.errors
     assert not watch.foreign, watch.foreign
     assert not watch.failed, watch.failed
+
+
+@pytest.fixture
+def page(browser: Any, server: str, watch: Watch) -> Iterator[Any]:
+    with _tab(browser, server, watch) as tab:
+        yield tab
 
 
 def _api(server: str, path: str, key: str | None = None) -> Any:
@@ -130,7 +154,13 @@ def test_consumer_page_shows_a_genuine_pack(page: Any, server: str, demo_store: 
     assert page.locator(".circulation li").count() == len(expected["circulation"]) > 0
     assert expected["circulation"][-1]["to"] in page.locator(".circulation").inner_text()
     assert f"code={code}" in page.url  # the answer can be bookmarked or shared
-    assert page.locator("nav a").all_inner_texts() == ["查询", "验收", "追溯图谱", "监管看板"]
+    assert page.locator("nav a").all_inner_texts() == [
+        "查询",
+        "验收",
+        "追溯图谱",
+        "监管看板",
+        "供需对接",
+    ]
     assert page.locator("nav a[aria-current=page]").inner_text() == "查询"
     page.locator("nav a", has_text="验收").click()
     page.locator("#codes").wait_for()
@@ -353,3 +383,89 @@ def test_dashboard_for_a_regulator(page: Any, server: str, demo_store: DemoStore
     page.locator("#graph[data-state=done]").wait_for()
     assert page.input_value("#code") == alerts["alerts"][0]["uri"]
     assert page.evaluate("yaolianGraph.nodes().length") > 0
+
+
+HOSPITAL = (f"12440100000000001{uscc_check_char('12440100000000001')}",
+            "urn:epc:id:sgln:6901234.10001.0", "示例市第一人民医院")  # fmt: skip
+DISTRIBUTOR = (f"91440100000000002{uscc_check_char('91440100000000002')}",
+               "urn:epc:id:sgln:6901234.20001.0", "示例医药有限公司")  # fmt: skip
+AMOXICILLIN = "8819499"
+
+
+@pytest.fixture(scope="module")
+def supply_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+    """A store of its own (the 供需对接 test posts and closes): a hospital and a distributor
+    with a site each, one product, a key each; the server on it and the keys."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('supply') / 'supply.db'}"
+    engine = open_engine(url)
+    keys = {}
+    for who, (uscc, site, name) in (("hospital", HOSPITAL), ("distributor", DISTRIBUTOR)):
+        upsert_enterprise(engine, uscc, name, who, region="440100")
+        upsert_site(engine, site, uscc, name, kind=who, region="440100")
+        keys[who] = create_key(engine, uscc, "enterprise", f"{who} web test")
+    upsert_product(engine, AMOXICILLIN, "阿莫西林胶囊")
+    engine.dispose()
+    with _serving(url) as base:
+        yield base, keys
+
+
+def _load_supply(tab: Any, key: str) -> None:
+    tab.goto("/web/supply")
+    tab.fill("#key", key)
+    tab.click("#load")
+    tab.locator("body[data-loaded=true]").wait_for()
+
+
+def _post(tab: Any, form: str, fields: dict[str, str]) -> None:
+    rows = "#demand-table tbody tr, #offer-table tbody tr"
+    shown = tab.locator(rows).count()
+    for name, value in fields.items():
+        tab.fill(f"{form} [name={name}]", value)
+    tab.click(f"{form} button[type=submit]")
+    tab.locator(rows).nth(shown).wait_for()  # one more row on the board
+
+
+def test_supply_page_matches_a_demand_with_an_offer(
+    browser: Any, supply_server: tuple[str, dict[str, str]]
+) -> None:
+    base, keys = supply_server
+    watch = Watch(base, allowed={400})
+    with _tab(browser, base, watch) as hospital:
+        _load_supply(hospital, keys["hospital"])
+        assert HOSPITAL[0] in hospital.inner_text("#whoami")
+        sites = hospital.locator("#demand-form select[name=site] option")
+        assert sites.all_inner_texts() == [HOSPITAL[2]]  # it posts for its own site only
+        _post(hospital, "#demand-form", {"product": AMOXICILLIN, "quantity": "40",
+                                         "needed_by": "2027-03-01"})  # fmt: skip
+        row = hospital.locator("#demand-table tbody tr").first.inner_text()
+        assert "阿莫西林胶囊" in row and HOSPITAL[2] in row and "40" in row
+        assert hospital.locator("#match-table").count() == 0  # nothing offered yet
+        # the API's refusal is shown as it came, nothing posted
+        hospital.fill("#demand-form [name=product]", "9" * 21)
+        hospital.fill("#demand-form [name=quantity]", "5")
+        hospital.fill("#demand-form [name=needed_by]", "2027-03-01")
+        hospital.click("#demand-form button[type=submit]")
+        hospital.locator("#message .problem").wait_for()
+        assert "product" in hospital.inner_text("#message .problem")
+        assert hospital.locator("#demand-table tbody tr").count() == 1
+    watch = Watch(base)
+    with _tab(browser, base, watch) as distributor:
+        _load_supply(distributor, keys["distributor"])
+        _post(distributor, "#offer-form", {"product": AMOXICILLIN, "quantity": "25",
+                                           "available_from": "2026-12-10",
+                                           "expiry": "2028-01-31", "lot": "L77"})  # fmt: skip
+        distributor.locator("#match-table").wait_for()
+        matches = httpx.get(
+            f"{base}/supply/matches", headers={"X-API-Key": keys["distributor"]}, timeout=30
+        ).json()
+        (match,) = matches["matches"]
+        cells = distributor.locator("#match-table tbody tr td").all_inner_texts()
+        assert cells[:4] == [DISTRIBUTOR[2], HOSPITAL[2], f"阿莫西林胶囊（{AMOXICILLIN}）", "25"]
+        assert cells[4] == match["arrives"]
+        assert distributor.locator("#unmet-table tbody td").all_inner_texts() == [HOSPITAL[2], "15"]
+        # it may close its own offer, not the hospital's demand
+        assert distributor.locator("#demand-table [data-close]").count() == 0
+        distributor.click("#offer-table [data-close]")
+        distributor.locator("#offers p.muted").wait_for()  # 暂无: the offer left the board
+        assert distributor.locator("#match-table").count() == 0
+        assert distributor.locator("#demand-table tbody tr").count() == 1

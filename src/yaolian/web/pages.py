@@ -1,6 +1,7 @@
 """Routes of the web pages: ``/web`` (an index), ``/web/scan`` (consumer query, public),
-``/web/check`` (receiving check of a scanner's list), ``/web/trace`` (trace graph) and
-``/web/dashboard`` (regulator dashboard); their files under ``/web/static``. Pages are served
+``/web/check`` (receiving check of a scanner's list), ``/web/trace`` (trace graph),
+``/web/dashboard`` (regulator dashboard) and ``/web/supply`` (供需对接: demands, offers,
+matches); their files under ``/web/static``. Pages are served
 with a Content-Security-Policy that allows this server only.
 """
 
@@ -15,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from yaolian.errors import NotFoundError
 
 STATIC = Path(__file__).with_name("static")
-PAGES = ("index", "scan", "check", "trace", "dashboard")
+PAGES = ("index", "scan", "check", "trace", "dashboard", "supply")
 SCAN_PAGE = "/web/scan"  # where the Digital Link resolver sends a browser
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -42,7 +43,7 @@ def index_page() -> FileResponse:
 
 @router.get("/web/{page}")
 def page(page: str) -> FileResponse:
-    """One page by name (``scan``, ``check``, ``trace``, ``dashboard``)."""
+    """One page by name (``scan``, ``check``, ``trace``, ``dashboard``, ``supply``)."""
     if page not in PAGES:
         raise NotFoundError(f"no page {page!r}; pages: {', '.join(PAGES[1:])}", place="page")
     return _page(page)

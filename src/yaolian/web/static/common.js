@@ -9,6 +9,7 @@ const PAGES = [  // the pages' navigation: path, 中文
   ["/web/check", "验收"],
   ["/web/trace", "追溯图谱"],
   ["/web/dashboard", "监管看板"],
+  ["/web/supply", "供需对接"],
 ];
 
 /** Fill the page's ``<nav id="nav">`` with the pages, the current one marked. */
@@ -74,11 +75,13 @@ async function apiCall(url, init = {}) {
   return body;
 }
 
-/** GET a JSON resource with query parameters (empty ones left out). */
+/** GET a JSON resource with query parameters (empty ones left out; a list repeats one). */
 function apiGet(path, params = {}) {
   const url = new URL(path, window.location.origin);
   for (const [name, value] of Object.entries(params)) {
-    if (value !== undefined && value !== null && value !== "") url.searchParams.set(name, value);
+    for (const one of Array.isArray(value) ? value : [value]) {
+      if (one !== undefined && one !== null && one !== "") url.searchParams.append(name, one);
+    }
   }
   return apiCall(url);
 }

@@ -1,0 +1,148 @@
+// 供需对接: hospitals post what they need, distributors and manufacturers what they can supply;
+// the board, the optimal matches and each party's own posts (closed when met).
+"use strict";
+
+const state = { me: null, products: new Map(), sites: new Map(), own: new Set() };
+
+/** A product code with its generic name when master data knows it. */
+function productText(code) {
+  const name = state.products.get(code);
+  return name ? `${name}（${code}）` : code;
+}
+
+/** A site id with its registered name. */
+function siteText(id) {
+  return state.sites.get(id) || id;
+}
+
+/** Whether this key may close a post (its own site's, or any for a regulator). */
+function mayClose(post) {
+  return state.me.sees_all || state.own.has(post.site);
+}
+
+async function loadKey() {
+  const me = await apiGet("/me");
+  const master = await apiGet("/masterdata", { section: ["products", "sites"] });
+  state.me = me;
+  state.own = new Set(me.sites.map((s) => s.location_id));
+  state.products = new Map();
+  for (const p of master.products || []) {
+    for (const code of [p.product_code, p.gtin]) if (code) state.products.set(code, p.generic_name);
+  }
+  state.sites = new Map((master.sites || []).map((s) => [s.location_id, s.name]));
+  const choices = me.sees_all ? master.sites || [] : me.sites;
+  for (const select of document.querySelectorAll("select.sites")) {
+    show(select, choices.map((s) => el("option", { value: s.location_id }, s.name || s.location_id)));
+  }
+  show(document.getElementById("products"), [...state.products].map(([code, name]) =>
+    el("option", { value: code }, name)));
+  const who = me.enterprise
+    ? `本企业：${me.enterprise.name}（${me.enterprise.uscc}），可为 ${me.sites.length} 个站点发布`
+    : "监管密钥：可代任一站点发布，可关闭任一条";
+  show(document.getElementById("whoami"), who);
+  document.getElementById("forms").hidden = choices.length === 0;
+}
+
+function postTable(id, kind, posts, columns) {
+  if (!posts.length) return el("p", { class: "muted" }, "暂无");
+  return table(id, ["#", "站点", "药品", "数量", ...columns.map(([title]) => title), ""],
+    posts.map((p) => [
+      p.id, siteText(p.site), productText(p.product), p.quantity,
+      ...columns.map(([, name]) => p[name] || ""),
+      mayClose(p)
+        ? el("button", { class: "link", type: "button", "data-close": `${kind}/${p.id}` }, "关闭")
+        : "",
+    ]));
+}
+
+function matchTable(answer, demands, offers) {
+  const where = new Map([
+    ...demands.map((d) => [`demand:${d.id}`, d.site]),
+    ...offers.map((o) => [`offer:${o.id}`, o.site]),
+  ]);
+  const name = (ref) => (where.has(ref) ? siteText(where.get(ref)) : ref);
+  const parts = [];
+  parts.push(answer.matches.length
+    ? table("match-table", ["供给方", "需求方", "药品", "数量", "预计到货", "在途天数", "有效期至"],
+      answer.matches.map((m) => [name(m.source), name(m.sink), productText(m.product), m.quantity,
+        m.arrives, m.lead_days, m.expiry || ""]))
+    : el("p", { class: "muted" }, "暂无可匹配的供需"));
+  const unmet = Object.entries(answer.unmet || {}).filter(([, n]) => n > 0);
+  if (unmet.length) {
+    parts.push(el("h3", {}, "未满足 Unmet"),
+      table("unmet-table", ["需求方", "缺口（盒）"], unmet.map(([ref, n]) => [name(ref), n])));
+  }
+  return parts;
+}
+
+async function refresh() {
+  const [demands, offers, matches] = await Promise.all([
+    apiGet("/supply/demands"), apiGet("/supply/offers"), apiGet("/supply/matches"),
+  ]);
+  show(document.getElementById("demands"),
+    postTable("demand-table", "demands", demands.demands, [["需要日期", "needed_by"]]));
+  show(document.getElementById("offers"), postTable("offer-table", "offers", offers.offers,
+    [["可供日期", "available_from"], ["有效期至", "expiry"], ["批号", "lot"]]));
+  show(document.getElementById("matches"), matchTable(matches, demands.demands, offers.offers));
+  document.getElementById("boards").hidden = false;
+  document.getElementById("matches-card").hidden = false;
+  document.body.dataset.loaded = "true";
+}
+
+/** Run ``work``; a failure shows as a problem box, success clears it. */
+async function guarded(work) {
+  const message = document.getElementById("message");
+  try {
+    await work();
+    show(message);
+  } catch (err) {
+    show(message, problemBox(err));
+  }
+}
+
+/** The form's filled fields as a JSON body (numbers as numbers, empty ones left out). */
+function formBody(form) {
+  const body = {};
+  for (const [name, value] of new FormData(form)) {
+    if (value === "") continue;
+    body[name] = name === "quantity" ? Number(value) : value;
+  }
+  return body;
+}
+
+function wirePostForm(id, path) {
+  const form = document.getElementById(id);
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    guarded(async () => {
+      await apiPost(path, JSON.stringify(formBody(form)), "application/json");
+      form.reset();
+      await refresh();
+    });
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const key = document.getElementById("key");
+  bindKeyField(key);
+  const load = () => guarded(async () => {
+    storeKey(key.value.trim());
+    await loadKey();
+    await refresh();
+  });
+  document.getElementById("key-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    load();
+  });
+  wirePostForm("demand-form", "/supply/demands");
+  wirePostForm("offer-form", "/supply/offers");
+  document.getElementById("boards").addEventListener("click", (event) => {
+    const target = event.target.closest("[data-close]");
+    if (!target) return;
+    guarded(async () => {
+      await apiPost(`/supply/${target.dataset.close}/close`, "", "application/json");
+      await refresh();
+    });
+  });
+  if (key.value) load();
+});
