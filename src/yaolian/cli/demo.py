@@ -25,7 +25,7 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from yaolian.cli.common import DbOption, console, console_err, print_table
 from yaolian.errors import ValidationError
@@ -589,8 +589,13 @@ def _share(part: int, whole: int) -> str:
 
 def _section_next(engine: Engine, db_path: Path, truth: dict[str, Any]) -> None:
     from yaolian.store.access import create_key
+    from yaolian.store.schema import enterprise
 
     key = create_key(engine, None, "regulator", label="demo")
+    with engine.connect() as conn:
+        hospital = conn.execute(
+            select(enterprise.c.uscc).where(enterprise.c.role == "hospital").limit(1)
+        ).scalar()
     code = (truth["samples"].get("genuine") or {}).get("raw", "CODE")
     fake = next((i["raw_codes"][0] for i in truth["incidents"] if i["type"] == "counterfeit"), code)
     console.print(
@@ -613,7 +618,10 @@ def _section_next(engine: Engine, db_path: Path, truth: dict[str, Any]) -> None:
             f"  http://127.0.0.1:8000/web/check   receiving check: paste {code} and {fake}\n"
             f"  http://127.0.0.1:8000/web/trace?code={code}   trace graph\n"
             f"  http://127.0.0.1:8000/web/dashboard?as_of={_warnings_day(truth)}   regulator "
-            "dashboard\n\n"
+            "dashboard\n"
+            "  http://127.0.0.1:8000/web/supply   供需对接 (a hospital's or distributor's key: "
+            f"yaolian keys create --role enterprise --enterprise {hospital or 'USCC'} "
+            f"--db {db_path})\n\n"
             "API docs: http://127.0.0.1:8000/docs · the regulator key above was made for this "
             "demo (shown once)\n"
             f"command line: yaolian trace {code} --db {db_path} · yaolian alerts --db {db_path}"
