@@ -35,7 +35,7 @@ from yaolian.store import resources
 from yaolian.store.access import create_key, revoke_key, upsert_enterprise, upsert_site
 from yaolian.store.audit import verify_audit_chain
 from yaolian.store.schema import audit_log, subscription
-from yaolian.store.subscriptions import check_dest, due
+from yaolian.store.subscriptions import check_dest, claim, delivered, due, failed
 
 CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
 A = "91310000MA00000025"  # 甲医药 (distributor)
@@ -1205,6 +1205,35 @@ def test_scheduled_subscription_reports_empty_runs_when_asked(api: Api, receiver
     next_run = datetime.fromisoformat(state["nextRunAt"])
     assert next_run > datetime.now(UTC) and next_run.minute in (0, 30)
     assert next_run.second == 0
+
+
+def test_a_claim_checks_the_subscription_is_still_due(api: Api, receiver: Receiver) -> None:
+    """Two dispatchers may list the same due subscription; the one that claims it after the
+    other has run it gets nothing (no second run before the next query time, no retry before
+    the pause is over)."""
+    api.client.app.state.webhooks.stop()  # type: ignore[attr-defined]  # this test claims
+    assert _save(api, "all", {}).status_code == 201
+    made = _subscribe(
+        api, "all", dest=receiver.url, stream=False, schedule={"second": "0", "minute": "0"}
+    ).json()
+    with api.engine.connect() as conn:
+        sub_id = conn.execute(
+            select(subscription.c.id).where(
+                subscription.c.subscription_id == made["subscriptionID"]
+            )
+        ).scalar_one()
+    assert claim(api.engine, sub_id) is None  # its query time has not come
+    _run_now(api, made["subscriptionID"])
+    claimed = claim(api.engine, sub_id)
+    assert claimed is not None and claimed.schedule is not None
+    assert claim(api.engine, sub_id) is None  # taken
+    delivered(api.engine, claimed, 0, 0, caught_up=True)
+    assert claim(api.engine, sub_id) is None  # run: the next query time is an hour away
+    _run_now(api, made["subscriptionID"])
+    again = claim(api.engine, sub_id)
+    assert again is not None
+    failed(api.engine, again, "HTTP 503")
+    assert claim(api.engine, sub_id) is None  # pausing after the failure
 
 
 def _streamed(message: dict[str, Any]) -> list[str]:

@@ -316,6 +316,17 @@ class Claim:
     report_if_empty: bool
 
 
+def _free(now: int) -> Any:
+    """SQL condition: not claimed by a dispatcher, not pausing after a failure, and (when
+    scheduled) its query time has come."""
+    s = subscription.c
+    return and_(
+        or_(s.lease_until_us.is_(None), s.lease_until_us < now),
+        or_(s.retry_at_us.is_(None), s.retry_at_us <= now),
+        or_(s.next_run_us.is_(None), s.next_run_us <= now),
+    )
+
+
 def due(bind: Engine | Connection, now_us: int | None = None) -> list[int]:
     """Subscriptions to run now, not claimed and not pausing after a failure: streams with
     events stored past their progress, scheduled ones whose query time has come."""
@@ -328,12 +339,8 @@ def due(bind: Engine | Connection, now_us: int | None = None) -> list[int]:
             for i in conn.execute(
                 select(s.id)
                 .where(
-                    or_(
-                        and_(s.next_run_us.is_(None), s.after_event < newest),
-                        s.next_run_us <= now,
-                    ),
-                    or_(s.lease_until_us.is_(None), s.lease_until_us < now),
-                    or_(s.retry_at_us.is_(None), s.retry_at_us <= now),
+                    _free(now),
+                    or_(s.next_run_us.is_not(None), s.after_event < newest),
                 )
                 .order_by(s.id)
             ).scalars()
@@ -341,14 +348,15 @@ def due(bind: Engine | Connection, now_us: int | None = None) -> list[int]:
 
 
 def claim(bind: Engine | Connection, sub_id: int, now_us: int | None = None) -> Claim | None:
-    """Take the subscription for one delivery (``None``: another dispatcher has it, it is
-    gone, or the key that made it was revoked — which is recorded as its error)."""
+    """Take the subscription for one delivery (``None``: another dispatcher has it or has just
+    run it — a scheduled one's next query time has not come, a failed one is pausing —, it is
+    gone, or the key that made it was revoked, which is recorded as its error)."""
     now = _now_us() if now_us is None else now_us
     s = subscription.c
     with write_tx(bind) as conn:
         taken = conn.execute(
             update(subscription)
-            .where(s.id == sub_id, or_(s.lease_until_us.is_(None), s.lease_until_us < now))
+            .where(s.id == sub_id, _free(now))
             .values(lease_until_us=now + LEASE_US)
         ).rowcount
         if not taken:
