@@ -31,12 +31,7 @@ from yaolian.api.epcis import (
 from yaolian.api.verify import time_param
 from yaolian.api.webhooks import DELIVERY_BATCH, POLL_SECONDS
 from yaolian.epcis.model import to_epoch_us
-from yaolian.errors import (
-    QueryError,
-    ValidationError,
-    YaolianError,
-    refuse_nul,
-)
+from yaolian.errors import QueryError, ValidationError, YaolianError, refuse_nul
 from yaolian.store.access import authenticate
 from yaolian.store.named_queries import (
     PAGING,
@@ -335,8 +330,8 @@ async def stream_query_events(
     try:
         while True:
             if schedule is not None:  # until the next query time
-                wait_us = next_run_us(schedule, time.time_ns() // 1000) - time.time_ns() // 1000
-                if await departure.within(max(0.0, wait_us / 1e6)):
+                now_us = time.time_ns() // 1000
+                if await departure.within(max(0.0, (next_run_us(schedule, now_us) - now_us) / 1e6)):
                     return
             sent = 0
             while True:  # everything stored since the last run, batch after batch
