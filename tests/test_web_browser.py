@@ -394,8 +394,9 @@ AMOXICILLIN = "8819499"
 
 @pytest.fixture(scope="module")
 def supply_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
-    """A store of its own (the 供需对接 test posts and closes): a hospital and a distributor
-    with a site each, one product, a key each; the server on it and the keys."""
+    """A store of its own (the 供需对接 and recall tests post and close): a hospital and a
+    distributor with a site each, one product, a key each and a regulator's; the server on it
+    and the keys."""
     url = f"sqlite:///{tmp_path_factory.mktemp('supply') / 'supply.db'}"
     engine = open_engine(url)
     keys = {}
@@ -404,6 +405,7 @@ def supply_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
         upsert_site(engine, site, uscc, name, kind=who, region="440100")
         keys[who] = create_key(engine, uscc, "enterprise", f"{who} web test")
     upsert_product(engine, AMOXICILLIN, "阿莫西林胶囊")
+    keys["regulator"] = create_key(engine, None, "regulator", "web test")
     engine.dispose()
     with _serving(url) as base:
         yield base, keys
@@ -469,3 +471,36 @@ def test_supply_page_matches_a_demand_with_an_offer(
         distributor.locator("#offers p.muted").wait_for()  # 暂无: the offer left the board
         assert distributor.locator("#match-table").count() == 0
         assert distributor.locator("#demand-table tbody tr").count() == 1
+
+
+def test_dashboard_creates_and_closes_a_recall(
+    browser: Any, supply_server: tuple[str, dict[str, str]]
+) -> None:
+    base, keys = supply_server
+    watch = Watch(base, allowed={400})
+    with _tab(browser, base, watch) as tab:
+        tab.goto("/web/dashboard")
+        tab.fill("#key", keys["regulator"])
+        tab.click("#submit")
+        tab.locator("body[data-loaded=true]").wait_for()
+        assert "No recalls" in tab.inner_text("#recalls")
+        tab.click("#new-recall summary")
+        tab.fill("#recall-form [name=reason]", "溶出度不合格")
+        tab.click("#recall-form button[type=submit]")  # no batch and no code: refused
+        tab.locator("#recall-message .problem").wait_for()
+        tab.select_option("#recall-form [name=class]", "1")
+        tab.fill("#recall-form [name=reason]", "溶出度不合格")
+        tab.fill("#recall-form [name=batches]", f"{AMOXICILLIN}/L2611\n")
+        tab.click("#recall-form button[type=submit]")
+        tab.locator("#recall-progress").wait_for()
+        assert tab.locator("#recall-message .problem").count() == 0
+        (made,) = httpx.get(
+            f"{base}/recalls", headers={"X-API-Key": keys["regulator"]}, timeout=30
+        ).json()["recalls"]
+        assert (made["class"], made["reason"]) == (1, "溶出度不合格")
+        assert f"#{made['id']}" in tab.inner_text("#recall-detail h3")
+        assert "阿莫西林胶囊 L2611" in tab.inner_text("#recall-detail h3")
+        assert tab.locator("#recalls-table tbody tr").all_inner_texts()[0].endswith("进行中")
+        tab.click("[data-close-recall]")
+        tab.locator("#recall-detail", has_text="已关闭").wait_for()
+        tab.locator("#recalls-table", has_text="已关闭").wait_for()

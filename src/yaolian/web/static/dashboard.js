@@ -112,7 +112,10 @@ function recallDetail(r) {
     el("h3", {}, `#${r.id} ${r.class_name || ""} · ${r.batches.map((b) => `${b.generic_name || b.product} ${b.lot}`).join("、")}`),
     el("p", { id: "recall-progress" },
       `范围 ${r.total} 个码；已退回 ${p.returned}，已销毁 ${p.destroyed}，未完成 ${p.outstanding}，`
-      + `完成 ${p.percent_complete}%。`),
+      + `完成 ${p.percent_complete}%。`,
+      r.closed_us ? " 已关闭。" : " ",
+      r.closed_us ? null : el("button", { type: "button", class: "link", "data-close-recall": r.id },
+        "结束召回 close")),
   ];
   if (r.holders.length) {
     parts.push(el("h4", {}, "仍在持有 Still held"), table("recall-holders", ["持有者", "数量", "场所"],
@@ -173,6 +176,38 @@ async function refresh() {
   button.disabled = false;
 }
 
+/** The lines of a textarea, trimmed, empty ones left out. */
+function lines(text) {
+  return text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line);
+}
+
+/** Create a recall from the form (POST /recalls); its scope opens below the list. */
+async function createRecall(form) {
+  const message = document.getElementById("recall-message");
+  try {
+    const body = {
+      class: Number(form.elements.class.value),
+      reason: form.elements.reason.value.trim(),
+      batches: lines(form.elements.batches.value),
+      codes: lines(form.elements.codes.value),
+    };
+    const made = await apiPost("/recalls", JSON.stringify(body), "application/json");
+    show(message);
+    form.reset();
+    show(document.getElementById("recall-detail"), recallDetail(made));
+    await panel("recalls", async () => recallsPanel(await apiGet("/recalls")));
+  } catch (err) {
+    show(message, problemBox(err));
+  }
+}
+
+/** End a recall (POST /recalls/{id}/close) and show it closed. */
+async function closeRecall(id) {
+  await panel("recall-detail", async () =>
+    recallDetail(await apiPost(`/recalls/${id}/close`, "", "application/json")));
+  await panel("recalls", async () => recallsPanel(await apiGet("/recalls")));
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   const form = document.getElementById("dash-form");
   bindKeyField(form.elements.key);
@@ -186,6 +221,14 @@ document.addEventListener("DOMContentLoaded", () => {
   document.getElementById("recalls").addEventListener("click", (event) => {
     const id = event.target.dataset && event.target.dataset.recall;
     if (id) panel("recall-detail", async () => recallDetail(await apiGet(`/recalls/${id}`)));
+  });
+  document.getElementById("recall-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    createRecall(event.target);
+  });
+  document.getElementById("recall-detail").addEventListener("click", (event) => {
+    const id = event.target.dataset && event.target.dataset.closeRecall;
+    if (id) closeRecall(id);
   });
   if (storedKey()) refresh();
 });
