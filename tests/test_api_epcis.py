@@ -579,6 +579,11 @@ def test_an_enterprise_key_reports_only_its_own_sites(api: Api) -> None:
     assert SITE_B in error["reason"] and "its own sites" in error["reason"]
     assert api.ids(key=api.regulator) == []  # nothing stored
     assert api.capture(document([at_b]), key=api.key_b)["accepted"] == 1  # B reports it itself
+    # a regulator's key reports anywhere, also when it names an enterprise
+    inspector = create_key(api.engine, A, "regulator", "provincial inspector")
+    inspected = _event(10, "ObjectEvent", 9, 10, action="OBSERVE", epcList=[sgtin("S9")])
+    inspected |= {"bizStep": "inspecting", "bizLocation": {"id": SITE_B}}
+    assert api.capture(document([inspected]), key=inspector)["accepted"] == 1
 
 
 # ── frame ────────────────────────────────────────────────────────────────────────────────────

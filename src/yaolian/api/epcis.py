@@ -207,7 +207,7 @@ async def post_capture(
         return job
 
     job_id = await run_in_threadpool(open_job)
-    background.add_task(_run_capture, engine, job_id, doc, behaviour, viewer.enterprise_id)
+    background.add_task(_run_capture, engine, job_id, doc, behaviour, viewer.reporter)
     webhooks = getattr(request.app.state, "webhooks", None)
     if webhooks is not None:  # the new events go out to subscribers at once
         background.add_task(webhooks.wake)

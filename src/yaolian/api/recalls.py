@@ -35,7 +35,7 @@ def post_recall(request: Request, body: RecallIn, viewer: WriterDep) -> JSONResp
         reason=body.reason,
         batches=body.batches,
         codes=body.codes,
-        enterprise_id=viewer.enterprise_id,
+        enterprise_id=viewer.reporter,
     )
     audit(engine, viewer, "recall.create", str(recall_id), body.model_dump(by_alias=True))
     return JSONResponse(

@@ -209,8 +209,9 @@ def post_discontinuation(
     makes."""
     engine = engine_of(request)
     with write_tx(engine) as conn:
-        filer = None if viewer.sees_all else viewer.enterprise_id
-        report = signals.file_discontinuation(conn, **body.model_dump(), enterprise_id=filer)
+        report = signals.file_discontinuation(
+            conn, **body.model_dump(), enterprise_id=viewer.reporter
+        )
     audit(engine, viewer, "supply.discontinuation", body.product, report.as_dict())
     return report.as_dict()
 

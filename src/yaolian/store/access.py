@@ -71,6 +71,12 @@ class Viewer:
         """Regulators and admins see every event."""
         return self.role in ("regulator", "admin")
 
+    @property
+    def reporter(self) -> int | None:
+        """The enterprise this key reports for — its captures are held to that enterprise's
+        sites, its filings to its products; ``None`` for regulators and admins (anything)."""
+        return None if self.sees_all else self.enterprise_id
+
     @classmethod
     def system(cls) -> Viewer:
         """The platform itself (CLI on the local store, projections): sees everything."""
