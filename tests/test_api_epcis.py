@@ -586,6 +586,35 @@ def test_an_enterprise_key_reports_only_its_own_sites(api: Api) -> None:
     assert api.capture(document([inspected]), key=inspector)["accepted"] == 1
 
 
+def test_sale_lines_over_http(api: Api) -> None:
+    api.capture(document(chain_events()))  # S1–S3 end up at B's pharmacy
+    line = {"drug_trac_codg": [sgtin("S1")], "sel_retn_cnt": 1, "site": SITE_B}
+    line |= {"sel_retn_time": "2025-03-08T10:00:00+08:00", "setl_id": "J001"}
+    line |= {"kind": "retail_selling"}
+
+    def post(body: bytes, key: str, media: str = "application/json") -> Any:
+        return api.client.post(
+            "/dispense", content=body, headers=api.headers(key, **{"Content-Type": media})
+        )
+
+    refused = post(orjson.dumps([line]), api.key_a)  # A records a sale at B's pharmacy
+    problem = assert_problem(refused, 400, "ValidationException", "nothing recorded")
+    assert problem["errors"][0]["place"] == "line 1/readPoint"
+    bad = post(orjson.dumps({"lines": [line, line | {"sel_retn_cnt": 0}]}), api.key_b)
+    problem = assert_problem(bad, 400, "ValidationException")
+    assert [e["place"] for e in problem["errors"]] == ["body line 2/sel_retn_cnt"]
+    assert api.ids(key=api.regulator, EQ_bizStep="retail_selling") == []  # nothing half-written
+    done = post(orjson.dumps([line]), api.key_b)
+    assert done.status_code == 200 and done.json() == {"lines": 1, "recorded": 1, "duplicates": 0}
+    assert post(orjson.dumps([line]), api.key_b).json()["duplicates"] == 1  # sent again
+    assert api.client.get(f"/verify/{quote(sgtin('S1'), safe='')}").json()["status"] == "dispensed"
+    csv = "drug_trac_codg,sel_retn_cnt,sel_retn_time,site\n"
+    csv += f"{sgtin('S2')},1,2025-03-08 11:00,{SITE_B}\n"
+    by_csv = post(csv.encode(), api.key_b, "text/csv; charset=utf-8")
+    assert by_csv.json()["recorded"] == 1
+    assert_problem(post(b"<x/>", api.key_b, "application/xml"), 415, "UnsupportedMediaTypeException")
+
+
 # ── frame ────────────────────────────────────────────────────────────────────────────────────
 def test_epcis_headers_and_routing_errors(api: Api) -> None:
     response = api.client.get("/nowhere")

@@ -9,6 +9,8 @@
   in it (DataMatrix, QR, …; zxing-cpp) with the verdict for its code; no key needed.
 * ``GET /01/{gtin}/…`` — a GS1 Digital Link resolver for the QR code on a pack: a browser is
   sent to the consumer query page, any other client gets the verdict as ``GET /verify`` does.
+* ``POST /dispense`` — NHSA sale lines (销售/使用出库, 拆零) recorded as dispensing events, all or
+  none; an enterprise key records sales at its own sites.
 * ``GET /alerts`` — anomaly alerts with filters and counts per rule; enterprises see alerts
   about codes they are party to.
 """
@@ -28,7 +30,7 @@ from fastapi.security import APIKeyHeader, HTTPBearer
 from pydantic import BaseModel, Field
 from sqlalchemy.pool import QueuePool
 
-from yaolian.api.auth import ViewerDep, engine_of
+from yaolian.api.auth import ViewerDep, WriterDep, audit, engine_of
 from yaolian.api.params import read_body, wants_html
 from yaolian.codes.barcode import read_image
 from yaolian.codes.identity import canonical_key
@@ -40,6 +42,7 @@ from yaolian.store.engine import is_sqlite
 from yaolian.store.tx import read_tx
 from yaolian.trace import rawsql
 from yaolian.verify.anomalies import RULES, AlertFilter, list_alerts
+from yaolian.verify.dispense import read_sales, record_sales
 from yaolian.verify.status import verify, verify_many
 from yaolian.web.pages import SCAN_PAGE
 
@@ -243,3 +246,65 @@ def get_alerts(
         offset=offset,
     )
     return list_alerts(engine, viewer, flt)
+
+
+MAX_SALES_BYTES = 8 * 1024 * 1024
+_SALE_LINE = {
+    "type": "object",
+    "required": ["drug_trac_codg", "sel_retn_cnt", "sel_retn_time"],
+    "properties": {
+        "drug_trac_codg": {"type": "array", "items": {"type": "string"}},
+        "trdn_flag": {"type": "string", "enum": ["0", "1"]},
+        "sel_retn_cnt": {"type": "number"},
+        "sel_retn_time": {"type": "string"},
+        "manu_lotnum": {"type": "string"},
+        "setl_id": {"type": "string"},
+        "site": {"type": "string"},
+        "fixmedins_code": {"type": "string"},
+    },
+}
+SALES_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"type": "array", "items": _SALE_LINE}},
+            "text/csv": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+@router.post("/dispense", openapi_extra=SALES_BODY)
+async def post_dispense(request: Request, viewer: WriterDep) -> dict[str, Any]:
+    """Record NHSA sale lines (销售/使用出库) as dispensing events, all or none: a JSON list of
+    lines (or ``{"lines": [...]}``) or CSV with a header row — ``drug_trac_codg`` (codes),
+    ``trdn_flag`` (1 = 拆零), ``sel_retn_cnt``, ``sel_retn_time``, ``manu_lotnum``,
+    ``setl_id``, ``site`` or ``fixmedins_code`` (docs/trace-verify.md). An enterprise key
+    records sales at its own sites. Answers how many lines were recorded and how many were
+    already (a re-sent upload records nothing twice); 400 naming each bad line."""
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media not in ("application/json", "text/csv"):
+        raise ValidationError(
+            f"Content-Type {media or '(none)'!r}: send application/json or text/csv",
+            place="Content-Type",
+            status=415,
+            exception_type="UnsupportedMediaTypeException",
+        )
+    body = await read_body(request, MAX_SALES_BYTES)
+    lines = read_sales(body, "body", as_json=media == "application/json")
+    engine = engine_of(request)
+    result = await anyio.to_thread.run_sync(
+        lambda: record_sales(engine, lines, enterprise_id=viewer.reporter)
+    )
+    if not result.success:
+        raise ValidationError(
+            f"{result.rejected} of {len(lines)} sale line(s) refused: nothing recorded",
+            problems=result.errors,
+            place="body",
+        )
+    answer = {"lines": len(lines), "recorded": result.accepted, "duplicates": result.duplicates}
+    await anyio.to_thread.run_sync(lambda: audit(engine, viewer, "dispense", None, answer))
+    webhooks = getattr(request.app.state, "webhooks", None)
+    if webhooks is not None:  # the sales go out to subscribers at once
+        webhooks.wake()
+    return answer

@@ -306,7 +306,7 @@ def dispense(
 ) -> None:
     """Record NHSA sale lines (drug_trac_codg, trdn_flag, sel_retn_cnt …) as dispensing events."""
     lines = read_sale_file(file)
-    result = record_sales(open_store(db), lines)
+    result = record_sales(open_store(db), lines, source=f"{file.name} line")
     if as_json:
         print_json({"lines": len(lines), **result.to_dict()})
         return

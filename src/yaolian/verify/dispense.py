@@ -191,28 +191,40 @@ def read_sale_file(path: Path) -> list[SaleLine]:
         data = path.read_bytes()
     except OSError as exc:
         raise ValidationError(f"cannot read: {exc.strerror}", place=str(path)) from None
-    head = data.lstrip()[:1]
-    if path.suffix.lower() == ".json" or head in (b"[", b"{"):
+    return read_sales(data, path.name, as_json=path.suffix.lower() == ".json")
+
+
+def read_sales(data: bytes, source: str, *, as_json: bool = False) -> list[SaleLine]:
+    """Sale lines from bytes: JSON (``as_json``, or when they start with ``[``/``{``: a list of
+    lines or ``{"lines": [...]}``) else CSV with a header row; faults are placed as
+    ``{source} line N`` / ``{source} row N``."""
+    if as_json or data.lstrip()[:1] in (b"[", b"{"):
         try:
             root = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
-            raise ValidationError(f"not JSON: {exc}", place=str(path)) from None
+            raise ValidationError(f"not JSON: {exc}", place=source) from None
         rows = root.get("lines") if isinstance(root, dict) else root
         if not isinstance(rows, list):
-            raise ValidationError("expected a list of sale lines", place=str(path))
-        return parse_lines(rows, f"{path.name} line")
+            raise ValidationError("expected a list of sale lines", place=source)
+        return parse_lines(rows, f"{source} line")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise ValidationError("CSV must be UTF-8", place=str(path)) from None
+        raise ValidationError("CSV must be UTF-8", place=source) from None
     reader = csv.DictReader(io.StringIO(text))
-    return parse_lines(list(reader), f"{path.name} row")
+    return parse_lines(list(reader), f"{source} row")
 
 
 def record_sales(
-    engine: Engine, lines: Sequence[SaleLine], *, enterprise_id: int | None = None
+    engine: Engine,
+    lines: Sequence[SaleLine],
+    *,
+    enterprise_id: int | None = None,
+    source: str = "line",
 ) -> CaptureResult:
-    """Capture the sale lines as dispensing events (one transaction)."""
-    return capture_document(
-        engine, document([line.event() for line in lines]), enterprise_id=enterprise_id
-    )
+    """Capture the sale lines as dispensing events, all or none (one transaction); a refused
+    line is placed as ``{source} N``. ``enterprise_id``: the reporting enterprise (its key
+    records sales at its own sites only)."""
+    doc = document([line.event() for line in lines])
+    doc.places = [f"{source} {n}" for n in range(1, len(lines) + 1)]
+    return capture_document(engine, doc, enterprise_id=enterprise_id)
