@@ -612,7 +612,8 @@ def test_sale_lines_over_http(api: Api) -> None:
     csv += f"{sgtin('S2')},1,2025-03-08 11:00,{SITE_B}\n"
     by_csv = post(csv.encode(), api.key_b, "text/csv; charset=utf-8")
     assert by_csv.json()["recorded"] == 1
-    assert_problem(post(b"<x/>", api.key_b, "application/xml"), 415, "UnsupportedMediaTypeException")
+    xml_body = post(b"<x/>", api.key_b, "application/xml")
+    assert_problem(xml_body, 415, "UnsupportedMediaTypeException")
 
 
 # ── frame ────────────────────────────────────────────────────────────────────────────────────
