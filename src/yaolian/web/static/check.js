@@ -4,11 +4,6 @@
 
 const MAX_PER_CALL = 1000;  // POST /verify takes at most this many codes
 
-/** The scanned lines: trimmed, empty ones left out, in order. */
-function scanned(text) {
-  return text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line);
-}
-
 /** Verdicts for every code, in order, in calls of at most MAX_PER_CALL codes. */
 async function verifyAll(codes) {
   const verdicts = [];
@@ -52,7 +47,7 @@ function resultTable(codes, verdicts) {
 
 async function check() {
   const form = document.getElementById("check-form");
-  const codes = scanned(form.elements.codes.value);
+  const codes = lines(form.elements.codes.value);
   const button = document.getElementById("submit");
   storeKey(form.elements.key.value.trim());
   button.disabled = true;

@@ -93,6 +93,11 @@ function apiPost(path, body, mediaType) {
   });
 }
 
+/** The lines of a text (a scanner's list, a textarea): trimmed, empty ones left out, in order. */
+function lines(text) {
+  return text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line);
+}
+
 /** A new element with attributes and children (strings become text nodes). */
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);

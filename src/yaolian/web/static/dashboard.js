@@ -176,11 +176,6 @@ async function refresh() {
   button.disabled = false;
 }
 
-/** The lines of a textarea, trimmed, empty ones left out. */
-function lines(text) {
-  return text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line);
-}
-
 /** Create a recall from the form (POST /recalls); its scope opens below the list. */
 async function createRecall(form) {
   const message = document.getElementById("recall-message");
