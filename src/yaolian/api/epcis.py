@@ -29,7 +29,7 @@ from sqlalchemy import Engine
 from starlette.responses import Response
 
 from yaolian.api.auth import ViewerDep, WriterDep, audit, engine_of
-from yaolian.api.params import MAX_ROW_ID, read_body
+from yaolian.api.params import MAX_ROW_ID, accepted_media, read_body
 from yaolian.epcis import jsonld, xml
 from yaolian.epcis.extensions import YAOLIAN_NS
 from yaolian.epcis.model import EVENT_TYPES, Document, Event
@@ -176,16 +176,7 @@ async def post_capture(
     """Accept a capture document; validation and storage run as a capture job."""
     settings = request.app.state.settings
     content_type = request.headers.get("content-type", "")
-    media = content_type.split(";", 1)[0].strip().lower()
-    kind = _CAPTURE_TYPES.get(media)
-    if kind is None:
-        raise YaolianError(
-            f"Content-Type {media or '(none)'!r} is not supported; use "
-            + ", ".join(sorted(_CAPTURE_TYPES)),
-            place="Content-Type",
-            status=415,
-            exception_type="UnsupportedMediaTypeException",
-        )
+    kind = _CAPTURE_TYPES[accepted_media(request, _CAPTURE_TYPES)]
     body = await read_body(request, settings.capture_size_limit, CaptureLimitError)
     doc = await run_in_threadpool(_parse_capture, body, kind, content_type)
     if len(doc.events) > settings.capture_limit:

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Annotated
 
 import orjson
 from fastapi import Path, Request
 from starlette.requests import HTTPConnection
 
-from yaolian.errors import NUL, QueryError, TooLargeError, ValidationError, refuse_nul
+from yaolian.errors import (
+    NUL,
+    QueryError,
+    TooLargeError,
+    ValidationError,
+    YaolianError,
+    refuse_nul,
+)
 
 MAX_ROW_ID = 2**63 - 1  # larger ids cannot exist (and overflow the database's 64-bit integer)
 
@@ -28,7 +36,7 @@ async def refuse_nul_anywhere(request: HTTPConnection) -> None:
     for name, value in request.query_params.multi_items():
         if NUL in name or NUL in value:
             raise QueryError("contains a NUL character (U+0000)", place=f"query parameter {name}")
-    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    media = media_type(request)
     if media.endswith("json"):
         body = await request.body()
         if b"\\u0000" in body:
@@ -39,6 +47,26 @@ async def refuse_nul_anywhere(request: HTTPConnection) -> None:
             refuse_nul(parsed, "body ")
     elif media.startswith("text/") and b"\x00" in await request.body():
         raise ValidationError("contains a NUL character (U+0000)", place="body")
+
+
+def media_type(request: HTTPConnection) -> str:
+    """The body's media type: ``Content-Type`` without parameters, lower case ("" if none)."""
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def accepted_media(request: Request, accepted: Collection[str]) -> str:
+    """The body's media type when it is one of ``accepted``, else 415
+    (UnsupportedMediaTypeException) naming the ones that are."""
+    media = media_type(request)
+    if media not in accepted:
+        raise YaolianError(
+            f"Content-Type {media or '(none)'!r} is not supported; use "
+            + ", ".join(sorted(accepted)),
+            place="Content-Type",
+            status=415,
+            exception_type="UnsupportedMediaTypeException",
+        )
+    return media
 
 
 async def read_body(

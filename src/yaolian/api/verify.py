@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.pool import QueuePool
 
 from yaolian.api.auth import ViewerDep, WriterDep, audit, engine_of
-from yaolian.api.params import read_body, wants_html
+from yaolian.api.params import accepted_media, read_body, wants_html
 from yaolian.codes.barcode import read_image
 from yaolian.codes.identity import canonical_key
 from yaolian.epcis.model import to_epoch_us
@@ -282,14 +282,7 @@ async def post_dispense(request: Request, viewer: WriterDep) -> dict[str, Any]:
     ``setl_id``, ``site`` or ``fixmedins_code`` (docs/trace-verify.md). An enterprise key
     records sales at its own sites. Answers how many lines were recorded and how many were
     already (a re-sent upload records nothing twice); 400 naming each bad line."""
-    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media not in ("application/json", "text/csv"):
-        raise ValidationError(
-            f"Content-Type {media or '(none)'!r}: send application/json or text/csv",
-            place="Content-Type",
-            status=415,
-            exception_type="UnsupportedMediaTypeException",
-        )
+    media = accepted_media(request, ("application/json", "text/csv"))
     body = await read_body(request, MAX_SALES_BYTES)
     lines = read_sales(body, "body", as_json=media == "application/json")
     engine = engine_of(request)
