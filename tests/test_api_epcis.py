@@ -384,9 +384,9 @@ def test_capture_writes_the_audit_chain(loaded: Api) -> None:
     with loaded.engine.connect() as conn:
         actions = conn.execute(select(audit_log.c.action, audit_log.c.target)).all()
         report = verify_audit_chain(conn)
-    assert [a for a, _ in actions] == ["capture"]
-    assert actions[0][1].startswith("/capture/")
-    assert not report.problems and report.ok == 1
+    assert [a for a, _ in actions] == ["key.create"] * 3 + ["capture"]  # the fixture's keys
+    assert actions[-1][1].startswith("/capture/")
+    assert not report.problems and report.ok == 4
 
 
 # ── queries ──────────────────────────────────────────────────────────────────────────────────
@@ -905,7 +905,7 @@ def test_named_query_saved_run_listed_and_deleted(loaded: Api) -> None:
     assert loaded.ids("/queries/inbound/events", key=loaded.key_a) == []  # A's is still there
     with loaded.engine.connect() as conn:
         actions = conn.execute(select(audit_log.c.action, audit_log.c.target)).all()
-        assert verify_audit_chain(conn)
+        assert not verify_audit_chain(conn).problems
     assert actions.count(("query.save", "inbound")) == 2
     assert actions.count(("query.delete", "inbound")) == 1
 

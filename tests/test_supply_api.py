@@ -177,6 +177,15 @@ def test_reserve_dispatch_is_an_event(db_url: str, engine: Engine) -> None:
     assert step == "shipping"
     after = http.get("/reserves", headers=auth).json()["reserves"][0]
     assert after["on_hand"] == 1.0
+    (listed,) = http.get(f"/reserves/{plan.json()['id']}/dispatches", headers=auth).json()[
+        "dispatches"
+    ]
+    assert listed["order_no"] == order.json()["order_no"]
+    # the order row and the audit entry were written in the shipping event's transaction
+    (entry,) = http.get("/audit", headers=auth, params={"action": "reserve.dispatch"}).json()[
+        "entries"
+    ]
+    assert entry["detail"] == order.json() and entry["target"] == str(plan.json()["id"])
 
 
 def test_enterprise_keys_see_and_speak_for_their_own_sites(db_url: str, engine: Engine) -> None:

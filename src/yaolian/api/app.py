@@ -18,7 +18,17 @@ from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from yaolian import __version__
-from yaolian.api import epcis, masterdata, queries, recalls, resources, supply, trace, verify
+from yaolian.api import (
+    audit,
+    epcis,
+    masterdata,
+    queries,
+    recalls,
+    resources,
+    supply,
+    trace,
+    verify,
+)
 from yaolian.api.params import refuse_nul_anywhere
 from yaolian.api.problems import install_problem_handlers
 from yaolian.api.webhooks import WebhookDispatcher
@@ -122,6 +132,7 @@ def create_app(database_url: str | None = None, settings: ApiSettings | None = N
     app.include_router(trace.router)
     app.include_router(recalls.router)
     app.include_router(masterdata.router)
+    app.include_router(audit.router)
     app.include_router(pages.router)  # web pages (no business logic: they read the API)
     pages.mount_static(app)
     return app

@@ -3,7 +3,7 @@
 A key arrives as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``; the store checks it
 (:func:`yaolian.store.access.authenticate`, cached). Protected routes depend on
 :func:`require_viewer` (no key → 401 problem+json); every request that changes data writes an
-entry to the tamper-evident audit log with :func:`audit`.
+entry to the tamper-evident audit log with :func:`audit`, in the change's own transaction.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from yaolian.errors import ForbiddenError
 from yaolian.store.access import Viewer, authenticate
@@ -54,7 +54,10 @@ def require_writer(viewer: ViewerDep) -> Viewer:
 WriterDep = Annotated[Viewer, Depends(require_writer)]
 
 
-def audit(engine: Engine, viewer: Viewer, action: str, target: str | None, detail: Any) -> None:
-    """Append one entry to the audit chain for a data-changing use of ``viewer``'s key."""
-    with write_tx(engine) as conn:
+def audit(
+    bind: Engine | Connection, viewer: Viewer, action: str, target: str | None, detail: Any
+) -> None:
+    """Append one entry to the audit chain for a data-changing use of ``viewer``'s key: pass
+    the change's own connection, so the change and its entry commit together or not at all."""
+    with write_tx(bind) as conn:
         append_audit(conn, viewer.api_key_id, action, target, detail)

@@ -48,7 +48,7 @@ from yaolian.store.ingest import Behaviour, capture_document
 from yaolian.store.jobs import create_job, finish_job, get_job, list_jobs
 from yaolian.store.query import MAX_PER_PAGE, EventPage, query_events
 from yaolian.store.resources import ResourcePage
-from yaolian.store.tx import read_tx
+from yaolian.store.tx import read_tx, write_tx
 
 log = logging.getLogger("yaolian.api")
 T = TypeVar("T")
@@ -187,14 +187,15 @@ async def post_capture(
     engine = engine_of(request)
 
     def open_job() -> int:
-        job = create_job(engine, behaviour=behaviour, enterprise_id=viewer.enterprise_id)
-        audit(
-            engine,
-            viewer,
-            "capture",
-            f"/capture/{job}",
-            {"events": len(doc.events), "behaviour": behaviour, "format": kind},
-        )
+        with write_tx(engine) as conn:
+            job = create_job(conn, behaviour=behaviour, enterprise_id=viewer.enterprise_id)
+            audit(
+                conn,
+                viewer,
+                "capture",
+                f"/capture/{job}",
+                {"events": len(doc.events), "behaviour": behaviour, "format": kind},
+            )
         return job
 
     job_id = await run_in_threadpool(open_job)

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Request
 from yaolian.api.auth import ViewerDep, WriterDep, audit, engine_of
 from yaolian.store.access import describe_viewer
 from yaolian.store.masterfile import SECTIONS, MasterData, export_master_data, load_master_data
+from yaolian.store.tx import write_tx
 
 router = APIRouter(tags=["masterdata"])
 
@@ -20,9 +21,9 @@ router = APIRouter(tags=["masterdata"])
 def post_masterdata(request: Request, body: MasterData, viewer: WriterDep) -> dict[str, int]:
     """Upsert every row in one transaction (any bad or foreign row: nothing written); alerts
     of stored events are re-judged with the new owners, places, units and storage ranges."""
-    engine = engine_of(request)
-    loaded = load_master_data(engine, body, viewer)
-    audit(engine, viewer, "masterdata.load", None, loaded.as_dict())
+    with write_tx(engine_of(request)) as conn:
+        loaded = load_master_data(conn, body, viewer)
+        audit(conn, viewer, "masterdata.load", None, loaded.as_dict())
     return loaded.as_dict()
 
 

@@ -51,6 +51,7 @@ from yaolian.store.subscriptions import (
     subscribe,
     unsubscribe,
 )
+from yaolian.store.tx import write_tx
 
 router = APIRouter(tags=["EPCIS 2.0"])
 _Name = Annotated[str, Path(alias="queryName", description="The query's name")]
@@ -76,8 +77,9 @@ class NamedQueryBody(BaseModel):
 def post_query(request: Request, body: NamedQueryBody, viewer: WriterDep) -> JSONResponse:
     """Check and save the query (201 with ``Location: /queries/{name}``); the parameters are
     checked as ``/events`` checks its query string."""
-    saved = save_query(engine_of(request), viewer, body.name, body.query)
-    audit(engine_of(request), viewer, "query.save", saved.name, {"query": saved.params})
+    with write_tx(engine_of(request)) as conn:
+        saved = save_query(conn, viewer, body.name, body.query)
+        audit(conn, viewer, "query.save", saved.name, {"query": saved.params})
     return JSONResponse(
         saved.to_dict(), status_code=201, headers={"Location": f"/queries/{saved.name}"}
     )
@@ -137,8 +139,9 @@ def get_named_query(request: Request, viewer: ViewerDep, name: _Name) -> dict[st
 )
 def delete_named_query(request: Request, viewer: WriterDep, name: _Name) -> Response:
     """Remove the query (204); 404 if the caller has none of that name."""
-    delete_query(engine_of(request), viewer, name)
-    audit(engine_of(request), viewer, "query.delete", name, None)
+    with write_tx(engine_of(request)) as conn:
+        delete_query(conn, viewer, name)
+        audit(conn, viewer, "query.delete", name, None)
     return Response(status_code=204)
 
 
@@ -195,18 +198,19 @@ def post_subscription(
     """201 with ``Location``; from then on every new event the query matches and this key may
     see is POSTed to ``dest`` as it is stored, or at the times of the ``schedule`` (with
     ``initialRecordTime``: those recorded since then first)."""
-    created = subscribe(
-        engine_of(request),
-        viewer,
-        name,
-        dest=body.dest,
-        signature_token=body.signatureToken,
-        initial_record_us=_initial_record_us(body),
-        schedule=controls(body.stream, body.schedule, body.reportIfEmpty),
-        report_if_empty=bool(body.reportIfEmpty),
-    )
-    location = f"/queries/{name}/subscriptions/{created.subscription_id}"
-    audit(engine_of(request), viewer, "subscription.create", location, {"dest": created.dest})
+    with write_tx(engine_of(request)) as conn:
+        created = subscribe(
+            conn,
+            viewer,
+            name,
+            dest=body.dest,
+            signature_token=body.signatureToken,
+            initial_record_us=_initial_record_us(body),
+            schedule=controls(body.stream, body.schedule, body.reportIfEmpty),
+            report_if_empty=bool(body.reportIfEmpty),
+        )
+        location = f"/queries/{name}/subscriptions/{created.subscription_id}"
+        audit(conn, viewer, "subscription.create", location, {"dest": created.dest})
     return JSONResponse(created.to_dict(), status_code=201, headers={"Location": location})
 
 
@@ -242,14 +246,10 @@ def delete_subscription(
     request: Request, viewer: WriterDep, name: _Name, subscription_id: _Subscription
 ) -> Response:
     """Stop posting to it (204)."""
-    unsubscribe(engine_of(request), viewer, name, subscription_id)
-    audit(
-        engine_of(request),
-        viewer,
-        "subscription.delete",
-        f"/queries/{name}/subscriptions/{subscription_id}",
-        None,
-    )
+    location = f"/queries/{name}/subscriptions/{subscription_id}"
+    with write_tx(engine_of(request)) as conn:
+        unsubscribe(conn, viewer, name, subscription_id)
+        audit(conn, viewer, "subscription.delete", location, None)
     return Response(status_code=204)
 
 

@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse
 
 from yaolian.api.auth import ViewerDep, WriterDep, audit, engine_of
 from yaolian.api.params import RowId
+from yaolian.store.tx import write_tx
 from yaolian.trace.recall import close_recall, create_recall, list_recalls, recall_scope
 
 router = APIRouter(tags=["recall"])
@@ -29,15 +30,16 @@ class RecallIn(BaseModel):
 def post_recall(request: Request, body: RecallIn, viewer: WriterDep) -> JSONResponse:
     """Create a recall; 201 with its scope and ``Location``."""
     engine = engine_of(request)
-    recall_id = create_recall(
-        engine,
-        klass=body.klass,
-        reason=body.reason,
-        batches=body.batches,
-        codes=body.codes,
-        enterprise_id=viewer.reporter,
-    )
-    audit(engine, viewer, "recall.create", str(recall_id), body.model_dump(by_alias=True))
+    with write_tx(engine) as conn:
+        recall_id = create_recall(
+            conn,
+            klass=body.klass,
+            reason=body.reason,
+            batches=body.batches,
+            codes=body.codes,
+            enterprise_id=viewer.reporter,
+        )
+        audit(conn, viewer, "recall.create", str(recall_id), body.model_dump(by_alias=True))
     return JSONResponse(
         recall_scope(engine, recall_id, viewer),
         status_code=201,
@@ -62,6 +64,7 @@ def post_close(request: Request, recall_id: RowId, viewer: WriterDep) -> dict[st
     """Close a recall (completed)."""
     engine = engine_of(request)
     recall_scope(engine, recall_id, viewer)  # 404 unless visible to this key
-    close_recall(engine, recall_id)
-    audit(engine, viewer, "recall.close", str(recall_id), None)
+    with write_tx(engine) as conn:
+        close_recall(conn, recall_id)
+        audit(conn, viewer, "recall.close", str(recall_id), None)
     return recall_scope(engine, recall_id, viewer)

@@ -207,12 +207,11 @@ def post_discontinuation(
     """Record a discontinuation report; risk as of its filing date or later reflects it. An
     enterprise key files as ``holder`` = its own 统一社会信用代码, for a product it holds or
     makes."""
-    engine = engine_of(request)
-    with write_tx(engine) as conn:
+    with write_tx(engine_of(request)) as conn:
         report = signals.file_discontinuation(
             conn, **body.model_dump(), enterprise_id=viewer.reporter
         )
-    audit(engine, viewer, "supply.discontinuation", body.product, report.as_dict())
+        audit(conn, viewer, "supply.discontinuation", body.product, report.as_dict())
     return report.as_dict()
 
 
@@ -241,14 +240,13 @@ def get_stock_takes(
 def post_stock_take(request: Request, viewer: WriterDep, body: StockTakeIn) -> dict[str, Any]:
     """Record a stock-take at one of the key's sites; each line comes back with the book stock
     and the difference."""
-    engine = engine_of(request)
-    with write_tx(engine) as conn:
+    with write_tx(engine_of(request)) as conn:
         require_own_site(conn, viewer, body.site, "/site")
         lines = ledger.record_stock_take(
             conn, body.site, body.counts, counted_at=body.counted_at, counted_by=body.counted_by
         )
-    result = {"stocktakes": [line.as_dict() for line in lines]}
-    audit(engine, viewer, "supply.stocktake", body.site, result)
+        result = {"stocktakes": [line.as_dict() for line in lines]}
+        audit(conn, viewer, "supply.stocktake", body.site, result)
     return result
 
 
@@ -282,8 +280,7 @@ def get_demands(request: Request, _viewer: ViewerDep) -> dict[str, Any]:
 @router.post("/supply/demands", status_code=201)
 def post_demand(request: Request, viewer: WriterDep, body: DemandIn) -> dict[str, Any]:
     """Post a demand for one of the key's sites."""
-    engine = engine_of(request)
-    with write_tx(engine) as conn:
+    with write_tx(engine_of(request)) as conn:
         require_own_site(conn, viewer, body.site, "/site")
         post_id = matching.post_demand(
             conn,
@@ -292,7 +289,7 @@ def post_demand(request: Request, viewer: WriterDep, body: DemandIn) -> dict[str
             quantity=body.quantity,
             needed_by=body.needed_by,
         )
-    audit(engine, viewer, "supply.demand", body.product, {"id": post_id})
+        audit(conn, viewer, "supply.demand", body.product, {"id": post_id})
     return {"id": post_id}
 
 
@@ -306,8 +303,7 @@ def get_offers(request: Request, _viewer: ViewerDep) -> dict[str, Any]:
 @router.post("/supply/offers", status_code=201)
 def post_offer(request: Request, viewer: WriterDep, body: OfferIn) -> dict[str, Any]:
     """Post a supply offer from one of the key's sites."""
-    engine = engine_of(request)
-    with write_tx(engine) as conn:
+    with write_tx(engine_of(request)) as conn:
         require_own_site(conn, viewer, body.site, "/site")
         post_id = matching.post_offer(
             conn,
@@ -318,7 +314,7 @@ def post_offer(request: Request, viewer: WriterDep, body: OfferIn) -> dict[str, 
             expiry=body.expiry,
             lot=body.lot,
         )
-    audit(engine, viewer, "supply.offer", body.product, {"id": post_id})
+        audit(conn, viewer, "supply.offer", body.product, {"id": post_id})
     return {"id": post_id}
 
 
@@ -328,12 +324,11 @@ def close_post(
 ) -> dict[str, Any]:
     """Close a demand or offer of one of the key's sites (met, or no longer wanted): it leaves
     the board and the matching."""
-    engine = engine_of(request)
     post = kind.removesuffix("s")
-    with write_tx(engine) as conn:
+    with write_tx(engine_of(request)) as conn:
         require_own_site(conn, viewer, matching.post_site(conn, post, post_id), "post_id")
         matching.close_post(conn, post, post_id)
-    audit(engine, viewer, f"supply.{post}.close", str(post_id), None)
+        audit(conn, viewer, f"supply.{post}.close", str(post_id), None)
     return {"id": post_id, "status": "closed"}
 
 
@@ -385,12 +380,11 @@ def get_reserves(
 def post_reserve(request: Request, viewer: WriterDep, body: ReservePlanIn) -> dict[str, Any]:
     """Create a reserve plan (储备计划下达: a regulator key)."""
     require_authority(viewer, "reserve plans")
-    engine = engine_of(request)
-    with write_tx(engine) as conn:
+    with write_tx(engine_of(request)) as conn:
         plan_id = reserves.create_plan(
             conn, product=body.product, level=body.level, target=body.target, site_id=body.site
         )
-    audit(engine, viewer, "reserve.plan", body.product, body.model_dump())
+        audit(conn, viewer, "reserve.plan", body.product, body.model_dump())
     return {"id": plan_id}
 
 
@@ -401,10 +395,13 @@ def post_dispatch(
     """Dispatch reserve stock (储备调度: a regulator key): a shipping event is captured and the
     order recorded."""
     require_authority(viewer, "reserve dispatch orders")
-    engine = engine_of(request)
-    order = reserves.dispatch(engine, plan_id, to_site=body.to_site, packs=body.packs)
-    audit(engine, viewer, "reserve.dispatch", str(plan_id), order)
-    return order
+    return reserves.dispatch(
+        engine_of(request),
+        plan_id,
+        to_site=body.to_site,
+        packs=body.packs,
+        then=lambda conn, order: audit(conn, viewer, "reserve.dispatch", str(plan_id), order),
+    )
 
 
 @router.get("/reserves/{plan_id}/dispatches")

@@ -39,6 +39,7 @@ from yaolian.errors import CodeError, QueryError, ValidationError
 from yaolian.store.access import Viewer, authenticate
 from yaolian.store.dictionary import lookup_codes
 from yaolian.store.engine import is_sqlite
+from yaolian.store.ingest import CaptureResult
 from yaolian.store.tx import read_tx
 from yaolian.trace import rawsql
 from yaolian.verify.anomalies import RULES, AlertFilter, list_alerts
@@ -286,8 +287,17 @@ async def post_dispense(request: Request, viewer: WriterDep) -> dict[str, Any]:
     body = await read_body(request, MAX_SALES_BYTES)
     lines = read_sales(body, "body", as_json=media == "application/json")
     engine = engine_of(request)
+
+    def summary(result: CaptureResult) -> dict[str, int]:
+        return {"lines": len(lines), "recorded": result.accepted, "duplicates": result.duplicates}
+
     result = await anyio.to_thread.run_sync(
-        lambda: record_sales(engine, lines, enterprise_id=viewer.reporter)
+        lambda: record_sales(
+            engine,
+            lines,
+            enterprise_id=viewer.reporter,
+            then=lambda conn, done: audit(conn, viewer, "dispense", None, summary(done)),
+        )
     )
     if not result.success:
         raise ValidationError(
@@ -295,8 +305,7 @@ async def post_dispense(request: Request, viewer: WriterDep) -> dict[str, Any]:
             problems=result.errors,
             place="body",
         )
-    answer = {"lines": len(lines), "recorded": result.accepted, "duplicates": result.duplicates}
-    await anyio.to_thread.run_sync(lambda: audit(engine, viewer, "dispense", None, answer))
+    answer = summary(result)
     webhooks = getattr(request.app.state, "webhooks", None)
     if webhooks is not None:  # the sales go out to subscribers at once
         webhooks.wake()

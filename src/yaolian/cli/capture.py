@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,7 +25,7 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, func, select
 
 from yaolian.cli.common import (
     DbOption,
@@ -34,6 +35,7 @@ from yaolian.cli.common import (
     open_store,
     print_json,
     print_table,
+    time_option,
 )
 from yaolian.config import DATABASE_URL_ENV, database_url
 from yaolian.epcis import jsonld, xml
@@ -41,9 +43,10 @@ from yaolian.epcis.model import EVENT_TYPES, Document, Event, from_epoch_us, ite
 from yaolian.epcis.nmpa_dataset import CHINA_OFFSET, party_uri
 from yaolian.errors import Problem, ValidationError, YaolianError
 from yaolian.store.access import Viewer, create_key, list_keys, revoke_key, upsert_enterprise
+from yaolian.store.audit import AuditFilter, append_audit, audit_entries, chain_status
 from yaolian.store.engine import current_revision, head_revision
 from yaolian.store.ingest import Behaviour, CaptureResult, capture_file
-from yaolian.store.masterdata import enterprise_id_for
+from yaolian.store.masterdata import enterprise_id_for, require_enterprise
 from yaolian.store.query import MAX_PER_PAGE, query_events
 from yaolian.store.schema import api_key, capture_job, code, enterprise, event
 from yaolian.store.tx import read_tx
@@ -65,6 +68,10 @@ def _capture_one(
     def report(stage: str, done: int, total: int | None) -> None:
         progress.update(task, description=f"{path.name}: {stage}", completed=done, total=total)
 
+    def audited(conn: Connection, result: CaptureResult) -> None:
+        counts = {k: v for k, v in result.to_dict().items() if k != "errors"}
+        append_audit(conn, None, "capture", str(path), {"behaviour": behaviour, **counts})
+
     try:
         return capture_file(
             engine,
@@ -72,6 +79,7 @@ def _capture_one(
             behaviour=behaviour,
             enterprise_id=enterprise_id,
             progress=report,
+            then=audited,
         )
     finally:
         progress.update(task, description=f"{path.name}: done")
@@ -425,6 +433,83 @@ def keys_revoke(
     console.print(f"revoked {prefix}")
 
 
+# ── audit ────────────────────────────────────────────────────────────────────────────────────
+audit_app = typer.Typer(
+    help="The audit log (审计日志): who changed what and when; is the hash chain intact.",
+    no_args_is_help=True,
+)
+
+
+@audit_app.command("list")
+def audit_list(
+    action: Annotated[
+        str | None,
+        typer.Option("--action", help="An action (recall.create) or family (recall, supply)."),
+    ] = None,
+    key: Annotated[
+        str | None, typer.Option("--key", help="Made with this key (its prefix).")
+    ] = None,
+    enterprise_uscc: Annotated[
+        str | None,
+        typer.Option("--enterprise", help="Made with this enterprise's keys (统一社会信用代码)."),
+    ] = None,
+    since: Annotated[str | None, typer.Option("--since", help="ISO time: from then")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="ISO time: … before then")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=100_000)] = 50,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Audit entries, newest first, with the key that made each ("local" = this command line)."""
+    flt = AuditFilter(
+        action=action,
+        key_prefix=key,
+        since_us=time_option(since, "--since"),
+        until_us=time_option(until, "--until"),
+        limit=limit,
+    )
+    with read_tx(open_store(db)) as conn:
+        if enterprise_uscc:
+            ent_id = require_enterprise(conn, enterprise_uscc, "--enterprise")
+            flt = replace(flt, enterprise_id=ent_id)
+        total, entries = audit_entries(conn, flt)
+    if as_json:
+        print_json({"total": total, "entries": [e.as_dict() for e in entries]})
+        return
+    print_table(
+        f"audit log: {len(entries)} of {total} entries",
+        ["id", "time (UTC+8)", "action", "target", "key", "role", "enterprise"],
+        [
+            (
+                e.id,
+                from_epoch_us(e.time_us).astimezone(CHINA_OFFSET).strftime("%Y-%m-%d %H:%M:%S"),
+                e.action,
+                e.target,
+                e.key or "local",
+                e.role,
+                e.enterprise_name or e.enterprise,
+            )
+            for e in entries
+        ],
+    )
+
+
+@audit_app.command("verify")
+def audit_verify(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Recompute the hash chain; exit 1 and name each entry where it breaks."""
+    with read_tx(open_store(db)) as conn:
+        status = chain_status(conn)
+    if as_json:
+        print_json(status)
+    elif status["intact"]:
+        console.print(f"audit chain intact: {status['entries']} entries")
+    else:
+        console.print(f"[bold red]audit chain broken[/] ({status['entries']} entries checked)")
+        for fault in status["breaks"]:
+            console.print(f"  - {fault['place']}: {fault['reason']}")
+    if not status["intact"]:
+        raise typer.Exit(1)
+
+
 # ── rebuild ──────────────────────────────────────────────────────────────────────────────────
 def rebuild(db: DbOption = None) -> None:
     """Rebuild every projection from the event log (the log itself is untouched)."""
@@ -496,4 +581,5 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     app.command("rebuild")(rebuild)
     app.add_typer(keys_app, name="keys")
+    app.add_typer(audit_app, name="audit")
     app.add_typer(db_app, name="db")

@@ -25,6 +25,8 @@ from yaolian.codes.inspect import describe
 from yaolian.codes.issue import IssueRequest, export_csv, export_text, issue_codes
 from yaolian.codes.registry import CodeRegistry
 from yaolian.errors import CodeError
+from yaolian.store.audit import append_audit
+from yaolian.store.tx import write_tx
 
 codes_app = typer.Typer(
     name="codes",
@@ -204,7 +206,10 @@ def issue_cmd(
     request = IssueRequest(
         request_id or f"cli-{uuid.uuid4()}", product_code, quantity, lot, expiry_date
     )
-    result = issue_codes(engine, registry, request)
+    with write_tx(engine) as conn:
+        result = issue_codes(conn, registry, request)
+        detail = {"request": request.request_id, "product": product_code, "lot": lot}
+        append_audit(conn, None, "codes.issue", product_code, detail | {"quantity": quantity})
     if out is not None:
         suffix = out.suffix.lower()
         if suffix not in (".csv", ".txt"):

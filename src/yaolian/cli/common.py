@@ -12,7 +12,8 @@ from rich.table import Table
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-from yaolian.errors import YaolianError
+from yaolian.epcis.model import to_epoch_us
+from yaolian.errors import QueryError, YaolianError
 from yaolian.store.engine import open_engine
 
 console = Console()
@@ -54,3 +55,15 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
     for row in rows:
         table.add_row(*("" if v is None else str(v) for v in row))
     console.print(table)
+
+
+def time_option(value: str | None, place: str) -> int | None:
+    """An ISO 8601 time option (with offset) as epoch microseconds; None when not given."""
+    if value is None:
+        return None
+    try:
+        return to_epoch_us(value)
+    except ValueError as exc:
+        raise QueryError(
+            f"not an ISO 8601 time with offset: {value!r} ({exc})", place=place
+        ) from None

@@ -10,12 +10,14 @@ import typer
 
 from yaolian.cli.common import DbOption, JsonOption, console, open_store, print_json, print_table
 from yaolian.errors import ValidationError
+from yaolian.store.audit import append_audit
 from yaolian.store.masterfile import (
     SECTIONS,
     export_master_data,
     load_master_data,
     read_master_data,
 )
+from yaolian.store.tx import write_tx
 
 masterdata_app = typer.Typer(
     help="Master data (主数据): enterprises, their sites and products, from JSON or XLSX.",
@@ -50,7 +52,9 @@ def load(
     engine = open_store(db, create=True)
     results = []
     for path in files:
-        loaded = load_master_data(engine, read_master_data(path))
+        with write_tx(engine) as conn:
+            loaded = load_master_data(conn, read_master_data(path))
+            append_audit(conn, None, "masterdata.load", str(path), loaded.as_dict())
         results.append({"file": str(path), **loaded.as_dict()})
     if as_json:
         print_json(results)

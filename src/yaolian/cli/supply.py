@@ -9,6 +9,7 @@ import typer
 
 from yaolian.cli.common import DbOption, JsonOption, open_store, print_json, print_table
 from yaolian.errors import ValidationError
+from yaolian.store.audit import append_audit
 from yaolian.store.tx import write_tx
 from yaolian.supply import consumption, forecast, ledger, matching, reserves, signals, warnings
 
@@ -219,6 +220,7 @@ def register(app: typer.Typer) -> None:
                 remaining_packs=remaining,
                 filed_on=filed,
             )
+            append_audit(conn, None, "supply.discontinuation", product, report.as_dict())
         if json:
             print_json(report.as_dict())
         else:
@@ -250,6 +252,8 @@ def register(app: typer.Typer) -> None:
             lines = ledger.record_stock_take(
                 conn, site, counted, counted_at=signals.filing_time(at, "--at"), counted_by=by
             )
+            detail = {"stocktakes": [line.as_dict() for line in lines]}
+            append_audit(conn, None, "supply.stocktake", site, detail)
         _print_stock_take("Stock-take", lines, json)
 
     @supply.command("stocktakes")
@@ -317,6 +321,8 @@ def register(app: typer.Typer) -> None:
             plan_id = reserves.create_plan(
                 conn, product=product, level=level, target=target, site_id=site
             )
+            detail = {"product": product, "level": level, "target": target, "site": site}
+            append_audit(conn, None, "reserve.plan", product, detail)
         typer.echo(f"reserve plan {plan_id}")
 
     @res.command("dispatch")
@@ -324,7 +330,15 @@ def register(app: typer.Typer) -> None:
         plan_id: int, to_site: str, packs: float, db: DbOption = None, json: JsonOption = False
     ) -> None:
         """Dispatch reserve stock (captured as a shipping event)."""
-        order = reserves.dispatch(open_store(db), plan_id, to_site=to_site, packs=packs)
+        order = reserves.dispatch(
+            open_store(db),
+            plan_id,
+            to_site=to_site,
+            packs=packs,
+            then=lambda conn, order: append_audit(
+                conn, None, "reserve.dispatch", str(plan_id), order
+            ),
+        )
         if json:
             print_json(order)
         else:

@@ -15,12 +15,19 @@ from typing import Annotated, Any
 import typer
 from rich.tree import Tree
 
-from yaolian.cli.common import DbOption, JsonOption, console, open_store, print_json, print_table
-from yaolian.epcis.model import to_epoch_us
-from yaolian.errors import QueryError
+from yaolian.cli.common import (
+    DbOption,
+    JsonOption,
+    console,
+    open_store,
+    print_json,
+    print_table,
+    time_option,
+)
 from yaolian.store.access import Viewer
+from yaolian.store.audit import append_audit
 from yaolian.store.quality import DEFAULT_WITHIN_HOURS, data_quality
-from yaolian.store.tx import read_tx
+from yaolian.store.tx import read_tx, write_tx
 from yaolian.trace.coverage import DEFAULT_OVERDUE_DAYS, CoverageFilter, Grouping, coverage
 from yaolian.trace.lineage import Graph, resolve, trace_backward, trace_forward
 from yaolian.trace.recall import close_recall, create_recall, list_recalls, recall_scope
@@ -39,17 +46,6 @@ _STATUS_STYLE = {
     "decommissioned": "red",
     "in_transit": "cyan",
 }
-
-
-def _at(value: str | None, place: str = "--at") -> int | None:
-    if value is None:
-        return None
-    try:
-        return to_epoch_us(value)
-    except ValueError as exc:
-        raise QueryError(
-            f"not an ISO 8601 time with offset: {value!r} ({exc})", place=place
-        ) from None
 
 
 def _label(graph: Graph, node_id: str) -> str:
@@ -125,7 +121,7 @@ def trace(
     with read_tx(engine) as conn:
         target = resolve(conn, code, lot)
         run = trace_forward if forward or target.is_batch else trace_backward
-        graph = run(conn, target, at_us=_at(at), viewer=SYSTEM)
+        graph = run(conn, target, at_us=time_option(at, "--at"), viewer=SYSTEM)
     if as_json:
         print_json(graph.as_dict())
     else:
@@ -269,8 +265,8 @@ def quality_report(
         rows = data_quality(
             conn,
             SYSTEM,
-            since_us=_at(since, "--since"),
-            until_us=_at(until, "--until"),
+            since_us=time_option(since, "--since"),
+            until_us=time_option(until, "--until"),
             within_hours=within_hours,
         )
     if as_json:
@@ -306,7 +302,18 @@ def dispense(
 ) -> None:
     """Record NHSA sale lines (drug_trac_codg, trdn_flag, sel_retn_cnt …) as dispensing events."""
     lines = read_sale_file(file)
-    result = record_sales(open_store(db), lines, source=f"{file.name} line")
+    result = record_sales(
+        open_store(db),
+        lines,
+        source=f"{file.name} line",
+        then=lambda conn, done: append_audit(
+            conn,
+            None,
+            "dispense",
+            str(file),
+            {"lines": len(lines), "recorded": done.accepted, "duplicates": done.duplicates},
+        ),
+    )
     if as_json:
         print_json({"lines": len(lines), **result.to_dict()})
         return
@@ -383,7 +390,10 @@ def recall_create(
 ) -> None:
     """Create a recall and print its scope."""
     engine = open_store(db)
-    rid = create_recall(engine, klass=klass, reason=reason, batches=batch or [], codes=code or [])
+    detail = {"class": klass, "reason": reason, "batches": batch or [], "codes": code or []}
+    with write_tx(engine) as conn:
+        rid = create_recall(conn, klass=klass, reason=reason, batches=batch or [], codes=code or [])
+        append_audit(conn, None, "recall.create", str(rid), detail)
     scope = recall_scope(engine, rid)
     print_json(scope) if as_json else _print_scope(scope)
 
@@ -424,7 +434,9 @@ def recall_list(db: DbOption = None, as_json: JsonOption = False) -> None:
 def recall_close(recall_id: int, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Close a recall (completed)."""
     engine = open_store(db)
-    close_recall(engine, recall_id)
+    with write_tx(engine) as conn:
+        close_recall(conn, recall_id)
+        append_audit(conn, None, "recall.close", str(recall_id))
     if as_json:
         print_json(recall_scope(engine, recall_id))
     else:

@@ -24,8 +24,9 @@ from typing import Any, Literal, cast, get_args
 from sqlalchemy import Connection, Engine, select, update
 
 from yaolian.errors import AuthError, ForbiddenError, NotFoundError, ValidationError
+from yaolian.store.audit import append_audit
 from yaolian.store.masterdata import (
-    enterprise_id_for,
+    require_enterprise,
     upsert_enterprise,
     upsert_product,
     upsert_site,
@@ -165,7 +166,8 @@ def create_key(
     role: str,
     label: str | None = None,
 ) -> str:
-    """Create an API key and return it — the only time the secret is shown.
+    """Create an API key and return it — the only time the secret is shown; the audit log
+    records it (prefix, role, enterprise, label: never the secret).
 
     ``enterprise`` keys need the enterprise's 统一社会信用代码 (registered with
     :func:`upsert_enterprise`); ``regulator`` / ``admin`` keys may name one or not.
@@ -177,11 +179,7 @@ def create_key(
     with write_tx(bind) as conn:
         ent_id = None
         if enterprise_uscc:
-            ent_id = enterprise_id_for(conn, enterprise_uscc)
-            if ent_id is None:
-                raise NotFoundError(
-                    f"no enterprise with USCC {enterprise_uscc!r}", place="enterprise"
-                )
+            ent_id = require_enterprise(conn, enterprise_uscc, "enterprise")
         elif role == "enterprise":
             raise ValidationError(
                 "an enterprise key needs the enterprise's USCC", place="enterprise"
@@ -199,6 +197,8 @@ def create_key(
                 revoked=False,
             )
         )
+        detail = {"role": role, "enterprise": enterprise_uscc, "label": label}
+        append_audit(conn, None, "key.create", prefix, detail)
     return f"{_KEY_PREFIX}_{prefix}_{secret}"
 
 
@@ -249,13 +249,15 @@ def authenticate(bind: Engine | Connection, key: str | None) -> Viewer:
 
 
 def revoke_key(bind: Engine | Connection, prefix: str) -> None:
-    """Revoke the key with ``prefix`` (the part after ``yl_``); unknown prefix → NotFoundError."""
+    """Revoke the key with ``prefix`` (the part after ``yl_``), in the audit log too; unknown
+    prefix → NotFoundError."""
     with write_tx(bind) as conn:
         done = conn.execute(
             update(api_key).where(api_key.c.prefix == prefix).values(revoked=True)
         ).rowcount
-    if not done:
-        raise NotFoundError(f"no API key with prefix {prefix!r}", place="prefix")
+        if not done:
+            raise NotFoundError(f"no API key with prefix {prefix!r}", place="prefix")
+        append_audit(conn, None, "key.revoke", prefix)
     clear_key_cache()
 
 

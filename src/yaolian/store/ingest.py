@@ -95,6 +95,10 @@ class CaptureResult:
         }
 
 
+AfterCapture = Callable[[Connection, CaptureResult], object]
+"""Called as ``then(conn, result)`` inside a capture's transaction once its events are stored."""
+
+
 @dataclass(slots=True)
 class _Prepared:
     """A valid event ready to store, with everything computed outside the transaction."""
@@ -537,8 +541,9 @@ def _capture(
     total: int | None,
     namespaces: Callable[[], Mapping[str, str] | None],
     self_contained: bool,
+    then: AfterCapture | None = None,
 ) -> CaptureResult:
-    """Prepare chunk by chunk and store inside one write transaction."""
+    """Prepare chunk by chunk and store inside one write transaction; ``then`` last, in it."""
     result = CaptureResult()
     preparer = _Preparer(namespaces, self_contained)
     failed = False  # rollback mode saw an invalid event: keep validating, store nothing
@@ -576,11 +581,13 @@ def _capture(
                     progress("store", index, total)
             if failed:
                 raise _RolledBack
+            result.accepted = len(result.event_ids)
+            if then is not None:
+                then(conn, result)
     except _RolledBack:
         return CaptureResult(rejected=result.rejected, errors=result.errors)
     if result.event_ids:
         refresh_statistics(engine, writer.epc_rows)
-    result.accepted = len(result.event_ids)
     return result
 
 
@@ -604,11 +611,13 @@ def capture_document(
     enterprise_id: int | None = None,
     job_id: int | None = None,
     progress: ProgressCallback | None = None,
+    then: AfterCapture | None = None,
 ) -> CaptureResult:
     """Capture every event of ``doc`` in one transaction (see the module docstring).
 
     ``enterprise_id`` is the capturing enterprise (it may then see these events); ``job_id``
-    links the events to a capture job.
+    links the events to a capture job; ``then(conn, result)`` writes what goes with the events
+    (an order row, an audit entry) in their transaction, unless rollback mode stored nothing.
     """
     _check_behaviour(behaviour)
     total = len(doc.events)
@@ -623,6 +632,7 @@ def capture_document(
         total,
         lambda: namespaces,
         doc.self_contained,
+        then,
     )
 
 
@@ -643,10 +653,12 @@ def capture_file(
     enterprise_id: int | None = None,
     job_id: int | None = None,
     progress: ProgressCallback | None = None,
+    then: AfterCapture | None = None,
 ) -> CaptureResult:
     """Capture an EPCIS file (JSON-LD, XML 2.0/1.2) or an NMPA data set (``.csv``/``.xlsx``).
 
     XML is streamed: parsed, validated and stored chunk by chunk, still in one transaction.
+    ``then``: see :func:`capture_document`.
     """
     _check_behaviour(behaviour)
     source = Path(path)
@@ -664,6 +676,7 @@ def capture_file(
             None,
             lambda: header.get("namespaces"),
             True,  # the XML reader attaches each event's namespaces
+            then,
         )
     else:
         doc = read_document(source)
@@ -674,4 +687,5 @@ def capture_file(
         enterprise_id=enterprise_id,
         job_id=job_id,
         progress=progress,
+        then=then,
     )

@@ -81,7 +81,8 @@ def enterprise_id_for(conn: Connection, uscc: str) -> int | None:
     return int(found) if found is not None else None
 
 
-def _require_enterprise(conn: Connection, uscc: str, place: str) -> int:
+def require_enterprise(conn: Connection, uscc: str, place: str) -> int:
+    """Row id of the enterprise with this USCC; NotFoundError at ``place`` when none."""
     ent = enterprise_id_for(conn, uscc)
     if ent is None:
         raise NotFoundError(f"no enterprise with USCC {uscc!r}", place=place)
@@ -232,7 +233,7 @@ class MasterDataWriter:
             raise ValidationError("site location id is empty", place="location_id")
         _refuse_long(location, "location_id")
         conn, st = self.conn, site.c
-        owner = _require_enterprise(conn, enterprise_uscc, "enterprise_uscc")
+        owner = require_enterprise(conn, enterprise_uscc, "enterprise_uscc")
         read = (st.enterprise_id, st.lat, st.lon)
         before = conn.execute(select(*read).where(st.location_id == location)).first()
         values = {
@@ -275,7 +276,7 @@ class MasterDataWriter:
         for column, uscc in (("holder_id", holder_uscc), ("manufacturer_id", manufacturer_uscc)):
             if uscc is not UNSET:
                 place = column.replace("_id", "_uscc")
-                values[column] = None if uscc is None else _require_enterprise(conn, uscc, place)
+                values[column] = None if uscc is None else require_enterprise(conn, uscc, place)
         read = (p.units_per_pack, p.temp_min, p.temp_max, p.gtin)
         before = conn.execute(select(*read).where(p.product_code == code)).first()
         defaults = {"packaging_level": 1, "units_per_pack": 1}

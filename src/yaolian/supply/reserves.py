@@ -5,6 +5,7 @@ dispatch business transaction, so each dispatch is in the event log, the ledger 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -15,10 +16,10 @@ from yaolian.codes.identity import canonical_key, uri_for_key
 from yaolian.epcis.jsonld import EPCIS_CONTEXT
 from yaolian.epcis.model import Document
 from yaolian.errors import CodeError, NotFoundError, ValidationError
-from yaolian.store.ingest import capture_document
+from yaolian.store.ingest import CaptureResult, capture_document
 from yaolian.store.schema import event as event_table
 from yaolian.store.schema import reserve_dispatch, reserve_plan
-from yaolian.store.tx import read_tx, write_tx
+from yaolian.store.tx import read_tx
 from yaolian.supply.ledger import require_product, require_site, stock
 from yaolian.trace.builders import object_event
 
@@ -122,10 +123,17 @@ def _product_class_uri(product: str) -> str:
 
 
 def dispatch(
-    engine: Engine, plan_id: int, *, to_site: str, packs: float, when: datetime | None = None
+    engine: Engine,
+    plan_id: int,
+    *,
+    to_site: str,
+    packs: float,
+    when: datetime | None = None,
+    then: Callable[[Connection, dict[str, Any]], object] | None = None,
 ) -> dict[str, Any]:
     """Dispatch reserve stock: capture a shipping event from the holding site to ``to_site``
-    (bizTransaction = the dispatch order number) and record the order."""
+    (bizTransaction = the dispatch order number) and record the order, in one transaction;
+    ``then(conn, order)`` writes what goes with it there (the API's audit entry)."""
     if packs <= 0:
         raise ValidationError("dispatched quantity must be positive", place="packs")
     to_site = require_site(to_site, "to_site")
@@ -157,12 +165,20 @@ def dispatch(
         },
     )
     del event["epcList"]
-    result = capture_document(engine, Document([event], context=[EPCIS_CONTEXT]))
-    if not result.success:
-        raise ValidationError(f"dispatch event rejected: {result.to_dict()}", place="dispatch")
-    with write_tx(engine) as conn:
+    order = {
+        "order_no": order_no,
+        "plan_id": plan_id,
+        "product": plan.product,
+        "from_site": plan.site,
+        "to_site": to_site,
+        "packs": float(packs),
+        "time": when.isoformat(),
+    }
+
+    def record_order(conn: Connection, result: CaptureResult) -> None:
+        (event_id,) = result.event_ids
         event_hash = conn.execute(
-            select(event_table.c.hash).where(event_table.c.id.in_(result.event_ids))
+            select(event_table.c.hash).where(event_table.c.id == event_id)
         ).scalar_one()
         conn.execute(
             insert(reserve_dispatch).values(
@@ -174,15 +190,14 @@ def dispatch(
                 dispatched_us=int(when.timestamp() * 1_000_000),
             )
         )
-    return {
-        "order_no": order_no,
-        "plan_id": plan_id,
-        "product": plan.product,
-        "from_site": plan.site,
-        "to_site": to_site,
-        "packs": float(packs),
-        "time": when.isoformat(),
-    }
+        if then is not None:
+            then(conn, order)
+
+    document = Document([event], context=[EPCIS_CONTEXT])
+    result = capture_document(engine, document, then=record_order)
+    if not result.success:
+        raise ValidationError(f"dispatch event rejected: {result.to_dict()}", place="dispatch")
+    return order
 
 
 def dispatches(conn: Connection, plan_id: int | None = None) -> list[dict[str, Any]]:

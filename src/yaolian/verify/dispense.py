@@ -32,7 +32,7 @@ from yaolian.epcis.extensions import SALE_LINE_KEY
 from yaolian.epcis.model import Event
 from yaolian.epcis.nmpa_dataset import code_uri, site_uri
 from yaolian.errors import Problem, ValidationError
-from yaolian.store.ingest import CaptureResult, capture_document
+from yaolian.store.ingest import AfterCapture, CaptureResult, capture_document
 from yaolian.trace.builders import document, object_event
 
 CST_ZONE = timezone(timedelta(hours=8))
@@ -221,10 +221,11 @@ def record_sales(
     *,
     enterprise_id: int | None = None,
     source: str = "line",
+    then: AfterCapture | None = None,
 ) -> CaptureResult:
     """Capture the sale lines as dispensing events, all or none (one transaction); a refused
     line is placed as ``{source} N``. ``enterprise_id``: the reporting enterprise (its key
-    records sales at its own sites only)."""
+    records sales at its own sites only); ``then``: see :func:`capture_document`."""
     doc = document([line.event() for line in lines])
     doc.places = [f"{source} {n}" for n in range(1, len(lines) + 1)]
-    return capture_document(engine, doc, enterprise_id=enterprise_id)
+    return capture_document(engine, doc, enterprise_id=enterprise_id, then=then)
