@@ -374,6 +374,12 @@ def test_dashboard_for_a_regulator(page: Any, server: str, demo_store: DemoStore
     ):  # a part with nothing in it has no table
         assert page.locator(f"{rows} tbody tr").count() == len(scope[part])
     assert scope["dispensed"]  # by the end of the run the recalled batch was all sold or returned
+    # the audit log: the latest entries, and the chain checked (a regulator's key)
+    audit = _api(server, "/audit?limit=15", key)
+    assert page.locator("#audit-table tbody tr").count() == len(audit["entries"]) > 0
+    chain = _api(server, "/audit/verify", key)
+    assert chain["intact"]
+    assert f"审计链完整：{chain['entries']} 条" in page.inner_text("#audit-chain")
     # the key stays in this tab: a reload refreshes without asking again
     page.reload()
     page.locator("body[data-loaded=true]").wait_for()
@@ -501,6 +507,17 @@ def test_dashboard_creates_and_closes_a_recall(
         assert f"#{made['id']}" in tab.inner_text("#recall-detail h3")
         assert "阿莫西林胶囊 L2611" in tab.inner_text("#recall-detail h3")
         assert tab.locator("#recalls-table tbody tr").all_inner_texts()[0].endswith("进行中")
+        newest = tab.locator("#audit-table tbody tr:first-child", has_text="发起召回")
+        newest.wait_for()  # the audit panel reloads after the recall is made
+        assert str(made["id"]) in newest.inner_text() and "web test" in newest.inner_text()
         tab.click("[data-close-recall]")
         tab.locator("#recall-detail", has_text="已关闭").wait_for()
         tab.locator("#recalls-table", has_text="已关闭").wait_for()
+        tab.locator("#audit-table tbody tr:first-child", has_text="结束召回").wait_for()
+        # an enterprise's key: the entries of its own keys, no chain check (a regulator's)
+        tab.fill("#key", keys["distributor"])
+        tab.click("#submit")
+        tab.locator("body[data-loaded=true]").wait_for()
+        assert tab.locator("#audit-chain").count() == 0
+        assert tab.locator("#audit .problem").count() == 0
+        assert "结束召回" not in tab.inner_text("#audit")

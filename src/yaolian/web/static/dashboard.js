@@ -1,6 +1,6 @@
 // Regulator dashboard (监管看板): shortage warnings, alerts, trace coverage, discontinuation
-// reports and recalls, each read from the JSON API with the key typed in; a panel whose call
-// fails says why.
+// reports, recalls and the audit log, each read from the JSON API with the key typed in; a
+// panel whose call fails says why.
 "use strict";
 
 // GB/T 2260 provincial-level divisions, by the first two digits of a 6-digit area code
@@ -19,6 +19,19 @@ const RULE_NAMES = {
   expired_sale: "过期销售", recalled_sale: "召回品销售",
 };
 const LEVEL_NAMES = { red: "红色", orange: "橙色", yellow: "黄色", green: "绿色" };
+const ACTION_NAMES = {
+  capture: "事件上报", dispense: "销售出库上报", "masterdata.load": "主数据登记",
+  "query.save": "保存查询", "query.delete": "删除查询", "subscription.create": "订阅",
+  "subscription.delete": "取消订阅", "recall.create": "发起召回", "recall.close": "结束召回",
+  "supply.discontinuation": "停产报告", "supply.stocktake": "盘点", "supply.demand": "发布需求",
+  "supply.offer": "发布供应", "supply.demand.close": "关闭需求", "supply.offer.close": "关闭供应",
+  "reserve.plan": "储备计划", "reserve.dispatch": "储备调度", "key.create": "创建密钥",
+  "key.revoke": "吊销密钥",
+};
+const BEIJING = new Intl.DateTimeFormat("zh-CN", {
+  timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit",
+  hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+});
 const charts = {};
 
 function regionName(code) {
@@ -104,6 +117,33 @@ function discontinuationsPanel(body, names) {
       d.reason, d.filed_at.slice(0, 10)]));
 }
 
+/** The latest audit entries and, for a regulator's key, whether the hash chain is intact
+ * (``chain`` null: this key may not check it). */
+function auditPanel(body, chain) {
+  const parts = [];
+  if (chain) {
+    parts.push(chain.intact
+      ? el("p", { id: "audit-chain", class: "status ok" }, `审计链完整：${chain.entries} 条记录均未被篡改。`)
+      : el("div", { id: "audit-chain", class: "problem", role: "alert" },
+        `审计链断裂 Audit chain broken：${chain.breaks.map((b) => `${b.place} ${b.reason}`).join("；")}`));
+  }
+  if (!body.entries.length) return [...parts, el("p", { class: "muted" }, "无记录 No entries.")];
+  const actor = (a) => (a ? `${a.enterpriseName || a.label || a.role}（${a.key}）` : "本地操作员");
+  parts.push(table("audit-table", ["时间（北京）", "操作", "对象", "操作者"], body.entries.map((e) => [
+    BEIJING.format(new Date(e.time)), ACTION_NAMES[e.action] || e.action, e.target || "", actor(e.actor),
+  ])));
+  parts.push(el("p", { class: "muted" }, `共 ${body.total} 条，显示最近 ${body.entries.length} 条。`));
+  return parts;
+}
+
+/** (Re)load the audit panel. */
+function loadAudit() {
+  return panel("audit", async () => {
+    const [entries, me] = await Promise.all([apiGet("/audit", { limit: 15 }), apiGet("/me")]);
+    return auditPanel(entries, me.sees_all ? await apiGet("/audit/verify") : null);
+  });
+}
+
 /** One recall's scope and progress (召回进度): who still holds how much, what is in transit,
  * where it was already dispensed. */
 function recallDetail(r) {
@@ -171,6 +211,7 @@ async function refresh() {
     panel("recalls", async () => recallsPanel(await apiGet("/recalls"))),
     panel("discontinuations", async () =>
       discontinuationsPanel(await apiGet("/supply/discontinuations"), names)),
+    loadAudit(),
   ]);
   document.body.dataset.loaded = "true";
   button.disabled = false;
@@ -190,7 +231,7 @@ async function createRecall(form) {
     show(message);
     form.reset();
     show(document.getElementById("recall-detail"), recallDetail(made));
-    await panel("recalls", async () => recallsPanel(await apiGet("/recalls")));
+    await Promise.all([panel("recalls", async () => recallsPanel(await apiGet("/recalls"))), loadAudit()]);
   } catch (err) {
     show(message, problemBox(err));
   }
@@ -200,7 +241,7 @@ async function createRecall(form) {
 async function closeRecall(id) {
   await panel("recall-detail", async () =>
     recallDetail(await apiPost(`/recalls/${id}/close`, "", "application/json")));
-  await panel("recalls", async () => recallsPanel(await apiGet("/recalls")));
+  await Promise.all([panel("recalls", async () => recallsPanel(await apiGet("/recalls"))), loadAudit()]);
 }
 
 document.addEventListener("DOMContentLoaded", () => {
