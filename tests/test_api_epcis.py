@@ -8,6 +8,7 @@ import io
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -208,8 +209,10 @@ class Api:
         return [e.get("eventID", e["type"]) for e in events]
 
 
-@pytest.fixture
-def api(db_url: str, engine: Engine) -> Iterator[Api]:
+@contextmanager
+def serving(db_url: str, engine: Engine) -> Iterator[Api]:
+    """Enterprises A (distributor) and B (pharmacy) with a site each, a key each and a
+    regulator's ("省局"); the app on the store."""
     upsert_enterprise(engine, A, "甲医药有限公司", "distributor", party_id=party_uri(A))
     upsert_enterprise(engine, B, "乙大药房", "pharmacy", party_id=party_uri(B))
     upsert_site(engine, SITE_A, A, "甲医药仓库")
@@ -221,6 +224,12 @@ def api(db_url: str, engine: Engine) -> Iterator[Api]:
     )
     with TestClient(create_app(db_url)) as client:
         yield Api(client, engine, *keys)
+
+
+@pytest.fixture
+def api(db_url: str, engine: Engine) -> Iterator[Api]:
+    with serving(db_url, engine) as served:
+        yield served
 
 
 @pytest.fixture
