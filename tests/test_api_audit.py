@@ -36,27 +36,23 @@ def audited(db_url: str, engine: Engine) -> Iterator[Api]:
     """Two enterprises and a regulator (:func:`serving`); A and B each save a query, the
     regulator captures the chain and B records a sale: entries from every kind of key."""
     with serving(db_url, engine) as api:
-        _changes(api)
-        yield api
-
-
-def _changes(api: Api) -> None:
-    for key, name in ((api.key_a, "a-shipped"), (api.key_b, "b-received")):
-        saved = api.client.post(
-            "/queries",
-            json={"name": name, "query": {"EQ_bizStep": "shipping"}},
-            headers=api.headers(key),
+        for key, name in ((api.key_a, "a-shipped"), (api.key_b, "b-received")):
+            saved = api.client.post(
+                "/queries",
+                json={"name": name, "query": {"EQ_bizStep": "shipping"}},
+                headers=api.headers(key),
+            )
+            assert saved.status_code == 201, saved.text
+        api.capture(document(chain_events()))
+        line = {"drug_trac_codg": [sgtin("S1")], "sel_retn_cnt": 1, "site": SITE_B}
+        line |= {"sel_retn_time": "2025-03-08T10:00:00+08:00", "setl_id": "J001"}
+        sold = api.client.post(
+            "/dispense",
+            content=orjson.dumps([line]),
+            headers=api.headers(api.key_b, **{"Content-Type": "application/json"}),
         )
-        assert saved.status_code == 201, saved.text
-    api.capture(document(chain_events()))
-    line = {"drug_trac_codg": [sgtin("S1")], "sel_retn_cnt": 1, "site": SITE_B}
-    line |= {"sel_retn_time": "2025-03-08T10:00:00+08:00", "setl_id": "J001"}
-    sold = api.client.post(
-        "/dispense",
-        content=orjson.dumps([line]),
-        headers=api.headers(api.key_b, **{"Content-Type": "application/json"}),
-    )
-    assert sold.status_code == 200, sold.text
+        assert sold.status_code == 200, sold.text
+        yield api
 
 
 def _audit(api: Api, as_key: str | None = None, **params: Any) -> dict[str, Any]:
