@@ -84,7 +84,7 @@ def test_every_change_is_an_entry_with_its_key(audited: Api) -> None:
     dispense, capture, saved_b, saved_a, *made = entries
     assert dispense["detail"] == {"lines": 1, "recorded": 1, "duplicates": 0}
     assert dispense["actor"] == {
-        "key": _prefix(audited.key_b),
+        "prefix": _prefix(audited.key_b),
         "role": "enterprise",
         "label": None,
         "enterprise": B,

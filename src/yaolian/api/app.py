@@ -21,6 +21,7 @@ from yaolian import __version__
 from yaolian.api import (
     audit,
     epcis,
+    keys,
     masterdata,
     queries,
     recalls,
@@ -133,6 +134,7 @@ def create_app(database_url: str | None = None, settings: ApiSettings | None = N
     app.include_router(recalls.router)
     app.include_router(masterdata.router)
     app.include_router(audit.router)
+    app.include_router(keys.router)
     app.include_router(pages.router)  # web pages (no business logic: they read the API)
     pages.mount_static(app)
     return app

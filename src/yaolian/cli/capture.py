@@ -404,23 +404,12 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Every API key, newest first (never the secrets)."""
-    infos = list_keys(open_store(db))
-    rows = [
-        {
-            "id": k.id,
-            "prefix": k.prefix,
-            "role": k.role,
-            "enterprise_id": k.enterprise_id,
-            "label": k.label,
-            "created": from_epoch_us(k.created_us).isoformat(timespec="seconds"),
-            "revoked": k.revoked,
-        }
-        for k in infos
-    ]
+    rows = [k.as_dict() for k in list_keys(open_store(db))]
     if as_json:
         print_json(rows)
     else:
-        print_table("API keys", list(rows[0]) if rows else ["id"], [list(r.values()) for r in rows])
+        columns = ["prefix", "role", "enterprise", "label", "created", "revoked"]
+        print_table("API keys", columns, [[r[c] for c in columns] for r in rows])
 
 
 @keys_app.command("revoke")
@@ -484,7 +473,7 @@ def audit_list(
                 from_epoch_us(e.time_us).astimezone(CHINA_OFFSET).strftime("%Y-%m-%d %H:%M:%S"),
                 e.action,
                 e.target,
-                e.key or "local",
+                e.prefix or "local",
                 e.role,
                 e.enterprise_name or e.enterprise,
             )

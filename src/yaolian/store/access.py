@@ -23,6 +23,7 @@ from typing import Any, Literal, cast, get_args
 
 from sqlalchemy import Connection, Engine, select, update
 
+from yaolian.epcis.model import utc_text
 from yaolian.errors import AuthError, ForbiddenError, NotFoundError, ValidationError
 from yaolian.store.audit import append_audit
 from yaolian.store.masterdata import (
@@ -165,9 +166,12 @@ def create_key(
     enterprise_uscc: str | None,
     role: str,
     label: str | None = None,
+    *,
+    by: int | None = None,
 ) -> str:
     """Create an API key and return it — the only time the secret is shown; the audit log
-    records it (prefix, role, enterprise, label: never the secret).
+    records it (prefix, role, enterprise, label: never the secret) as done by the key with id
+    ``by`` (None: a local operator).
 
     ``enterprise`` keys need the enterprise's 统一社会信用代码 (registered with
     :func:`upsert_enterprise`); ``regulator`` / ``admin`` keys may name one or not.
@@ -198,7 +202,7 @@ def create_key(
             )
         )
         detail = {"role": role, "enterprise": enterprise_uscc, "label": label}
-        append_audit(conn, None, "key.create", prefix, detail)
+        append_audit(conn, by, "key.create", prefix, detail)
     return f"{_KEY_PREFIX}_{prefix}_{secret}"
 
 
@@ -248,16 +252,23 @@ def authenticate(bind: Engine | Connection, key: str | None) -> Viewer:
     return viewer
 
 
-def revoke_key(bind: Engine | Connection, prefix: str) -> None:
-    """Revoke the key with ``prefix`` (the part after ``yl_``), in the audit log too; unknown
-    prefix → NotFoundError."""
+def revoke_key(
+    bind: Engine | Connection,
+    prefix: str,
+    *,
+    by: int | None = None,
+    enterprise_id: int | None = None,
+) -> None:
+    """Revoke the key with ``prefix`` (the part after ``yl_``), in the audit log too, as done
+    by the key with id ``by`` (None: a local operator); ``enterprise_id``: only a key of that
+    enterprise. Unknown prefix (or another enterprise's key) → NotFoundError."""
     with write_tx(bind) as conn:
-        done = conn.execute(
-            update(api_key).where(api_key.c.prefix == prefix).values(revoked=True)
-        ).rowcount
-        if not done:
+        stmt = update(api_key).where(api_key.c.prefix == prefix)
+        if enterprise_id is not None:
+            stmt = stmt.where(api_key.c.enterprise_id == enterprise_id)
+        if not conn.execute(stmt.values(revoked=True)).rowcount:
             raise NotFoundError(f"no API key with prefix {prefix!r}", place="prefix")
-        append_audit(conn, None, "key.revoke", prefix)
+        append_audit(conn, by, "key.revoke", prefix)
     clear_key_cache()
 
 
@@ -268,24 +279,36 @@ class KeyInfo:
     id: int
     prefix: str
     role: str
-    enterprise_id: int | None
+    enterprise: str | None  # 统一社会信用代码 of its enterprise
     label: str | None
     created_us: int
     revoked: bool
 
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form (``GET /keys``, ``keys list --json``): the creation time as UTC text."""
+        return {
+            "prefix": self.prefix,
+            "role": self.role,
+            "enterprise": self.enterprise,
+            "label": self.label,
+            "created": utc_text(self.created_us),
+            "revoked": self.revoked,
+        }
 
-def list_keys(bind: Engine | Connection) -> list[KeyInfo]:
-    """Every API key, newest first, without secrets."""
+
+def list_keys(bind: Engine | Connection, enterprise_id: int | None = None) -> list[KeyInfo]:
+    """Every API key (or those of ``enterprise_id``), newest first, without secrets."""
+    stmt = select(
+        api_key.c.id,
+        api_key.c.prefix,
+        api_key.c.role,
+        enterprise.c.uscc,
+        api_key.c.label,
+        api_key.c.created_us,
+        api_key.c.revoked,
+    ).select_from(api_key.outerjoin(enterprise, enterprise.c.id == api_key.c.enterprise_id))
+    if enterprise_id is not None:
+        stmt = stmt.where(api_key.c.enterprise_id == enterprise_id)
     with read_tx(bind) as conn:
-        rows = conn.execute(
-            select(
-                api_key.c.id,
-                api_key.c.prefix,
-                api_key.c.role,
-                api_key.c.enterprise_id,
-                api_key.c.label,
-                api_key.c.created_us,
-                api_key.c.revoked,
-            ).order_by(api_key.c.id.desc())
-        ).all()
+        rows = conn.execute(stmt.order_by(api_key.c.id.desc())).all()
     return [KeyInfo(*row) for row in rows]

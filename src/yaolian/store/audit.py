@@ -116,14 +116,14 @@ class AuditFilter:
 
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
-    """One entry with the key that made it (``key`` None: a local operator, e.g. the CLI)."""
+    """One entry with the key that made it (``prefix`` None: a local operator, e.g. the CLI)."""
 
     id: int
     time_us: int
     action: str
     target: str | None
     detail: Any
-    key: str | None
+    prefix: str | None  # the key's prefix
     role: str | None
     label: str | None
     enterprise: str | None  # the key's enterprise, 统一社会信用代码
@@ -133,9 +133,9 @@ class AuditEntry:
     def as_dict(self) -> dict[str, Any]:
         """JSON form: the time as UTC text, the actor as one object (null: local operator)."""
         actor = None
-        if self.key is not None:
+        if self.prefix is not None:
             actor = {
-                "key": self.key,
+                "prefix": self.prefix,
                 "role": self.role,
                 "label": self.label,
                 "enterprise": self.enterprise,

@@ -26,7 +26,7 @@ from yaolian.epcis.validate import IDENTIFIER_MAX_BYTES, utf8_longer
 from yaolian.errors import NotFoundError, ValidationError
 from yaolian.store.projections import MasterDataChange, master_data_changed
 from yaolian.store.schema import enterprise, product, site
-from yaolian.store.tx import write_tx
+from yaolian.store.tx import read_tx, write_tx
 
 # GB 32100-2015: 31 characters (no I, O, S, V, Z); weights 3^i mod 31.
 USCC_CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
@@ -79,6 +79,15 @@ def enterprise_id_for(conn: Connection, uscc: str) -> int | None:
         select(enterprise.c.id).where(enterprise.c.uscc == uscc.strip().upper())
     ).scalar()
     return int(found) if found is not None else None
+
+
+def enterprise_uscc(bind: Engine | Connection, enterprise_id: int) -> str:
+    """统一社会信用代码 of the enterprise with this row id."""
+    with read_tx(bind) as conn:
+        found = conn.execute(
+            select(enterprise.c.uscc).where(enterprise.c.id == enterprise_id)
+        ).scalar_one()
+    return str(found)
 
 
 def require_enterprise(conn: Connection, uscc: str, place: str) -> int:

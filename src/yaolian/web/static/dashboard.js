@@ -128,7 +128,7 @@ function auditPanel(body, chain) {
         `审计链断裂 Audit chain broken：${chain.breaks.map((b) => `${b.place} ${b.reason}`).join("；")}`));
   }
   if (!body.entries.length) return [...parts, el("p", { class: "muted" }, "无记录 No entries.")];
-  const actor = (a) => (a ? `${a.enterpriseName || a.label || a.role}（${a.key}）` : "本地操作员");
+  const actor = (a) => (a ? `${a.enterpriseName || a.label || a.role}（${a.prefix}）` : "本地操作员");
   parts.push(table("audit-table", ["时间（北京）", "操作", "对象", "操作者"], body.entries.map((e) => [
     BEIJING.format(new Date(e.time)), ACTION_NAMES[e.action] || e.action, e.target || "", actor(e.actor),
   ])));
