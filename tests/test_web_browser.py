@@ -160,6 +160,7 @@ def test_consumer_page_shows_a_genuine_pack(page: Any, server: str, demo_store: 
         "追溯图谱",
         "监管看板",
         "供需对接",
+        "密钥",
     ]
     assert page.locator("nav a[aria-current=page]").inner_text() == "查询"
     page.locator("nav a", has_text="验收").click()
@@ -521,3 +522,43 @@ def test_dashboard_creates_and_closes_a_recall(
         assert tab.locator("#audit-chain").count() == 0
         assert tab.locator("#audit .problem").count() == 0
         assert "结束召回" not in tab.inner_text("#audit")
+
+
+def test_keys_page_makes_and_revokes_an_enterprise_key(
+    browser: Any, supply_server: tuple[str, dict[str, str]]
+) -> None:
+    base, keys = supply_server
+    with _tab(browser, base, Watch(base)) as tab:
+        tab.goto("/web/keys")
+        tab.fill("#key", keys["hospital"])
+        tab.click("#load")
+        tab.locator("body[data-loaded=true]").wait_for()
+        assert HOSPITAL[0] in tab.inner_text("#whoami")
+        assert tab.locator(".admin-only").first.is_hidden()  # an enterprise makes its own kind
+        assert tab.locator("#keys-table tbody tr").count() == 1
+        tab.fill("#create-form [name=label]", "HIS 收费")
+        tab.click("#create-form button[type=submit]")
+        made = tab.locator("#made-key-text")
+        made.wait_for()
+        new_key = made.inner_text()
+        tab.locator("#keys-table tbody tr", has_text="HIS 收费").wait_for()
+        me = httpx.get(f"{base}/me", headers={"X-API-Key": new_key}, timeout=30)
+        assert me.status_code == 200 and me.json()["enterprise"]["uscc"] == HOSPITAL[0]
+        prefix = new_key.split("_", 2)[1]
+        row = tab.locator("#keys-table tbody tr", has_text="HIS 收费")
+        assert "有效" in row.inner_text()
+        tab.click(f"[data-revoke='{prefix}']")  # the first click only asks again
+        assert tab.inner_text(f"[data-revoke='{prefix}']") == "确认吊销？"
+        assert httpx.get(f"{base}/me", headers={"X-API-Key": new_key}, timeout=30).is_success
+        tab.click(f"[data-revoke='{prefix}']")
+        row.filter(has_text="已吊销").wait_for()
+        refused = httpx.get(f"{base}/me", headers={"X-API-Key": new_key}, timeout=30)
+        assert refused.status_code == 401
+        # a regulator's key sees every key and makes or revokes none
+        tab.fill("#key", keys["regulator"])
+        tab.click("#load")
+        tab.locator("body[data-loaded=true]").wait_for()
+        assert tab.locator("#create-card").is_hidden()
+        listed = httpx.get(f"{base}/keys", headers={"X-API-Key": keys["regulator"]}, timeout=30)
+        assert tab.locator("#keys-table tbody tr").count() == len(listed.json()["keys"]) >= 4
+        assert tab.locator("[data-revoke]").count() == 0

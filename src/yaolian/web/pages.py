@@ -1,7 +1,8 @@
 """Routes of the web pages: ``/web`` (an index), ``/web/scan`` (consumer query, public),
 ``/web/check`` (receiving check of a scanner's list), ``/web/trace`` (trace graph),
-``/web/dashboard`` (regulator dashboard) and ``/web/supply`` (供需对接: demands, offers,
-matches); their files under ``/web/static``. Pages are served
+``/web/dashboard`` (regulator dashboard), ``/web/supply`` (供需对接: demands, offers,
+matches) and ``/web/keys`` (密钥管理: an enterprise's or admin's API keys); their files under
+``/web/static``. Pages are served
 with a Content-Security-Policy that allows this server only.
 """
 
@@ -16,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from yaolian.errors import NotFoundError
 
 STATIC = Path(__file__).with_name("static")
-PAGES = ("index", "scan", "check", "trace", "dashboard", "supply")
+PAGES = ("index", "scan", "check", "trace", "dashboard", "supply", "keys")
 SCAN_PAGE = "/web/scan"  # where the Digital Link resolver sends a browser
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -43,7 +44,7 @@ def index_page() -> FileResponse:
 
 @router.get("/web/{page}")
 def page(page: str) -> FileResponse:
-    """One page by name (``scan``, ``check``, ``trace``, ``dashboard``, ``supply``)."""
+    """One page by name (``scan``, ``check``, ``trace``, ``dashboard``, ``supply``, ``keys``)."""
     if page not in PAGES:
         raise NotFoundError(f"no page {page!r}; pages: {', '.join(PAGES[1:])}", place="page")
     return _page(page)

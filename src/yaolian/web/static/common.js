@@ -10,6 +10,7 @@ const PAGES = [  // the pages' navigation: path, 中文
   ["/web/trace", "追溯图谱"],
   ["/web/dashboard", "监管看板"],
   ["/web/supply", "供需对接"],
+  ["/web/keys", "密钥"],
 ];
 
 /** Fill the page's ``<nav id="nav">`` with the pages, the current one marked. */
@@ -121,6 +122,17 @@ function show(target, ...nodes) {
 /** A problem box for a failed call. */
 function problemBox(err) {
   return el("div", { class: "problem", role: "alert" }, err.message || String(err));
+}
+
+/** Run ``work``; a failure shows as a problem box in ``#message``, success clears it. */
+async function guarded(work) {
+  const message = document.getElementById("message");
+  try {
+    await work();
+    show(message);
+  } catch (err) {
+    show(message, problemBox(err));
+  }
 }
 
 /** A table: header texts, rows of cells (text or nodes); short text cells do not wrap. */

@@ -89,17 +89,6 @@ async function refresh() {
   document.body.dataset.loaded = "true";
 }
 
-/** Run ``work``; a failure shows as a problem box, success clears it. */
-async function guarded(work) {
-  const message = document.getElementById("message");
-  try {
-    await work();
-    show(message);
-  } catch (err) {
-    show(message, problemBox(err));
-  }
-}
-
 /** The form's filled fields as a JSON body (numbers as numbers, empty ones left out). */
 function formBody(form) {
   const body = {};

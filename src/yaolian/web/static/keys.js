@@ -1,0 +1,96 @@
+// 密钥管理: an enterprise makes a key per system that reports for it and revokes a leaked one;
+// an admin manages every key; a regulator sees the list. The secret of a new key is shown once.
+"use strict";
+
+const ROLE_NAMES = { enterprise: "企业", regulator: "监管", admin: "管理员" };
+const state = { me: null };
+
+/** Whether this key makes and revokes keys (an admin's, or an enterprise's for its own). */
+function manages() {
+  return state.me.role === "admin" || state.me.role === "enterprise";
+}
+
+function keysTable(keys) {
+  if (!keys.length) return el("p", { class: "muted" }, "暂无密钥");
+  return table("keys-table", ["前缀", "角色", "企业", "用途", "创建", "状态", ""], keys.map((k) => [
+    k.prefix, ROLE_NAMES[k.role] || k.role, k.enterprise || "", k.label || "",
+    k.created.slice(0, 10),
+    el("span", { class: `status ${k.revoked ? "bad" : "ok"}` }, k.revoked ? "已吊销" : "有效"),
+    !k.revoked && manages()
+      ? el("button", { type: "button", class: "link", "data-revoke": k.prefix }, "吊销")
+      : "",
+  ]));
+}
+
+async function refresh() {
+  show(document.getElementById("keys"), keysTable((await apiGet("/keys")).keys));
+  document.getElementById("keys-card").hidden = false;
+  document.body.dataset.loaded = "true";
+}
+
+async function loadKey() {
+  document.body.dataset.loaded = "false";
+  state.me = await apiGet("/me");
+  const me = state.me;
+  show(document.getElementById("whoami"), me.enterprise
+    ? `本企业：${me.enterprise.name}（${me.enterprise.uscc}）· ${ROLE_NAMES[me.role] || me.role}密钥`
+    : `${ROLE_NAMES[me.role] || me.role}密钥`);
+  document.getElementById("create-card").hidden = !manages();
+  for (const field of document.querySelectorAll(".admin-only")) field.hidden = me.role !== "admin";
+  show(document.getElementById("new-key"));
+  await refresh();
+}
+
+/** The new key, with the warning that it is shown only now. */
+function newKeyBox(made) {
+  return el("div", { class: "verdict ok", id: "made-key" },
+    el("strong", {}, "新密钥（只显示这一次，请立即保存）"),
+    el("code", { id: "made-key-text" }, made.key),
+    el("p", { class: "muted" }, `前缀 ${made.prefix} · ${ROLE_NAMES[made.role] || made.role}`
+      + (made.enterprise ? ` · ${made.enterprise}` : "")));
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const key = document.getElementById("key");
+  bindKeyField(key);
+  const load = () => guarded(async () => {
+    storeKey(key.value.trim());
+    await loadKey();
+  });
+  document.getElementById("key-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    load();
+  });
+  const form = document.getElementById("create-form");
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    guarded(async () => {
+      const body = { label: form.elements.label.value.trim() };
+      if (state.me.role === "admin") {
+        body.role = form.elements.role.value;
+        const uscc = form.elements.enterprise.value.trim();
+        if (uscc) body.enterprise = uscc;
+      }
+      const made = await apiPost("/keys", JSON.stringify(body), "application/json");
+      form.reset();
+      show(document.getElementById("new-key"), newKeyBox(made));
+      await refresh();
+    });
+  });
+  // revoking takes a second click on the same button (确认吊销), no dialog
+  document.getElementById("keys").addEventListener("click", (event) => {
+    const button = event.target.closest("[data-revoke]");
+    if (!button) return;
+    if (button.dataset.armed !== "true") {
+      button.dataset.armed = "true";
+      button.textContent = "确认吊销？";
+      return;
+    }
+    guarded(async () => {
+      await apiCall(new URL(`/keys/${button.dataset.revoke}`, window.location.origin),
+        { method: "DELETE" });
+      await refresh();
+    });
+  });
+  if (key.value) load();
+});
