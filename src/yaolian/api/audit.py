@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from yaolian.api.auth import ViewerDep, engine_of
-from yaolian.api.verify import time_param
+from yaolian.api.params import time_param
 from yaolian.errors import ForbiddenError
 from yaolian.store.access import Viewer, require_authority
 from yaolian.store.audit import AuditFilter, audit_entries, chain_status
@@ -62,7 +62,7 @@ def get_audit(
     offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
 ) -> dict[str, Any]:
     """Audit entries, newest first, with the key (prefix, role, label, enterprise) that made
-    each; ``actor`` null is a local operator (the command line: keys created and revoked)."""
+    each; ``actor`` null is a local operator (a change made on the command line)."""
     since_us, until_us = time_param("since", since), time_param("until", until)
     with read_tx(engine_of(request)) as conn:
         asked = require_enterprise(conn, enterprise, "enterprise") if enterprise else None

@@ -17,7 +17,6 @@ from sqlalchemy import Connection, Engine
 from yaolian.errors import ForbiddenError
 from yaolian.store.access import Viewer, authenticate
 from yaolian.store.audit import append_audit
-from yaolian.store.tx import write_tx
 
 _bearer = HTTPBearer(auto_error=False, description="API key as a bearer token")
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
@@ -54,10 +53,7 @@ def require_writer(viewer: ViewerDep) -> Viewer:
 WriterDep = Annotated[Viewer, Depends(require_writer)]
 
 
-def audit(
-    bind: Engine | Connection, viewer: Viewer, action: str, target: str | None, detail: Any
-) -> None:
-    """Append one entry to the audit chain for a data-changing use of ``viewer``'s key: pass
-    the change's own connection, so the change and its entry commit together or not at all."""
-    with write_tx(bind) as conn:
-        append_audit(conn, viewer.api_key_id, action, target, detail)
+def audit(conn: Connection, viewer: Viewer, action: str, target: str | None, detail: Any) -> None:
+    """Append one entry to the audit chain for a data-changing use of ``viewer``'s key, on the
+    change's own connection: the change and its entry commit together or not at all."""
+    append_audit(conn, viewer.api_key_id, action, target, detail)

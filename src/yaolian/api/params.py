@@ -9,6 +9,7 @@ import orjson
 from fastapi import Path, Request
 from starlette.requests import HTTPConnection
 
+from yaolian.epcis.model import to_epoch_us
 from yaolian.errors import (
     NUL,
     QueryError,
@@ -91,3 +92,15 @@ async def read_body(
 def wants_html(request: Request) -> bool:
     """Whether the caller is a browser asking for a page (``Accept`` names ``text/html``)."""
     return "text/html" in request.headers.get("accept", "")
+
+
+def time_param(name: str, value: str | None) -> int | None:
+    """An ISO 8601 query parameter with offset as epoch microseconds (None when absent)."""
+    if value is None:
+        return None
+    try:
+        return to_epoch_us(value.replace(" ", "+"))
+    except ValueError as exc:
+        raise QueryError(
+            f"not an ISO 8601 time with offset: {value!r} ({exc})", place=name
+        ) from None

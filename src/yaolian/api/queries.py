@@ -28,7 +28,7 @@ from yaolian.api.epcis import (
     query_document_json,
     run_query,
 )
-from yaolian.api.verify import time_param
+from yaolian.api.params import time_param
 from yaolian.api.webhooks import DELIVERY_BATCH, POLL_SECONDS
 from yaolian.epcis.model import to_epoch_us
 from yaolian.errors import QueryError, ValidationError, YaolianError, refuse_nul

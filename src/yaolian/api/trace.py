@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 
 from yaolian.api.auth import ViewerDep, engine_of
-from yaolian.api.verify import time_param
+from yaolian.api.params import time_param
 from yaolian.errors import NotFoundError
 from yaolian.store.quality import DEFAULT_WITHIN_HOURS, data_quality
 from yaolian.store.tx import read_tx

@@ -31,19 +31,17 @@ from pydantic import BaseModel, Field
 from sqlalchemy.pool import QueuePool
 
 from yaolian.api.auth import ViewerDep, WriterDep, audit, engine_of
-from yaolian.api.params import accepted_media, read_body, wants_html
+from yaolian.api.params import accepted_media, read_body, time_param, wants_html
 from yaolian.codes.barcode import read_image
 from yaolian.codes.identity import canonical_key
-from yaolian.epcis.model import to_epoch_us
 from yaolian.errors import CodeError, QueryError, ValidationError
 from yaolian.store.access import Viewer, authenticate
 from yaolian.store.dictionary import lookup_codes
 from yaolian.store.engine import is_sqlite
-from yaolian.store.ingest import CaptureResult
 from yaolian.store.tx import read_tx
 from yaolian.trace import rawsql
 from yaolian.verify.anomalies import RULES, AlertFilter, list_alerts
-from yaolian.verify.dispense import read_sales, record_sales
+from yaolian.verify.dispense import read_sales, record_sales, sales_summary
 from yaolian.verify.status import verify, verify_many
 from yaolian.web.pages import SCAN_PAGE
 
@@ -203,18 +201,6 @@ async def post_verify_image(
     }
 
 
-def time_param(name: str, value: str | None) -> int | None:
-    """An ISO 8601 query parameter with offset as epoch microseconds (None when absent)."""
-    if value is None:
-        return None
-    try:
-        return to_epoch_us(value.replace(" ", "+"))
-    except ValueError as exc:
-        raise QueryError(
-            f"not an ISO 8601 time with offset: {value!r} ({exc})", place=name
-        ) from None
-
-
 @router.get("/alerts")
 def get_alerts(
     request: Request,
@@ -287,16 +273,14 @@ async def post_dispense(request: Request, viewer: WriterDep) -> dict[str, Any]:
     body = await read_body(request, MAX_SALES_BYTES)
     lines = read_sales(body, "body", as_json=media == "application/json")
     engine = engine_of(request)
-
-    def summary(result: CaptureResult) -> dict[str, int]:
-        return {"lines": len(lines), "recorded": result.accepted, "duplicates": result.duplicates}
-
     result = await anyio.to_thread.run_sync(
         lambda: record_sales(
             engine,
             lines,
             enterprise_id=viewer.reporter,
-            then=lambda conn, done: audit(conn, viewer, "dispense", None, summary(done)),
+            then=lambda conn, done: audit(
+                conn, viewer, "dispense", None, sales_summary(lines, done)
+            ),
         )
     )
     if not result.success:
@@ -305,7 +289,7 @@ async def post_dispense(request: Request, viewer: WriterDep) -> dict[str, Any]:
             problems=result.errors,
             place="body",
         )
-    answer = summary(result)
+    answer = sales_summary(lines, result)
     webhooks = getattr(request.app.state, "webhooks", None)
     if webhooks is not None:  # the sales go out to subscribers at once
         webhooks.wake()

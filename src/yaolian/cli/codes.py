@@ -208,8 +208,8 @@ def issue_cmd(
     )
     with write_tx(engine) as conn:
         result = issue_codes(conn, registry, request)
-        detail = {"request": request.request_id, "product": product_code, "lot": lot}
-        append_audit(conn, None, "codes.issue", product_code, detail | {"quantity": quantity})
+        detail = {"request": request.request_id, "quantity": quantity, "lot": lot}
+        append_audit(conn, None, "codes.issue", product_code, detail)
     if out is not None:
         suffix = out.suffix.lower()
         if suffix not in (".csv", ".txt"):

@@ -32,7 +32,7 @@ from yaolian.trace.coverage import DEFAULT_OVERDUE_DAYS, CoverageFilter, Groupin
 from yaolian.trace.lineage import Graph, resolve, trace_backward, trace_forward
 from yaolian.trace.recall import close_recall, create_recall, list_recalls, recall_scope
 from yaolian.verify.anomalies import RULES, AlertFilter, list_alerts
-from yaolian.verify.dispense import read_sale_file, record_sales
+from yaolian.verify.dispense import read_sale_file, record_sales, sales_summary
 from yaolian.verify.status import verify_many
 
 SYSTEM = Viewer.system()
@@ -307,11 +307,7 @@ def dispense(
         lines,
         source=f"{file.name} line",
         then=lambda conn, done: append_audit(
-            conn,
-            None,
-            "dispense",
-            str(file),
-            {"lines": len(lines), "recorded": done.accepted, "duplicates": done.duplicates},
+            conn, None, "dispense", str(file), sales_summary(lines, done)
         ),
     )
     if as_json:

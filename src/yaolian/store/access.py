@@ -201,7 +201,8 @@ def create_key(
                 revoked=False,
             )
         )
-        detail = {"role": role, "enterprise": enterprise_uscc, "label": label}
+        uscc = enterprise_uscc.strip().upper() if enterprise_uscc else None
+        detail = {"role": role, "enterprise": uscc, "label": label}
         append_audit(conn, by, "key.create", prefix, detail)
     return f"{_KEY_PREFIX}_{prefix}_{secret}"
 

@@ -1,10 +1,10 @@
 """Tamper-evident audit log (审计日志): each entry's SHA-256 covers its content and the
 previous hash.
 
-Every data-changing use of an API key and every key created or revoked is an entry;
-:func:`audit_entries` reads them back (who, what, when), and changing, deleting or re-ordering
-any entry breaks the chain from that entry on, which :func:`verify_audit_chain` reports with
-the entry id.
+Every data-changing use of an API key, every change made on the command line and every key
+created or revoked is an entry; :func:`audit_entries` reads them back (who, what, when).
+Changing, deleting or re-ordering any entry breaks the chain from that entry on, which
+:func:`verify_audit_chain` reports with the entry id.
 """
 
 from __future__ import annotations

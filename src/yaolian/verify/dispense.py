@@ -215,6 +215,12 @@ def read_sales(data: bytes, source: str, *, as_json: bool = False) -> list[SaleL
     return parse_lines(list(reader), f"{source} row")
 
 
+def sales_summary(lines: Sequence[SaleLine], result: CaptureResult) -> dict[str, int]:
+    """What recording ``lines`` did: how many lines, events recorded, duplicates (sent before)
+    — the API's answer and the audit entry's detail."""
+    return {"lines": len(lines), "recorded": result.accepted, "duplicates": result.duplicates}
+
+
 def record_sales(
     engine: Engine,
     lines: Sequence[SaleLine],
