@@ -153,6 +153,22 @@ function facts(pairs) {
   return list;
 }
 
+/** Wire a page's key form (``#key-form`` with ``#key``): on submit the key is kept for this
+ * tab and ``load`` runs (a failure shown in ``#message``); at once when the tab has a key. */
+function wireKeyForm(load) {
+  const key = document.getElementById("key");
+  bindKeyField(key);
+  const run = () => guarded(async () => {
+    storeKey(key.value.trim());
+    await load();
+  });
+  document.getElementById("key-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    run();
+  });
+  if (key.value) run();
+}
+
 /** Wire the API-key field of a page: filled from and saved to this tab's storage. */
 function bindKeyField(input) {
   input.value = storedKey();

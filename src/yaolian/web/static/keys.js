@@ -51,16 +51,6 @@ function newKeyBox(made) {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
-  const key = document.getElementById("key");
-  bindKeyField(key);
-  const load = () => guarded(async () => {
-    storeKey(key.value.trim());
-    await loadKey();
-  });
-  document.getElementById("key-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    load();
-  });
   const form = document.getElementById("create-form");
   form.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -92,5 +82,5 @@ document.addEventListener("DOMContentLoaded", () => {
       await refresh();
     });
   });
-  if (key.value) load();
+  wireKeyForm(loadKey);
 });

@@ -112,17 +112,6 @@ function wirePostForm(id, path) {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
-  const key = document.getElementById("key");
-  bindKeyField(key);
-  const load = () => guarded(async () => {
-    storeKey(key.value.trim());
-    await loadKey();
-    await refresh();
-  });
-  document.getElementById("key-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    load();
-  });
   wirePostForm("demand-form", "/supply/demands");
   wirePostForm("offer-form", "/supply/offers");
   document.getElementById("boards").addEventListener("click", (event) => {
@@ -133,5 +122,8 @@ document.addEventListener("DOMContentLoaded", () => {
       await refresh();
     });
   });
-  if (key.value) load();
+  wireKeyForm(async () => {
+    await loadKey();
+    await refresh();
+  });
 });
