@@ -8,6 +8,7 @@ rendering for every failure, and adds the EPCIS 2.0 response headers (``GS1-EPCI
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -33,12 +34,17 @@ from yaolian.api import (
 from yaolian.api.params import refuse_nul_anywhere
 from yaolian.api.problems import install_problem_handlers
 from yaolian.api.webhooks import WebhookDispatcher
+from yaolian.errors import BusyError
 from yaolian.store.engine import open_engine
+from yaolian.store.jobs import close_interrupted
 from yaolian.web import pages
 
 EPCIS_VERSION = "2.0.0"
 CBV_VERSION = "2.0.0"
 EXTENSION_NAMESPACES = ("yaolian=https://yaolian.org/ns/epcis/",)
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,10 @@ def create_app(database_url: str | None = None, settings: ApiSettings | None = N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:  # capture jobs left running by a server process that stopped
+            close_interrupted(engine)
+        except BusyError:  # another writer holds the store: reading a job closes it later
+            log.info("the store is busy; interrupted capture jobs are closed when read")
         webhooks = WebhookDispatcher(engine) if settings.webhooks else None
         app.state.webhooks = webhooks
         if webhooks is not None:

@@ -130,11 +130,17 @@ def _in_turn(work: Callable[[], T]) -> T:
 def _run_capture(
     engine: Engine, job_id: int, doc: Document, behaviour: Behaviour, enterprise_id: int | None
 ) -> None:
-    """Background part of a capture: validate and store, then close the job."""
+    """Background part of a capture: validate and store, closing the job in the same
+    transaction — a job still running after its process stopped stored nothing."""
     try:
         result = _in_turn(
             lambda: capture_document(
-                engine, doc, behaviour=behaviour, enterprise_id=enterprise_id, job_id=job_id
+                engine,
+                doc,
+                behaviour=behaviour,
+                enterprise_id=enterprise_id,
+                job_id=job_id,
+                then=lambda conn, result: finish_job(conn, job_id, result),
             )
         )
     except YaolianError as exc:
@@ -143,7 +149,8 @@ def _run_capture(
         log.exception("capture job %s failed", job_id)
         failure = "internal error while storing; the error is logged"
     else:
-        _in_turn(lambda: finish_job(engine, job_id, result))
+        if behaviour == "rollback" and result.rejected:  # nothing stored, ``then`` not run
+            _in_turn(lambda: finish_job(engine, job_id, result))
         return
     _in_turn(lambda: finish_job(engine, job_id, failure=failure))
 

@@ -170,6 +170,7 @@ capture_job = Table(
     Column("duplicates", Integer, nullable=False, default=0),
     Column("rejected", Integer, nullable=False, default=0),
     Column("errors", JSON),  # list of {place, reason}
+    Column("runner", String(300)),  # the server process running it: "host/pid/start time"
 )
 
 # ── named queries (EPCIS 2.0 ``POST /queries``) ──────────────────────────────────────────────
