@@ -11,7 +11,7 @@ from lxml import etree
 
 from cli_run import run, run_main
 from yaolian.store.access import authenticate
-from yaolian.store.masterdata import upsert_enterprise
+from yaolian.store.masterdata import enterprise_id_for, upsert_enterprise
 
 DATA = Path(__file__).parent / "data" / "nmpa"
 CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
@@ -184,6 +184,27 @@ def test_keys_create_list_revoke(sqlite_url: str, sqlite_engine: Any) -> None:
     # the enterprise now exists: capture on its behalf works
     code, out = run("capture", str(DATA / "chain.csv"), "--enterprise", USCC, "--db", sqlite_url)
     assert code == 0
+    code, out = run(
+        "audit", "list", "--action", "masterdata.enterprise", "--db", sqlite_url, "--json"
+    )
+    (entry,) = orjson.loads(out)["entries"]
+    assert entry["target"] == USCC and entry["detail"]["name"] == "甲医药有限公司"
+
+
+def test_keys_create_writes_its_enterprise_only_with_the_key(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    sqlite_url: str,
+    sqlite_engine: Any,
+) -> None:
+    other = "91440101MA5CXXXX08"
+    code, out = run_main(
+        monkeypatch, capsys, "keys", "create", "--enterprise", other, "--name", "乙",
+        "--role", "bogus", "--db", sqlite_url,
+    )  # fmt: skip
+    assert code == 2 and "role must be one of" in out
+    with sqlite_engine.connect() as conn:
+        assert enterprise_id_for(conn, other) is None  # no key, so no enterprise either
 
 
 def test_db_init_info_and_rebuild(tmp_path: Path) -> None:

@@ -42,14 +42,14 @@ from yaolian.epcis import jsonld, xml
 from yaolian.epcis.model import EVENT_TYPES, Document, Event, from_epoch_us, iter_epcs
 from yaolian.epcis.nmpa_dataset import CHINA_OFFSET, party_uri
 from yaolian.errors import Problem, ValidationError, YaolianError
-from yaolian.store.access import Viewer, create_key, list_keys, revoke_key, upsert_enterprise
+from yaolian.store.access import Viewer, create_key, list_keys, revoke_key
 from yaolian.store.audit import AuditFilter, append_audit, audit_entries, chain_status
 from yaolian.store.engine import current_revision, head_revision
 from yaolian.store.ingest import Behaviour, CaptureResult, capture_file
-from yaolian.store.masterdata import enterprise_id_for, require_enterprise
+from yaolian.store.masterdata import MasterDataWriter, enterprise_id_for, require_enterprise
 from yaolian.store.query import MAX_PER_PAGE, query_events
 from yaolian.store.schema import api_key, capture_job, code, enterprise, event
-from yaolian.store.tx import read_tx
+from yaolian.store.tx import read_tx, write_tx
 
 MAX_REASONS_SHOWN = 20
 WORKER_STARTUP_SECONDS = 60  # a worker imports every layer; on a busy machine that takes a while
@@ -375,22 +375,24 @@ def keys_create(
 ) -> None:
     """Create an API key; an enterprise key sees only events its enterprise is party to."""
     engine = open_store(db, create=True)
-    if name:
-        if not enterprise_uscc:
-            raise ValidationError("--name needs --enterprise USCC", place="--name")
-        with engine.connect() as conn:
+    if name and not enterprise_uscc:
+        raise ValidationError("--name needs --enterprise USCC", place="--name")
+    with write_tx(engine) as conn:  # the enterprise and its key together, or neither
+        if name and enterprise_uscc:
             known = enterprise_id_for(conn, enterprise_uscc) is not None
-        if known:  # a rename (and a new kind if given): its party id and region stay
-            upsert_enterprise(engine, enterprise_uscc, name, **({"role": kind} if kind else {}))
-        else:
-            upsert_enterprise(
-                engine,
-                enterprise_uscc,
-                name,
-                kind or "distributor",
-                party_id=party_uri(enterprise_uscc.upper()),
-            )
-    key = create_key(engine, enterprise_uscc, role, label)
+            with MasterDataWriter(conn) as writer:
+                if known:  # a rename (and a new kind if given): its party id and region stay
+                    writer.enterprise(enterprise_uscc, name, **({"role": kind} if kind else {}))
+                else:
+                    writer.enterprise(
+                        enterprise_uscc,
+                        name,
+                        kind or "distributor",
+                        party_id=party_uri(enterprise_uscc.upper()),
+                    )
+            detail = {"enterprise": enterprise_uscc.strip().upper(), "name": name, "kind": kind}
+            append_audit(conn, None, "masterdata.enterprise", detail["enterprise"], detail)
+        key = create_key(conn, enterprise_uscc, role, label)
     if as_json:
         print_json({"key": key, "role": role, "enterprise": enterprise_uscc, "label": label})
         return

@@ -21,6 +21,7 @@ const RULE_NAMES = {
 const LEVEL_NAMES = { red: "红色", orange: "橙色", yellow: "黄色", green: "绿色" };
 const ACTION_NAMES = {
   capture: "事件上报", dispense: "销售出库上报", "masterdata.load": "主数据登记",
+  "masterdata.enterprise": "企业登记",
   "query.save": "保存查询", "query.delete": "删除查询", "subscription.create": "订阅",
   "subscription.delete": "取消订阅", "recall.create": "发起召回", "recall.close": "结束召回",
   "supply.discontinuation": "停产报告", "supply.stocktake": "盘点", "supply.demand": "发布需求",
