@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from yaolian import __version__
 from yaolian.api import (
     audit,
+    codes,
     epcis,
     keys,
     masterdata,
@@ -145,6 +146,7 @@ def create_app(database_url: str | None = None, settings: ApiSettings | None = N
     app.include_router(masterdata.router)
     app.include_router(audit.router)
     app.include_router(keys.router)
+    app.include_router(codes.router)
     app.include_router(pages.router)  # web pages (no business logic: they read the API)
     pages.mount_static(app)
     return app

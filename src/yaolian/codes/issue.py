@@ -7,7 +7,8 @@ forever, not guessable and idempotent per request id.
 * Uniqueness is enforced by the ``issued_code.code`` unique index; a collision with a code
   issued before is drawn again.
 * The same ``request_id`` returns the same codes (stored in ``code_issue_request`` /
-  ``issued_code``); reusing it with different parameters is an error.
+  ``issued_code``); reusing it with different parameters is an error. Request ids are each
+  issuer's own: an enterprise issuing over HTTP (its USCC) or the platform operator ("").
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from yaolian.codes.digital_link import digital_link
 from yaolian.codes.gs1 import AIS, Pairs, build_element_string, check_ai_value, gs1_date_text
 from yaolian.codes.nmpa import CodeRule, nmpa_code_uri
 from yaolian.codes.registry import CodeRegistry, Product
-from yaolian.errors import CodeError
+from yaolian.errors import CodeError, NotFoundError
 from yaolian.store import schema
 from yaolian.store.tx import read_tx, write_tx
 
@@ -47,6 +48,7 @@ class IssueRequest:
     quantity: int
     lot: str | None = None
     expiry: date | None = None
+    issuer: str = ""  # USCC of the enterprise asking; "" for the platform operator
 
 
 @dataclass(frozen=True)
@@ -174,6 +176,7 @@ def issue_codes(
             sa.insert(schema.code_issue_request).returning(schema.code_issue_request.c.id),
             {
                 "request_id": request.request_id,
+                "issuer": request.issuer,
                 "product_code": product.product_code,
                 "packaging_level": product.packaging_level,
                 "lot": request.lot,
@@ -228,7 +231,8 @@ def _existing(conn: sa.Connection, codes: Iterable[str]) -> set[str]:
 
 def _load(conn: sa.Connection, request: IssueRequest, product: Product) -> IssueResult | None:
     r = schema.code_issue_request
-    row = conn.execute(sa.select(r).where(r.c.request_id == request.request_id)).mappings().first()
+    mine = (r.c.issuer == request.issuer) & (r.c.request_id == request.request_id)
+    row = conn.execute(sa.select(r).where(mine)).mappings().first()
     if row is None:
         return None
     expiry = request.expiry.isoformat() if request.expiry else None
@@ -250,20 +254,22 @@ def _load(conn: sa.Connection, request: IssueRequest, product: Product) -> Issue
 
 
 def load_request(
-    bind: sa.Engine | sa.Connection, registry: CodeRegistry, request_id: str
+    bind: sa.Engine | sa.Connection, registry: CodeRegistry, request_id: str, issuer: str = ""
 ) -> IssueResult:
-    """The codes issued under ``request_id`` (for re-printing)."""
+    """The codes ``issuer`` had issued under ``request_id`` (for re-printing)."""
     r = schema.code_issue_request
+    mine = (r.c.issuer == issuer) & (r.c.request_id == request_id)
     with read_tx(bind) as conn:
-        row = conn.execute(sa.select(r).where(r.c.request_id == request_id)).mappings().first()
+        row = conn.execute(sa.select(r).where(mine)).mappings().first()
         if row is None:
-            raise CodeError(f"no issue request {request_id!r}", place="request_id")
+            raise NotFoundError(f"no issue request {request_id!r}", place="request_id")
         request = IssueRequest(
             request_id,
             row["product_code"],
             row["quantity"],
             row["lot"],
             date.fromisoformat(row["expiry"]) if row["expiry"] else None,
+            issuer,
         )
         found = _load(conn, request, registry.product(row["product_code"]))
     assert found is not None

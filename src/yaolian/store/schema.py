@@ -634,7 +634,8 @@ code_issue_request = Table(
     "code_issue_request",
     metadata,
     Column("id", Id, primary_key=True),
-    Column("request_id", String(100), nullable=False, unique=True),  # caller's idempotency key
+    Column("request_id", String(100), nullable=False),  # caller's idempotency key
+    Column("issuer", String(20), nullable=False, server_default=""),  # asker's USCC; "" operator
     Column("product_code", String(20), nullable=False),  # 药品标识码 or GTIN-14
     Column("packaging_level", SmallInteger, nullable=False),
     Column("lot", String(20)),  # 批号
@@ -642,6 +643,7 @@ code_issue_request = Table(
     Column("quantity", Integer, nullable=False),
     Column("rule", Text, nullable=False),  # issuer of the code rule, or "GS1"
     Column("created_us", BigInteger, nullable=False),
+    UniqueConstraint("issuer", "request_id"),  # request ids are each enterprise's own
 )
 
 issued_code = Table(

@@ -27,7 +27,7 @@ const ACTION_NAMES = {
   "supply.discontinuation": "停产报告", "supply.stocktake": "盘点", "supply.demand": "发布需求",
   "supply.offer": "发布供应", "supply.demand.close": "关闭需求", "supply.offer.close": "关闭供应",
   "reserve.plan": "储备计划", "reserve.dispatch": "储备调度", "key.create": "创建密钥",
-  "key.revoke": "吊销密钥",
+  "key.revoke": "吊销密钥", "codes.issue": "赋码",
 };
 const BEIJING = new Intl.DateTimeFormat("zh-CN", {
   timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit",
