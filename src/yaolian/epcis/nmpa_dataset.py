@@ -29,6 +29,7 @@ from yaolian.epcis.extensions import LOT_KEY, SALE_LINE_KEY, YAOLIAN_NS
 from yaolian.epcis.jsonld import EPCIS_CONTEXT
 from yaolian.epcis.model import Document, Event
 from yaolian.errors import NUL, CodeError, Problem, ValidationError
+from yaolian.xlsx import open_workbook
 
 CHINA_OFFSET = timezone(timedelta(hours=8))  # 业务时间 without an offset is Beijing time
 MAX_PROBLEMS = 1000  # stop collecting (not checking) after this many bad cells
@@ -540,19 +541,8 @@ def read_nmpa_csv(data: bytes | str, source: str = "<csv>") -> Document:
 
 def read_nmpa_xlsx(stream: BinaryIO | Path | str, source: str = "<xlsx>") -> Document:
     """An NMPA data-set XLSX workbook (first sheet, streamed read-only) as a :class:`Document`."""
-    from zipfile import BadZipFile
-
-    from openpyxl import load_workbook
-
-    try:
-        workbook = load_workbook(stream, read_only=True, data_only=True)
-    except (BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise ValidationError(f"not a readable XLSX workbook: {exc}", place=source) from exc
-    try:
-        sheet = workbook.worksheets[0]
-        return _rows_to_document(sheet.iter_rows(values_only=True), source)
-    finally:
-        workbook.close()
+    with open_workbook(stream, source) as workbook:
+        return _rows_to_document(workbook.worksheets[0].iter_rows(values_only=True), source)
 
 
 def read_nmpa_dataset(path: str | Path) -> Document:

@@ -43,6 +43,7 @@ from yaolian.store.access import Viewer
 from yaolian.store.masterdata import MasterDataWriter, validate_uscc
 from yaolian.store.schema import enterprise, product, site
 from yaolian.store.tx import read_tx, write_tx
+from yaolian.xlsx import open_workbook
 
 SECTIONS = ("enterprises", "sites", "products")
 
@@ -214,15 +215,7 @@ def _sheet_records(sheet: Any) -> tuple[list[dict[str, Any]], list[int]]:
 
 def read_workbook(path: Path) -> MasterData:
     """A master data XLSX workbook (sheets ``enterprises``, ``sites``, ``products``)."""
-    from zipfile import BadZipFile
-
-    from openpyxl import load_workbook
-
-    try:
-        workbook = load_workbook(path, read_only=True, data_only=True)
-    except (BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise ValidationError(f"not a readable XLSX workbook: {exc}", place=str(path)) from exc
-    try:
+    with open_workbook(path, str(path)) as workbook:
         names = {name.strip().lower(): name for name in workbook.sheetnames}
         if not names.keys() & set(SECTIONS):
             raise ValidationError(
@@ -234,8 +227,6 @@ def read_workbook(path: Path) -> MasterData:
         for section in SECTIONS:
             if section in names:
                 doc[section], rows[section] = _sheet_records(workbook[names[section]])
-    finally:
-        workbook.close()
     return parse_master_data(doc, str(path), rows)
 
 

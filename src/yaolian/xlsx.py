@@ -1,0 +1,40 @@
+"""Reading XLSX workbooks (NMPA data sets, master data) so that a bad file is bad input.
+
+openpyxl's read-only mode parses each sheet while its rows are read, so a damaged workbook can
+fail then, not only when it is opened: a member whose compressed data or CRC is broken, XML that
+is malformed, or XML whose entities would expand without bound (the XML parser stops a
+"billion laughs" file). Each of these is a :class:`ValidationError` at the file's place.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+from xml.etree.ElementTree import ParseError
+from zipfile import BadZipFile
+
+from yaolian.errors import ValidationError
+
+_OPEN_FAULTS = (BadZipFile, KeyError, OSError, ValueError, ParseError, zlib.error, EOFError)
+_READ_FAULTS = (BadZipFile, OSError, ParseError, zlib.error, EOFError)  # not our own ValueErrors
+
+
+@contextmanager
+def open_workbook(source: IO[bytes] | Path | str, place: str) -> Iterator[Any]:
+    """An openpyxl workbook, read-only with cached values; faults of the file while it is opened
+    or read are :class:`ValidationError` at ``place``. Closed on leaving."""
+    from openpyxl import load_workbook
+
+    try:
+        workbook = load_workbook(source, read_only=True, data_only=True)
+    except _OPEN_FAULTS as exc:
+        raise ValidationError(f"not a readable XLSX workbook: {exc}", place=place) from exc
+    try:
+        yield workbook
+    except _READ_FAULTS as exc:
+        raise ValidationError(f"not a readable XLSX workbook: {exc}", place=place) from exc
+    finally:
+        workbook.close()

@@ -1,0 +1,109 @@
+"""Damaged XLSX workbooks — an entity bomb, malformed sheet XML, a member with a broken CRC —
+are bad input wherever a workbook is read: the NMPA data-set reader, master data, HTTP capture."""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from openpyxl import Workbook
+from sqlalchemy import Engine, func, select
+
+from test_api_epcis import assert_problem, serving
+from yaolian.api.epcis import XLSX
+from yaolian.epcis.nmpa_dataset import read_nmpa_xlsx
+from yaolian.errors import ValidationError
+from yaolian.store.masterfile import read_master_data
+from yaolian.store.schema import event
+
+SHEET = "xl/worksheets/sheet1.xml"
+LAUGHS = (
+    '<!DOCTYPE worksheet [<!ENTITY a "aaaaaaaaaa">'
+    + "".join(f'<!ENTITY {chr(98 + i)} "{f"&{chr(97 + i)};" * 10}">' for i in range(8))
+    + "]>"
+)
+
+
+def _workbook(sheet_name: str) -> bytes:
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = sheet_name
+    sheet.append(["业务单据号", "业务类型"])
+    sheet.append(["SC1", "生产"])
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def _rewrite_sheet(data: bytes, change: Callable[[str], str]) -> bytes:
+    """The workbook with its first sheet's XML changed by ``change``."""
+    source = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            member = source.read(item.filename)
+            if item.filename == SHEET:
+                member = change(member.decode()).encode()
+            target.writestr(item, member)
+    return out.getvalue()
+
+
+def _entity_bomb(data: bytes) -> bytes:
+    return _rewrite_sheet(
+        data, lambda xml: LAUGHS + re.sub("<t>[^<]*</t>", "<t>&i;</t>", xml, count=1)
+    )
+
+
+def _malformed(data: bytes) -> bytes:
+    return _rewrite_sheet(data, lambda xml: xml.replace("</row>", "</rowx>", 1))
+
+
+def _broken_crc(data: bytes) -> bytes:
+    """The sheet stored uncompressed, one byte of it changed after its CRC was written."""
+    source = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as target:
+        for item in source.infolist():
+            target.writestr(item.filename, source.read(item.filename), zipfile.ZIP_STORED)
+    raw = bytearray(out.getvalue())
+    at = raw.index(b"<sheetData>")
+    raw[at + 1] ^= 0x20  # <SheetData>: well-formed length, wrong CRC-32
+    return bytes(raw)
+
+
+DAMAGE = [_entity_bomb, _malformed, _broken_crc]
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_damaged_data_set_workbook_is_bad_input(damage: Callable[[bytes], bytes]) -> None:
+    with pytest.raises(ValidationError, match="not a readable XLSX workbook") as caught:
+        read_nmpa_xlsx(io.BytesIO(damage(_workbook("Sheet1"))), "body")
+    assert caught.value.place == "body"
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_damaged_master_data_workbook_is_bad_input(
+    damage: Callable[[bytes], bytes], tmp_path: Path
+) -> None:
+    path = tmp_path / "masterdata.xlsx"
+    path.write_bytes(damage(_workbook("enterprises")))
+    with pytest.raises(ValidationError, match="not a readable XLSX workbook"):
+        read_master_data(path)
+
+
+def test_capturing_a_damaged_workbook_over_http_is_400(db_url: str, engine: Engine) -> None:
+    with serving(db_url, engine) as api:
+        for damage in DAMAGE:
+            response = api.client.post(
+                "/capture",
+                content=damage(_workbook("Sheet1")),
+                headers=api.headers(api.key_a, **{"Content-Type": XLSX}),
+            )
+            assert_problem(response, 400, "ValidationException", "not a readable XLSX")
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(event)).scalar_one() == 0
