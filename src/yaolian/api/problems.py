@@ -32,6 +32,7 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger("yaolian.api")
 
 # EPCIS 2.0 REST binding exception names for plain HTTP errors raised by the framework.
+_UNPARSED_BODY = "There was an error parsing the body"  # FastAPI's words for such a body
 _HTTP_EXCEPTION_TYPES = {
     401: "SecurityException",
     403: "SecurityException",
@@ -113,7 +114,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
     name = _HTTP_EXCEPTION_TYPES.get(status)
     detail = exc.detail if isinstance(exc.detail, str) else phrase
-    if status == 404 and detail == phrase:
+    if status == 400 and detail == _UNPARSED_BODY:  # FastAPI: JSON nested past the limit …
+        name, detail = "ValidationException", "body: cannot be parsed (JSON nested too deeply?)"
+    elif status == 404 and detail == phrase:
         detail = f"no resource at {request.url.path}"
     elif status == 405 and detail == phrase:
         detail = f"method {request.method} is not allowed on {request.url.path}"

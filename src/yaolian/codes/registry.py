@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from yaolian.codes.nmpa import CodeRule, TraceCode, parse_trace_code
 from yaolian.errors import CodeError
+from yaolian.tables import read_text, reading_csv
 
 PACKAGING_LEVELS = {1: "最小销售包装 (pack)", 2: "中/大包装 (case)", 3: "托盘 (pallet)"}
 
@@ -59,7 +60,8 @@ class Validated:
 
 
 def _read_csv(text: str, place: str) -> list[dict[str, str]]:
-    rows = list(csv.DictReader(io.StringIO(text)))
+    with reading_csv(place):
+        rows = list(csv.DictReader(io.StringIO(text)))
     for n, row in enumerate(rows, start=2):
         if None in row or any(v is None for v in row.values()):
             raise CodeError("wrong number of fields", place=f"{place} line {n}")
@@ -141,12 +143,11 @@ class CodeRegistry:
         base = cls.bundled()
         rules: list[CodeRule] = base.rules
         if rules_csv is not None:
-            text = rules_csv.read_text("utf-8")
-            rows = _read_csv(text, str(rules_csv))
+            rows = _read_csv(read_text(rules_csv), str(rules_csv))
             rules = [_rule_from_row(r, f"{rules_csv} line {n}") for n, r in enumerate(rows, 2)]
         products = list(base.products.values())
         if products_csv is not None:
-            rows = _read_csv(products_csv.read_text("utf-8"), str(products_csv))
+            rows = _read_csv(read_text(products_csv), str(products_csv))
             products = [
                 _product_from_row(r, f"{products_csv} line {n}") for n, r in enumerate(rows, 2)
             ]

@@ -29,7 +29,7 @@ from yaolian.epcis.extensions import LOT_KEY, SALE_LINE_KEY, YAOLIAN_NS
 from yaolian.epcis.jsonld import EPCIS_CONTEXT
 from yaolian.epcis.model import Document, Event
 from yaolian.errors import NUL, CodeError, Problem, ValidationError
-from yaolian.xlsx import open_workbook
+from yaolian.tables import open_workbook, reading_csv
 
 CHINA_OFFSET = timezone(timedelta(hours=8))  # 业务时间 without an offset is Beijing time
 MAX_PROBLEMS = 1000  # stop collecting (not checking) after this many bad cells
@@ -533,10 +533,8 @@ def read_nmpa_csv(data: bytes | str, source: str = "<csv>") -> Document:
     first_line = text.split("\n", 1)[0]
     dialect = csv.excel_tab if "\t" in first_line and "," not in first_line else csv.excel
     reader = csv.reader(io.StringIO(text, newline=""), dialect)
-    try:
+    with reading_csv(source):
         return _rows_to_document((tuple(r) for r in reader), source)
-    except csv.Error as exc:
-        raise ValidationError(f"not a readable CSV file: {exc}", place=source) from exc
 
 
 def read_nmpa_xlsx(stream: BinaryIO | Path | str, source: str = "<xlsx>") -> Document:

@@ -43,7 +43,7 @@ from yaolian.store.access import Viewer
 from yaolian.store.masterdata import MasterDataWriter, validate_uscc
 from yaolian.store.schema import enterprise, product, site
 from yaolian.store.tx import read_tx, write_tx
-from yaolian.xlsx import open_workbook
+from yaolian.tables import open_workbook
 
 SECTIONS = ("enterprises", "sites", "products")
 

@@ -33,6 +33,7 @@ from yaolian.epcis.model import Event
 from yaolian.epcis.nmpa_dataset import code_uri, site_uri
 from yaolian.errors import Problem, ValidationError
 from yaolian.store.ingest import AfterCapture, CaptureResult, capture_document
+from yaolian.tables import reading_csv
 from yaolian.trace.builders import document, object_event
 
 CST_ZONE = timezone(timedelta(hours=8))
@@ -211,8 +212,9 @@ def read_sales(data: bytes, source: str, *, as_json: bool = False) -> list[SaleL
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ValidationError("CSV must be UTF-8", place=source) from None
-    reader = csv.DictReader(io.StringIO(text))
-    return parse_lines(list(reader), f"{source} row")
+    with reading_csv(source):
+        rows = list(csv.DictReader(io.StringIO(text)))
+    return parse_lines(rows, f"{source} row")
 
 
 def sales_summary(lines: Sequence[SaleLine], result: CaptureResult) -> dict[str, int]:

@@ -1,6 +1,10 @@
-"""Reading XLSX workbooks (NMPA data sets, master data) so that a bad file is bad input.
+"""Reading tables — CSV text and XLSX workbooks (NMPA data sets, sale lines, master data, code
+registries) — so that a bad file is bad input, never an internal error.
 
-openpyxl's read-only mode parses each sheet while its rows are read, so a damaged workbook can
+CSV: the ``csv`` module refuses a field over its size limit or a malformed quote while rows are
+read; :func:`reading_csv` turns that into a :class:`ValidationError` at the file.
+
+XLSX: openpyxl's read-only mode parses each sheet while its rows are read, so a damaged workbook can
 fail then, not only when it is opened: a member whose compressed data or CRC is broken, XML that
 is malformed, or XML whose entities would expand without bound (the XML parser stops a
 "billion laughs" file). Each of these is a :class:`ValidationError` at the file's place.
@@ -8,6 +12,7 @@ is malformed, or XML whose entities would expand without bound (the XML parser s
 
 from __future__ import annotations
 
+import csv
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,3 +43,24 @@ def open_workbook(source: IO[bytes] | Path | str, place: str) -> Iterator[Any]:
         raise ValidationError(f"not a readable XLSX workbook: {exc}", place=place) from exc
     finally:
         workbook.close()
+
+
+@contextmanager
+def reading_csv(place: str) -> Iterator[None]:
+    """Run the ``csv`` reading inside as bad input at ``place`` when the text is not readable
+    CSV (a field over the size limit, a quote left open with ``strict`` dialects, …)."""
+    try:
+        yield
+    except csv.Error as exc:
+        raise ValidationError(f"not a readable CSV file: {exc}", place=place) from None
+
+
+def read_text(path: Path) -> str:
+    """The UTF-8 text of the file at ``path`` (a BOM is dropped); a file that cannot be read or
+    decoded is bad input at the path."""
+    try:
+        return path.read_text("utf-8-sig")
+    except OSError as exc:
+        raise ValidationError(f"cannot read: {exc.strerror}", place=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise ValidationError(f"not UTF-8 text ({exc.reason})", place=str(path)) from None

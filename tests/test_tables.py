@@ -1,5 +1,7 @@
-"""Damaged XLSX workbooks — an entity bomb, malformed sheet XML, a member with a broken CRC —
-are bad input wherever a workbook is read: the NMPA data-set reader, master data, HTTP capture."""
+"""Bad tables are bad input wherever they are read, never an internal error: damaged XLSX
+workbooks (an entity bomb, malformed sheet XML, a member with a broken CRC) for the data-set
+reader, master data and HTTP capture; CSV with a field over the csv module's limit for sale
+lines and code registries; files that are missing or not UTF-8; JSON bodies nested too deeply."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from sqlalchemy import Engine, func, select
 
 from test_api_epcis import assert_problem, serving
 from yaolian.api.epcis import XLSX
+from yaolian.codes.registry import CodeRegistry
 from yaolian.epcis.nmpa_dataset import read_nmpa_xlsx
 from yaolian.errors import ValidationError
 from yaolian.store.masterfile import read_master_data
@@ -107,3 +110,36 @@ def test_capturing_a_damaged_workbook_over_http_is_400(db_url: str, engine: Engi
             assert_problem(response, 400, "ValidationException", "not a readable XLSX")
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(event)).scalar_one() == 0
+
+
+def test_a_csv_field_over_the_limit_is_bad_input(db_url: str, engine: Engine) -> None:
+    header = "drug_trac_codg,sel_retn_cnt,sel_retn_time\n"
+    body = f"{header}{'8' * 200_000},1,2026-03-01T10:00:00+08:00\n".encode()
+    with serving(db_url, engine) as api:
+        response = api.client.post(
+            "/dispense", content=body, headers=api.headers(**{"Content-Type": "text/csv"})
+        )
+        assert_problem(response, 400, "ValidationException", "body: not a readable CSV file")
+        for path in ("/masterdata", "/verify", "/recalls"):  # JSON past the parser's depth
+            deep = api.client.post(
+                path,
+                content=b"[" * 5000 + b"]" * 5000,
+                headers=api.headers(**{"Content-Type": "application/json"}),
+            )
+            assert_problem(deep, 400, "ValidationException", "body: cannot be parsed")
+
+
+def test_code_registry_files_that_cannot_be_read(tmp_path: Path) -> None:
+    too_wide = tmp_path / "wide.csv"
+    too_wide.write_text("issuer,total_length\n" + "x" * 200_000 + ",20\n")
+    not_utf8 = tmp_path / "gbk.csv"
+    not_utf8.write_bytes("码制,长度\n".encode("gb18030"))
+    for path, reason in (
+        (too_wide, "not a readable CSV file"),
+        (not_utf8, "not UTF-8 text"),
+        (tmp_path / "missing.csv", "cannot read"),
+    ):
+        for kwargs in ({"rules_csv": path}, {"products_csv": path}):
+            with pytest.raises(ValidationError, match=reason) as caught:
+                CodeRegistry.from_files(**kwargs)
+            assert caught.value.place == str(path)
