@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import sqlite3
 from pathlib import Path
 
 import orjson
@@ -75,7 +76,10 @@ def test_validate_usage_errors(
     code, out = run_main(
         monkeypatch, capsys, "codes", "validate", "--file", str(tmp_path / "none.txt")
     )
-    assert code == 2 and "no such file" in " ".join(out.split()) and "Traceback" not in out
+    assert code == 2 and "cannot read: No such file" in " ".join(out.split())
+    code, out = run_main(monkeypatch, capsys, "codes", "validate", "--file", str(tmp_path))
+    assert code == 2 and "cannot read: Is a directory" in " ".join(out.split())
+    assert "Traceback" not in out and "internal error" not in out
 
 
 def test_issue_render_read(tmp_path: Path) -> None:
@@ -129,6 +133,39 @@ def test_issue_bad_input(
     assert code == 2 and "not a date" in out
     code, out = run_main(monkeypatch, capsys, "codes", "issue", "1234567", "--db", db)
     assert code == 2 and "unknown 药品标识码 1234567" in out
+    issue = ("codes", "issue", "8600001", "-n", "2", "--db", db)
+    code, out = run_main(monkeypatch, capsys, *issue, "-o", str(tmp_path / "codes.pdf"))
+    assert code == 2 and "must end in .csv or .txt" in out
+    assert (
+        not sqlite3.connect(tmp_path / "store.db")
+        .execute("SELECT count(*) FROM issued_code")
+        .fetchone()[0]
+    )  # refused before any code was issued
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    code, out = run_main(monkeypatch, capsys, *issue, "-o", str(not_a_folder / "c.csv"))
+    said = " ".join(out.split())
+    assert code == 2 and "cannot write" in said and "--request-id cli-" in said
+    request_id = said.split("--request-id ")[1].split()[0]
+    code, out = run_main(monkeypatch, capsys, *issue, "--request-id", request_id, "--json")
+    assert code == 0 and orjson.loads(out)["reused"] is True  # the issued codes, again
+
+
+def test_paths_that_cannot_be_used_are_errors_not_bugs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    out_file = str(not_a_folder / "x.json")
+    db = str(tmp_path / "s.db")
+    assert run_main(monkeypatch, capsys, "db", "init", "--db", db)[0] == 0
+    for args in (
+        ("masterdata", "export", "--out", out_file, "--db", db),
+        ("sim", "--size", "tiny", "--out", str(not_a_folder / "sim")),
+    ):
+        code, out = run_main(monkeypatch, capsys, *args)
+        said = " ".join(out.split())
+        assert code == 2 and "Not a directory" in said and "internal error" not in said, args
 
 
 def test_codes_walkthrough(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

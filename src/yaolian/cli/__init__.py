@@ -36,10 +36,13 @@ def main() -> None:
         for problem in exc.problems[:50]:
             console_err.print(f"  - {problem}")
         sys.exit(2)
-    except Exception as exc:  # a bug, not bad input: say so plainly, trace only on request
+    except Exception as exc:
         if os.environ.get("YAOLIAN_DEBUG"):
             raise
-        console_err.print(
+        if isinstance(exc, OSError) and exc.filename is not None:  # a path that cannot be used
+            console_err.print(f"[bold red]error[/]: {exc.filename}: {exc.strerror}")
+            sys.exit(2)
+        console_err.print(  # a bug, not bad input: say so plainly, trace only on request
             f"[bold red]internal error[/]: {type(exc).__name__}: {exc}\n"
             "This is a bug in yaolian; run again with YAOLIAN_DEBUG=1 for the traceback."
         )

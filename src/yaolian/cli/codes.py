@@ -27,6 +27,7 @@ from yaolian.codes.registry import CodeRegistry
 from yaolian.errors import CodeError
 from yaolian.store.audit import append_audit
 from yaolian.store.tx import write_tx
+from yaolian.tables import read_text
 
 codes_app = typer.Typer(
     name="codes",
@@ -117,12 +118,7 @@ def parse_cmd(
 
 
 def _read_lines(file: Path) -> list[tuple[int, str]]:
-    try:
-        text = sys.stdin.read() if str(file) == "-" else file.read_text("utf-8-sig")
-    except FileNotFoundError as exc:
-        raise CodeError("no such file", place=str(file)) from exc
-    except UnicodeDecodeError as exc:
-        raise CodeError(f"not UTF-8 text ({exc.reason})", place=str(file)) from exc
+    text = sys.stdin.read() if str(file) == "-" else read_text(file)
     return [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
 
 
@@ -201,6 +197,8 @@ def issue_cmd(
         except ValueError as exc:
             reason = f"expiry {expiry!r} is not a date (YYYY-MM-DD)"
             raise CodeError(reason, place="--expiry") from exc
+    if out is not None and out.suffix.lower() not in (".csv", ".txt"):  # before any is issued
+        raise CodeError("output file must end in .csv or .txt", place=str(out))
     engine = open_store(db, create=True)
     registry = CodeRegistry.for_store(engine)
     request = IssueRequest(
@@ -211,14 +209,15 @@ def issue_cmd(
         detail = {"request": request.request_id, "quantity": quantity, "lot": lot}
         append_audit(conn, None, "codes.issue", product_code, detail)
     if out is not None:
-        suffix = out.suffix.lower()
-        if suffix not in (".csv", ".txt"):
-            raise CodeError("output file must end in .csv or .txt", place=str(out))
-        text = export_csv(result) if suffix == ".csv" else export_text(result)
+        text = export_csv(result) if out.suffix.lower() == ".csv" else export_text(result)
         try:
             out.write_text(text, "utf-8")
         except OSError as exc:
-            raise CodeError(f"cannot write: {exc.strerror}", place=str(out)) from exc
+            raise CodeError(
+                f"cannot write: {exc.strerror}; the codes are issued under request id "
+                f"{request.request_id!r}: --request-id {request.request_id} answers them again",
+                place=str(out),
+            ) from exc
     if as_json:
         print_json(
             {
