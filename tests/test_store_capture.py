@@ -307,6 +307,19 @@ def test_bad_identifier_is_a_rejected_event(engine: Engine) -> None:
     assert result.rejected == 1 and result.errors
 
 
+def test_a_container_cannot_hold_itself(engine: Engine) -> None:
+    from yaolian.codes.identity import canonical_key
+
+    itself = pack([1])
+    digital_link = canonical_key(CASE)  # the case's own code, written another way
+    itself["childEPCs"] = [f"{PACK}2", f"https://id.gs1.org/{digital_link}"]
+    result = capture_document(engine, _doc([commission([1, 2]), itself]), behaviour="proceed")
+    assert (result.accepted, result.rejected) == (1, 1)
+    (problem,) = result.errors
+    assert problem.place == "/epcisBody/eventList/1/childEPCs/1"
+    assert "cannot hold itself" in problem.reason
+
+
 def test_unknown_behaviour_is_refused(engine: Engine) -> None:
     with pytest.raises(YaolianError, match="rollback or proceed"):
         capture_document(engine, _doc([commission([1])]), behaviour="sometimes")  # type: ignore[arg-type]

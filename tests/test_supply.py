@@ -430,6 +430,42 @@ def test_receiving_without_shipping_and_unrecorded_packing(engine: Engine) -> No
     assert levels(engine) == {DC: (1.0, 0.0), HOSP: (0.0, 3.0)}
 
 
+def test_a_pack_repacked_without_unpacking_counts_once(engine: Engine) -> None:
+    """A pack packed into a second case with no unpacking from the first has left the first:
+    each case ships what it holds then — the second packing arriving in an earlier document or
+    in the same one — and a rebuild (which learns who was packed twice from the whole log)
+    gives the same movements."""
+    setup_sites(engine)
+    packs = [pack(i) for i in range(6)]
+    first, second, pallet = case_code(1), case_code(2), case_code(3)
+    store(
+        engine,
+        [
+            object_event(packs, at(1), "commissioning", "active", action="ADD", site=FACTORY),
+            aggregation_event(first, packs[:3], at(1, 11), site=FACTORY),
+            aggregation_event(second, packs[:1], at(1, 12), site=FACTORY),  # moved, not unpacked
+        ],
+    )
+    ship = {"site": FACTORY, "destination_site": DC}
+    store(engine, [object_event([first], at(2), "shipping", "in_transit", **ship)])
+    assert levels(engine) == {FACTORY: (4.0, 0.0), DC: (0.0, 2.0)}  # packs 1 and 2
+    store(
+        engine,
+        [
+            aggregation_event(second, packs[3:5], at(3), site=FACTORY),
+            aggregation_event(pallet, [second, packs[5]], at(3, 11), site=FACTORY),
+            aggregation_event(second, packs[4:5], at(3, 12), action="DELETE", site=FACTORY),
+            aggregation_event(pallet, packs[4:5], at(3, 13), site=FACTORY),  # into the pallet
+            object_event([pallet], at(4), "shipping", "in_transit", **ship),
+        ],
+    )
+    assert levels(engine) == {DC: (0.0, 6.0)}  # each pack shipped once, none left
+    before = movements(engine)
+    with engine.begin() as conn:
+        PROJECTOR.rebuild(conn)
+    assert movements(engine) == before
+
+
 def test_split_sale_counts_units(engine: Engine) -> None:
     """An NHSA split sale (拆零, ``partially_dispensed`` with a sale line) takes units out of an
     opened pack; consumption counts them as fractions of ``units_per_pack``."""

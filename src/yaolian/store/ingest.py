@@ -119,6 +119,7 @@ class _Preparer:
     """Validates, hashes and keys events; remembers hashes/eventIDs seen in this document."""
 
     _PARENT_ROLE = ROLE_IDS["parent"]
+    _CHILD_ROLE = ROLE_IDS["child"]
     _LIST_ROLES = tuple((key, ROLE_IDS[role]) for key, role in EPC_LISTS)
 
     def __init__(
@@ -153,6 +154,15 @@ class _Preparer:
             ]
         except YaolianError as exc:
             return [Problem(exc.reason, f"{place}{'/' + exc.place if exc.place else ''}")]
+        if epc_keys and epc_keys[0][1] == self._PARENT_ROLE:
+            inside = self._inside_itself(event, epc_keys)
+            if inside is not None:
+                return [
+                    Problem(
+                        "a container cannot hold itself: parentID is one of the childEPCs",
+                        f"{place}/childEPCs/{inside}",
+                    )
+                ]
         if not self.self_contained:  # stored events declare the prefixes they use
             event = with_namespaces(event, self.namespaces())
         record_time = event.get("recordTime")
@@ -187,6 +197,13 @@ class _Preparer:
             if values:
                 out.extend([(code, role) for code in canonical_keys(values)])
         return out
+
+    @classmethod
+    def _inside_itself(cls, event: Event, epc_keys: list[tuple[str, int]]) -> int | None:
+        """Position in childEPCs of the parent itself (in any form of its code), or None."""
+        parent = epc_keys[0][0]
+        children = [key for key, role in epc_keys if role == cls._CHILD_ROLE]
+        return children.index(parent) if parent in children else None
 
     def is_duplicate(self, prepared: _Prepared) -> bool:
         """Same hash or same eventID as an earlier event of this document."""

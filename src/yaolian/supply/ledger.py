@@ -381,40 +381,108 @@ class _Resolver:
         # parent code id → [(time, event id, action, [child ids])] in time order
         self.history: dict[int, History] = {}
         self._implicit: dict[int, set[int]] = {}  # children present before any recorded packing
+        self._settled: AbstractSet[int] = _EMPTY  # children whose every holder gets loaded
+        self._first_holder: dict[int, int] = {}  # child → the first container seen packing it
+        self._holders: dict[int, set[int]] = {}  # child packed into several containers → them
         self.cases: dict[str, tuple[str, float]] | None = None  # loaded on first need
         self.cache = cache or PackCache()
 
-    def known(self, keys: Mapping[int, str], histories: Mapping[int, History]) -> None:
+    def known(
+        self,
+        keys: Mapping[int, str],
+        histories: Mapping[int, History],
+        settled: AbstractSet[int] = _EMPTY,
+    ) -> None:
         """Codes (id → key) whose whole aggregation history the caller has, so nothing is
         fetched for them: ``histories`` holds the packings into the containers among them (in
-        any order); the others never held anything."""
+        any order); the others never held anything. ``settled``: codes never packed into a
+        container other than those loaded anyway (a capture's fresh codes, a rebuild's codes
+        with one container at most), so their other holders are not looked up."""
         self.keys.update(keys)
+        self._settled = settled
         self.history.update({cid: [] for cid in keys})
         for cid, history in histories.items():
             self.history[cid] = sorted(history, key=lambda h: (h[0], h[1]))
             implicit = self._unrecorded_packing(self.history[cid])
             if implicit:
                 self._implicit[cid] = implicit
+            self._note_holder(cid)
 
     def load(self, code_ids: Iterable[int]) -> None:
-        """Fetch keys and aggregation history of ``code_ids``, then of their children."""
+        """Fetch keys and aggregation history of ``code_ids``, then of their children, then of
+        the other containers those children were packed into (a child packed into a new case
+        without being unpacked from the old one has left it)."""
         todo = {c for c in code_ids if c not in self.history}
         while todo:
-            ids = sorted(todo)
-            self.keys.update(code_keys(self.conn, ids))
-            for cid in ids:
-                self.history[cid] = []
-            by_event = self._packings(ids)
-            found: set[int] = set()
-            for parent_id, t, action, ev_id, children in by_event.values():
-                self.history[parent_id].append((t, ev_id, action, children))
-                found.update(children)
-            for cid in ids:
-                self.history[cid].sort(key=lambda h: (h[0], h[1]))
-                implicit = self._unrecorded_packing(self.history[cid])
-                if implicit:
-                    self._implicit[cid] = implicit
-            todo = {c for c in found if c not in self.history}
+            children: set[int] = set()
+            while todo:
+                ids = sorted(todo)
+                self.keys.update(code_keys(self.conn, ids))
+                for cid in ids:
+                    self.history[cid] = []
+                by_event = self._packings(ids)
+                found: set[int] = set()
+                for parent_id, t, action, ev_id, kids in by_event.values():
+                    self.history[parent_id].append((t, ev_id, action, kids))
+                    found.update(kids)
+                for cid in ids:
+                    self.history[cid].sort(key=lambda h: (h[0], h[1]))
+                    implicit = self._unrecorded_packing(self.history[cid])
+                    if implicit:
+                        self._implicit[cid] = implicit
+                    self._note_holder(cid)
+                children |= found
+                todo = {c for c in found if c not in self.history}
+            others = self._other_holders(children - self._settled)
+            todo = {p for p in others if p not in self.history}
+
+    def _note_holder(self, container: int) -> None:
+        """Remember ``container`` as a holder of each child its history packs."""
+        first = self._first_holder
+        for _t, _ev, action, kids in self.history[container]:
+            if action == ACTION_IDS["DELETE"]:
+                continue
+            for kid in kids:
+                holder = first.setdefault(kid, container)
+                if holder != container:
+                    self._holders.setdefault(kid, {holder}).add(container)
+
+    def _other_holders(self, children: Collection[int]) -> set[int]:
+        """Containers of aggregation events that name one of ``children`` as a child."""
+        if not children:
+            return set()
+        events = {
+            ev_id
+            for ev_id, _ in rawsql.fetch_ids(
+                self.conn,
+                "SELECT event_id, code_id FROM event_epc WHERE code_id {ids} AND role = ?",
+                children,
+                (ROLE_IDS["child"],),
+            )
+        }
+        return {
+            code_id
+            for _, code_id in rawsql.fetch_ids(
+                self.conn,
+                "SELECT event_id, code_id FROM event_epc WHERE event_id {ids} AND role = ?",
+                events,
+                (ROLE_IDS["parent"],),
+            )
+        }
+
+    def _holder_at(self, child: int, time_us: int) -> int | None:
+        """The container of the latest packing (not unpacking) of ``child`` at or before
+        ``time_us``, among those packing it several times; None when there is none yet."""
+        latest: tuple[int, int] | None = None
+        holder = None
+        for container in self._holders[child]:
+            for t, ev_id, action, kids in self.history[container]:
+                if t > time_us:
+                    break
+                later = latest is None or (t, ev_id) > latest
+                if later and action != ACTION_IDS["DELETE"] and child in kids:
+                    latest, holder = (t, ev_id), container
+        return holder
 
     def _packings(self, ids: Sequence[int]) -> dict[int, _Packing]:
         """Aggregation events with one of ``ids`` as parent: event id → (parent, time, action,
@@ -467,6 +535,12 @@ class _Resolver:
                 kids = kids - set(children) if children else set()
             else:
                 kids |= set(children)
+        if self._holders and not kids.isdisjoint(self._holders):  # moved on without unpacking?
+            kids = {
+                c
+                for c in kids
+                if c not in self._holders or self._holder_at(c, time_us) in (None, code_id)
+            }
         return kids
 
     @staticmethod
@@ -482,19 +556,28 @@ class _Resolver:
         return inside
 
     def packs(
-        self, code_id: int, time_us: int, kids: AbstractSet[int] | None = None, depth: int = 0
+        self,
+        code_id: int,
+        time_us: int,
+        kids: AbstractSet[int] | None = None,
+        outer: frozenset[int] = frozenset(),
     ) -> Mapping[str, float]:
         """Packs per product inside ``code_id`` (itself when it contains nothing; a case-level
         code with no recorded contents counts as the packs its product master says it holds).
-        ``kids``: its children at ``time_us`` when the caller has them already."""
+        ``kids``: its children at ``time_us`` when the caller has them already; ``outer``: the
+        containers it is inside on the way down, never counted again (packing data that puts a
+        container inside itself, directly or through others, counts each pack once)."""
         if kids is None:
-            kids = self.children_at(code_id, time_us) if depth < 6 else _EMPTY
+            kids = self.children_at(code_id, time_us) if len(outer) < 6 else _EMPTY
+        within = outer | {code_id} if kids else outer
+        if kids and not within.isdisjoint(kids):
+            kids = kids - within
         if not kids:
             return self.alone(code_id)
         out: dict[str, float] = defaultdict(float)
         for kid in kids:
             if self.history.get(kid):  # a container (its history has every unrecorded packing)
-                inside = self.packs(kid, time_us, depth=depth + 1)
+                inside = self.packs(kid, time_us, outer=within)
             else:
                 inside = self.alone(kid)
             for product, n in inside.items():
@@ -517,6 +600,21 @@ class _Resolver:
         if self.cases is None:
             self.cases = case_contents(self.conn)
         return self.cache.value(*self.cases.get(product, (product, 1.0)))
+
+
+def multi_holder_children(conn: Connection) -> set[int]:
+    """Codes packed into more than one container over the log (re-packed, with or without an
+    unpacking event): the ones whose containment at a time needs every holder's history."""
+    return {
+        r[0]
+        for r in rawsql.fetch(
+            conn,
+            "SELECT c.code_id FROM event_epc c JOIN event_epc p ON p.event_id = c.event_id "
+            "AND p.role = ? WHERE c.role = ? "
+            "GROUP BY c.code_id HAVING count(DISTINCT p.code_id) > 1",
+            (ROLE_IDS["parent"], ROLE_IDS["child"]),
+        )
+    }
 
 
 def _shipped_before(conn: Connection, pairs: list[tuple[int, int]]) -> set[tuple[int, int]]:
@@ -783,6 +881,7 @@ def recompute(
     cache: PackCache | None = None,
     batch: StoredBatch | None = None,
     declared: AbstractSet[int] | None = None,
+    settled: AbstractSet[int] = _EMPTY,
 ) -> int:
     """Replace the movements of ``event_ids`` with ones derived from the log; rows written.
     ``known_keys``: codes (id → key) whose aggregation history the caller knows, given by
@@ -790,7 +889,8 @@ def recompute(
     one :class:`PackCache` for every recompute of a run over an unchanged log; ``batch``: the
     events a capture has just stored (among ``event_ids``, with no movements yet), whose facts
     are taken from it rather than read back from the log; ``declared``: every event of the log
-    an error declaration retracts, when the caller has them (:func:`declared_erroneous`)."""
+    an error declaration retracts, when the caller has them (:func:`declared_erroneous`);
+    ``settled``: codes whose other containers need not be looked up (``_Resolver.known``)."""
     ids = sorted(set(event_ids))
     facts = _batch_facts(batch) if batch else {}
     stored = [i for i in ids if i not in facts]
@@ -802,7 +902,7 @@ def recompute(
     for ev_id in declared & facts.keys():
         facts[ev_id].retracted = True
     resolver = _Resolver(conn, cache)
-    resolver.known(known_keys or {}, known_histories or {})
+    resolver.known(known_keys or {}, known_histories or {}, settled)
     rows = _movements(conn, facts, resolver)
     rawsql.insert(conn, "supply_movement", _MOVEMENT_COLUMNS, rows)  # COPY on PostgreSQL
     return len(rows)

@@ -26,6 +26,7 @@ from yaolian.supply.ledger import (
     PackCache,
     affected_by,
     declared_erroneous,
+    multi_holder_children,
     recompute,
 )
 from yaolian.trace import rawsql
@@ -73,7 +74,9 @@ class SupplyLedgerProjector:
         if isinstance(events, StoredBatch):
             affected = affected_by(conn, events, events.fresh)
             fresh = {cid: events.keys[cid] for cid in events.fresh}
-            recompute(conn, affected, fresh, _fresh_histories(events), batch=events)
+            recompute(
+                conn, affected, fresh, _fresh_histories(events), batch=events, settled=fresh.keys()
+            )
             return
         recompute(conn, affected_by(conn, events))
 
@@ -106,11 +109,13 @@ class SupplyLedgerProjector:
         ids = [r[0] for r in rawsql.fetch(conn, "SELECT id FROM event ORDER BY id")]
         cache = PackCache()
         declared = declared_erroneous(conn)
+        repacked = multi_holder_children(conn)
         for start in range(0, len(ids), chunk):
             part = ids[start : start + chunk]
             named = rawsql.fetch(conn, _NAMED_SQL, (part[0], part[-1]))
             leaves = {cid: key for cid, key in named if cid not in parents}
-            recompute(conn, part, leaves, cache=cache, declared=declared)
+            settled = leaves.keys() - repacked
+            recompute(conn, part, leaves, cache=cache, declared=declared, settled=settled)
             if progress:
                 progress(start + len(part), len(ids))
 
