@@ -381,7 +381,8 @@ class _Resolver:
         # parent code id → [(time, event id, action, [child ids])] in time order
         self.history: dict[int, History] = {}
         self._implicit: dict[int, set[int]] = {}  # children present before any recorded packing
-        self._settled: AbstractSet[int] = _EMPTY  # children whose every holder gets loaded
+        self._complete: AbstractSet[int] = _EMPTY  # codes packed in this batch only (fresh)
+        self._repacked: AbstractSet[int] | None = None  # codes packed into several containers
         self._first_holder: dict[int, int] = {}  # child → the first container seen packing it
         self._holders: dict[int, set[int]] = {}  # child packed into several containers → them
         self.cases: dict[str, tuple[str, float]] | None = None  # loaded on first need
@@ -391,15 +392,16 @@ class _Resolver:
         self,
         keys: Mapping[int, str],
         histories: Mapping[int, History],
-        settled: AbstractSet[int] = _EMPTY,
+        repacked: AbstractSet[int] | None = None,
     ) -> None:
         """Codes (id → key) whose whole aggregation history the caller has, so nothing is
         fetched for them: ``histories`` holds the packings into the containers among them (in
-        any order); the others never held anything. ``settled``: codes never packed into a
-        container other than those loaded anyway (a capture's fresh codes, a rebuild's codes
-        with one container at most), so their other holders are not looked up."""
+        any order); the others never held anything. ``repacked``: every code of the log packed
+        into more than one container (a rebuild knows them); without it, the containers of each
+        child met are looked up, except for ``keys`` (a capture's fresh codes, packed only in
+        the capture, whose containers are all loaded)."""
         self.keys.update(keys)
-        self._settled = settled
+        self._complete, self._repacked = keys.keys(), repacked
         self.history.update({cid: [] for cid in keys})
         for cid, history in histories.items():
             self.history[cid] = sorted(history, key=lambda h: (h[0], h[1]))
@@ -433,7 +435,10 @@ class _Resolver:
                     self._note_holder(cid)
                 children |= found
                 todo = {c for c in found if c not in self.history}
-            others = self._other_holders(children - self._settled)
+            unsure = (
+                children - self._complete if self._repacked is None else children & self._repacked
+            )
+            others = self._other_holders(unsure)
             todo = {p for p in others if p not in self.history}
 
     def _note_holder(self, container: int) -> None:
@@ -881,7 +886,7 @@ def recompute(
     cache: PackCache | None = None,
     batch: StoredBatch | None = None,
     declared: AbstractSet[int] | None = None,
-    settled: AbstractSet[int] = _EMPTY,
+    repacked: AbstractSet[int] | None = None,
 ) -> int:
     """Replace the movements of ``event_ids`` with ones derived from the log; rows written.
     ``known_keys``: codes (id → key) whose aggregation history the caller knows, given by
@@ -890,7 +895,8 @@ def recompute(
     events a capture has just stored (among ``event_ids``, with no movements yet), whose facts
     are taken from it rather than read back from the log; ``declared``: every event of the log
     an error declaration retracts, when the caller has them (:func:`declared_erroneous`);
-    ``settled``: codes whose other containers need not be looked up (``_Resolver.known``)."""
+    ``repacked``: the log's codes packed into several containers, when the caller has them
+    (:func:`multi_holder_children`)."""
     ids = sorted(set(event_ids))
     facts = _batch_facts(batch) if batch else {}
     stored = [i for i in ids if i not in facts]
@@ -902,7 +908,7 @@ def recompute(
     for ev_id in declared & facts.keys():
         facts[ev_id].retracted = True
     resolver = _Resolver(conn, cache)
-    resolver.known(known_keys or {}, known_histories or {}, settled)
+    resolver.known(known_keys or {}, known_histories or {}, repacked)
     rows = _movements(conn, facts, resolver)
     rawsql.insert(conn, "supply_movement", _MOVEMENT_COLUMNS, rows)  # COPY on PostgreSQL
     return len(rows)

@@ -74,9 +74,7 @@ class SupplyLedgerProjector:
         if isinstance(events, StoredBatch):
             affected = affected_by(conn, events, events.fresh)
             fresh = {cid: events.keys[cid] for cid in events.fresh}
-            recompute(
-                conn, affected, fresh, _fresh_histories(events), batch=events, settled=fresh.keys()
-            )
+            recompute(conn, affected, fresh, _fresh_histories(events), batch=events)
             return
         recompute(conn, affected_by(conn, events))
 
@@ -114,8 +112,7 @@ class SupplyLedgerProjector:
             part = ids[start : start + chunk]
             named = rawsql.fetch(conn, _NAMED_SQL, (part[0], part[-1]))
             leaves = {cid: key for cid, key in named if cid not in parents}
-            settled = leaves.keys() - repacked
-            recompute(conn, part, leaves, cache=cache, declared=declared, settled=settled)
+            recompute(conn, part, leaves, cache=cache, declared=declared, repacked=repacked)
             if progress:
                 progress(start + len(part), len(ids))
 
