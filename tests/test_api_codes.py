@@ -34,6 +34,14 @@ def _issue(api: Api, key: str | None, status: int, **body: Any) -> Any:
     return response.json()
 
 
+def _refused(
+    api: Api, key: str | None, status: int, exception: str, fragment: str, **body: Any
+) -> dict[str, Any]:
+    body = {"requestId": "x", "product": HELD_BY_A, "quantity": 1, **body}
+    response = api.client.post("/codes/issue", json=body, headers=api.headers(key))
+    return assert_problem(response, status, exception, fragment)
+
+
 def test_a_holder_issues_codes_once_per_request_id(api: Api) -> None:
     first = _issue(api, api.key_a, 201, lot="B2612", expiry="2028-11-30")
     assert first["reused"] is False and first["product"]["product_code"] == HELD_BY_A
@@ -51,16 +59,10 @@ def test_a_holder_issues_codes_once_per_request_id(api: Api) -> None:
     assert audit["entries"][0]["actor"]["enterprise"] == A
     reprint = api.client.get("/codes/issue/line-1%2F2026-12-07", headers=api.headers(api.key_a))
     assert reprint.status_code == 200 and reprint.json()["codes"] == first["codes"]
-    problem = assert_problem(
-        api.client.post(
-            "/codes/issue",
-            json={"requestId": "line-1/2026-12-07", "product": HELD_BY_A, "quantity": 6},
-            headers=api.headers(api.key_a),
-        ),
-        400,
-        "ValidationException",
-        "already used",
-    )
+    problem = _refused(
+        api, api.key_a, 400, "ValidationException", "already used",
+        requestId="line-1/2026-12-07", quantity=6,
+    )  # fmt: skip
     assert problem["detail"].startswith("/requestId: ")
 
 
@@ -80,27 +82,9 @@ def test_request_ids_are_each_enterprises_own(api: Api) -> None:
 
 
 def test_who_may_issue(api: Api) -> None:
-    problem = assert_problem(
-        api.client.post(
-            "/codes/issue",
-            json={"requestId": "x", "product": HELD_BY_A, "quantity": 1},
-            headers=api.headers(api.key_b),
-        ),
-        403,
-        "SecurityException",
-        "not held or made",
-    )
+    problem = _refused(api, api.key_b, 403, "SecurityException", "not held or made")
     assert problem["detail"].startswith("/product: ")
-    assert_problem(
-        api.client.post(
-            "/codes/issue",
-            json={"requestId": "x", "product": HELD_BY_A, "quantity": 1},
-            headers=api.headers(api.regulator),
-        ),
-        403,
-        "SecurityException",
-        "enterprise key",
-    )
+    _refused(api, api.regulator, 403, "SecurityException", "enterprise key")
     unauthenticated = api.client.post(
         "/codes/issue", json={"requestId": "x", "product": HELD_BY_A, "quantity": 1}
     )
