@@ -106,6 +106,28 @@ def test_unknown_malformed_unregistered(trace_world: Any) -> None:
     assert unregistered["status"] == "unknown" and "unregistered" in unregistered["reason"]
 
 
+def test_a_code_issued_here_but_never_commissioned_is_a_data_gap(trace_world: Any) -> None:
+    """A code the platform issued (赋码) whose commissioning the holder never reported is not
+    sellable, but the answer says so instead of "suspected counterfeit"; once commissioned it
+    is an ordinary genuine pack."""
+    from datetime import date
+
+    from yaolian.codes.issue import IssueRequest, issue_codes
+    from yaolian.codes.registry import CodeRegistry
+
+    w = trace_world
+    request = IssueRequest("line-1", "8600001", 2, "B1", date(2028, 1, 31))
+    issued = issue_codes(w.engine, CodeRegistry.for_store(w.engine), request).codes
+    first = verdict(w, issued[0].code)
+    assert first["status"] == "unknown" and first["sellable"] is False
+    assert "未上报生产" in first["reason"] and "counterfeit" not in first["reason"]
+    assert first["issued"] and first["product"]["generic_name"] == "阿莫西林胶囊"
+    w.capture(w.commission(f"urn:nmpa:code:{issued[0].code}", 1, lot="B1", expiry="2028-01-31"))
+    now = verdict(w, issued[0].code)
+    assert now["status"] == "genuine" and "issued" not in now
+    assert "counterfeit" in verdict(w, w.pack(98))["reason"]  # never issued here either
+
+
 def test_any_code_form(trace_world: Any) -> None:
     w = trace_world
     code = supply_chain(w)[0]

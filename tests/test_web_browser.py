@@ -182,6 +182,24 @@ def test_consumer_page_warns(
     assert words in page.locator("#result").inner_text()
 
 
+def test_consumer_page_tells_an_unreported_issued_code_from_a_fake(
+    page: Any, server: str, demo_store: DemoStore
+) -> None:
+    from yaolian.codes.issue import IssueRequest, issue_codes
+    from yaolian.codes.registry import CodeRegistry
+
+    product = demo_store.truth["samples"]["genuine"]["raw"][:7]  # its 药品标识码
+    engine = open_engine(demo_store.url)
+    request = IssueRequest("browser-unreported", product, 1)
+    code = issue_codes(engine, CodeRegistry.for_store(engine), request).codes[0].code
+    engine.dispose()
+    page.goto(f"/web/scan?code={code}")
+    banner = page.locator(".verdict").first
+    assert banner.get_attribute("data-status") == "unknown"
+    assert "已赋码 · 企业未上报生产" in banner.inner_text()
+    assert "疑似假冒" not in page.locator("#result").inner_text()
+
+
 def test_consumer_page_keeps_markup_as_text(page: Any) -> None:
     hostile = '<img src=x onerror="window.pwned=1">'
     page.goto(f"/web/scan?code={quote(hostile)}")

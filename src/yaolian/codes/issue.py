@@ -276,6 +276,25 @@ def load_request(
     return found
 
 
+def issued_at(conn: sa.Connection, key: str) -> int | None:
+    """When the code with canonical ``key`` was issued here (microseconds), or None: an NMPA
+    code (``n:…``) or a GS1 ``01/…/21/…`` key as :func:`issue_codes` records them."""
+    if key.startswith("n:"):
+        issued = key[2:]
+    else:
+        parts = key.split("/")
+        if len(parts) != 4 or parts[0] != "01" or parts[2] != "21":
+            return None
+        issued = f"(01){parts[1]}(21){parts[3]}"
+    c, r = schema.issued_code, schema.code_issue_request
+    found = conn.execute(
+        sa.select(r.c.created_us)
+        .select_from(c.join(r, r.c.id == c.c.request_id))
+        .where(c.c.code == issued)
+    ).scalar()
+    return None if found is None else int(found)
+
+
 def export_csv(result: IssueResult) -> str:
     """The print lines as CSV (UTF-8 text, header row)."""
     lines = result.print_lines()

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from yaolian.codes.identity import canonical_key, key_kind, product_of_key
+from yaolian.codes.issue import issued_at
 from yaolian.errors import CodeError
 from yaolian.store.access import Viewer
 from yaolian.trace import rawsql
@@ -87,6 +88,7 @@ class Verdict:
     units_sold: float | None = None
     recall: dict[str, Any] | None = None
     detail: dict[str, Any] | None = None
+    issued: str | None = None  # day the platform issued a code never commissioned (赋码)
 
     @property
     def sellable(self) -> bool:
@@ -110,6 +112,8 @@ class Verdict:
             out["units_sold"] = self.units_sold
         if self.recall is not None:
             out["recall"] = self.recall
+        if self.issued is not None:
+            out["issued"] = self.issued
         if self.detail is not None:
             out["detail"] = self.detail
         return out
@@ -218,11 +222,18 @@ def verify(
     product = _product(rows.get("product", []))
     facts = product[0] if product else None
     if not commissioned:
-        if product_code and product is None:
+        issued = issued_at(conn, key)
+        if issued is not None:
+            reason = (
+                f"issued (赋码) on {_day(issued)} but its production was never reported "
+                "(未上报生产): not sellable until the holder reports it"
+            )
+        elif product_code and product is None:
             reason = f"unregistered 药品标识码/GTIN {product_code}; never commissioned"
         else:
             reason = "never commissioned — suspected counterfeit (查无此码)"
         verdict = _unknown(code, reason, key)
+        verdict.issued = _day(issued)
         verdict.product = facts
         if sales:
             _add_sales(verdict, rows["sales"], facts)

@@ -4,7 +4,8 @@
 const RECALL_CLASS = { 1: "一级召回", 2: "二级召回", 3: "三级召回" };
 
 function verdictBanner(v) {
-  const [zh, cls] = verdictOf(v.status);
+  // a code issued here whose production was never reported is a data gap, not a fake
+  const [zh, cls] = v.issued ? ["已赋码 · 企业未上报生产", "warn"] : verdictOf(v.status);
   return el("div", { class: `verdict ${cls}`, "data-status": v.status },
     el("strong", {}, zh), el("span", {}, v.reason));
 }
