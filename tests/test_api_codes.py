@@ -81,6 +81,20 @@ def test_request_ids_are_each_enterprises_own(api: Api) -> None:
     assert of_admin["reused"] is False
 
 
+def test_issue_requests_are_listed_newest_first(api: Api) -> None:
+    _issue(api, api.key_a, 201, requestId="a-1", lot="B1")
+    _issue(api, api.key_a, 201, requestId="a-2", quantity=2)
+    _issue(api, api.key_b, 201, requestId="b-1", product=MADE_BY_B)
+    mine = api.client.get("/codes/issue", headers=api.headers(api.key_a)).json()["requests"]
+    assert [(r["requestId"], r["quantity"], r["issuer"]) for r in mine] == [
+        ("a-2", 2, A),
+        ("a-1", 5, A),
+    ]
+    assert mine[1]["lot"] == "B1" and mine[1]["created"].endswith("Z")
+    every = api.client.get("/codes/issue?limit=2", headers=api.headers()).json()["requests"]
+    assert [r["requestId"] for r in every] == ["b-1", "a-2"]  # a regulator reads them all
+
+
 def test_who_may_issue(api: Api) -> None:
     problem = _refused(api, api.key_b, 403, "SecurityException", "not held or made")
     assert problem["detail"].startswith("/product: ")

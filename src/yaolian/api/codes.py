@@ -5,7 +5,8 @@ and prints them; the same request id answers the same codes again (a retry never
   the print lines when issued now, 200 when the request id was seen before. An enterprise key
   issues for the products its enterprise holds (上市许可持有人) or manufactures; an admin key for
   any; regulators do not issue codes.
-* ``GET /codes/issue/{requestId}`` — the codes of an earlier request, to print them again.
+* ``GET /codes/issue/{requestId}`` — the codes of an earlier request, to print them again;
+  ``GET /codes/issue`` — the requests, newest first.
 
 ``?format=csv`` answers the print lines as CSV, ``?format=txt`` the codes one per line. Request
 ids are each enterprise's own; every issue is an audit entry (``codes.issue``).
@@ -28,9 +29,11 @@ from yaolian.codes.issue import (
     export_csv,
     export_text,
     issue_codes,
+    list_requests,
     load_request,
 )
 from yaolian.codes.registry import CodeRegistry
+from yaolian.epcis.model import utc_text
 from yaolian.errors import CodeError, ForbiddenError
 from yaolian.store.access import Viewer
 from yaolian.store.masterdata import enterprise_uscc, product_makers
@@ -134,6 +137,22 @@ def post_issue(
             audit(conn, viewer, "codes.issue", product.product_code, detail)
     response.status_code = 200 if result.reused else 201
     return _answer(result, fmt, response.status_code)
+
+
+@router.get("/codes/issue")
+def get_issues(
+    request: Request,
+    viewer: ViewerDep,
+    limit: Annotated[int, Query(ge=1, le=1000, description="At most this many")] = 100,
+) -> dict[str, Any]:
+    """Issue requests, newest first (without their codes): an enterprise key its own, an admin
+    or regulator key everyone's (``issuer``: the enterprise's USCC, null for the operator)."""
+    issuer = None if viewer.sees_all else _issuer(request, viewer)
+    requests = []
+    for found in list_requests(engine_of(request), issuer, limit):
+        created = found.pop("created_us")
+        requests.append({**found, "created": utc_text(created)})
+    return {"requests": requests}
 
 
 @router.get("/codes/issue/{requestId:path}")

@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -274,6 +275,32 @@ def load_request(
         found = _load(conn, request, registry.product(row["product_code"]))
     assert found is not None
     return found
+
+
+def list_requests(
+    bind: sa.Engine | sa.Connection, issuer: str | None, limit: int = 100
+) -> list[dict[str, Any]]:
+    """Issue requests, newest first: ``issuer``'s (a USCC, "" the operator's), or everyone's
+    when None — request id, issuer, product, lot, expiry, quantity, rule, ``created_us``."""
+    r = schema.code_issue_request
+    query = sa.select(r).order_by(r.c.id.desc()).limit(limit)
+    if issuer is not None:
+        query = query.where(r.c.issuer == issuer)
+    with read_tx(bind) as conn:
+        rows = conn.execute(query).mappings().all()
+    return [
+        {
+            "requestId": row["request_id"],
+            "issuer": row["issuer"] or None,
+            "product": row["product_code"],
+            "lot": row["lot"],
+            "expiry": row["expiry"],
+            "quantity": row["quantity"],
+            "rule": row["rule"],
+            "created_us": row["created_us"],
+        }
+        for row in rows
+    ]
 
 
 def issued_at(conn: sa.Connection, key: str) -> int | None:
