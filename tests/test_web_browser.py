@@ -8,6 +8,8 @@ another origin, log a script error, or run markup that came in as data. No ``/us
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import socket
 import threading
@@ -160,6 +162,7 @@ def test_consumer_page_shows_a_genuine_pack(page: Any, server: str, demo_store: 
         "追溯图谱",
         "监管看板",
         "供需对接",
+        "赋码",
         "密钥",
     ]
     assert page.locator("nav a[aria-current=page]").inner_text() == "查询"
@@ -198,6 +201,39 @@ def test_consumer_page_tells_an_unreported_issued_code_from_a_fake(
     assert banner.get_attribute("data-status") == "unknown"
     assert "已赋码 · 企业未上报生产" in banner.inner_text()
     assert "疑似假冒" not in page.locator("#result").inner_text()
+
+
+def test_codes_page_issues_a_batch_and_downloads_its_print_lines(
+    page: Any, demo_store: DemoStore
+) -> None:
+    product = demo_store.truth["samples"]["genuine"]["raw"][:7]  # its 药品标识码
+    engine = open_engine(demo_store.url)
+    admin = create_key(engine, None, "admin", "browser 赋码")
+    engine.dispose()
+    page.goto("/web/codes")
+    page.fill("#key", admin)
+    page.click("#load")
+    page.locator("body[data-loaded=true]").wait_for()
+    request_id = page.input_value("#issue-form [name=requestId]")
+    assert request_id.startswith("web-")
+    page.fill("#issue-form [name=product]", product)
+    page.fill("#issue-form [name=quantity]", "3")
+    page.fill("#issue-form [name=lot]", "B2612")
+    page.fill("#issue-form [name=expiry]", "2028-11-30")
+    page.click("#issue-form button[type=submit]")
+    box = page.locator("#issued-box")
+    box.wait_for()
+    assert "已赋码 3 个" in box.inner_text() and "B2612" in box.inner_text()
+    page.locator("#requests-table tbody tr", has_text=request_id).wait_for()
+    with page.expect_download() as download:
+        box.locator("[data-download]").click()
+    assert download.value.suggested_filename == f"{request_id}.csv"
+    rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text("utf-8"))))
+    assert len(rows) == 3 and {r["lot"] for r in rows} == {"B2612"}
+    page.fill("#issue-form [name=requestId]", request_id)  # the same request again: same codes
+    page.click("#issue-form button[type=submit]")
+    page.locator("#issued-box", has_text="未重复赋码").wait_for()
+    assert rows[0]["code"] in page.inner_text("#issued-box")
 
 
 def test_consumer_page_keeps_markup_as_text(page: Any) -> None:

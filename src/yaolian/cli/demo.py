@@ -589,14 +589,19 @@ def _share(part: int, whole: int) -> str:
 
 def _section_next(engine: Engine, db_path: Path, truth: dict[str, Any]) -> None:
     from yaolian.store.access import create_key
-    from yaolian.store.schema import enterprise
+    from yaolian.store.schema import enterprise, product
 
     key = create_key(engine, None, "regulator", label="demo")
+    code = (truth["samples"].get("genuine") or {}).get("raw", "CODE")
     with engine.connect() as conn:
         hospital = conn.execute(
             select(enterprise.c.uscc).where(enterprise.c.role == "hospital").limit(1)
         ).scalar()
-    code = (truth["samples"].get("genuine") or {}).get("raw", "CODE")
+        holder = conn.execute(  # of the genuine pack's product (its 药品标识码 leads the code)
+            select(enterprise.c.uscc)
+            .join(product, product.c.holder_id == enterprise.c.id)
+            .where(product.c.product_code == code[:7])
+        ).scalar()
     fake = next((i["raw_codes"][0] for i in truth["incidents"] if i["type"] == "counterfeit"), code)
     console.print(
         Panel(
@@ -624,6 +629,8 @@ def _section_next(engine: Engine, db_path: Path, truth: dict[str, Any]) -> None:
             "  http://127.0.0.1:8000/web/supply   供需对接 (a hospital's or distributor's key: "
             f"yaolian keys create --role enterprise --enterprise {hospital or 'USCC'} "
             f"--db {db_path})\n"
+            f"  http://127.0.0.1:8000/web/codes   赋码 of product {code[:7]} (its holder's key: "
+            f"--enterprise {holder or 'USCC'})\n"
             "  http://127.0.0.1:8000/web/keys   密钥管理: with that key, one more per system\n\n"
             "API docs: http://127.0.0.1:8000/docs · the regulator key above was made for this "
             "demo (shown once)\n"

@@ -1,7 +1,8 @@
 """Routes of the web pages: ``/web`` (an index), ``/web/scan`` (consumer query, public),
 ``/web/check`` (receiving check of a scanner's list), ``/web/trace`` (trace graph),
 ``/web/dashboard`` (regulator dashboard), ``/web/supply`` (供需对接: demands, offers,
-matches) and ``/web/keys`` (密钥管理: an enterprise's or admin's API keys); their files under
+matches), ``/web/codes`` (赋码: a batch's codes and print lines) and ``/web/keys`` (密钥管理:
+an enterprise's or admin's API keys); their files under
 ``/web/static``. Pages are served
 with a Content-Security-Policy that allows this server only.
 """
@@ -17,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from yaolian.errors import NotFoundError
 
 STATIC = Path(__file__).with_name("static")
-PAGES = ("index", "scan", "check", "trace", "dashboard", "supply", "keys")
+PAGES = ("index", "scan", "check", "trace", "dashboard", "supply", "codes", "keys")
 SCAN_PAGE = "/web/scan"  # where the Digital Link resolver sends a browser
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "

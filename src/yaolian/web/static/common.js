@@ -10,6 +10,7 @@ const PAGES = [  // the pages' navigation: path, 中文
   ["/web/trace", "追溯图谱"],
   ["/web/dashboard", "监管看板"],
   ["/web/supply", "供需对接"],
+  ["/web/codes", "赋码"],
   ["/web/keys", "密钥"],
 ];
 
@@ -60,8 +61,9 @@ class ApiProblem extends Error {
   }
 }
 
-/** Call this server's API (with the stored key when there is one); the JSON answer. */
-async function apiCall(url, init = {}) {
+/** Call this server's API (with the stored key when there is one); the answer as ``read``
+ * gives it (JSON unless told: ``(r) => r.text()`` for CSV). */
+async function apiCall(url, init = {}, read = (response) => response.json()) {
   const headers = { Accept: "application/json", ...(init.headers || {}) };
   const key = storedKey();
   if (key) headers["X-API-Key"] = key;
@@ -71,7 +73,7 @@ async function apiCall(url, init = {}) {
   } catch (err) {
     throw new ApiProblem(0, { title: "No answer from the server", detail: String(err) });
   }
-  const body = await response.json().catch(() => ({}));
+  const body = await (response.ok ? read(response) : response.json()).catch(() => ({}));
   if (!response.ok) throw new ApiProblem(response.status, body);
   return body;
 }

@@ -1,0 +1,89 @@
+// 赋码: a holder or manufacturer issues the trace codes of a batch and downloads the print
+// lines (CSV) for its packaging line; the requests made so far can be downloaded again.
+"use strict";
+
+const state = { me: null };
+
+/** A fresh request id for the form: the page, the day and the time. */
+function newRequestId() {
+  return `web-${new Date().toISOString().slice(0, 19).replace(/[-:T]/g, "")}`;
+}
+
+/** Save the print lines of request ``id`` as ``{id}.csv`` (fetched with the key). */
+async function downloadCsv(id) {
+  const url = new URL(`/codes/issue/${encodeURIComponent(id)}`, window.location.origin);
+  url.searchParams.set("format", "csv");
+  const text = await apiCall(url, { headers: { Accept: "text/csv" } }, (r) => r.text());
+  const link = el("a", {
+    href: URL.createObjectURL(new Blob([text], { type: "text/csv" })),
+    download: `${id.replace(/[^\w.-]+/g, "_")}.csv`,
+  });
+  document.body.append(link);
+  link.click();
+  link.remove();
+}
+
+function downloadButton(id) {
+  return el("button", { type: "button", class: "link", "data-download": id }, "下载 CSV");
+}
+
+function issuedBox(result) {
+  const codes = result.codes;
+  return el("div", { class: "verdict ok", id: "issued-box" },
+    el("strong", {}, result.reused
+      ? `请求号 ${result.requestId} 已赋码：${codes.length} 个（原码，未重复赋码）`
+      : `已赋码 ${codes.length} 个`),
+    el("span", {}, `${result.product.generic_name} · ${result.product.product_code}`
+      + (result.lot ? ` · 批号 ${result.lot}` : "")
+      + (result.expiry ? ` · 有效期至 ${result.expiry}` : "")),
+    el("p", { class: "muted" }, `首码 ${codes[0].code} · 末码 ${codes[codes.length - 1].code}`),
+    downloadButton(result.requestId));
+}
+
+function requestsTable(requests) {
+  if (!requests.length) return el("p", { class: "muted" }, "暂无赋码记录");
+  return table("requests-table", ["请求号", "产品", "批号", "有效期至", "数量", "时间", ""],
+    requests.map((r) => [r.requestId, r.product, r.lot || "", r.expiry || "", r.quantity,
+      r.created.slice(0, 16).replace("T", " "), downloadButton(r.requestId)]));
+}
+
+async function refresh() {
+  show(document.getElementById("requests"),
+    requestsTable((await apiGet("/codes/issue", { limit: 50 })).requests));
+  document.getElementById("requests-card").hidden = false;
+  document.body.dataset.loaded = "true";
+}
+
+async function loadKey() {
+  document.body.dataset.loaded = "false";
+  state.me = await apiGet("/me");
+  const me = state.me;
+  show(document.getElementById("whoami"), me.enterprise
+    ? `本企业：${me.enterprise.name}（${me.enterprise.uscc}）` : `${me.role} 密钥`);
+  document.getElementById("issue-card").hidden = !["enterprise", "admin"].includes(me.role);
+  document.getElementById("issue-form").elements.requestId.value = newRequestId();
+  await refresh();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const form = document.getElementById("issue-form");
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    guarded(async () => {
+      const f = form.elements;
+      const body = { requestId: f.requestId.value.trim(), product: f.product.value.trim(),
+        quantity: Number(f.quantity.value) };
+      if (f.lot.value.trim()) body.lot = f.lot.value.trim();
+      if (f.expiry.value) body.expiry = f.expiry.value;
+      const result = await apiPost("/codes/issue", JSON.stringify(body), "application/json");
+      show(document.getElementById("issued"), issuedBox(result));
+      f.requestId.value = newRequestId();
+      await refresh();
+    });
+  });
+  document.querySelector("main").addEventListener("click", (event) => {
+    const button = event.target.closest("[data-download]");
+    if (button) guarded(() => downloadCsv(button.dataset.download));
+  });
+  wireKeyForm(loadKey);
+});
