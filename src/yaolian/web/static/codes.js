@@ -58,8 +58,7 @@ async function loadKey() {
   document.body.dataset.loaded = "false";
   state.me = await apiGet("/me");
   const me = state.me;
-  show(document.getElementById("whoami"), me.enterprise
-    ? `本企业：${me.enterprise.name}（${me.enterprise.uscc}）` : `${me.role} 密钥`);
+  show(document.getElementById("whoami"), keyHolder(me));
   document.getElementById("issue-card").hidden = !["enterprise", "admin"].includes(me.role);
   document.getElementById("issue-form").elements.requestId.value = newRequestId();
   await refresh();

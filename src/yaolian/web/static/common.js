@@ -23,6 +23,14 @@ function fillNav() {
 }
 document.addEventListener("DOMContentLoaded", fillNav);
 
+const ROLE_NAMES = { enterprise: "企业", regulator: "监管", admin: "管理员" };
+
+/** Whose key ``/me`` describes: the enterprise and the key's role, in words. */
+function keyHolder(me) {
+  const role = `${ROLE_NAMES[me.role] || me.role}密钥`;
+  return me.enterprise ? `本企业：${me.enterprise.name}（${me.enterprise.uscc}）· ${role}` : role;
+}
+
 /** Verdict statuses of ``/verify``: [中文, severity class ok / warn / bad]. */
 const VERDICTS = {
   genuine: ["正品 · 可销售", "ok"],

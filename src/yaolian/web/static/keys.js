@@ -2,7 +2,6 @@
 // an admin manages every key; a regulator sees the list. The secret of a new key is shown once.
 "use strict";
 
-const ROLE_NAMES = { enterprise: "企业", regulator: "监管", admin: "管理员" };
 const state = { me: null };
 
 /** Whether this key makes and revokes keys (an admin's, or an enterprise's for its own). */
@@ -32,9 +31,7 @@ async function loadKey() {
   document.body.dataset.loaded = "false";
   state.me = await apiGet("/me");
   const me = state.me;
-  show(document.getElementById("whoami"), me.enterprise
-    ? `本企业：${me.enterprise.name}（${me.enterprise.uscc}）· ${ROLE_NAMES[me.role] || me.role}密钥`
-    : `${ROLE_NAMES[me.role] || me.role}密钥`);
+  show(document.getElementById("whoami"), keyHolder(me));
   document.getElementById("create-card").hidden = !manages();
   for (const field of document.querySelectorAll(".admin-only")) field.hidden = me.role !== "admin";
   show(document.getElementById("new-key"));
