@@ -99,3 +99,17 @@ def test_bad_requests(sqlite_engine: sa.Engine, request_: IssueRequest, reason: 
             conn.execute(sa.select(sa.func.count()).select_from(schema.code_issue_request)).scalar()
             == 0
         )
+
+
+def test_issued_at_finds_a_code_in_any_of_its_forms(engine: sa.Engine) -> None:
+    from yaolian.codes.identity import canonical_key
+    from yaolian.codes.issue import issued_at
+
+    gs1 = issue_codes(engine, REG, IssueRequest("g-1", "06901234567892", 1, "L1"))
+    nmpa = issue_codes(engine, REG, IssueRequest("n-1", "8600001", 1))
+    line = gs1.print_lines()[0]
+    with engine.connect() as conn:
+        for form in (line["code"], line["uri"], line["barcode_data"], nmpa.codes[0].code):
+            assert issued_at(conn, canonical_key(form)) is not None, form
+        assert issued_at(conn, canonical_key("86000010000000000001")) is None  # never issued
+        assert issued_at(conn, canonical_key("urn:epc:id:sscc:6901234.0000000001")) is None

@@ -133,6 +133,11 @@ def _rule_for(registry: CodeRegistry, product: Product) -> CodeRule | None:
     raise CodeError(f"药品标识码 {code}: no issuer rule has this prefix and length")
 
 
+def _gs1_issued(gtin: str, serial: str) -> str:
+    """A GS1 code as ``issued_code`` keeps it: ``(01){gtin}(21){serial}``."""
+    return f"(01){gtin}(21){serial}"
+
+
 class _SerialSource:
     """Random serials of one rule for one product."""
 
@@ -157,7 +162,7 @@ class _SerialSource:
             chars.append(self.alphabet[digit])
         serial = "".join(chars)
         if self.name == "GS1":
-            return f"(01){self.product_code}(21){serial}", serial
+            return _gs1_issued(self.product_code, serial), serial
         return self.product_code + serial, serial
 
 
@@ -312,7 +317,7 @@ def issued_at(conn: sa.Connection, key: str) -> int | None:
         parts = key.split("/")
         if len(parts) != 4 or parts[0] != "01" or parts[2] != "21":
             return None
-        issued = f"(01){parts[1]}(21){parts[3]}"
+        issued = _gs1_issued(parts[1], parts[3])
     c, r = schema.issued_code, schema.code_issue_request
     found = conn.execute(
         sa.select(r.c.created_us)
