@@ -36,8 +36,9 @@ from yaolian.codes.registry import CodeRegistry
 from yaolian.epcis.model import utc_text
 from yaolian.errors import CodeError, ForbiddenError
 from yaolian.store.access import Viewer
-from yaolian.store.masterdata import enterprise_uscc, product_makers
+from yaolian.store.masterdata import enterprise_uscc
 from yaolian.store.tx import write_tx
+from yaolian.trace.directory import holds_product
 
 router = APIRouter(tags=["codes"])
 MAX_HTTP_QUANTITY = 100_000  # codes per request over HTTP (the CLI issues up to 1M at once)
@@ -124,8 +125,9 @@ def post_issue(
     ask = IssueRequest(body.requestId, body.product, body.quantity, body.lot, body.expiry, issuer)
     with _body_places(), write_tx(engine) as conn:
         product = registry.product(body.product)
-        if viewer.role == "enterprise" and viewer.enterprise_id not in product_makers(
-            conn, product.product_code
+        enterprise = viewer.enterprise_id
+        if viewer.role == "enterprise" and (
+            enterprise is None or not holds_product(conn, enterprise, product.product_code)
         ):
             raise ForbiddenError(
                 f"product {product.product_code} is not held or made by the key's enterprise",

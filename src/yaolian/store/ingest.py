@@ -155,7 +155,7 @@ class _Preparer:
         except YaolianError as exc:
             return [Problem(exc.reason, f"{place}{'/' + exc.place if exc.place else ''}")]
         if epc_keys and epc_keys[0][1] == self._PARENT_ROLE:
-            inside = self._inside_itself(event, epc_keys)
+            inside = self._inside_itself(epc_keys)
             if inside is not None:
                 return [
                     Problem(
@@ -199,7 +199,7 @@ class _Preparer:
         return out
 
     @classmethod
-    def _inside_itself(cls, event: Event, epc_keys: list[tuple[str, int]]) -> int | None:
+    def _inside_itself(cls, epc_keys: list[tuple[str, int]]) -> int | None:
         """Position in childEPCs of the parent itself (in any form of its code), or None."""
         parent = epc_keys[0][0]
         children = [key for key, role in epc_keys if role == cls._CHILD_ROLE]

@@ -98,18 +98,6 @@ def require_enterprise(conn: Connection, uscc: str, place: str) -> int:
     return ent
 
 
-def product_makers(conn: Connection, product_code: str) -> set[int]:
-    """Row ids of the 上市许可持有人 and the manufacturer of the product with this 药品标识码
-    (or GTIN): the enterprises that put its codes on packs (empty when it is not registered)."""
-    p = product.c
-    row = conn.execute(
-        select(p.holder_id, p.manufacturer_id).where(
-            (p.product_code == product_code) | (p.gtin == product_code)
-        )
-    ).first()
-    return {int(ent) for ent in row or () if ent is not None}
-
-
 def _refuse_taken(
     conn: Connection, table: Table, column: str, value: str | None, key: str, own: str
 ) -> None:
