@@ -17,6 +17,7 @@ from sqlalchemy import Engine, func, select
 
 from cli_run import run_main
 from conftest import _empty as empty_store
+from yaolian.cli.common import console
 from yaolian.epcis.extensions import SALE_LINE_KEY
 from yaolian.epcis.model import Event
 from yaolian.store.ingest import capture_document
@@ -493,6 +494,7 @@ def test_split_sale_counts_units(engine: Engine) -> None:
         (line,) = ledger.stock(conn)
         used = consumption.consumption(conn, start=date(2026, 1, 1), end=date(2026, 1, 5))
     assert (line.on_hand, line.units) == (1.0, -6.0)  # the opened pack stays, 6 units sold
+    assert line.net_packs == pytest.approx(0.75)  # what is left of it, in packs
     assert used["consumed"].sum() == pytest.approx(1.25)
 
 
@@ -653,6 +655,46 @@ def test_cli_stock_take(
     listed = ("supply", "stocktakes", "--differences", "--json", "--db", sqlite_url)
     code, out = run_main(monkeypatch, capsys, *listed)
     assert code == 0 and [x["id"] for x in orjson.loads(out)] == [line["id"]]
+
+
+def test_cli_tables_name_products_and_sites(
+    sqlite_url: str,
+    sqlite_engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The supply tables show the product's 通用名 and the site's name from master data (a code
+    without master data as itself); ``--json`` keeps the codes, with ``net_packs``; warnings
+    take ``--product`` and ``--region`` like the API."""
+    setup_sites(sqlite_engine)
+    with sqlite_engine.begin() as conn:
+        upsert_product(conn, P1, "阿莫西林胶囊", units_per_pack=24, holder_uscc=USCC)
+    unregistered = "urn:epc:id:sgln:6909999.00009.0"
+    busy = [pack(60 + i) for i in range(20)]  # the hospital sells fast: days of supply < 14
+    store(
+        sqlite_engine,
+        [
+            *chain(),
+            object_event([pack(50)], at(6), "receiving", "in_progress", site=unregistered),
+            object_event(busy, at(6), "receiving", "in_progress", site=HOSP),
+            object_event(busy[:18], at(7), "dispensing", "dispensed", site=HOSP),
+        ],
+    )
+    monkeypatch.setattr(console, "width", 250)  # a wide terminal: no cell cut short
+    code, out = run_main(monkeypatch, capsys, "supply", "stock", "--db", sqlite_url)
+    assert code == 0, out
+    hospital = next(line for line in out.splitlines() if HOSP[-9:] in line)
+    assert "阿莫西林胶囊" in hospital and HOSP not in hospital  # the site's name, not its URI
+    assert unregistered in out  # no master data: the URI itself
+    code, out = run_main(monkeypatch, capsys, "supply", "stock", "--json", "--db", sqlite_url)
+    rows = {r["site"]: r for r in orjson.loads(out)}
+    assert rows[HOSP]["net_packs"] == rows[HOSP]["on_hand"] == 3.0
+    naive = ("supply", "warnings", "--naive", "--as-of", "2026-01-20", "--json")
+    code, out = run_main(monkeypatch, capsys, *naive, "--db", sqlite_url)
+    assert code == 0 and {w["region"] for w in orjson.loads(out)} == {"310000"}, out
+    for option in (("--product", "1111111"), ("--region", "440000")):
+        code, out = run_main(monkeypatch, capsys, *naive, *option, "--db", sqlite_url)
+        assert code == 0 and orjson.loads(out) == [], option
 
 
 def test_cli_writes_refuse_a_product_code_longer_than_the_store_keeps(

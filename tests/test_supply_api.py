@@ -29,7 +29,10 @@ def test_supply_api_end_to_end(db_url: str, engine: Engine) -> None:
     http, auth = client(db_url, engine)
     assert http.get("/supply/stock").status_code == 401
     stock = http.get("/supply/stock", headers=auth).json()["stock"]
-    assert {(s["site"], s["on_hand"]) for s in stock} >= {(DC, 3.0), (HOSP, 1.0)}
+    assert {(s["site"], s["on_hand"], s["net_packs"]) for s in stock} >= {
+        (DC, 3.0, 3.0),
+        (HOSP, 1.0, 1.0),
+    }
     cons = http.get(
         "/supply/consumption",
         headers=auth,

@@ -45,8 +45,9 @@ def get_stock(
     site: str | None = None,
     region: str | None = None,
 ) -> dict[str, Any]:
-    """Stock on hand, units of opened packs and in transit per product × site (an enterprise
-    key: its own sites)."""
+    """Stock per product × site (an enterprise key: its own sites): packs on hand, opened ones
+    included; units sold from opened packs (拆零, negative); ``net_packs``, what that leaves
+    in packs (on hand + units / units per pack); packs in transit."""
     with read_tx(engine_of(request)) as conn:
         lines = ledger.stock(conn, as_of=as_of, product=product, site_id=site, region=region)
         own = own_sites(conn, viewer)
@@ -61,6 +62,7 @@ def _stock_dict(line: ledger.StockLine) -> dict[str, Any]:
         "site_kind": line.site_kind,
         "on_hand": line.on_hand,
         "units": line.units,
+        "net_packs": line.net_packs,
         "in_transit": line.in_transit,
     }
 
@@ -167,7 +169,7 @@ def get_warnings(
     """Shortage warnings, most urgent first, with reasons (or the naive baseline)."""
     with read_tx(engine_of(request)) as conn:
         if method == "naive":
-            found = warnings.naive_warnings(conn, as_of)
+            found = warnings.naive_warnings(conn, as_of, product=product, region=region)
         else:
             found = warnings.compute_warnings(
                 conn, as_of, min_level=min_level, product=product, region=region

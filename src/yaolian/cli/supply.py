@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from yaolian.cli.common import DbOption, JsonOption, open_store, print_json, print_table
+from yaolian.cli.names import Names
 from yaolian.errors import ValidationError
 from yaolian.store.audit import append_audit
 from yaolian.store.tx import write_tx
@@ -45,15 +46,32 @@ def register(app: typer.Typer) -> None:
             lines = ledger.stock(
                 conn, as_of=_day(as_of), product=product, site_id=site, region=region
             )
+            names = Names(conn, (x.product for x in lines), (x.site for x in lines))
         rows = [
-            (x.product, x.site, x.region, x.site_kind, x.on_hand, x.units, x.in_transit)
+            (
+                x.product,
+                x.site,
+                x.region,
+                x.site_kind,
+                x.on_hand,
+                x.units,
+                x.net_packs,
+                x.in_transit,
+            )
             for x in lines
         ]
-        cols = ("product", "site", "region", "kind", "on_hand", "units", "in_transit")
+        cols = ("product", "site", "region", "kind", "on_hand", "units", "net_packs", "in_transit")
         if json:
             print_json([dict(zip(cols, r, strict=True)) for r in rows])
-        else:
-            print_table("Stock", cols, rows)
+            return
+        print_table(
+            "Stock",
+            ("product", "name", *cols[1:]),
+            [
+                (r[0], names.product(r[0]), names.site(r[1]), *r[2:6], round(r[6], 2), r[7])
+                for r in rows
+            ],
+        )
 
     @supply.command("consumption")
     def consumption_cmd(
@@ -75,6 +93,7 @@ def register(app: typer.Typer) -> None:
                 region=region,
                 periods=periods,
             )
+            names = Names(conn, (x.product for x in lines), (x.where for x in lines))
         cols = (
             "product",
             "where",
@@ -101,7 +120,11 @@ def register(app: typer.Typer) -> None:
         if json:
             print_json([dict(zip(cols, r, strict=True)) for r in rows])
         else:
-            print_table(f"Supply ({level})", cols, rows)
+            print_table(
+                f"Supply ({level})",
+                ("product", "name", *cols[1:]),
+                [(r[0], names.product(r[0]), names.site(r[1]), *r[2:]) for r in rows],
+            )
 
     @supply.command("forecast")
     def forecast_cmd(
@@ -159,30 +182,45 @@ def register(app: typer.Typer) -> None:
         db: DbOption = None,
         as_of: AsOfOption = None,
         min_level: Annotated[str, typer.Option("--min-level")] = "yellow",
+        product: ProductOption = None,
+        region: RegionOption = None,
         naive: Annotated[bool, typer.Option("--naive", help="The naive baseline")] = False,
         json: JsonOption = False,
     ) -> None:
         """Shortage warnings with expected stockout dates and reasons."""
         with open_store(db).connect() as conn:
             found = (
-                warnings.naive_warnings(conn, _day(as_of))
+                warnings.naive_warnings(conn, _day(as_of), product=product, region=region)
                 if naive
                 else warnings.compute_warnings(
                     conn,
                     _day(as_of),
                     min_level=min_level,  # type: ignore[arg-type]
+                    product=product,
+                    region=region,
                 )
             )
+            names = Names(conn, (w.product for w in found))
         if json:
             print_json([w.as_dict() for w in found])
             return
         print_table(
             "Shortage warnings",
-            ("level", "product", "region", "stockout", "lead days", "days of supply", "reasons"),
+            (
+                "level",
+                "product",
+                "name",
+                "region",
+                "stockout",
+                "lead days",
+                "days of supply",
+                "reasons",
+            ),
             [
                 (
                     w.level,
                     w.product,
+                    names.product(w.product),
                     w.region,
                     w.expected_stockout,
                     w.lead_days,
@@ -254,7 +292,8 @@ def register(app: typer.Typer) -> None:
             )
             detail = {"stocktakes": [line.as_dict() for line in lines]}
             append_audit(conn, None, "supply.stocktake", site, detail)
-        _print_stock_take("Stock-take", lines, json)
+            names = Names(conn, (x.product for x in lines), (x.site for x in lines))
+        _print_stock_take("Stock-take", lines, names, json)
 
     @supply.command("stocktakes")
     def stock_takes_cmd(
@@ -268,7 +307,8 @@ def register(app: typer.Typer) -> None:
         """Recorded stock-take lines, newest first."""
         with open_store(db).connect() as conn:
             lines = ledger.stock_takes(conn, site, only_differences=differences)
-        _print_stock_take("Stock-takes", lines, json)
+            names = Names(conn, (x.product for x in lines), (x.site for x in lines))
+        _print_stock_take("Stock-takes", lines, names, json)
 
     @supply.command("match")
     def match_cmd(
@@ -287,14 +327,26 @@ def register(app: typer.Typer) -> None:
                 if transfers
                 else matching.match_posts(conn, product=product)
             )
+            names = Names(
+                conn, (m.product for m in found), [s for m in found for s in (m.source, m.sink)]
+            )
         if json:
             print_json({"matches": [m.as_dict() for m in found], "unmet": unmet})
             return
         print_table(
             "Matches",
-            ("from", "to", "product", "packs", "lead days", "arrives", "expiry"),
+            ("from", "to", "product", "name", "packs", "lead days", "arrives", "expiry"),
             [
-                (m.source, m.sink, m.product, m.quantity, m.lead_days, m.arrives, m.expiry)
+                (
+                    names.site(m.source),
+                    names.site(m.sink),
+                    m.product,
+                    names.product(m.product),
+                    m.quantity,
+                    m.lead_days,
+                    m.arrives,
+                    m.expiry,
+                )
                 for m in found
             ],
         )
@@ -306,11 +358,16 @@ def register(app: typer.Typer) -> None:
         """Reserve plans with stock against target."""
         with open_store(db).connect() as conn:
             found = [s.as_dict() for s in reserves.reserve_status(conn)]
+            names = Names(conn, (r["product"] for r in found), (r["site"] for r in found))
         if json:
             print_json(found)
         else:
-            cols = ("id", "product", "level", "site", "target", "on_hand", "fill", "status")
-            print_table("Reserves", cols, [[r[c] for c in cols] for r in found])
+            cols = ("id", "product", "name", "level", "site", "target", "on_hand", "fill", "status")
+            shown = [
+                {**r, "name": names.product(r["product"]), "site": names.site(r["site"])}
+                for r in found
+            ]
+            print_table("Reserves", cols, [[r[c] for c in cols] for r in shown])
 
     @res.command("plan")
     def reserves_plan(
@@ -345,10 +402,15 @@ def register(app: typer.Typer) -> None:
             print_table("Dispatch", list(order), [list(order.values())])
 
 
-def _print_stock_take(title: str, lines: list[ledger.Discrepancy], json: bool) -> None:
+def _print_stock_take(
+    title: str, lines: list[ledger.Discrepancy], names: Names, json: bool
+) -> None:
     rows = [line.as_dict() for line in lines]
     if json:
         print_json(rows)
     else:
-        cols = ["site", "product", "counted", "book", "difference", "counted_at"]
-        print_table(title, cols, [[r[c] for c in cols] for r in rows])
+        cols = ["site", "product", "name", "counted", "book", "difference", "counted_at"]
+        shown = [
+            {**r, "site": names.site(r["site"]), "name": names.product(r["product"])} for r in rows
+        ]
+        print_table(title, cols, [[r[c] for c in cols] for r in shown])

@@ -24,6 +24,7 @@ from yaolian.cli.common import (
     print_table,
     time_option,
 )
+from yaolian.cli.names import Names
 from yaolian.store.access import Viewer
 from yaolian.store.audit import append_audit
 from yaolian.store.quality import DEFAULT_WITHIN_HOURS, data_quality
@@ -173,10 +174,13 @@ def alerts(
     as_json: JsonOption = False,
 ) -> None:
     """Anomaly alerts, newest first."""
-    found = list_alerts(open_store(db), SYSTEM, AlertFilter(rule=rule, limit=limit))
+    engine = open_store(db)
+    found = list_alerts(engine, SYSTEM, AlertFilter(rule=rule, limit=limit))
     if as_json:
         print_json(found)
         return
+    with engine.connect() as conn:
+        names = Names(conn, sites=(a["site"] for a in found["alerts"]))
     print_table(
         f"alerts ({found['total']})",
         ["id", "rule", "severity", "date", "code", "site", "reason"],
@@ -187,7 +191,7 @@ def alerts(
                 a["severity"],
                 a["time"],
                 (a["uri"] or a["code"]).removeprefix("urn:nmpa:code:"),  # as `trace` reads it
-                a["site"],
+                names.site(a["site"]),
                 a["evidence"].get("reason"),
             )
             for a in found["alerts"]

@@ -29,6 +29,7 @@ from yaolian.supply.ledger import (
     Kind,
     as_of_day,
     day_date,
+    pack_equivalent,
     quantity,
 )
 
@@ -52,16 +53,14 @@ def movement_frame(
     kinds_on_hand = [int(k) for k in ON_HAND_KINDS]
     kinds_transit = [int(k) for k in TRANSIT_KINDS]
     m = supply_movement.c
-    units_per_pack = func.coalesce(product_table.c.units_per_pack, 1)
+    equivalent = pack_equivalent()
     region_col = func.coalesce(site.c.region, UNKNOWN_REGION).label("region")
     kind_col = func.coalesce(site.c.kind, "").label("site_kind")
-    delta = func.sum(
-        case((m.kind.in_(kinds_on_hand), m.packs + m.units / units_per_pack), else_=0.0)
-    ).label("delta")  # packs, units of opened packs (拆零) as fractions of a pack
+    delta = func.sum(case((m.kind.in_(kinds_on_hand), equivalent), else_=0.0)).label("delta")
     transit = func.sum(case((m.kind.in_(kinds_transit), m.packs), else_=0.0)).label("transit")
-    consumed = func.sum(
-        case((m.kind == int(Kind.DISPENSE), -m.packs - m.units / units_per_pack), else_=0.0)
-    ).label("consumed")
+    consumed = func.sum(case((m.kind == int(Kind.DISPENSE), -equivalent), else_=0.0)).label(
+        "consumed"
+    )
 
     def query(day_col: Any, where: Any) -> pl.DataFrame:
         q = (

@@ -924,7 +924,8 @@ _MOVEMENT_COLUMNS = ("event_id", "product", "site", "day", "kind", "packs", "uni
 
 @dataclass(frozen=True, slots=True)
 class StockLine:
-    """Stock of one product at one site: packs on hand, units of opened packs, in transit."""
+    """Stock of one product at one site: packs on hand (opened ones included), units sold from
+    opened packs (拆零, negative), what that leaves in packs, and packs in transit."""
 
     product: str
     site: str
@@ -933,12 +934,21 @@ class StockLine:
     on_hand: float
     units: float
     in_transit: float
+    net_packs: float  # on_hand + units / units_per_pack: what consumption and risk count
 
 
 def quantity(value: float | None) -> float:
     """A summed quantity without float noise (9 decimals: a 拆零 unit is far coarser), so a
     sum that is zero shows as 0, not -2.2e-16, and every store and summing order agrees."""
     return round(float(value or 0), 9) + 0.0  # + 0.0: no -0.0
+
+
+def pack_equivalent() -> Any:
+    """A movement in packs, units of opened packs (拆零) as fractions of a pack: SQL over
+    ``supply_movement`` outer-joined to ``product`` (a product without master data: 1 unit per
+    pack)."""
+    m = supply_movement.c
+    return m.packs + m.units / func.coalesce(product_table.c.units_per_pack, 1)
 
 
 def _on_hand_expr() -> Any:
@@ -972,6 +982,12 @@ def stock(
             else_=0.0,
         )
     )
+    net = func.sum(
+        case(
+            (supply_movement.c.kind.in_([int(k) for k in ON_HAND_KINDS]), pack_equivalent()),
+            else_=0.0,
+        )
+    )
     q = (
         select(
             supply_movement.c.product,
@@ -981,8 +997,10 @@ def stock(
             on_hand,
             units,
             transit,
+            net,
         )
         .outerjoin(site, site.c.location_id == supply_movement.c.site)
+        .outerjoin(product_table, product_table.c.product_code == supply_movement.c.product)
         .group_by(supply_movement.c.product, supply_movement.c.site, site.c.region, site.c.kind)
         .order_by(supply_movement.c.product, supply_movement.c.site)
     )
@@ -995,7 +1013,7 @@ def stock(
     if region:
         q = q.where(site.c.region == region)
     lines = (
-        StockLine(r[0], r[1], r[2], r[3], quantity(r[4]), quantity(r[5]), quantity(r[6]))
+        StockLine(*r[:4], quantity(r[4]), quantity(r[5]), quantity(r[6]), quantity(r[7]))
         for r in conn.execute(q)
     )
     return [s for s in lines if s.on_hand or s.units or s.in_transit]

@@ -46,7 +46,14 @@ from sqlalchemy import Connection, case, func, select
 from yaolian.store.schema import product as product_table
 from yaolian.store.schema import site, supply_forecast, supply_movement
 from yaolian.supply.consumption import MANUFACTURER_SITE_KINDS, UNKNOWN_REGION
-from yaolian.supply.ledger import ON_HAND_KINDS, TRANSIT_KINDS, Kind, as_of_day, day_date
+from yaolian.supply.ledger import (
+    ON_HAND_KINDS,
+    TRANSIT_KINDS,
+    Kind,
+    as_of_day,
+    day_date,
+    pack_equivalent,
+)
 from yaolian.supply.signals import (
     CHINA,
     DEFAULT_LEAD_DAYS,
@@ -138,7 +145,7 @@ def _scan(conn: Connection, day: int, product: str | None) -> dict[tuple[str, st
     start = day - HISTORY_DAYS
     on_hand = m.kind.in_([int(k) for k in ON_HAND_KINDS])
     transit = m.kind.in_([int(k) for k in TRANSIT_KINDS])
-    equivalent = m.packs + m.units / func.coalesce(product_table.c.units_per_pack, 1)
+    equivalent = pack_equivalent()
     consumed = -equivalent
     is_dispense = m.kind == int(Kind.DISPENSE)
     is_commission = m.kind == int(Kind.COMMISSION)

@@ -94,12 +94,19 @@ def compute_warnings(
     return [_from_risk(r) for r in risks if LEVELS.index(r.level) >= max(floor, 1)]
 
 
-def naive_warnings(conn: Connection, as_of: date | datetime | None = None) -> list[Warning]:
+def naive_warnings(
+    conn: Connection,
+    as_of: date | datetime | None = None,
+    *,
+    product: str | None = None,
+    region: str | None = None,
+) -> list[Warning]:
     """Baseline: a warning wherever a region's days of supply on the plain last-30-day average
     consumption fall below 14 (stock on hand + in transit, manufacturers excluded)."""
     day = as_of_day(as_of)
     today = day_date(day)
-    frame = movement_frame(conn, day - NAIVE_WINDOW + 1, day).filter(
+    window = movement_frame(conn, day - NAIVE_WINDOW + 1, day, product=product, region=region)
+    frame = window.filter(
         ~pl.col("site_kind").is_in(list(MANUFACTURER_SITE_KINDS))
         & (pl.col("region") != UNKNOWN_REGION)
     )
