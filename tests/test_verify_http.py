@@ -158,7 +158,11 @@ def test_sale_line_files_and_cli(trace_world: Any, db_url: str, tmp_path: Path) 
             "--json",
         ],
     )
-    assert json.loads(made.output)["total"] == 6
+    recall = json.loads(made.output)
+    assert recall["total"] == 6
+    shown = runner.invoke(cli_app, ["recall", "show", str(recall["id"]), "--db", db_url])
+    assert shown.exit_code == 0 and "codes in scope: 6 (" in shown.output, shown.output
+    assert "% out of the market — returned 0" in shown.output and "{" not in shown.output
     listed = runner.invoke(cli_app, ["recall", "list", "--db", db_url])
     assert "test" in listed.output
     alerts = runner.invoke(cli_app, ["alerts", "--db", db_url, "--json"])

@@ -335,20 +335,24 @@ def _print_scope(scope: dict[str, Any]) -> None:
         f"[bold]recall {scope['id']}[/] {scope['class_name']} — {scope['reason']} "
         f"(created {scope['created']}{', closed' if scope['closed_us'] else ''})"
     )
-    console.print(f"codes in scope: {scope['total']}  by status: {scope['by_status']}")
-    print_table(
-        "holders",
-        ["holder", "role", "count", "sites"],
-        [
-            (
-                h["holder"],
-                h["role"],
-                h["count"],
-                ", ".join(f"{k}: {v}" for k, v in h["sites"].items()),
-            )
-            for h in scope["holders"]
-        ],
-    )
+    statuses = ", ".join(f"{status} {n}" for status, n in scope["by_status"].items() if n)
+    console.print(f"codes in scope: {scope['total']}" + (f" ({statuses})" if statuses else ""))
+    if not scope["holders"]:
+        console.print("no holder has any of it in stock")
+    else:
+        print_table(
+            "holders",
+            ["holder", "role", "count", "sites"],
+            [
+                (
+                    h["holder"],
+                    h["role"],
+                    h["count"],
+                    ", ".join(f"{k}: {v}" for k, v in h["sites"].items()),
+                )
+                for h in scope["holders"]
+            ],
+        )
     if scope["in_transit"]:
         print_table(
             "in transit",
@@ -374,7 +378,12 @@ def _print_scope(scope: dict[str, Any]) -> None:
                 for d in scope["dispensed"]
             ],
         )
-    console.print(f"progress: {scope['progress']}")
+    done = scope["progress"]
+    console.print(
+        f"progress: {done['percent_complete']}% out of the market — returned "
+        f"{done['returned']}, destroyed {done['destroyed']}, marked recalled "
+        f"{done['recalled_status']}, outstanding {done['outstanding']}"
+    )
 
 
 @recall_app.command("create")
