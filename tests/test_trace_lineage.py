@@ -72,6 +72,8 @@ def test_forward_batch_and_pallet(trace_world: Any) -> None:
     spread(w)
     with w.engine.connect() as conn:
         g = trace_forward(conn, resolve(conn, "8600001", "L001"))
+        # PRODUCT/LOT, as recalls list batches, is the same batch
+        assert resolve(conn, "8600001/L001") == resolve(conn, "8600001", "L001")
         assert g.summary["codes"] == 6
         assert g.summary["holders"] == {"示例医药物流有限公司": 3, "北京示例大药房": 2}
         assert g.summary["dispensed_codes"] == 1
@@ -166,5 +168,8 @@ def test_resolve_errors(trace_world: Any) -> None:
             resolve(conn, w.pack(404))
         with pytest.raises(CodeError):
             resolve(conn, "not a code")
+        for half_batch in ("8600001/", "/L001", "8600001/L/1"):
+            with pytest.raises(CodeError):
+                resolve(conn, half_batch)
         with pytest.raises(CodeError, match="add the lot"):
             resolve(conn, "urn:nmpa:product:8600001")

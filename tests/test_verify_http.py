@@ -163,6 +163,9 @@ def test_sale_line_files_and_cli(trace_world: Any, db_url: str, tmp_path: Path) 
     shown = runner.invoke(cli_app, ["recall", "show", str(recall["id"]), "--db", db_url])
     assert shown.exit_code == 0 and "codes in scope: 6 (" in shown.output, shown.output
     assert "% out of the market — returned 0" in shown.output and "{" not in shown.output
+    batch = runner.invoke(cli_app, ["trace", "8600001/L001", "--forward", "--db", db_url])
+    assert batch.exit_code == 0 and "by_status: " in batch.output, batch.output
+    assert "{" not in batch.output  # counts read as text, not Python dicts
     listed = runner.invoke(cli_app, ["recall", "list", "--db", db_url])
     assert "test" in listed.output
     alerts = runner.invoke(cli_app, ["alerts", "--db", db_url, "--json"])

@@ -101,6 +101,8 @@ def graph_tree(graph: Graph) -> Tree:
     if graph.summary:
         summary = tree.add("[bold]summary[/]")
         for key, value in graph.summary.items():
+            if isinstance(value, dict):  # counts by status or holder
+                value = ", ".join(f"{k} {n}" for k, n in value.items()) or "none"
             summary.add(f"{key}: {value}")
     return tree
 

@@ -74,17 +74,24 @@ def batch_key(product: str, lot: str) -> str:
 
 
 def resolve(conn: Connection, text: str, lot: str | None = None) -> Target:
-    """A code in any form, a batch class URI, or a product code with ``lot`` → :class:`Target`.
+    """A code in any form, a batch class URI, a product code with ``lot``, or ``PRODUCT/LOT``
+    (not a code) → :class:`Target`.
 
-    Raises :class:`CodeError` for a malformed code and :class:`NotFoundError` for a code the
-    store has never seen.
+        Raises :class:`CodeError` for a malformed code and :class:`NotFoundError` for a code the
+        store has never seen.
     """
     text = text.strip()
     if lot is not None:
         if not text or not lot.strip():
             raise ValidationError("a batch needs a product code and a lot", place="batch")
         return Target(text=f"{text}/{lot}", product=text, lot=lot.strip())
-    key = canonical_key(text)
+    try:
+        key = canonical_key(text)
+    except CodeError:
+        product, slash, batch_lot = text.partition("/")
+        if slash and product and batch_lot and "/" not in batch_lot:
+            return resolve(conn, product, batch_lot)  # PRODUCT/LOT, as recalls list batches
+        raise
     if key_kind(key) == "class":
         batch = batch_of_key(key)
         if batch is None:
