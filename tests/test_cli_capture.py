@@ -10,6 +10,7 @@ import pytest
 from lxml import etree
 
 from cli_run import run, run_main
+from yaolian.cli.common import console
 from yaolian.store.access import authenticate
 from yaolian.store.masterdata import enterprise_id_for, upsert_enterprise
 
@@ -205,6 +206,23 @@ def test_keys_create_writes_its_enterprise_only_with_the_key(
     assert code == 2 and "role must be one of" in out
     with sqlite_engine.connect() as conn:
         assert enterprise_id_for(conn, other) is None  # no key, so no enterprise either
+
+
+def test_events_table_shows_class_quantities(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An event with only class-level quantities (a herb lot's kilograms) shows its class and
+    amount (and unit, when given) in the table's codes column, not an empty cell."""
+    lot = "urn:epc:class:lgtin:6901234.013594.H1"
+    harvest = object_event("unused", "commissioning", action="ADD")
+    del harvest["epcList"]
+    harvest["quantityList"] = [{"epcClass": lot, "quantity": 7.9, "uom": "KGM"}]
+    counted = {**harvest, "quantityList": [{"epcClass": lot, "quantity": 3}], "bizStep": "sampling"}
+    code, out = run("capture", str(epcis_file(tmp_path, [harvest, counted])), "--db", sqlite_url)
+    assert code == 0, out
+    monkeypatch.setattr(console, "width", 250)  # a wide terminal: no cell cut short
+    code, out = run("events", "--db", sqlite_url)
+    assert code == 0 and f"{lot} 7.9 KGM" in out and f"{lot} 3 " in out, out
 
 
 def test_db_init_info_and_rebuild(tmp_path: Path) -> None:

@@ -39,7 +39,14 @@ from yaolian.cli.common import (
 )
 from yaolian.config import DATABASE_URL_ENV, database_url
 from yaolian.epcis import jsonld, xml
-from yaolian.epcis.model import EVENT_TYPES, Document, Event, from_epoch_us, iter_epcs
+from yaolian.epcis.model import (
+    EVENT_TYPES,
+    Document,
+    Event,
+    from_epoch_us,
+    iter_epcs,
+    iter_quantities,
+)
 from yaolian.epcis.nmpa_dataset import CHINA_OFFSET, party_uri
 from yaolian.errors import Problem, ValidationError, YaolianError
 from yaolian.store.access import Viewer, create_key, list_keys, revoke_key
@@ -214,8 +221,16 @@ def _time_param(value: str, option: str) -> str:
     return dt.isoformat()
 
 
+def _quantity_text(epc_class: str, quantity: float | None, uom: str | None) -> str:
+    """``urn:epc:class:lgtin:… 7.9 KGM``: a class, and its quantity when the event gives one."""
+    amount = "" if quantity is None else f" {quantity:g}" + (f" {uom}" if uom else "")
+    return epc_class + amount
+
+
 def _event_row(ev: Event) -> tuple[Any, ...]:
     epcs = [epc for epc, _ in iter_epcs(ev)]
+    if not epcs:  # class-level only (a herb lot's kilograms): what and how much
+        epcs = [_quantity_text(cls, qty, uom) for cls, qty, uom, _ in iter_quantities(ev)]
     shown = epcs[0] + (f" (+{len(epcs) - 1})" if len(epcs) > 1 else "") if epcs else ""
     where = (ev.get("bizLocation") or ev.get("readPoint") or {}).get("id", "")
     return (
