@@ -362,12 +362,14 @@ def test_trace_page_draws_a_batch(page: Any, server: str, demo_store: DemoStore)
     product, lot = batch["product_code"], batch["lot"]
     key = demo_store.regulator_key
     graph = _api(server, f"/trace/{product}?lot={lot}&direction=forward", key)
-    page.goto(f"/web/trace?code={product}&lot={lot}&direction=forward")
+    page.goto(f"/web/trace?code={product}/{lot}&direction=forward")  # as recalls list it
     page.fill("#key", key)
     page.click("#submit")
     page.locator("#graph[data-state=done]").wait_for()
     assert page.evaluate(DRAWN) == [len(graph["nodes"]), len(graph["edges"]), graph["root"], 0]
     assert f"{graph['summary']['codes']}" in page.locator("#summary").inner_text()
+    assert not graph["events"]  # summarised: the page says so, not "none visible to this key"
+    assert "batch trace is summarised" in page.locator("#events").inner_text()
 
 
 def test_trace_page_explains_a_refusal(page: Any, watch: Watch, demo_store: DemoStore) -> None:

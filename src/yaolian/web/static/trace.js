@@ -134,8 +134,13 @@ function summaryOf(graph) {
   return facts(pairs);
 }
 
-function eventsTable(events) {
-  if (!events.length) return el("p", { class: "muted" }, "此密钥可见的事件为空。No events visible to this key.");
+function eventsTable(events, graph) {
+  if (!events.length) {
+    const batch = graph.root.startsWith("batch:");
+    return el("p", { class: "muted" }, batch
+      ? "批次追溯按企业和地点汇总，不逐条列出事件；查询单个追溯码可见其事件。A batch trace is summarised by holder and site; trace one code for its events."
+      : "此密钥可见的事件为空。No events visible to this key.");
+  }
   return table("events-table", ["#", "日期", "类型", "业务步骤", "处置状态", "地点"],
     events.map((e) => [e.id, e.date, e.type, e.biz_step || "", e.disposition || "",
       e.biz_location || e.read_point || ""]));
@@ -168,7 +173,7 @@ async function run() {
     document.getElementById("summary-card").hidden = false;
     show(document.getElementById("summary"), summaryOf(graph));
     show(document.getElementById("legend"), legend());
-    show(document.getElementById("events"), eventsTable(graph.events));
+    show(document.getElementById("events"), eventsTable(graph.events, graph));
     draw(graph);
     const root = graph.nodes.find((n) => n.id === graph.root);
     if (root) showNode(root);
