@@ -48,6 +48,9 @@ def test_verify_public_and_enterprise(client: TestClient, trace_world: Any) -> N
     assert bad.status_code in (400, 422) and bad.headers["content-type"].startswith(
         "application/problem+json"
     )
+    assert bad.json()["errors"][0]["place"] == "body /codes"
+    bare = client.post("/verify", json=[code])  # a bare list instead of {"codes": [...]}
+    assert bare.status_code == 400 and bare.json()["errors"][0]["place"] == "body"
 
 
 def test_trace_http_and_visibility(client: TestClient, trace_world: Any) -> None:

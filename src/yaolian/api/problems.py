@@ -74,7 +74,7 @@ def _place_of(loc: Sequence[int | str]) -> str:
     if where in names and rest:
         return f"{names[str(where)]} {rest[0]}"
     if where == "body":
-        return "body " + ("/" + "/".join(str(p) for p in rest) if rest else "")
+        return "body" + (" /" + "/".join(str(p) for p in rest) if rest else "")
     return "/".join(str(p) for p in loc)
 
 
