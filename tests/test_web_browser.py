@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import socket
 import threading
@@ -17,6 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -25,10 +27,12 @@ import httpx
 import pytest
 import uvicorn
 from PIL import Image
+from sqlalchemy import select
 
 from conftest import DemoStore
 from yaolian.api.app import ApiSettings, create_app
 from yaolian.codes.barcode import render_to_file
+from yaolian.store import schema
 from yaolian.store.access import create_key
 from yaolian.store.engine import open_engine
 from yaolian.store.masterdata import (
@@ -446,6 +450,48 @@ def test_dashboard_for_a_regulator(page: Any, server: str, demo_store: DemoStore
     page.locator("#graph[data-state=done]").wait_for()
     assert page.input_value("#code") == alerts["alerts"][0]["uri"]
     assert page.evaluate("yaolianGraph.nodes().length") > 0
+
+
+def test_supply_page_shows_own_stock_and_asks_for_a_low_line(
+    page: Any, server: str, demo_store: DemoStore
+) -> None:
+    """An enterprise's key sees its own sites' stock, use and days of supply, fewest days
+    first; a line under 30 days fills the demand form with its site, product, a month's use
+    less what is there, and the day the stock runs out."""
+    engine = open_engine(demo_store.url)
+    with engine.connect() as conn:
+        uscc = conn.execute(
+            select(schema.enterprise.c.uscc)
+            .join(schema.site, schema.site.c.enterprise_id == schema.enterprise.c.id)
+            .where(schema.site.c.kind == "hospital")
+            .order_by(schema.enterprise.c.uscc)
+        ).scalar()
+    key = create_key(engine, uscc, "enterprise", "stock web test")
+    engine.dispose()
+    truth = demo_store.truth
+    as_of = date.fromisoformat(truth["start"]) + timedelta(days=int(truth["days"]) // 2)  # mid-run
+    lines = _api(server, f"/supply/days-of-supply?level=site&as_of={as_of}", key)["lines"]
+    held = [x for x in lines if x["on_hand"] or x["in_transit"] or x["amc"]]
+    page.goto(f"/web/supply?as_of={as_of}")
+    page.fill("#key", key)
+    page.click("#load")
+    page.locator("#stock-table").wait_for()
+    assert page.locator("#stock-table tbody tr").count() == len(held) > 0
+    dated = sorted((x for x in held if x["days_of_supply"] is not None),
+                   key=lambda x: x["days_of_supply"])  # fmt: skip
+    first = dated[0]
+    assert first["days_of_supply"] < 30  # the tiny world's hospitals run low mid-run
+    assert page.locator("#stock-table tbody tr").first.locator("td").nth(5).inner_text() == (
+        f"{first['days_of_supply']:.0f}"
+    )
+    page.locator("#stock-table tbody tr").first.locator("button").click()
+    form = page.locator("#demand-form")
+    assert form.locator("[name=site]").input_value() == first["where"]
+    assert form.locator("[name=product]").input_value() == first["product"]
+    month = math.ceil(first["amc"] - first["on_hand"] - first["in_transit"])
+    assert form.locator("[name=quantity]").input_value() == str(max(1, month))
+    runs_out = as_of + timedelta(days=math.floor(first["days_of_supply"]))
+    assert form.locator("[name=needed_by]").input_value() == runs_out.isoformat()
 
 
 HOSPITAL = (f"12440100000000001{uscc_check_char('12440100000000001')}",

@@ -3,6 +3,8 @@
 "use strict";
 
 const state = { me: null, products: new Map(), sites: new Map(), own: new Set() };
+const LOW_DAYS = 30; // days of supply below which a line offers to post a demand
+const asOf = new URLSearchParams(window.location.search).get("as_of") || "";
 
 /** A product code with its generic name when master data knows it. */
 function productText(code) {
@@ -75,6 +77,60 @@ function matchTable(answer, demands, offers) {
   return parts;
 }
 
+/** The day ``days`` after ``start`` (YYYY-MM-DD; today when empty), as YYYY-MM-DD. */
+function dayAfter(start, days) {
+  const now = new Date(); // today is the browser's calendar day
+  const day = start ? new Date(`${start}T00:00:00Z`)
+    : new Date(Date.UTC(now.getFullYear(), now.getMonth(), now.getDate()));
+  day.setUTCDate(day.getUTCDate() + days);
+  return day.toISOString().slice(0, 10);
+}
+
+/** Fill the demand form for a low line: its site and product, a month's use less what is
+ * there or coming, needed by the day stock runs out. */
+function askFor(line) {
+  const form = document.getElementById("demand-form");
+  form.elements.site.value = line.where;
+  form.elements.product.value = line.product;
+  const short = Math.ceil(line.amc - line.on_hand - line.in_transit);
+  form.elements.quantity.value = Math.max(1, short);
+  form.elements.needed_by.value = dayAfter(asOf, Math.max(0, Math.floor(line.days_of_supply)));
+  form.elements.quantity.focus();
+}
+
+/** An enterprise's own sites: stock, use and days of supply; a low line can become a demand. */
+async function loadStock() {
+  const card = document.getElementById("stock-card");
+  card.hidden = state.me.sees_all; // a regulator has the dashboard for every site
+  if (card.hidden) return;
+  const answer = await apiGet("/supply/days-of-supply", { level: "site", as_of: asOf });
+  show(document.getElementById("stock-note"),
+    `截至 ${asOf || "今天"}：库存、在途与近三个月月均用量（AMC），可供天数低于 ${LOW_DAYS} 天的品种可直接发布需求。`);
+  const rows = answer.lines.filter((x) => x.on_hand || x.in_transit || x.amc);
+  if (!rows.length) {
+    show(document.getElementById("stock"), el("p", { class: "muted" }, "本单位站点暂无库存记录"));
+    return;
+  }
+  rows.sort((a, b) => (a.days_of_supply ?? Infinity) - (b.days_of_supply ?? Infinity));
+  show(document.getElementById("stock"), table("stock-table",
+    ["站点", "药品", "库存（盒）", "在途", "月均用量", "可供天数", ""],
+    rows.map((x, index) => {
+      const low = x.days_of_supply !== null && x.days_of_supply < LOW_DAYS;
+      return [
+        siteText(x.where), productText(x.product), +x.on_hand.toFixed(2), x.in_transit,
+        +x.amc.toFixed(1),
+        x.days_of_supply === null ? "—"
+          : el("span", { class: low ? "status warn" : "status ok" }, x.days_of_supply.toFixed(0)),
+        low ? el("button", { class: "link", type: "button", "data-ask": index }, "发布需求")
+          : "",
+      ];
+    })));
+  document.getElementById("stock").onclick = (event) => {
+    const index = event.target.dataset && event.target.dataset.ask;
+    if (index !== undefined) askFor(rows[Number(index)]);
+  };
+}
+
 async function refresh() {
   const [demands, offers, matches] = await Promise.all([
     apiGet("/supply/demands"), apiGet("/supply/offers"), apiGet("/supply/matches"),
@@ -124,6 +180,6 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   wireKeyForm(async () => {
     await loadKey();
-    await refresh();
+    await Promise.all([loadStock(), refresh()]);
   });
 });
