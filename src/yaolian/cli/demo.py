@@ -636,7 +636,9 @@ def _section_next(engine: Engine, db_path: Path, truth: dict[str, Any]) -> None:
             "API docs: http://127.0.0.1:8000/docs · the regulator key above was made for this "
             "demo (shown once)\n"
             f"command line: yaolian trace {code} --db {db_path} · yaolian alerts --db {db_path}"
-            f" · yaolian coverage --by province --db {db_path} · yaolian quality --db {db_path}\n"
+            f" · yaolian coverage --by province --db {db_path} · yaolian quality --db {db_path}"
+            " (its timeliness counts from when events reached the store: the demo loaded its "
+            "months at once, so none is timely)\n"
             f"more data: yaolian sim --size small --out ./sim · yaolian eval --seeds 1,2,3",
             title="8 · go on from here",
         )
