@@ -22,6 +22,8 @@ from yaolian.epcis.nmpa_dataset import read_nmpa_xlsx
 from yaolian.errors import ValidationError
 from yaolian.store.masterfile import read_master_data
 from yaolian.store.schema import event
+from yaolian.tables import read_text
+from yaolian.verify.dispense import read_sales
 
 SHEET = "xl/worksheets/sheet1.xml"
 LAUGHS = (
@@ -132,14 +134,29 @@ def test_a_csv_field_over_the_limit_is_bad_input(db_url: str, engine: Engine) ->
 def test_code_registry_files_that_cannot_be_read(tmp_path: Path) -> None:
     too_wide = tmp_path / "wide.csv"
     too_wide.write_text("issuer,total_length\n" + "x" * 200_000 + ",20\n")
-    not_utf8 = tmp_path / "gbk.csv"
-    not_utf8.write_bytes("码制,长度\n".encode("gb18030"))
+    not_text = tmp_path / "binary.csv"
+    not_text.write_bytes(b"issuer\xff,total_length\n")  # 0xFF begins no UTF-8 or GB18030 char
     for path, reason in (
         (too_wide, "not a readable CSV file"),
-        (not_utf8, "not UTF-8 text"),
+        (not_text, "not UTF-8 or GB18030 text"),
         (tmp_path / "missing.csv", "cannot read"),
     ):
         for kwargs in ({"rules_csv": path}, {"products_csv": path}):
             with pytest.raises(ValidationError, match=reason) as caught:
                 CodeRegistry.from_files(**kwargs)
             assert caught.value.place == str(path)
+
+
+def test_csv_from_chinese_windows_is_read_as_gb18030(tmp_path: Path) -> None:
+    """Excel and HIS exports on Chinese Windows write CSV in GBK: sale lines and any file read
+    by ``read_text`` take it as well as UTF-8 (with or without a BOM), as NMPA data sets did."""
+    sales = (
+        "drug_trac_codg,trdn_flag,sel_retn_cnt,sel_retn_time,site,manu_lotnum\n"
+        "86000010000000000123,0,1,2026-01-09 10:00:00,urn:epc:id:sgln:6901234.00001.0,批2601\n"
+    )
+    for encoding in ("gb18030", "gbk", "utf-8", "utf-8-sig"):
+        (line,) = read_sales(sales.encode(encoding), "sales.csv")
+        assert line.lot == "批2601", encoding
+        path = tmp_path / f"{encoding}.csv"
+        path.write_bytes(sales.encode(encoding))
+        assert read_text(path) == sales

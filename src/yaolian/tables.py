@@ -55,12 +55,27 @@ def reading_csv(place: str) -> Iterator[None]:
         raise ValidationError(f"not a readable CSV file: {exc}", place=place) from None
 
 
+TEXT_ENCODINGS = ("utf-8-sig", "gb18030")
+"""UTF-8 (a BOM dropped), else GB18030: Excel and HIS exports on Chinese Windows write CSV in
+GBK, which GB18030 contains."""
+
+
+def decode_text(data: bytes, place: str) -> str:
+    """The text of a file's bytes in one of :data:`TEXT_ENCODINGS`; bytes that are neither are
+    bad input at ``place``."""
+    for encoding in TEXT_ENCODINGS:
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise ValidationError("not UTF-8 or GB18030 text", place=place)
+
+
 def read_text(path: Path) -> str:
-    """The UTF-8 text of the file at ``path`` (a BOM is dropped); a file that cannot be read or
+    """The text of the file at ``path`` (:func:`decode_text`); a file that cannot be read or
     decoded is bad input at the path."""
     try:
-        return path.read_text("utf-8-sig")
+        data = path.read_bytes()
     except OSError as exc:
         raise ValidationError(f"cannot read: {exc.strerror}", place=str(path)) from None
-    except UnicodeDecodeError as exc:
-        raise ValidationError(f"not UTF-8 text ({exc.reason})", place=str(path)) from None
+    return decode_text(data, str(path))

@@ -29,7 +29,7 @@ from yaolian.epcis.extensions import LOT_KEY, SALE_LINE_KEY, YAOLIAN_NS
 from yaolian.epcis.jsonld import EPCIS_CONTEXT
 from yaolian.epcis.model import Document, Event
 from yaolian.errors import NUL, CodeError, Problem, ValidationError
-from yaolian.tables import open_workbook, reading_csv
+from yaolian.tables import decode_text, open_workbook, reading_csv
 
 CHINA_OFFSET = timezone(timedelta(hours=8))  # 业务时间 without an offset is Beijing time
 MAX_PROBLEMS = 1000  # stop collecting (not checking) after this many bad cells
@@ -518,18 +518,9 @@ def _rows_to_document(rows: Iterator[tuple[Any, ...]], source: str) -> Document:
     )
 
 
-def _decode(data: bytes, source: str) -> str:
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    raise ValidationError("not UTF-8 or GB18030 text", place=source)
-
-
 def read_nmpa_csv(data: bytes | str, source: str = "<csv>") -> Document:
     """An NMPA data-set CSV (bytes in UTF-8/GB18030, or text) as a :class:`Document`."""
-    text = _decode(data, source) if isinstance(data, bytes) else data
+    text = decode_text(data, source) if isinstance(data, bytes) else data
     first_line = text.split("\n", 1)[0]
     dialect = csv.excel_tab if "\t" in first_line and "," not in first_line else csv.excel
     reader = csv.reader(io.StringIO(text, newline=""), dialect)

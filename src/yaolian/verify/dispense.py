@@ -33,7 +33,7 @@ from yaolian.epcis.model import Event
 from yaolian.epcis.nmpa_dataset import code_uri, site_uri
 from yaolian.errors import Problem, ValidationError
 from yaolian.store.ingest import AfterCapture, CaptureResult, capture_document
-from yaolian.tables import reading_csv
+from yaolian.tables import decode_text, reading_csv
 from yaolian.trace.builders import document, object_event
 
 CST_ZONE = timezone(timedelta(hours=8))
@@ -208,10 +208,7 @@ def read_sales(data: bytes, source: str, *, as_json: bool = False) -> list[SaleL
         if not isinstance(rows, list):
             raise ValidationError("expected a list of sale lines", place=source)
         return parse_lines(rows, f"{source} line")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ValidationError("CSV must be UTF-8", place=source) from None
+    text = decode_text(data, source)
     with reading_csv(source):
         rows = list(csv.DictReader(io.StringIO(text)))
     return parse_lines(rows, f"{source} row")
