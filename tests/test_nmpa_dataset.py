@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from openpyxl import Workbook
 
+from yaolian.epcis.model import CHINA_TIME, parse_local_date, parse_local_time
 from yaolian.epcis.nmpa_dataset import (
     BIZ_TYPES,
     party_uri,
@@ -20,6 +21,7 @@ from yaolian.epcis.nmpa_dataset import (
     read_nmpa_xlsx,
 )
 from yaolian.errors import ValidationError
+from yaolian.verify.dispense import read_sales
 
 DATA = Path(__file__).parent / "data" / "nmpa"
 HOLDER = "91110000MA0000001L"
@@ -308,3 +310,41 @@ def test_a_nul_character_in_a_cell_is_named() -> None:
     with pytest.raises(ValidationError) as exc:
         read_nmpa_csv(_csv([row]), "n.csv")
     assert _problems(exc) == ["n.csv:2 column 单据号: contains a NUL character (U+0000)"]
+
+
+@given(st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2199, 12, 31)))
+def test_local_times_in_every_usual_spelling(moment: datetime) -> None:
+    """Business times as Chinese systems and Excel write them all mean the same 北京时间 moment:
+    ISO, slashes with unpadded fields (Excel's zh-CN default), 年月日, and compact digits."""
+    m = moment.replace(microsecond=0)
+    expected = m.replace(tzinfo=CHINA_TIME)
+    spellings = [
+        m.isoformat(sep=" "),
+        f"{m.year}/{m.month}/{m.day} {m.hour}:{m.minute:02d}:{m.second:02d}",
+        f"{m.year}年{m.month}月{m.day}日 {m.hour:02d}:{m.minute:02d}:{m.second:02d}",
+        m.strftime("%Y%m%d%H%M%S"),
+        f"{m.isoformat()}+08:00",
+    ]
+    for text in spellings:
+        assert parse_local_time(text) == expected, text
+    for text in (f"{m.year}/{m.month}/{m.day}", f"{m.year}{m.month:02d}{m.day:02d}"):
+        assert parse_local_date(text) == m.date(), text
+        assert parse_local_time(text) == expected.replace(hour=0, minute=0, second=0)
+
+
+@pytest.mark.parametrize(
+    "text", ["2026-02-30", "2026/1/9 25:00", "tomorrow", "2026-01-09Z", "202601091000", ""]
+)
+def test_a_local_time_that_is_not_one_names_the_forms(text: str) -> None:
+    with pytest.raises(ValueError, match="is not a time"):
+        parse_local_time(text)
+
+
+def test_a_sale_time_as_excel_writes_it() -> None:
+    """An HIS export saved from Excel: 2026/1/9 9:05 is 09:05 Beijing time."""
+    (line,) = read_sales(
+        b"drug_trac_codg,sel_retn_time,site\n"
+        b"86000010000000000123,2026/1/9 9:05,urn:epc:id:sgln:6901234.00001.0\n",
+        "sales.csv",
+    )
+    assert line.time == datetime(2026, 1, 9, 9, 5, tzinfo=CHINA_TIME)

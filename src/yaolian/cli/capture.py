@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -40,14 +39,16 @@ from yaolian.cli.common import (
 from yaolian.config import DATABASE_URL_ENV, database_url
 from yaolian.epcis import jsonld, xml
 from yaolian.epcis.model import (
+    CHINA_TIME,
     EVENT_TYPES,
     Document,
     Event,
     from_epoch_us,
     iter_epcs,
     iter_quantities,
+    parse_local_time,
 )
-from yaolian.epcis.nmpa_dataset import CHINA_OFFSET, party_uri
+from yaolian.epcis.nmpa_dataset import party_uri
 from yaolian.errors import Problem, ValidationError, YaolianError
 from yaolian.store.access import Viewer, create_key, list_keys, revoke_key
 from yaolian.store.audit import AuditFilter, append_audit, audit_entries, chain_status
@@ -210,15 +211,9 @@ def capture(
 def _time_param(value: str, option: str) -> str:
     """A CLI time (ISO 8601; a bare date or time without offset means Beijing time)."""
     try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValidationError(
-            f"{value!r} is not a date or time (use 2025-03-01 or 2025-03-01T08:00:00+08:00)",
-            place=option,
-        ) from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=CHINA_OFFSET)
-    return dt.isoformat()
+        return parse_local_time(value).isoformat()
+    except ValueError as exc:
+        raise ValidationError(str(exc), place=option) from None
 
 
 def _quantity_text(epc_class: str, quantity: float | None, uom: str | None) -> str:
@@ -487,7 +482,7 @@ def audit_list(
         [
             (
                 e.id,
-                from_epoch_us(e.time_us).astimezone(CHINA_OFFSET).strftime("%Y-%m-%d %H:%M:%S"),
+                from_epoch_us(e.time_us).astimezone(CHINA_TIME).strftime("%Y-%m-%d %H:%M:%S"),
                 e.action,
                 e.target,
                 e.prefix or "local",

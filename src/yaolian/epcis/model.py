@@ -19,9 +19,10 @@ one shape and every consumer (hash, store, writers) reads it, so formats never l
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any, Literal
 
 Event = dict[str, Any]
@@ -35,6 +36,7 @@ EVENT_TYPES = (
 )
 EpcRole = Literal["epc", "parent", "child", "input", "output"]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+CHINA_TIME = timezone(timedelta(hours=8), "CST")  # 北京时间: a local time without an offset
 EPC_ROLES: tuple[EpcRole, ...] = ("epc", "parent", "child", "input", "output")
 
 # (list key, role) for the EPC lists of each event shape; parentID is handled apart.
@@ -129,6 +131,49 @@ def parse_time(value: str) -> datetime:
     if dt.tzinfo is None:
         raise ValueError(f"time {value!r} has no time-zone offset")
     return dt
+
+
+# 2026-01-09 10:00:00, 2026/1/9 10:00 (Excel's zh-CN default), 2026年1月9日, 20260109100000
+_LOCAL = re.compile(
+    r"(\d{4})(?:[-/.年](\d{1,2})[-/.月](\d{1,2})日?|(\d{2})(\d{2}))"
+    r"(?:(?:[ T]+|(?=\d{6}$))(\d{1,2}):?(\d{2})(?::?(\d{2})(?:\.(\d{1,6}))?)?)?"
+)
+
+
+def parse_local_time(text: str) -> datetime:
+    """A business time as systems in China write it — ISO 8601 (an offset kept), or a local
+    date and time in the usual spellings (dashes, slashes or 年月日, unpadded month, day and
+    hour, ``YYYYMMDD[HHMMSS]``), taken as 北京时间. A date alone is its 00:00.
+
+    Raises ``ValueError`` naming the accepted forms."""
+    text = text.strip()
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        found = _LOCAL.fullmatch(text)
+        if found is None:
+            raise ValueError(
+                f"{text!r} is not a time (use 2025-03-01 08:30:00 or ISO 8601 with offset)"
+            ) from None
+        y, mo, d, mo8, d8, h, mi, s, frac = found.groups()
+        try:
+            dt = datetime(
+                int(y), int(mo or mo8), int(d or d8), int(h or 0), int(mi or 0), int(s or 0),
+                int((frac or "0").ljust(6, "0")),
+            )  # fmt: skip
+        except ValueError as exc:
+            raise ValueError(f"{text!r} is not a time: {exc}") from None
+    return dt if dt.tzinfo else dt.replace(tzinfo=CHINA_TIME)
+
+
+def parse_local_date(text: str) -> date:
+    """A calendar date in the spellings :func:`parse_local_time` takes (without a time).
+
+    Raises ``ValueError`` naming the accepted forms."""
+    found = _LOCAL.fullmatch(text.strip())
+    if found is None or found.group(6) is not None:
+        raise ValueError(f"{text.strip()!r} is not a date (use YYYY-MM-DD or YYYYMMDD)")
+    return parse_local_time(text).date()
 
 
 def to_epoch_us(value: str) -> int:

@@ -19,7 +19,7 @@ import io
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote
@@ -27,11 +27,16 @@ from urllib.parse import quote
 from yaolian.codes.identity import NMPA_KEY, canonical_key, uri_for_key
 from yaolian.epcis.extensions import LOT_KEY, SALE_LINE_KEY, YAOLIAN_NS
 from yaolian.epcis.jsonld import EPCIS_CONTEXT
-from yaolian.epcis.model import Document, Event
+from yaolian.epcis.model import (
+    CHINA_TIME,
+    Document,
+    Event,
+    parse_local_date,
+    parse_local_time,
+)
 from yaolian.errors import NUL, CodeError, Problem, ValidationError
 from yaolian.tables import decode_text, open_workbook, reading_csv
 
-CHINA_OFFSET = timezone(timedelta(hours=8))  # 业务时间 without an offset is Beijing time
 MAX_PROBLEMS = 1000  # stop collecting (not checking) after this many bad cells
 
 # ── columns ──────────────────────────────────────────────────────────────────────────────────
@@ -169,16 +174,11 @@ def _parse_time(value: Any) -> datetime:
     elif isinstance(value, date):
         dt = datetime(value.year, value.month, value.day)
     else:
-        text = _text(value).replace("/", "-")
+        text = _text(value)
         if not text:
             raise ValueError("is empty")
-        try:
-            dt = datetime.fromisoformat(text)
-        except ValueError:
-            raise ValueError(
-                f"{text!r} is not a time (use 2025-03-01 08:30:00 or ISO 8601 with offset)"
-            ) from None
-    return dt if dt.tzinfo else dt.replace(tzinfo=CHINA_OFFSET)
+        return parse_local_time(text)
+    return dt if dt.tzinfo else dt.replace(tzinfo=CHINA_TIME)
 
 
 def _parse_date(value: Any) -> date:
@@ -186,13 +186,7 @@ def _parse_date(value: Any) -> date:
         return value.date()
     if isinstance(value, date):
         return value
-    text = _text(value).replace("/", "-").replace(".", "-")
-    if re.fullmatch(r"\d{8}", text):
-        text = f"{text[:4]}-{text[4:6]}-{text[6:]}"
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a date (use YYYY-MM-DD or YYYYMMDD)") from None
+    return parse_local_date(_text(value))
 
 
 def _parse_bool(value: Any) -> bool:

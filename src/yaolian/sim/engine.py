@@ -15,7 +15,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -24,7 +24,7 @@ from yaolian.codes.checkdigit import gs1_check_digit
 from yaolian.codes.epc import lgtin_uri, sscc_uri
 from yaolian.codes.nmpa import nmpa_lot_uri
 from yaolian.epcis.gcpause import gc_paused
-from yaolian.epcis.model import Event
+from yaolian.epcis.model import CHINA_TIME, Event
 from yaolian.sim.catalog import HERBS
 from yaolian.sim.events import (
     HMS,
@@ -59,7 +59,6 @@ QC_DAYS = 2  # production → release
 # its distributor keeps none that would reach it with less (transit and a week on the shelf)
 MIN_SHELF_DAYS = {RETAIL: 30, REGIONAL_DC: 40, PROVINCIAL_DC: 50, FACTORY: 60}
 Z_SERVICE = 1.65
-CHINA = timezone(timedelta(hours=8))
 
 
 @dataclass
@@ -757,7 +756,7 @@ class Simulation:
         if protos is None:
             s = self.w.sites[site]
             kind = "dispensing" if s.kind == "hospital" else "retail_selling"
-            when = datetime(2025, 1, 1, tzinfo=CHINA)
+            when = datetime(2025, 1, 1, tzinfo=CHINA_TIME)
             protos = (
                 SaleLine(("urn:x:0",), False, 1, s.location_id, when, None, "0", kind).event(),
                 SaleLine(("urn:x:0",), True, 1, s.location_id, when, None, "0", kind).event(),

@@ -15,12 +15,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from yaolian.epcis.model import CHINA_TIME
 from yaolian.errors import SubscriptionControlsError
 
-SERVICE_ZONE = timezone(timedelta(hours=8), "CST")
+SERVICE_ZONE = CHINA_TIME  # schedules run in China Standard Time
 FIELDS: dict[str, tuple[int, int]] = {  # name → legal range, both ends included
     "second": (0, 59),
     "minute": (0, 59),

@@ -43,6 +43,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, case, func, select
 
+from yaolian.epcis.model import CHINA_TIME
 from yaolian.store.schema import product as product_table
 from yaolian.store.schema import site, supply_forecast, supply_movement
 from yaolian.supply.consumption import MANUFACTURER_SITE_KINDS, UNKNOWN_REGION
@@ -55,7 +56,6 @@ from yaolian.supply.ledger import (
     pack_equivalent,
 )
 from yaolian.supply.signals import (
-    CHINA,
     DEFAULT_LEAD_DAYS,
     DEFAULT_THRESHOLDS,
     Thresholds,
@@ -259,7 +259,7 @@ def assess(
     horizon = today + timedelta(days=HORIZON_DAYS)
     stops: dict[str, date] = {}
     # only reports filed by the end of ``as_of`` (a report is known from its filing date on)
-    filed_by = datetime.combine(today, time.max, CHINA)
+    filed_by = datetime.combine(today, time.max, CHINA_TIME)
     for report in discontinuations(conn, product=product, filed_by=filed_by):
         if report.stop_date <= horizon:
             old = stops.get(report.product)

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from yaolian.epcis.model import CHINA_TIME
 from yaolian.errors import ForbiddenError, NotFoundError, ValidationError
 from yaolian.store.schema import (
     enterprise,
@@ -25,7 +26,6 @@ from yaolian.store.schema import (
 from yaolian.supply.ledger import require_product, stored_us
 from yaolian.trace.directory import holds_product
 
-CHINA = timezone(timedelta(hours=8))  # a date-only filing is stamped at its 00:00 China time
 DEFAULT_LEAD_DAYS = 14.0
 # Default thresholds (days of supply) for products on no monitored list.
 DEFAULT_THRESHOLDS = (7.0, 21.0, 45.0)  # red, orange, yellow
@@ -80,7 +80,7 @@ def filing_time(value: str | date | datetime, place: str = "filed_on") -> dateti
         if value.tzinfo is None:
             raise ValidationError("the filing time needs a time-zone offset", place=place)
         return value
-    return datetime.combine(value, time(), CHINA)
+    return datetime.combine(value, time(), CHINA_TIME)  # a date-only filing: its 00:00
 
 
 def _require_filer(conn: Connection, enterprise_id: int, holder: str, product: str) -> None:
@@ -182,7 +182,7 @@ def discontinuations(
             date.fromisoformat(r.stop_date),
             r.reason,
             r.remaining_packs,
-            datetime.fromtimestamp(r.filed_us / 1e6, CHINA),
+            datetime.fromtimestamp(r.filed_us / 1e6, CHINA_TIME),
             r.withdrawn,
         )
         for r in conn.execute(q)

@@ -21,7 +21,7 @@ import csv
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +29,13 @@ import orjson
 from sqlalchemy import Engine
 
 from yaolian.epcis.extensions import SALE_LINE_KEY
-from yaolian.epcis.model import Event
+from yaolian.epcis.model import Event, parse_local_time
 from yaolian.epcis.nmpa_dataset import code_uri, site_uri
 from yaolian.errors import Problem, ValidationError
 from yaolian.store.ingest import AfterCapture, CaptureResult, capture_document
 from yaolian.tables import decode_text, reading_csv
 from yaolian.trace.builders import document, object_event
 
-CST_ZONE = timezone(timedelta(hours=8))
 SETTLEMENT_TX_TYPE = "urn:yaolian:btt:nhsa_settlement"  # custom business transaction type
 _SPLIT_VALUES = {"1": True, "0": False, "true": True, "false": False, "": False}
 
@@ -115,14 +114,13 @@ def _codes(value: Any, place: str) -> tuple[str, ...]:
 
 
 def _time(value: Any, place: str) -> datetime:
-    text = _text(value).replace("/", "-")
+    text = _text(value)
     if not text:
         raise ValidationError("sale time is missing", place=place)
     try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValidationError(f"not a date-time: {text!r}", place=place) from None
-    return when if when.tzinfo else when.replace(tzinfo=CST_ZONE)
+        return parse_local_time(text)
+    except ValueError as exc:
+        raise ValidationError(str(exc), place=place) from None
 
 
 def parse_line(row: dict[str, Any], place: str) -> SaleLine:
