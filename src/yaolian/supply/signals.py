@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from yaolian.epcis.model import CHINA_TIME
+from yaolian.epcis.model import CHINA_TIME, parse_local_date
 from yaolian.errors import ForbiddenError, NotFoundError, ValidationError
 from yaolian.store.schema import (
     enterprise,
@@ -32,13 +32,14 @@ DEFAULT_THRESHOLDS = (7.0, 21.0, 45.0)  # red, orange, yellow
 
 
 def parse_day(value: str | date, place: str) -> date:
-    """A ``YYYY-MM-DD`` text (or a date) as a date; ValidationError naming ``place`` otherwise."""
+    """A date, or its text as :func:`~yaolian.epcis.model.parse_local_date` reads it
+    (``2026-03-01``, ``2026/3/1``, ``20260301`` …); ValidationError naming ``place`` otherwise."""
     if isinstance(value, date):
         return value
     try:
-        return date.fromisoformat(value)
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(f"{value!r} is not a date (YYYY-MM-DD)", place=place) from exc
+        return parse_local_date(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc), place=place) from None
 
 
 # ── discontinuation reports (停产报告) ───────────────────────────────────────────────────────
