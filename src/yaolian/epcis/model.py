@@ -150,19 +150,7 @@ def parse_local_time(text: str) -> datetime:
     try:
         dt = datetime.fromisoformat(text)
     except ValueError:
-        found = _LOCAL.fullmatch(text)
-        if found is None:
-            raise ValueError(
-                f"{text!r} is not a time (use 2025-03-01 08:30:00 or ISO 8601 with offset)"
-            ) from None
-        y, mo, d, mo8, d8, h, mi, s, frac = found.groups()
-        try:
-            dt = datetime(
-                int(y), int(mo or mo8), int(d or d8), int(h or 0), int(mi or 0), int(s or 0),
-                int((frac or "0").ljust(6, "0")),
-            )  # fmt: skip
-        except ValueError as exc:
-            raise ValueError(f"{text!r} is not a time: {exc}") from None
+        dt = _local_fields(text, "time", "2025-03-01 08:30:00 or ISO 8601 with offset")
     return dt if dt.tzinfo else dt.replace(tzinfo=CHINA_TIME)
 
 
@@ -170,10 +158,22 @@ def parse_local_date(text: str) -> date:
     """A calendar date in the spellings :func:`parse_local_time` takes (without a time).
 
     Raises ``ValueError`` naming the accepted forms."""
-    found = _LOCAL.fullmatch(text.strip())
-    if found is None or found.group(6) is not None:
-        raise ValueError(f"{text.strip()!r} is not a date (use YYYY-MM-DD or YYYYMMDD)")
-    return parse_local_time(text).date()
+    return _local_fields(text.strip(), "date", "YYYY-MM-DD or YYYYMMDD", with_time=False).date()
+
+
+def _local_fields(text: str, what: str, forms: str, *, with_time: bool = True) -> datetime:
+    """The naive datetime a local spelling (:data:`_LOCAL`) writes."""
+    found = _LOCAL.fullmatch(text)
+    if found is None or (not with_time and found.group(6) is not None):
+        raise ValueError(f"{text!r} is not a {what} (use {forms})")
+    y, mo, d, mo8, d8, h, mi, s, frac = found.groups()
+    try:
+        return datetime(
+            int(y), int(mo or mo8), int(d or d8), int(h or 0), int(mi or 0), int(s or 0),
+            int((frac or "0").ljust(6, "0")),
+        )  # fmt: skip
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a {what}: {exc}") from None
 
 
 def to_epoch_us(value: str) -> int:
