@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 import uuid
-from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,6 +23,7 @@ from yaolian.codes.bulk import validate_many
 from yaolian.codes.inspect import describe
 from yaolian.codes.issue import IssueRequest, export_csv, export_text, issue_codes
 from yaolian.codes.registry import CodeRegistry
+from yaolian.epcis.model import parse_local_date
 from yaolian.errors import CodeError
 from yaolian.store.audit import append_audit
 from yaolian.store.tx import write_tx
@@ -193,10 +193,9 @@ def issue_cmd(
     expiry_date = None
     if expiry is not None:
         try:
-            expiry_date = date.fromisoformat(expiry)
+            expiry_date = parse_local_date(expiry)
         except ValueError as exc:
-            reason = f"expiry {expiry!r} is not a date (YYYY-MM-DD)"
-            raise CodeError(reason, place="--expiry") from exc
+            raise CodeError(str(exc), place="--expiry") from None
     if out is not None and out.suffix.lower() not in (".csv", ".txt"):  # before any is issued
         raise CodeError("output file must end in .csv or .txt", place=str(out))
     engine = open_store(db, create=True)
