@@ -73,7 +73,7 @@ def export(
     ] = None,
     db: DbOption = None,
 ) -> None:
-    """Every enterprise, site and product as one JSON document (``load`` reads it back)."""
+    """Every enterprise, site and product as one JSON document (`load` reads it back)."""
     data = export_master_data(open_store(db))
     if out is None:
         print_json(data)
