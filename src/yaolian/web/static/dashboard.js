@@ -13,6 +13,7 @@ const PROVINCES = {
   64: "宁夏回族自治区", 65: "新疆维吾尔自治区", 71: "台湾省", 81: "香港特别行政区",
   82: "澳门特别行政区",
 };
+const SEVERITIES = ["high", "medium", "low"]; // most urgent first
 const RULE_NAMES = {
   double_sale: "回流药 重复结算", split_overrun: "拆零超量", unknown_code: "查无此码",
   custody_break: "流向异常", clone: "克隆码", cold_chain: "冷链超温",
@@ -73,12 +74,26 @@ function alertsPanels(body) {
       itemStyle: { color: "#c62828" }, label: { show: true, position: "right" } }],
   });
   if (!body.alerts.length) return el("p", { class: "muted" }, "无告警 No alerts.");
-  return table("alerts-table", ["日期", "规则", "级别", "追溯码", "原因"], body.alerts.map((a) => {
+  return table("alerts-table", ["日期", "规则", "级别", "追溯码", "原因"], byOccurrence(body.alerts).map((group) => {
+    const a = group[0];
     const shown = (a.uri || a.code || "").replace(/^urn:nmpa:code:/, "");
-    return [a.time, RULE_NAMES[a.rule] || a.rule, a.severity,
+    const severity = SEVERITIES.find((s) => group.some((g) => g.severity === s)) || a.severity;
+    return [a.time, group.map((g) => RULE_NAMES[g.rule] || g.rule).join("、"), severity,
       a.uri ? el("a", { href: `trace?code=${encodeURIComponent(a.uri)}` }, shown) : shown,
-      a.evidence.reason || ""];
+      group.map((g) => g.evidence.reason || "").filter((r) => r).join("；")];
   }));
+}
+
+/** Alerts in their order, those of one code at one event (a sale, a sighting) together: a
+ * cloned pack sold far away fires 克隆码, 回流药 and 流向异常 on the same sale — one row. */
+function byOccurrence(alerts) {
+  const groups = new Map();
+  for (const a of alerts) {
+    const key = `${a.code_id}:${a.event_id}`;
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(a);
+  }
+  return [...groups.values()];
 }
 
 function coveragePanel(body) {
