@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 
 from yaolian.epcis.model import to_epoch_us
-from yaolian.errors import NotFoundError, ValidationError
+from yaolian.errors import ForbiddenError, NotFoundError, ValidationError
 from yaolian.store.access import Viewer
 from yaolian.trace.builders import object_event
-from yaolian.trace.recall import create_recall, list_recalls, recall_scope
+from yaolian.trace.recall import close_recall, create_recall, list_recalls, recall_scope
 from yaolian.verify.dispense import SaleLine, record_sales
 
 
@@ -103,6 +103,40 @@ def test_enterprise_sees_own_recalls(trace_world: Any) -> None:
     assert list_recalls(w.engine, other) == []
     with pytest.raises(NotFoundError):
         recall_scope(w.engine, rid, other)
+
+
+def test_enterprises_with_a_part_see_their_own_part(trace_world: Any) -> None:
+    """A distributor or pharmacy that holds, shipped, received or sold codes in a recall sees
+    it (药品召回: it must stop selling and help bring them back), with its own holdings,
+    shipments and sales only, and may not end it; the issuer sees everything."""
+    w = trace_world
+    spread(w)  # DIST holds case 1 (3 packs), shipped case 2 to PHA, which holds 2 and sold 1
+    rid = create_recall(
+        w.engine, klass=1, reason="无菌", batches=["8600001/L001"], enterprise_id=w.ids["MFR"]
+    )
+    mfr, dist, pha, phb = (
+        Viewer(enterprise_id=w.ids[tag], role="enterprise") for tag in ("MFR", "DIST", "PHA", "PHB")
+    )
+    for viewer, may_close in ((mfr, True), (dist, False), (pha, False)):
+        (listed,) = list_recalls(w.engine, viewer)
+        assert (listed["id"], listed["may_close"]) == (rid, may_close)
+    assert list_recalls(w.engine, phb) == []  # no part in it
+    whole = recall_scope(w.engine, rid, mfr)
+    assert {h["holder"] for h in whole["holders"]} == {"示例医药物流有限公司", "北京示例大药房"}
+    assert whole["may_close"] and whole["dispensed"]
+    own = recall_scope(w.engine, rid, pha)
+    assert [h["holder"] for h in own["holders"]] == ["北京示例大药房"]
+    assert [d["holder"] for d in own["dispensed"]] == ["北京示例大药房"]
+    assert not own["may_close"] and own["total"] == whole["total"] == 6
+    at_dist = recall_scope(w.engine, rid, dist)
+    assert [(h["holder"], h["count"]) for h in at_dist["holders"]] == [("示例医药物流有限公司", 3)]
+    assert at_dist["dispensed"] == []  # the pharmacy's sales are not the distributor's to see
+    with pytest.raises(ForbiddenError):
+        close_recall(w.engine, rid, viewer=pha)
+    with pytest.raises(NotFoundError):
+        close_recall(w.engine, rid, viewer=phb)
+    close_recall(w.engine, rid, viewer=mfr)
+    assert recall_scope(w.engine, rid, pha)["closed_us"] is not None
 
 
 def test_enterprise_recalls_only_its_products(trace_world: Any) -> None:

@@ -49,22 +49,25 @@ def post_recall(request: Request, body: RecallIn, viewer: WriterDep) -> JSONResp
 
 @router.get("/recalls")
 def get_recalls(request: Request, viewer: ViewerDep) -> dict[str, Any]:
-    """Recalls, newest first."""
+    """Recalls, newest first: a regulator's key sees every one; an enterprise's key those it
+    issued and those it has a part in (it holds, shipped, received or sold codes in scope),
+    with ``may_close`` false for the latter."""
     return {"recalls": list_recalls(engine_of(request), viewer)}
 
 
 @router.get("/recalls/{recall_id}")
 def get_recall(request: Request, recall_id: RowId, viewer: ViewerDep) -> dict[str, Any]:
-    """Scope (holders with quantities, in transit, dispensed) and progress of a recall."""
+    """Scope (holders with quantities, in transit, dispensed) and progress of a recall; an
+    enterprise with a part in it, not its issuer, sees its own holdings, shipments and sales."""
     return recall_scope(engine_of(request), recall_id, viewer)
 
 
 @router.post("/recalls/{recall_id}/close")
 def post_close(request: Request, recall_id: RowId, viewer: WriterDep) -> dict[str, Any]:
-    """Close a recall (completed)."""
+    """Close a recall (completed): its issuer or a regulator (403 for an enterprise that only
+    has a part in it)."""
     engine = engine_of(request)
-    recall_scope(engine, recall_id, viewer)  # 404 unless visible to this key
     with write_tx(engine) as conn:
-        close_recall(conn, recall_id)
+        close_recall(conn, recall_id, viewer=viewer)  # 404 unseen, 403 unless its issuer's
         audit(conn, viewer, "recall.close", str(recall_id), None)
     return recall_scope(engine, recall_id, viewer)

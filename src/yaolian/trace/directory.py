@@ -7,7 +7,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, exists, or_, select
+from sqlalchemy import ColumnElement, Connection, Table, exists, or_, select
 
 from yaolian.store import schema as s
 
@@ -131,17 +131,17 @@ def product_rows(conn: Connection, codes: Collection[str]) -> dict[str, dict[str
     return out
 
 
-def handled_by(enterprise_id: int, code_id: Any) -> ColumnElement[bool]:
-    """SQL condition: the enterprise shipped, received, holds or sold the code ``code_id`` (a
-    value or a column, e.g. ``alert.code_id``) — look-ups by code in the hand-overs, the state
-    and the sales, so a list filtered by it never scans every hand-over of the store."""
+def enterprise_rows(enterprise_id: int) -> tuple[tuple[Table, ColumnElement[bool]], ...]:
+    """Per projection that names parties and places — hand-overs (``custody``), current state
+    (``code_state``) and sales (``dispense``) — the SQL condition that a row is the
+    enterprise's: it shipped or received the code, holds it, or sold it at one of its sites."""
     e, st = s.enterprise.c, s.site.c
     party = select(e.party_id).where(e.id == enterprise_id).scalar_subquery()
     own_sites = select(st.location_id).where(st.enterprise_id == enterprise_id)
     c, cs, d = s.custody.c, s.code_state.c, s.dispense.c
-    return or_(
-        exists().where(
-            c.code_id == code_id,
+    return (
+        (
+            s.custody,
             or_(
                 c.from_party == party,
                 c.to_party == party,
@@ -149,8 +149,20 @@ def handled_by(enterprise_id: int, code_id: Any) -> ColumnElement[bool]:
                 c.to_site.in_(own_sites),
             ),
         ),
-        exists().where(cs.code_id == code_id, or_(cs.custodian == party, cs.site.in_(own_sites))),
-        exists().where(d.code_id == code_id, d.site.in_(own_sites)),
+        (s.code_state, or_(cs.custodian == party, cs.site.in_(own_sites))),
+        (s.dispense, d.site.in_(own_sites)),
+    )
+
+
+def handled_by(enterprise_id: int, code_id: Any) -> ColumnElement[bool]:
+    """SQL condition: the enterprise shipped, received, holds or sold the code ``code_id`` (a
+    value or a column, e.g. ``alert.code_id``) — look-ups by code in the hand-overs, the state
+    and the sales, so a list filtered by it never scans every hand-over of the store."""
+    return or_(
+        *(
+            exists().where(table.c.code_id == code_id, mine)
+            for table, mine in enterprise_rows(enterprise_id)
+        )
     )
 
 

@@ -19,16 +19,22 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, insert, select, union
+from sqlalchemy import Connection, Engine, and_, exists, func, insert, select, union
 
 from yaolian.codes.identity import canonical_key
 from yaolian.epcis.validate import LOT_MAX_BYTES, utf8_longer
-from yaolian.errors import CodeError, NotFoundError, Problem, ValidationError
+from yaolian.errors import CodeError, ForbiddenError, NotFoundError, Problem, ValidationError
 from yaolian.store import schema as s
 from yaolian.store.access import Viewer
 from yaolian.store.dictionary import lookup_codes
 from yaolian.store.tx import read_tx, write_tx
-from yaolian.trace.directory import Directory, holds_product, party_to_code, product_rows
+from yaolian.trace.directory import (
+    Directory,
+    enterprise_rows,
+    holds_product,
+    party_to_code,
+    product_rows,
+)
 from yaolian.trace.lineage import batch_of_key, dispensed_by_site, holdings
 from yaolian.trace.projection import chunks, recompute
 from yaolian.trace.state import sale_day
@@ -175,10 +181,21 @@ def create_recall(
     return recall_id
 
 
-def close_recall(bind: Engine | Connection, recall_id: int, now_us: int | None = None) -> None:
-    """Close a recall (completed): its codes are no longer reported as recalled."""
+def close_recall(
+    bind: Engine | Connection,
+    recall_id: int,
+    now_us: int | None = None,
+    viewer: Viewer | None = None,
+) -> None:
+    """Close a recall (completed): its codes are no longer reported as recalled. Only its
+    issuer, a regulator or the platform (``viewer`` None) closes it."""
     closed = now_us if now_us is not None else _now_us()
     with write_tx(bind) as conn:
+        if not _issuer_side(_recall_row(conn, recall_id, viewer), viewer):
+            raise ForbiddenError(
+                "only the enterprise that issued the recall or a regulator ends it",
+                place="recall",
+            )
         done = conn.execute(
             s.recall.update()
             .where(s.recall.c.id == recall_id, s.recall.c.closed_us.is_(None))
@@ -212,22 +229,63 @@ def _reevaluate_sales(conn: Connection, recall_id: int, since_us: int) -> None:
 
 
 def _recall_row(conn: Connection, recall_id: int, viewer: Viewer | None) -> Any:
+    """The recall, if ``viewer`` may see it: the platform, a regulator, the enterprise that
+    issued it, or one with a part in its scope (:func:`_concerns`)."""
     row = conn.execute(select(s.recall).where(s.recall.c.id == recall_id)).first()
     if row is None or (
-        viewer is not None and not viewer.sees_all and row.enterprise_id != viewer.enterprise_id
+        viewer is not None
+        and not viewer.sees_all
+        and row.enterprise_id != viewer.enterprise_id
+        and (viewer.enterprise_id is None or not _concerns(conn, row.id, viewer.enterprise_id))
     ):
         raise NotFoundError(f"no recall {recall_id}", place="recall")
     return row
 
 
+def _issuer_side(row: Any, viewer: Viewer | None) -> bool:
+    """The platform, a regulator or the enterprise that issued the recall: it sees the whole
+    scope and may end the recall; an enterprise with a part in it sees its own part."""
+    return viewer is None or viewer.sees_all or row.enterprise_id == viewer.enterprise_id
+
+
+def _scope_of(conn: Connection, recall_id: int) -> tuple[list[tuple[str, str]], list[int]]:
+    """The recall's batches (product, lot) and its named codes (ids, containers' contents
+    included)."""
+    batches = [
+        (b.product, b.lot)
+        for b in conn.execute(select(s.recall_batch).where(s.recall_batch.c.recall_id == recall_id))
+    ]
+    rc = s.recall_code.c
+    code_ids = list(conn.execute(select(rc.code_id).where(rc.recall_id == recall_id)).scalars())
+    return batches, code_ids
+
+
+def _concerns(conn: Connection, recall_id: int, enterprise_id: int) -> bool:
+    """Whether an enterprise has a part in the recall: it holds, shipped, received or sold a
+    code in its scope — who must stop selling or using it and help bring it back (经营企业、
+    使用单位 under 药品召回管理办法). One covering-index probe per projection and batch."""
+    batches, code_ids = _scope_of(conn, recall_id)
+    return any(
+        conn.execute(select(exists().where(cond, mine))).scalar()
+        for table, mine in enterprise_rows(enterprise_id)
+        for cond in _scope_conds(table.c, batches, code_ids)
+    )
+
+
 def list_recalls(bind: Engine | Connection, viewer: Viewer | None = None) -> list[dict[str, Any]]:
-    """Recalls, newest first (an enterprise sees the recalls it created)."""
+    """Recalls, newest first. An enterprise sees those it issued and those it has a part in
+    (it holds, shipped, received or sold codes in scope); ``may_close`` says whether this
+    viewer may end it."""
     r = s.recall.c
     with read_tx(bind) as conn:
-        q = select(s.recall).order_by(r.id.desc())
+        rows = conn.execute(select(s.recall).order_by(r.id.desc())).all()
         if viewer is not None and not viewer.sees_all:
-            q = q.where(r.enterprise_id == viewer.enterprise_id)
-        rows = conn.execute(q).all()
+            ent = viewer.enterprise_id
+            rows = [
+                x
+                for x in rows
+                if x.enterprise_id == ent or (ent is not None and _concerns(conn, x.id, ent))
+            ]
         batches: dict[int, list[str]] = defaultdict(list)
         for b in conn.execute(select(s.recall_batch)):
             batches[b.recall_id].append(f"{b.product}/{b.lot}")
@@ -246,6 +304,7 @@ def list_recalls(bind: Engine | Connection, viewer: Viewer | None = None) -> lis
             "closed_us": x.closed_us,
             "batches": batches.get(x.id, []),
             "codes": int(ncodes.get(x.id, 0)),
+            "may_close": _issuer_side(x, viewer),
         }
         for x in rows
     ]
@@ -257,18 +316,8 @@ def recall_scope(
     """Scope and progress of a recall (see the module docstring)."""
     with read_tx(bind) as conn:
         rec = _recall_row(conn, recall_id, viewer)
-        batches = [
-            (b.product, b.lot)
-            for b in conn.execute(
-                select(s.recall_batch).where(s.recall_batch.c.recall_id == recall_id)
-            )
-        ]
-        code_ids = [
-            r[0]
-            for r in conn.execute(
-                select(s.recall_code.c.code_id).where(s.recall_code.c.recall_id == recall_id)
-            )
-        ]
+        only = None if viewer is None or _issuer_side(rec, viewer) else viewer.enterprise_id
+        batches, code_ids = _scope_of(conn, recall_id)
         extra = _outside_batches(conn, code_ids, batches)
         held: list[dict[str, Any]] = []
         sold: list[dict[str, Any]] = []
@@ -283,7 +332,7 @@ def recall_scope(
         directory.load(
             [h["custodian"] for h in held] + [h["site"] for h in held] + [x["site"] for x in sold]
         )
-        in_transit = _in_transit(conn, batches, extra, directory)
+        in_transit = _in_transit(conn, batches, extra, directory, only)
         products = product_rows(conn, {p for p, _ in batches})
     by_status: Counter[str] = Counter()
     holders: dict[str, dict[str, Any]] = {}
@@ -292,6 +341,8 @@ def recall_scope(
         if h["status"] in _GONE or h["status"] == "in_transit":
             continue
         holder = directory.holder(h["custodian"], h["site"])
+        if only is not None and (holder is None or holder.enterprise_id != only):
+            continue  # an enterprise with a part in the recall sees its own
         place = directory.place(h["site"])
         name = holder.name if holder else (h["custodian"] or h["site"] or "unknown")
         entry = holders.setdefault(
@@ -310,6 +361,8 @@ def recall_scope(
     dispensed = []
     for x in sold:
         place = directory.place(x["site"])
+        if only is not None and (place is None or place.owner.enterprise_id != only):
+            continue
         dispensed.append(
             {
                 **x,
@@ -329,6 +382,7 @@ def recall_scope(
         "created": sale_day(rec.created_us).isoformat(),
         "created_us": rec.created_us,
         "closed_us": rec.closed_us,
+        "may_close": only is None,
         "batches": [
             {"product": p, "lot": lot, "generic_name": products.get(p, {}).get("generic_name")}
             for p, lot in batches
@@ -393,9 +447,14 @@ def _returned(
 
 
 def _in_transit(
-    conn: Connection, batches: list[tuple[str, str]], code_ids: list[int], directory: Directory
+    conn: Connection,
+    batches: list[tuple[str, str]],
+    code_ids: list[int],
+    directory: Directory,
+    only: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Open shipments of codes in scope: from whom, to whom, how many, shipped when."""
+    """Open shipments of codes in scope: from whom, to whom, how many, shipped when (``only``:
+    those from or to this enterprise)."""
     c, cs = s.custody.c, s.code_state.c
     counter: Counter[tuple[Any, ...]] = Counter()
     for cond in _scope_conds(c, batches, code_ids):
@@ -419,6 +478,8 @@ def _in_transit(
     out = []
     for (fp, fs, tp, ts, kind, shipped), n in counter.items():
         src, dst = directory.holder(fp, fs), directory.holder(tp, ts)
+        if only is not None and only not in {x.enterprise_id for x in (src, dst) if x}:
+            continue
         out.append(
             {
                 "from": src.name if src else fp,

@@ -121,7 +121,7 @@ function recallsPanel(body) {
   return table("recalls-table", ["#", "级别", "原因", "发布", "批次", "状态"], body.recalls.map((r) => [
     el("button", { type: "button", class: "link", "data-recall": r.id, title: "召回进度" }, `#${r.id}`),
     `${r.class}级`, r.reason, r.created, (r.batches || []).join("、") || `${r.codes} 个码`,
-    r.closed_us ? "已关闭" : "进行中",
+    (r.closed_us ? "已关闭" : "进行中") + (r.may_close ? "" : " · 涉及本企业"),
   ]));
 }
 
@@ -170,8 +170,8 @@ function recallDetail(r) {
       `范围 ${r.total} 个码；已退回 ${p.returned}，已销毁 ${p.destroyed}，未完成 ${p.outstanding}，`
       + `完成 ${p.percent_complete}%。`,
       r.closed_us ? " 已关闭。" : " ",
-      r.closed_us ? null : el("button", { type: "button", class: "link", "data-close-recall": r.id },
-        "结束召回 close")),
+      r.closed_us || !r.may_close ? null
+        : el("button", { type: "button", class: "link", "data-close-recall": r.id }, "结束召回 close")),
   ];
   if (r.holders.length) {
     parts.push(el("h4", {}, "仍在持有 Still held"), table("recall-holders", ["持有者", "数量", "场所"],
