@@ -218,3 +218,32 @@ def test_bad_sale_lines_name_place(tmp_path: Path) -> None:
         "bad.json line 3/sel_retn_cnt",
         "bad.json line 4/sel_retn_time",
     ]
+
+
+def test_a_holder_sees_counterfeits_of_its_products(client: TestClient, trace_world: Any) -> None:
+    """A code of the manufacturer's product that it never made, sold at a pharmacy: the
+    pharmacy (it sold it) and the manufacturer (its product) see the unknown_code alert; an
+    enterprise with no part in either does not."""
+    w = trace_world
+    fake = w.pack(777).removeprefix("urn:nmpa:code:")  # 8600001…, never commissioned
+    from yaolian.verify.dispense import parse_lines, record_sales
+
+    record_sales(
+        w.engine,
+        parse_lines(
+            [
+                {
+                    "drug_trac_codg": [fake],
+                    "sel_retn_time": "2026-01-08 09:00",
+                    "site": w.sites["PHA"],
+                }
+            ]
+        ),
+    )
+    seen = {
+        tag: client.get("/alerts", params={"rule": "unknown_code"}, headers=key(w, tag)).json()
+        for tag in ("MFR", "PHA", "PHB", "DIST")
+    }
+    assert [a["code"] for a in seen["MFR"]["alerts"]] == [f"n:{fake}"]
+    assert seen["MFR"]["by_rule"]["unknown_code"] == seen["PHA"]["total"] == 1
+    assert seen["PHB"]["total"] == seen["DIST"]["total"] == 0

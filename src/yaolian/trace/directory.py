@@ -166,19 +166,26 @@ def handled_by(enterprise_id: int, code_id: Any) -> ColumnElement[bool]:
     )
 
 
-def party_to_code(conn: Connection, enterprise_id: int, code_id: int) -> bool:
-    """Whether an enterprise is party to a code: it shipped, received, holds or sold it
-    (:func:`handled_by`), or it is the holder/manufacturer of the code's product."""
+def made_by(enterprise_id: int, code_id: Any) -> ColumnElement[bool]:
+    """SQL condition: the code ``code_id`` (a value or a column) is of a product the enterprise
+    holds (上市许可持有人) or makes, by its 药品标识码 or GTIN — a counterfeit of it included."""
     p, cs = s.product.c, s.code_state.c
-    makes = exists().where(
+    mine = or_(p.holder_id == enterprise_id, p.manufacturer_id == enterprise_id)
+    return exists().where(
         cs.code_id == code_id,
-        cs.product.in_(
-            select(p.product_code).where(
-                or_(p.holder_id == enterprise_id, p.manufacturer_id == enterprise_id)
-            )
+        or_(
+            cs.product.in_(select(p.product_code).where(mine)),
+            cs.product.in_(select(p.gtin).where(mine, p.gtin.is_not(None))),
         ),
     )
-    return bool(conn.execute(select(or_(handled_by(enterprise_id, code_id), makes))).scalar())
+
+
+def party_to_code(conn: Connection, enterprise_id: int, code_id: int) -> bool:
+    """Whether an enterprise is party to a code: it shipped, received, holds or sold it
+    (:func:`handled_by`), or it is the holder/manufacturer of the code's product
+    (:func:`made_by`)."""
+    party = or_(handled_by(enterprise_id, code_id), made_by(enterprise_id, code_id))
+    return bool(conn.execute(select(party)).scalar())
 
 
 def holds_product(conn: Connection, enterprise_id: int, product_code: str) -> bool:

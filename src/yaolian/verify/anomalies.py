@@ -28,7 +28,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, func, or_, select
 
 from yaolian.codes.identity import uri_for_key
 from yaolian.errors import CodeError, ForbiddenError, QueryError
@@ -36,7 +36,7 @@ from yaolian.store import schema as s
 from yaolian.store.access import Viewer
 from yaolian.store.dictionary import code_keys
 from yaolian.store.tx import read_tx
-from yaolian.trace.directory import handled_by
+from yaolian.trace.directory import handled_by, made_by
 from yaolian.trace.state import CodeState, Context, Facts, SiteInfo, Trigger, sale_day
 
 RULES = {
@@ -247,7 +247,8 @@ def _uri_of(key: str | None) -> str | None:
 def list_alerts(bind: Engine | Connection, viewer: Viewer, flt: AlertFilter) -> dict[str, Any]:
     """Alerts matching ``flt``, newest first, with the code keys, and ``by_rule``: how many
     match each rule under the other filters (every rule listed). An enterprise sees only alerts
-    about codes it is party to, regulators and admins see all."""
+    about codes it handled or of products it holds or makes (a counterfeit of its product
+    sold anywhere), regulators and admins see all."""
     if flt.rule is not None and flt.rule not in RULES:
         raise QueryError(f"unknown rule {flt.rule!r}; one of {', '.join(RULES)}", place="rule")
     if not 1 <= flt.limit <= 10_000:
@@ -264,8 +265,9 @@ def list_alerts(bind: Engine | Connection, viewer: Viewer, flt: AlertFilter) -> 
         conds.append(a.time_us >= flt.since_us)
     if flt.until_us is not None:
         conds.append(a.time_us < flt.until_us)
-    if not viewer.sees_all and viewer.enterprise_id is not None:  # codes the enterprise handled
-        conds.append(handled_by(viewer.enterprise_id, a.code_id))
+    if not viewer.sees_all and viewer.enterprise_id is not None:  # codes it handled or makes
+        ent = viewer.enterprise_id
+        conds.append(or_(handled_by(ent, a.code_id), made_by(ent, a.code_id)))
     by_rule = dict.fromkeys(RULES, 0)
     with read_tx(bind) as conn:
         by_rule.update(
