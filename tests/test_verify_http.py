@@ -220,10 +220,12 @@ def test_bad_sale_lines_name_place(tmp_path: Path) -> None:
     ]
 
 
-def test_a_holder_sees_counterfeits_of_its_products(client: TestClient, trace_world: Any) -> None:
+def test_a_holder_sees_counterfeits_of_its_products(
+    client: TestClient, trace_world: Any, db_url: str
+) -> None:
     """A code of the manufacturer's product that it never made, sold at a pharmacy: the
     pharmacy (it sold it) and the manufacturer (its product) see the unknown_code alert; an
-    enterprise with no part in either does not."""
+    enterprise with no part in either does not. `yaolian alerts` filters as the API does."""
     w = trace_world
     fake = w.pack(777).removeprefix("urn:nmpa:code:")  # 8600001…, never commissioned
     from yaolian.verify.dispense import parse_lines, record_sales
@@ -247,3 +249,13 @@ def test_a_holder_sees_counterfeits_of_its_products(client: TestClient, trace_wo
     assert [a["code"] for a in seen["MFR"]["alerts"]] == [f"n:{fake}"]
     assert seen["MFR"]["by_rule"]["unknown_code"] == seen["PHA"]["total"] == 1
     assert seen["PHB"]["total"] == seen["DIST"]["total"] == 0
+    runner = CliRunner()
+    for options, expected in (
+        (("--code", fake), 1),
+        (("--code", w.pack(1)), 0),  # a code with no alert
+        (("--since", "2026-01-09"), 0),  # the sale was on the 8th, Beijing time
+        (("--until", "2026/1/9", "--site", w.sites["PHA"]), 1),
+        (("--site", w.sites["PHB"]), 0),
+    ):
+        shown = runner.invoke(cli_app, ["alerts", *options, "--db", db_url, "--json"])
+        assert shown.exit_code == 0 and json.loads(shown.output)["total"] == expected, options

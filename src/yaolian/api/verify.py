@@ -33,12 +33,9 @@ from sqlalchemy.pool import QueuePool
 from yaolian.api.auth import ViewerDep, WriterDep, audit, engine_of
 from yaolian.api.params import accepted_media, read_body, time_param, wants_html
 from yaolian.codes.barcode import read_image
-from yaolian.codes.identity import canonical_key
-from yaolian.errors import CodeError, QueryError, ValidationError
+from yaolian.errors import ValidationError
 from yaolian.store.access import Viewer, authenticate
-from yaolian.store.dictionary import lookup_codes
 from yaolian.store.engine import is_sqlite
-from yaolian.store.tx import read_tx
 from yaolian.trace import rawsql
 from yaolian.verify.anomalies import RULES, AlertFilter, list_alerts
 from yaolian.verify.dispense import read_sales, record_sales, sales_summary
@@ -214,25 +211,16 @@ def get_alerts(
     offset: Annotated[int, Query(ge=0, le=2**62)] = 0,  # beyond: no database stores as many
 ) -> dict[str, Any]:
     """Anomaly alerts, newest first."""
-    engine = engine_of(request)
-    code_id = None
-    if code is not None:
-        try:
-            key = canonical_key(code.strip())
-        except CodeError as exc:
-            raise QueryError(exc.reason, place="code") from None
-        with read_tx(engine) as conn:
-            code_id = lookup_codes(conn, [key]).get(key, -1)
     flt = AlertFilter(
         rule=rule,
-        code_id=code_id,
+        code=code,
         site=site,
         since_us=time_param("since", since),
         until_us=time_param("until", until),
         limit=limit,
         offset=offset,
     )
-    return list_alerts(engine, viewer, flt)
+    return list_alerts(engine_of(request), viewer, flt)
 
 
 MAX_SALES_BYTES = 8 * 1024 * 1024

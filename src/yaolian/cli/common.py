@@ -12,7 +12,7 @@ from rich.table import Table
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-from yaolian.epcis.model import to_epoch_us
+from yaolian.epcis.model import parse_local_time, to_epoch_us
 from yaolian.errors import QueryError, YaolianError
 from yaolian.store.engine import open_engine
 
@@ -58,12 +58,11 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
 
 
 def time_option(value: str | None, place: str) -> int | None:
-    """An ISO 8601 time option (with offset) as epoch microseconds; None when not given."""
+    """A time option as epoch microseconds (ISO 8601, or a local date or time as
+    :func:`~yaolian.epcis.model.parse_local_time` reads it: 北京时间); None when not given."""
     if value is None:
         return None
     try:
-        return to_epoch_us(value)
+        return to_epoch_us(parse_local_time(value).isoformat())
     except ValueError as exc:
-        raise QueryError(
-            f"not an ISO 8601 time with offset: {value!r} ({exc})", place=place
-        ) from None
+        raise QueryError(str(exc), place=place) from None

@@ -171,13 +171,25 @@ def verify(
 
 def alerts(
     rule: Annotated[str | None, typer.Option("--rule", help=", ".join(RULES))] = None,
+    code: Annotated[str | None, typer.Option("--code", help="About this code (any form)")] = None,
+    site: Annotated[str | None, typer.Option("--site", help="At this site (location URI)")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="From this day or time")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Before this day or time")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 50,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Anomaly alerts, newest first."""
+    """Anomaly alerts, newest first (the filters of GET /alerts)."""
     engine = open_store(db)
-    found = list_alerts(engine, SYSTEM, AlertFilter(rule=rule, limit=limit))
+    flt = AlertFilter(
+        rule=rule,
+        code=code,
+        site=site,
+        since_us=time_option(since, "--since"),
+        until_us=time_option(until, "--until"),
+        limit=limit,
+    )
+    found = list_alerts(engine, SYSTEM, flt)
     if as_json:
         print_json(found)
         return

@@ -30,11 +30,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, or_, select
 
-from yaolian.codes.identity import uri_for_key
+from yaolian.codes.identity import canonical_key, uri_for_key
 from yaolian.errors import CodeError, ForbiddenError, QueryError
 from yaolian.store import schema as s
 from yaolian.store.access import Viewer
-from yaolian.store.dictionary import code_keys
+from yaolian.store.dictionary import code_keys, lookup_codes
 from yaolian.store.tx import read_tx
 from yaolian.trace.directory import handled_by, made_by
 from yaolian.trace.state import CodeState, Context, Facts, SiteInfo, Trigger, sale_day
@@ -228,7 +228,7 @@ class AlertFilter:
     """Filters for :func:`list_alerts` (all optional)."""
 
     rule: str | None = None
-    code_id: int | None = None
+    code: str | None = None  # in any form
     site: str | None = None
     since_us: int | None = None
     until_us: int | None = None
@@ -257,8 +257,12 @@ def list_alerts(bind: Engine | Connection, viewer: Viewer, flt: AlertFilter) -> 
         raise ForbiddenError("alerts need an enterprise or regulator key", place="Authorization")
     a = s.alert.c
     conds = []
-    if flt.code_id is not None:
-        conds.append(a.code_id == flt.code_id)
+    key = None
+    if flt.code is not None:
+        try:
+            key = canonical_key(flt.code.strip())
+        except CodeError as exc:
+            raise QueryError(exc.reason, place="code") from None
     if flt.site:
         conds.append(a.site == flt.site)
     if flt.since_us is not None:
@@ -270,6 +274,8 @@ def list_alerts(bind: Engine | Connection, viewer: Viewer, flt: AlertFilter) -> 
         conds.append(or_(handled_by(ent, a.code_id), made_by(ent, a.code_id)))
     by_rule = dict.fromkeys(RULES, 0)
     with read_tx(bind) as conn:
+        if key is not None:
+            conds.append(a.code_id == lookup_codes(conn, [key]).get(key, -1))  # unknown: none
         by_rule.update(
             (rule, int(n))
             for rule, n in conn.execute(select(a.rule, func.count()).where(*conds).group_by(a.rule))
