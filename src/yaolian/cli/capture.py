@@ -29,6 +29,7 @@ from sqlalchemy import Connection, Engine, func, select
 from yaolian.cli.common import (
     DbOption,
     JsonOption,
+    china_time_text,
     console,
     console_err,
     open_store,
@@ -39,11 +40,9 @@ from yaolian.cli.common import (
 from yaolian.config import DATABASE_URL_ENV, database_url
 from yaolian.epcis import jsonld, xml
 from yaolian.epcis.model import (
-    CHINA_TIME,
     EVENT_TYPES,
     Document,
     Event,
-    from_epoch_us,
     iter_epcs,
     iter_quantities,
     parse_local_time,
@@ -416,12 +415,25 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Every API key, newest first (never the secrets)."""
-    rows = [k.as_dict() for k in list_keys(open_store(db))]
+    keys = list_keys(open_store(db))
     if as_json:
-        print_json(rows)
+        print_json([k.as_dict() for k in keys])
     else:
-        columns = ["prefix", "role", "enterprise", "label", "created", "revoked"]
-        print_table("API keys", columns, [[r[c] for c in columns] for r in rows])
+        print_table(
+            "API keys",
+            ["prefix", "role", "enterprise", "label", "created (UTC+8)", "revoked"],
+            [
+                (
+                    k.prefix,
+                    k.role,
+                    k.enterprise,
+                    k.label,
+                    china_time_text(k.created_us),
+                    "revoked" if k.revoked else "",
+                )
+                for k in keys
+            ],
+        )
 
 
 @keys_app.command("revoke")
@@ -482,7 +494,7 @@ def audit_list(
         [
             (
                 e.id,
-                from_epoch_us(e.time_us).astimezone(CHINA_TIME).strftime("%Y-%m-%d %H:%M:%S"),
+                china_time_text(e.time_us),
                 e.action,
                 e.target,
                 e.prefix or "local",

@@ -12,7 +12,7 @@ from rich.table import Table
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-from yaolian.epcis.model import parse_local_time, to_epoch_us
+from yaolian.epcis.model import CHINA_TIME, from_epoch_us, parse_local_time, to_epoch_us
 from yaolian.errors import QueryError, YaolianError
 from yaolian.store.engine import open_engine
 
@@ -66,3 +66,8 @@ def time_option(value: str | None, place: str) -> int | None:
         return to_epoch_us(parse_local_time(value).isoformat())
     except ValueError as exc:
         raise QueryError(str(exc), place=place) from None
+
+
+def china_time_text(us: int) -> str:
+    """A stored time (epoch µs) as 北京时间 for a table: ``2026-12-07 20:46:07``."""
+    return from_epoch_us(us).astimezone(CHINA_TIME).strftime("%Y-%m-%d %H:%M:%S")
