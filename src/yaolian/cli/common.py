@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import orjson
 import typer
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine
@@ -27,6 +28,8 @@ DbOption = Annotated[
         "per-user SQLite file).",
     ),
 ]
+SHORT_CELL = 10  # display cells: a column no wider than this is not wrapped, room allowing
+LONG_CELL_ROOM = 8  # display cells kept for each wider column, which wraps
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
@@ -48,12 +51,19 @@ def print_json(data: Any) -> None:
 
 
 def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """Print rows as a rich table."""
+    """Print rows as a rich table. A cell too wide for the terminal wraps (folds) rather than
+    being cut with an ellipsis, so codes and identifiers are always shown whole; a column whose
+    cells are all short (numbers, statuses) keeps them on one line."""
+    cells = [["" if v is None else str(v) for v in row] for row in rows]
+    widest = [max((cell_len(r[n]) for r in cells), default=0) for n in range(len(columns))]
+    keep = [w if w <= SHORT_CELL else 0 for w in widest]  # the short ones whole, if they fit
+    room = LONG_CELL_ROOM * keep.count(0)  # what rich leaves the wrapping columns at least
+    fits = sum(keep) + room + 3 * len(columns) + 1 <= console.width
     table = Table(title=title)
-    for col in columns:
-        table.add_column(col)
-    for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+    for col, width in zip(columns, keep, strict=True):
+        table.add_column(col, overflow="fold", min_width=width if fits and width else None)
+    for row in cells:
+        table.add_row(*row)
     console.print(table)
 
 
