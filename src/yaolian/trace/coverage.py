@@ -31,6 +31,7 @@ from sqlalchemy import Connection, and_, case, func, not_, or_, select
 from yaolian.errors import ForbiddenError, NotFoundError, ValidationError
 from yaolian.store import schema as s
 from yaolian.store.access import Viewer
+from yaolian.trace.directory import products_of
 
 DEFAULT_OVERDUE_DAYS = 7
 Grouping = Literal["product", "province", "city"]
@@ -93,13 +94,6 @@ def _list_products(conn: Connection, code: str) -> list[str]:
     return list(conn.execute(select(items.product).where(items.list_id == list_id)).scalars())
 
 
-def _held_by(enterprise_id: int) -> Any:
-    """Product codes (and GTINs) the enterprise holds (上市许可持有人) or makes."""
-    p = s.product.c
-    mine = or_(p.holder_id == enterprise_id, p.manufacturer_id == enterprise_id)
-    return select(p.product_code).where(mine).union(select(p.gtin).where(mine, p.gtin.is_not(None)))
-
-
 def coverage(
     conn: Connection, viewer: Viewer, flt: CoverageFilter, *, now_us: int | None = None
 ) -> list[CoverageRow]:
@@ -128,7 +122,7 @@ def coverage(
         where.append(cs.site.in_(regional))
     if not viewer.sees_all:
         assert viewer.enterprise_id is not None
-        where.append(cs.product.in_(_held_by(viewer.enterprise_id)))
+        where.append(cs.product.in_(products_of(viewer.enterprise_id)))
     # the codes with each gap, as sets joined to the states: one pass over the hand-overs
     # rather than a look-up per pack (500,000 packs on SQLite: 2.2 → 0.95 s)
     gap = select(c.code_id).where(c.ship_event_id.is_(None)).distinct().subquery("gap")

@@ -7,7 +7,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, exists, or_, select
+from sqlalchemy import ColumnElement, CompoundSelect, Connection, Table, exists, or_, select
 
 from yaolian.store import schema as s
 
@@ -166,18 +166,19 @@ def handled_by(enterprise_id: int, code_id: Any) -> ColumnElement[bool]:
     )
 
 
+def products_of(enterprise_id: int) -> CompoundSelect:
+    """SQL: the 药品标识码 and GTINs of the products the enterprise holds (上市许可持有人) or
+    makes."""
+    p = s.product.c
+    mine = or_(p.holder_id == enterprise_id, p.manufacturer_id == enterprise_id)
+    return select(p.product_code).where(mine).union(select(p.gtin).where(mine, p.gtin.is_not(None)))
+
+
 def made_by(enterprise_id: int, code_id: Any) -> ColumnElement[bool]:
     """SQL condition: the code ``code_id`` (a value or a column) is of a product the enterprise
-    holds (上市许可持有人) or makes, by its 药品标识码 or GTIN — a counterfeit of it included."""
-    p, cs = s.product.c, s.code_state.c
-    mine = or_(p.holder_id == enterprise_id, p.manufacturer_id == enterprise_id)
-    return exists().where(
-        cs.code_id == code_id,
-        or_(
-            cs.product.in_(select(p.product_code).where(mine)),
-            cs.product.in_(select(p.gtin).where(mine, p.gtin.is_not(None))),
-        ),
-    )
+    holds or makes (:func:`products_of`) — a counterfeit of it included."""
+    cs = s.code_state.c
+    return exists().where(cs.code_id == code_id, cs.product.in_(products_of(enterprise_id)))
 
 
 def party_to_code(conn: Connection, enterprise_id: int, code_id: int) -> bool:
