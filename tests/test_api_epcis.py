@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ from yaolian.epcis import xml
 from yaolian.epcis.model import Document
 from yaolian.epcis.nmpa_dataset import party_uri
 from yaolian.epcis.read import read_document
+from yaolian.errors import ValidationError
 from yaolian.store import resources
 from yaolian.store.access import create_key, revoke_key, upsert_enterprise, upsert_site
 from yaolian.store.audit import verify_audit_chain
@@ -1006,7 +1008,9 @@ class Receiver:
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
+def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
+    """A webhook endpoint on loopback, which the server posts to only when told it may."""
+    monkeypatch.setenv("YAOLIAN_WEBHOOK_HOSTS", "127.0.0.1")
     hook = Receiver()
     yield hook
     hook.server.shutdown()
@@ -1364,3 +1368,36 @@ def test_webhook_hosts_can_be_limited(
     assert receiver.posts == []
     (state,) = _get(api, "/queries/all/subscriptions").json()
     assert state["failures"] >= 1 and "only to .example.cn" in state["lastError"]
+
+
+def test_webhooks_go_to_public_hosts_only_by_default(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without YAOLIAN_WEBHOOK_HOSTS a key cannot make the server call inside its own network:
+    loopback, private, link-local (cloud metadata) and reserved addresses are refused when
+    subscribing, and a name is looked up again at each delivery."""
+    monkeypatch.delenv("YAOLIAN_WEBHOOK_HOSTS", raising=False)
+    assert _save(api, "all", {}).status_code == 201
+    for inner in (
+        "http://127.0.0.1:8000/hook",
+        "http://localhost/hook",
+        "http://10.1.2.3/hook",
+        "http://192.168.0.8/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://0.0.0.0/hook",
+    ):
+        assert_problem(
+            _subscribe(api, "all", dest=inner), 400, "ValidationException", "not a public host"
+        )
+    assert _subscribe(api, "all", dest="https://erp.example.cn/hook").status_code == 201
+
+    def resolves_to(address: str) -> Any:
+        return lambda host, port, **kw: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, 0))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolves_to("10.0.0.7"))  # DNS points inside
+    with pytest.raises(ValidationError, match="not a public host"):
+        check_dest("https://erp.example.cn/hook", resolve=True)
+    monkeypatch.setattr(socket, "getaddrinfo", resolves_to("203.119.25.1"))
+    assert check_dest("https://erp.example.cn/hook", resolve=True)

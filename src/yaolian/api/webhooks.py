@@ -105,7 +105,9 @@ class WebhookDispatcher:
             delivered(self.engine, claimed, through, 0, caught_up=True)
             return 0
         try:
-            check_dest(claimed.dest)  # the allowed hosts may have changed since it subscribed
+            # the allowed hosts may have changed since it subscribed; the name may now point
+            # inside the network
+            check_dest(claimed.dest, resolve=True)
         except YaolianError as exc:
             failed(self.engine, claimed, exc.reason)
             return 0

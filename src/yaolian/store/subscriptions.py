@@ -16,6 +16,8 @@ revoked key's subscriptions stop. The HTTP side is :mod:`yaolian.api.webhooks`.
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 import time
 import uuid
 from collections.abc import Mapping
@@ -103,9 +105,12 @@ class Subscription:
         }
 
 
-def check_dest(dest: str) -> str:
+def check_dest(dest: str, *, resolve: bool = False) -> str:
     """``dest`` if it is an absolute http(s) URL a webhook may be posted to: of a host
-    ``$YAOLIAN_WEBHOOK_HOSTS`` allows, when that is set."""
+    ``$YAOLIAN_WEBHOOK_HOSTS`` allows, when that is set; else of a public host — a loopback,
+    private, link-local or reserved address (the server's own network) is refused, so a key
+    cannot make the server call inside its network. ``resolve`` (at delivery) also looks the
+    name up and checks every address it has."""
     parts = urlsplit(dest) if len(dest) <= DEST_MAX else None
     if (
         parts is None
@@ -120,7 +125,9 @@ def check_dest(dest: str) -> str:
         )
     allowed = webhook_hosts()
     host = parts.hostname.lower()
-    if allowed is not None and not any(
+    if allowed is None:
+        _refuse_inner(host, resolve)
+    elif not any(
         host == name or (name.startswith(".") and host.endswith(name)) for name in allowed
     ):
         raise ValidationError(
@@ -129,6 +136,38 @@ def check_dest(dest: str) -> str:
             place="/dest",
         )
     return dest
+
+
+def _refuse_inner(host: str, resolve: bool) -> None:
+    """ValidationError when ``host`` is, or (``resolve``) resolves to, an address that is not
+    public."""
+    if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
+        addresses = [host]
+    else:
+        try:
+            addresses = [str(ipaddress.ip_address(host.strip("[]")))]
+        except ValueError:  # a name
+            addresses = _addresses(host) if resolve else []
+    for address in addresses:
+        try:
+            public = ipaddress.ip_address(address.split("%")[0]).is_global
+        except ValueError:
+            public = False
+        if not public:
+            raise ValidationError(
+                f"{host} is not a public host ({address}): this server posts webhooks to "
+                f"public hosts only, unless {WEBHOOK_HOSTS_ENV} names it",
+                place="/dest",
+            )
+
+
+def _addresses(host: str) -> list[str]:
+    """The addresses ``host`` resolves to; a name that does not resolve is refused."""
+    try:
+        found = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except OSError as exc:
+        raise ValidationError(f"cannot resolve {host}: {exc}", place="/dest") from None
+    return sorted({str(info[4][0]) for info in found})
 
 
 def controls(
