@@ -675,7 +675,7 @@ def _movements(
         for (product, sign, arrived), n in _epc_packs(f, resolver, shipped).items():
             if split is None:
                 _move(acc, f, site, product, n, 0.0, sign, arrived)
-            else:  # units from an opened pack, per code: the pack stays until emptied
+            else:  # units from an opened pack: it stays in on_hand (see net_packs)
                 for _ in range(int(n)):
                     _move(acc, f, site, product, 0.0, split, sign, arrived)
         for key, qty, uom, role in f.quantities or []:
