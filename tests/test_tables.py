@@ -160,3 +160,14 @@ def test_csv_from_chinese_windows_is_read_as_gb18030(tmp_path: Path) -> None:
         path = tmp_path / f"{encoding}.csv"
         path.write_bytes(sales.encode(encoding))
         assert read_text(path) == sales
+
+
+@pytest.mark.parametrize(
+    "data", [b"[]", b'{"lines": []}', b"", b"drug_trac_codg,sel_retn_time,site\n"]
+)
+def test_an_empty_sale_upload_is_bad_input(data: bytes) -> None:
+    """No sale lines at all — an empty list or a CSV with only its header — is refused at the
+    file, not recorded as '0 lines, 0 recorded'."""
+    with pytest.raises(ValidationError, match="no sale lines") as caught:
+        read_sales(data, "sales.csv")
+    assert caught.value.place == "sales.csv"

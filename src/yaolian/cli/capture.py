@@ -94,11 +94,11 @@ def _capture_one(
 
 
 def _reasons(errors: list[dict[str, Any]]) -> str:
-    """Table cell: the first reason, and how many more are listed below the table."""
+    """Table cell: the first reason, whole (the table wraps it), and how many more are listed
+    below the table."""
     if not errors:
         return ""
     first = str(Problem(errors[0]["reason"], errors[0]["place"]))
-    first = first if len(first) <= 80 else first[:79] + "…"
     return first + (f" (+{len(errors) - 1} more below)" if len(errors) > 1 else "")
 
 

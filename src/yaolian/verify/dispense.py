@@ -205,11 +205,15 @@ def read_sales(data: bytes, source: str, *, as_json: bool = False) -> list[SaleL
         rows = root.get("lines") if isinstance(root, dict) else root
         if not isinstance(rows, list):
             raise ValidationError("expected a list of sale lines", place=source)
-        return parse_lines(rows, f"{source} line")
-    text = decode_text(data, source)
-    with reading_csv(source):
-        rows = list(csv.DictReader(io.StringIO(text)))
-    return parse_lines(rows, f"{source} row")
+        where = f"{source} line"
+    else:
+        text = decode_text(data, source)
+        with reading_csv(source):
+            rows = list(csv.DictReader(io.StringIO(text)))
+        where = f"{source} row"
+    if not rows:  # an empty upload is a mistake, not a day without sales to report
+        raise ValidationError("no sale lines (an empty list, or a CSV without rows)", place=source)
+    return parse_lines(rows, where)
 
 
 def sales_summary(lines: Sequence[SaleLine], result: CaptureResult) -> dict[str, int]:
