@@ -163,6 +163,41 @@ def test_recall_marks_codes(trace_world: Any) -> None:
     assert verdict(w, code)["status"] == "genuine"
 
 
+def test_a_logistics_unit_is_known_by_its_packing(trace_world: Any) -> None:
+    """A pallet (SSCC) or case made by packing, never commissioned itself, is a known logistics
+    unit — not "查无此码" — with the packs inside it now, its hand-overs, in transit while
+    shipped, recalled while it holds recalled packs, empty once unpacked; an SSCC the platform
+    never saw stays unknown."""
+    w = trace_world
+    packs = supply_chain(w, packs=4)  # case 1 holds them, at PHA
+    w.capture(
+        w.pack_into(w.pallet(1), [w.case(1)], 41),
+        w.ship(w.pallet(1), 42, "PHA", "DIST"),  # a return in a pallet
+    )
+    pallet = verdict(w, w.pallet(1))
+    assert (pallet["status"], pallet["contents"], pallet["batch"]) == ("in_transit", 4, None)
+    assert "logistics unit" in pallet["reason"] and "4 pack(s) inside" in pallet["reason"]
+    case = verdict(w, w.case(1))
+    assert case["status"] == "in_transit" and case["contents"] == 4
+    assert [h["to"] for h in case["circulation"]] == [
+        "示例医药物流有限公司",
+        "北京示例大药房",
+        "示例医药物流有限公司",  # on its way back inside the pallet
+    ]
+    w.capture(w.receive(w.pallet(1), 50, "DIST"))
+    assert verdict(w, w.pallet(1))["status"] == "genuine"
+    rid = create_recall(w.engine, klass=1, reason="无菌", batches=["8600001/L001"])
+    held = verdict(w, w.pallet(1))
+    assert held["status"] == "recalled" and held["recall"]["id"] == rid
+    assert "holds recalled packs" in held["reason"]
+    close_recall(w.engine, rid)
+    w.capture(w.unpack(w.pallet(1), 51, "DIST"))
+    empty = verdict(w, w.pallet(1))
+    assert (empty["status"], empty["contents"]) == ("genuine", 0) and "empty" in empty["reason"]
+    assert verdict(w, w.pallet(2))["status"] == "unknown"  # never seen
+    assert "contents" not in verdict(w, packs[0])  # a pack is no logistics unit
+
+
 # ── anomaly rules ──
 def test_double_sale_positive_negative_and_dedup(trace_world: Any) -> None:
     w = trace_world

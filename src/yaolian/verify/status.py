@@ -89,6 +89,7 @@ class Verdict:
     recall: dict[str, Any] | None = None
     detail: dict[str, Any] | None = None
     issued: str | None = None  # day the platform issued a code never commissioned (赋码)
+    contents: int | None = None  # a logistics unit's packs inside now (物流单元)
 
     @property
     def sellable(self) -> bool:
@@ -114,6 +115,8 @@ class Verdict:
             out["recall"] = self.recall
         if self.issued is not None:
             out["issued"] = self.issued
+        if self.contents is not None:
+            out["contents"] = self.contents
         if self.detail is not None:
             out["detail"] = self.detail
         return out
@@ -125,8 +128,27 @@ def _unknown(code: str, reason: str, key: str | None = None) -> Verdict:
 
 _STATE_SQL = (
     "SELECT c.id, cs.status, cs.product, cs.lot, cs.expiry, cs.production_date, cs.custodian, "
-    "cs.site, cs.parent_id, cs.commission_event_id, cs.last_event_id, cs.last_us, cs.sales "
-    "FROM code c LEFT JOIN code_state cs ON cs.code_id = c.id WHERE c.key = ?"
+    "cs.site, cs.parent_id, cs.commission_event_id, cs.last_event_id, cs.last_us, cs.sales, "
+    "cs.has_children FROM code c LEFT JOIN code_state cs ON cs.code_id = c.id WHERE c.key = ?"
+)
+# what a logistics unit (pallet, case) holds now, at every level
+_INSIDE = (
+    "WITH RECURSIVE inside(id) AS ("
+    "SELECT child_id FROM aggregation WHERE parent_id = ? AND to_us IS NULL UNION "
+    "SELECT a.child_id FROM aggregation a JOIN inside ON a.parent_id = inside.id "
+    "WHERE a.to_us IS NULL) "
+)
+_CONTENTS_SQL = (
+    _INSIDE + "SELECT count(*) FROM inside JOIN code_state cs ON cs.code_id = inside.id "
+    "WHERE NOT cs.has_children"
+)
+_CONTENTS_RECALL_SQL = (
+    _INSIDE + "SELECT r.id, r.klass, r.reason, r.created_us FROM recall r "
+    "WHERE r.closed_us IS NULL AND ("
+    "r.id IN (SELECT rc.recall_id FROM recall_code rc JOIN inside ON rc.code_id = inside.id) OR "
+    "r.id IN (SELECT rb.recall_id FROM recall_batch rb JOIN code_state cs "
+    "ON cs.product = rb.product AND cs.lot = rb.lot JOIN inside ON inside.id = cs.code_id)) "
+    "ORDER BY r.klass, r.id LIMIT 1"
 )
 _PRODUCT_SQL = (
     "SELECT p.product_code, p.gtin, p.generic_name, p.trade_name, p.dosage_form, p.strength, "
@@ -205,10 +227,13 @@ def verify(
         last_id,
         last_us,
         sales,
-    ) = st or (None,) * 13
+        has_children,
+    ) = st or (None,) * 14
     if status is None:
         product_code = product_of_key(key)
-    commissioned = status is not None and commission_id is not None
+    # a logistics unit (SSCC pallet, case) is made by packing, not commissioning: known, genuine
+    container = status is not None and commission_id is None and bool(has_children)
+    commissioned = status is not None and (commission_id is not None or container)
     # the remaining look-ups depend only on the state row: one round trip on PostgreSQL
     queries: dict[str, tuple[str, tuple[Any, ...]]] = {}
     if product_code:
@@ -216,6 +241,9 @@ def verify(
     if commissioned:
         queries["recall"] = (_RECALL_SQL, (code_id, product_code, lot))
         queries["custody"] = (_CUSTODY_SQL, (code_id,))
+    if container:
+        queries["contents"] = (_CONTENTS_SQL, (code_id,))
+        queries["contents_recall"] = (_CONTENTS_RECALL_SQL, (code_id,))
     if sales:
         queries["sales"] = (_SALES_SQL, (code_id,))
     rows = dict(zip(queries, rawsql.fetch_batch(conn, list(queries.values())), strict=True))
@@ -240,8 +268,9 @@ def verify(
         return verdict
     now = now_us if now_us is not None else time.time_ns() // 1000
     recall = None
-    if rows["recall"]:
-        rid, klass, why, created = rows["recall"][0]
+    found_recall = rows["recall"] or rows.get("contents_recall")
+    if found_recall:
+        rid, klass, why, created = found_recall[0]
         recall = {"id": rid, "class": klass, "reason": why, "date": _day(created)}
     if recall is not None or status == "recalled":
         verdict_status = "recalled"
@@ -258,8 +287,11 @@ def verify(
         key=key,
         recall=recall,
         product=facts,
-        batch={"lot": lot, "production_date": produced, "expiry": expiry},
+        batch=None if container else {"lot": lot, "production_date": produced, "expiry": expiry},
     )
+    if container:
+        verdict.contents = int(rows["contents"][0][0])
+        verdict.reason = _unit_reason(verdict, bool(rows["recall"]))
     involved = set(product[1]) if product else set()
     involved |= _add_circulation(verdict, rows["custody"])
     if sales:
@@ -283,6 +315,18 @@ def verify(
             "last_time_us": last_us,
         }
     return verdict
+
+
+def _unit_reason(verdict: Verdict, itself_recalled: bool) -> str:
+    """The reason for a logistics unit's verdict: what it is and what it holds."""
+    held = f"{verdict.contents} pack(s) inside" if verdict.contents else "now empty (unpacked)"
+    if verdict.status == "recalled" and not itself_recalled:
+        return (
+            f"logistics unit (物流单元), {held}: it holds recalled packs — do not accept (含召回品)"
+        )
+    if verdict.status == "genuine":
+        return f"logistics unit (物流单元) known to the platform, {held}"
+    return f"{_REASONS[verdict.status]}; logistics unit (物流单元), {held}"
 
 
 def _add_circulation(verdict: Verdict, rows: list[tuple[Any, ...]]) -> set[int]:
