@@ -207,6 +207,29 @@ def test_consumer_page_tells_an_unreported_issued_code_from_a_fake(
     assert "疑似假冒" not in page.locator("#result").inner_text()
 
 
+def test_consumer_page_shows_a_pallet_as_a_logistics_unit(
+    page: Any, server: str, demo_store: DemoStore
+) -> None:
+    """A pallet's SSCC scanned at the dock: a known logistics unit with its packs, not 查无此码."""
+    engine = open_engine(demo_store.url)
+    with engine.connect() as conn:
+        key = conn.execute(
+            select(schema.code.c.key)
+            .join(schema.code_state, schema.code_state.c.code_id == schema.code.c.id)
+            .where(schema.code.c.key.like("00/%"), schema.code_state.c.has_children.is_(True))
+            .order_by(schema.code.c.id)
+        ).scalar()
+    engine.dispose()
+    sscc = f"(00){key.removeprefix('00/')}"
+    answer = _api(server, f"/verify/{quote(sscc)}")
+    assert answer["status"] != "unknown" and "logistics unit" in answer["reason"]
+    page.goto(f"/web/scan?code={quote(sscc)}")
+    assert page.locator(".verdict").first.get_attribute("data-status") == answer["status"]
+    shown = page.locator(".card.contents").inner_text()
+    assert (f"内含 {answer['contents']} 盒" if answer["contents"] else "已拆空") in shown
+    assert "查无此码" not in page.locator("#result").inner_text()
+
+
 def test_codes_page_issues_a_batch_and_downloads_its_print_lines(
     page: Any, demo_store: DemoStore
 ) -> None:

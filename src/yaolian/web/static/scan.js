@@ -65,6 +65,10 @@ function recallCard(r) {
 function render(v) {
   const parts = [verdictBanner(v)];
   if (v.recall) parts.push(recallCard(v.recall));
+  if (v.contents != null) {
+    parts.push(el("section", { class: "card contents" }, el("h2", {}, "物流单元"),
+      el("p", {}, v.contents ? `内含 ${v.contents} 盒（含下级包装内）` : "已拆空")));
+  }
   if (v.product) parts.push(productCard(v.product));
   if (v.batch && (v.batch.lot || v.batch.expiry)) parts.push(batchCard(v.batch));
   if (v.status !== "unknown") parts.push(circulationCard(v.circulation), salesCard(v));
