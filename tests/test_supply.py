@@ -327,6 +327,11 @@ def test_warning_fires_for_discontinued_single_source_not_healthy(engine: Engine
     assert any(
         r.startswith("supply limited") and "and none left at manufacturers" in r for r in w.reasons
     ), w.reasons
+    # the same reasons in Chinese, one for one, for the pages
+    assert len(w.reasons_zh) == len(w.reasons) and w.as_dict()["reasons_zh"] == w.reasons_zh
+    assert any(r.startswith("已报告停产") for r in w.reasons_zh)
+    assert any("原料药仅一个来源" in r for r in w.reasons_zh)
+    assert any(r.startswith("供应受限") and "生产企业已无库存" in r for r in w.reasons_zh)
 
 
 def test_season_end_is_not_a_shortage(engine: Engine) -> None:

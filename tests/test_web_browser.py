@@ -421,7 +421,8 @@ def test_trace_page_explains_a_refusal(page: Any, watch: Watch, demo_store: Demo
 
 def test_dashboard_for_a_regulator(page: Any, server: str, demo_store: DemoStore) -> None:
     key = demo_store.regulator_key
-    as_of = demo_store.truth["start"][:10]
+    start = date.fromisoformat(demo_store.truth["start"][:10])
+    as_of = (start + timedelta(days=50)).isoformat()  # shortages are ahead by then
     page.goto(f"/web/dashboard?as_of={as_of}")
     page.fill("#key", key)
     page.click("#submit")
@@ -447,7 +448,9 @@ def test_dashboard_for_a_regulator(page: Any, server: str, demo_store: DemoStore
     assert page.locator("#recalls-table tbody tr").count() == len(recalls) > 0
     warnings = _api(server, f"/supply/warnings?as_of={as_of}", key)["warnings"]
     shown = page.locator("#warnings-table tbody tr")
-    assert shown.count() == len(warnings)
+    assert shown.count() == len(warnings) > 0
+    for row, warning in zip(shown.all(), warnings, strict=True):  # reasons in Chinese
+        assert all(reason in row.inner_text() for reason in warning["reasons_zh"])
     reports = _api(server, "/supply/discontinuations", key)["discontinuations"]
     filed = [d for d in reports if not d["withdrawn"]]
     assert page.locator("#discontinuations-table tbody tr").count() == len(filed) > 0

@@ -95,6 +95,7 @@ class Risk:
     days_of_supply: float | None
     expected_stockout: date | None
     reasons: list[str] = field(default_factory=list)
+    reasons_zh: list[str] = field(default_factory=list)  # the same, in Chinese (the pages)
 
     @property
     def lead_days(self) -> int | None:
@@ -120,7 +121,21 @@ class Risk:
             else None,
             "lead_days": self.lead_days,
             "reasons": self.reasons,
+            "reasons_zh": self.reasons_zh,
         }
+
+
+@dataclass
+class Reasons:
+    """Why a product is at risk in a region: each reason in English and in Chinese."""
+
+    en: list[str] = field(default_factory=list)
+    zh: list[str] = field(default_factory=list)
+
+    def add(self, en: str, zh: str) -> None:
+        """One more reason, in both languages."""
+        self.en.append(en)
+        self.zh.append(zh)
 
 
 @dataclass
@@ -232,12 +247,16 @@ def _level(days: float | None, t: Thresholds, lead: float) -> Level:
     return "green"
 
 
-def _upstream_text(share: float, at_makers: float, to_be_made: float) -> str:
-    """What a limited region may still get from manufacturers, in words."""
+def _upstream_text(share: float, at_makers: float, to_be_made: float) -> tuple[str, str]:
+    """What a limited region may still get from manufacturers, in words (English, Chinese)."""
     if at_makers + to_be_made <= 0:
-        return "and none left at manufacturers"
+        return "and none left at manufacturers", "，生产企业已无库存"
     made = f" and {to_be_made:.0f} still to be made" if to_be_made else ""
-    return f"+ the region's share ({share:.0%}) of {at_makers:.0f} packs at manufacturers{made}"
+    made_zh = f"及待产 {to_be_made:.0f} 盒" if to_be_made else ""
+    return (
+        f"+ the region's share ({share:.0%}) of {at_makers:.0f} packs at manufacturers{made}",
+        f"，另有生产企业库存 {at_makers:.0f} 盒{made_zh}中本地区的份额（{share:.0%}）",
+    )
 
 
 def assess(
@@ -304,7 +323,7 @@ def assess(
                 continue
             d = demand[reg]
             stock = c.stock + c.transit
-            reasons: list[str] = []
+            why = Reasons()
             t = thresholds.get(prod, Thresholds(*DEFAULT_THRESHOLDS))
             lead = leads.get(reg, DEFAULT_LEAD_DAYS)
             dos = stock / d if d > 0 else None
@@ -322,6 +341,7 @@ def assess(
                         None,
                         None,
                         ["no consumption in the last 84 days"],
+                        ["近 84 天无消耗"],
                     )
                 )
                 continue
@@ -338,28 +358,37 @@ def assess(
                 limited = True
                 remaining = max(0, (stop - today).days)
                 future_production = prod_rate * remaining
-                reasons.append(
+                why.add(
                     f"discontinuation reported: production stops {stop.isoformat()}"
-                    + (" (already stopped)" if remaining == 0 else f" (in {remaining} days)")
+                    + (" (already stopped)" if remaining == 0 else f" (in {remaining} days)"),
+                    f"已报告停产：{stop.isoformat()} 停产"
+                    + ("（已停产）" if remaining == 0 else f"（{remaining} 天后）"),
                 )
             if made_anywhere and national > 0:
                 prod_ratio = prod_rate_recent / national
                 if prod_ratio < SUPPLY_OK_RATIO and up.prod_weeks >= RUNNING_WEEKS:
                     limited = True
-                    reasons.append(
+                    why.add(
                         f"production running below demand: {prod_ratio:.0%} of national demand "
                         f"in {up.prod_weeks:.0f} of the last 4 weeks "
-                        f"({prod_rate_recent:.1f} vs {prod_rate:.1f} packs/day over 84 days)"
+                        f"({prod_rate_recent:.1f} vs {prod_rate:.1f} packs/day over 84 days)",
+                        f"产量低于需求：近 4 周中 {up.prod_weeks:.0f} 周产量仅为全国需求的 "
+                        f"{prod_ratio:.0%}（{prod_rate_recent:.1f} 盒/日，84 天平均 "
+                        f"{prod_rate:.1f}）",
                     )
                 elif stop is None:
                     future_production = prod_rate * HORIZON_DAYS
             if inflow_ratio < SUPPLY_OK_RATIO:
-                reasons.append(
+                why.add(
                     f"shipments into the region fell: inflow {inflow_ratio:.0%} of demand "
-                    "over the last 28 days"
+                    "over the last 28 days",
+                    f"调入本地区的货源减少：近 28 天流入仅为需求的 {inflow_ratio:.0%}",
                 )
             if fc := forecasts.get((prod, reg)):
-                reasons.append(f"forecast demand {fc[0]:.1f}/day (upper bound {fc[1]:.1f}/day)")
+                why.add(
+                    f"forecast demand {fc[0]:.1f}/day (upper bound {fc[1]:.1f}/day)",
+                    f"预测需求 {fc[0]:.1f} 盒/日（上限 {fc[1]:.1f}）",
+                )
             expected: date | None = None
             cover: float | None = None
             if limited and stop is None:
@@ -369,19 +398,23 @@ def assess(
                 if net > DEPLETING_SHARE * d:
                     cover = max(0.0, stock) / net
                     expected = today + timedelta(days=int(COVER_FACTOR * cover))
-                    reasons.append(
+                    why.add(
                         f"supply limited: {stock:.0f} packs in region fall by {net:.1f}/day "
                         f"(demand {d:.1f}, inflow {inflow_long / INFLOW_DAYS:.1f}): "
-                        f"{cover:.0f} days"
+                        f"{cover:.0f} days",
+                        f"供应受限：本地区 {stock:.0f} 盒，每日净减 {net:.1f}（需求 {d:.1f}，"
+                        f"流入 {inflow_long / INFLOW_DAYS:.1f}）：可供 {cover:.0f} 天",
                     )
             elif limited:
                 pipeline = stock + share * (up.stock + future_production)
                 cover = pipeline / d
                 expected = today + timedelta(days=int(COVER_FACTOR * cover))
-                reasons.append(
-                    f"supply limited: {stock:.0f} packs in region "
-                    f"{_upstream_text(share, up.stock, future_production)}: {cover:.0f} days "
-                    f"at {d:.1f}/day"
+                makers_en, makers_zh = _upstream_text(share, up.stock, future_production)
+                why.add(
+                    f"supply limited: {stock:.0f} packs in region {makers_en}: {cover:.0f} days "
+                    f"at {d:.1f}/day",
+                    f"供应受限：本地区 {stock:.0f} 盒{makers_zh}：按每日 {d:.1f} 盒可供 "
+                    f"{cover:.0f} 天",
                 )
             elif (
                 dos is not None
@@ -392,20 +425,33 @@ def assess(
                 # short on the recent rate too (or empty): demand falling off a seasonal peak,
                 # with shipments easing off in step, is no shortage
                 expected = today + timedelta(days=int(dos))
-                reasons.append(f"only {dos:.1f} days of supply on hand")
+                why.add(f"only {dos:.1f} days of supply on hand", f"库存仅够 {dos:.1f} 天")
             days_left = (expected - today).days if expected else None
             level = _level(days_left, t, lead)
             if t.list_name:
-                reasons.append(f"on monitored list {t.list_name}")
+                why.add(f"on monitored list {t.list_name}", f"列入监测清单：{t.list_name}")
             if makers.get(prod, 0) == 1:
-                reasons.append("single manufacturer of this generic drug")
+                why.add("single manufacturer of this generic drug", "该通用名药品仅一家生产企业")
             if api_counts.get(prod) == 1:
-                reasons.append("single API (原料药) source")
+                why.add("single API (原料药) source", "原料药仅一个来源")
             if lead > DEFAULT_LEAD_DAYS:
-                reasons.append(f"inbound lead time {lead:.0f} days")
-            score = _score(days_left, reasons, limited)
+                why.add(f"inbound lead time {lead:.0f} days", f"到货周期 {lead:.0f} 天")
+            score = _score(days_left, why.en, limited)
             out.append(
-                Risk(prod, reg, today, level, score, c.stock, c.transit, d, dos, expected, reasons)
+                Risk(
+                    prod,
+                    reg,
+                    today,
+                    level,
+                    score,
+                    c.stock,
+                    c.transit,
+                    d,
+                    dos,
+                    expected,
+                    why.en,
+                    why.zh,
+                )
             )
     out.sort(key=lambda r: (-r.score, r.product, r.region))
     return out

@@ -36,6 +36,7 @@ class Warning:
     stock: float
     reasons: list[str] = field(default_factory=list)
     method: str = "risk"  # risk (yaolian) or naive (baseline)
+    reasons_zh: list[str] = field(default_factory=list)  # the reasons in Chinese (the pages)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data (JSON)."""
@@ -55,6 +56,7 @@ class Warning:
             "demand_per_day": round(self.demand_per_day, 3),
             "stock": self.stock,
             "reasons": self.reasons,
+            "reasons_zh": self.reasons_zh,
             "method": self.method,
         }
 
@@ -72,6 +74,7 @@ def _from_risk(r: Risk) -> Warning:
         r.demand_per_day,
         r.stock + r.in_transit,
         list(r.reasons),
+        reasons_zh=list(r.reasons_zh),
     )
 
 
@@ -135,6 +138,7 @@ def naive_warnings(
                     stock,
                     [f"{dos:.1f} days of supply on the last-30-day average"],
                     "naive",
+                    [f"按近 30 天平均用量可供 {dos:.1f} 天"],
                 )
             )
     out.sort(key=lambda w: (-w.score, w.product, w.region))

@@ -59,7 +59,8 @@ function warningsPanel(body, names) {
       w.expected_stockout || "—",
       w.lead_days ?? "—",
       w.days_of_supply ?? "—",
-      el("ul", {}, w.reasons.map((r) => el("li", {}, r))),
+      el("ul", {}, (w.reasons_zh && w.reasons_zh.length ? w.reasons_zh : w.reasons)
+        .map((r) => el("li", {}, r))),
     ]));
 }
 
