@@ -12,6 +12,7 @@ import csv
 import io
 import math
 import os
+import re
 import socket
 import threading
 import time
@@ -436,6 +437,8 @@ def test_dashboard_for_a_regulator(page: Any, server: str, demo_store: DemoStore
     assert rows.count() == len(occurrences) > 0
     for row, rules in zip(rows.all(), occurrences.values(), strict=True):
         assert len(row.locator("td").nth(1).inner_text().split("、")) == len(rules)
+        reason = row.locator("td").nth(4).inner_text()  # said in Chinese, one per rule
+        assert len(reason.split("；")) == len(rules) and not re.search("[a-z]{4}", reason)
     assert page.locator("#alerts-chart canvas").count() == 1
     bars = page.evaluate(
         "echarts.getInstanceByDom(document.getElementById('alerts-chart'))"

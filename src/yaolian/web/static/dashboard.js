@@ -19,6 +19,13 @@ const RULE_NAMES = {
   custody_break: "流向异常", clone: "克隆码", cold_chain: "冷链超温",
   expired_sale: "过期销售", recalled_sale: "召回品销售",
 };
+const RULE_REASONS = { // what each rule found, as the alert's reason reads in English
+  double_sale: "整盒追溯码被重复结算（回流药）", split_overrun: "拆零销售数量超过整盒数量",
+  unknown_code: "销售了从未赋码入库的追溯码（疑似假药）",
+  custody_break: "在从未收货的机构销售（流向异常）",
+  clone: "同一追溯码出现在相距过远的两地（疑似克隆码）", cold_chain: "温度超出药品储存范围",
+  expired_sale: "过期后仍在销售", recalled_sale: "召回期间仍在销售",
+};
 const LEVEL_NAMES = { red: "红色", orange: "橙色", yellow: "黄色", green: "绿色" };
 const ACTION_NAMES = {
   capture: "事件上报", dispense: "销售出库上报", "masterdata.load": "主数据登记",
@@ -81,7 +88,7 @@ function alertsPanels(body) {
     const severity = SEVERITIES.find((s) => group.some((g) => g.severity === s)) || a.severity;
     return [a.time, group.map((g) => RULE_NAMES[g.rule] || g.rule).join("、"), severity,
       a.uri ? el("a", { href: `trace?code=${encodeURIComponent(a.uri)}` }, shown) : shown,
-      group.map((g) => g.evidence.reason || "").filter((r) => r).join("；")];
+      group.map((g) => RULE_REASONS[g.rule] || g.evidence.reason || "").filter((r) => r).join("；")];
   }));
 }
 
