@@ -233,12 +233,12 @@ def verify(
         product_code = product_of_key(key)
     # a logistics unit (SSCC pallet, case) is made by packing, not commissioning: known, genuine
     container = status is not None and commission_id is None and bool(has_children)
-    commissioned = status is not None and (commission_id is not None or container)
+    known = status is not None and (commission_id is not None or container)  # made, or packed
     # the remaining look-ups depend only on the state row: one round trip on PostgreSQL
     queries: dict[str, tuple[str, tuple[Any, ...]]] = {}
     if product_code:
         queries["product"] = (_PRODUCT_SQL, (product_code, product_code))
-    if commissioned:
+    if known:
         queries["recall"] = (_RECALL_SQL, (code_id, product_code, lot))
         queries["custody"] = (_CUSTODY_SQL, (code_id,))
     if container:
@@ -249,7 +249,7 @@ def verify(
     rows = dict(zip(queries, rawsql.fetch_batch(conn, list(queries.values())), strict=True))
     product = _product(rows.get("product", []))
     facts = product[0] if product else None
-    if not commissioned:
+    if not known:
         issued = issued_at(conn, key)
         if issued is not None:
             reason = (
