@@ -32,6 +32,7 @@ from yaolian.cli.common import (
     china_time_text,
     console,
     console_err,
+    local_time_option,
     open_store,
     print_json,
     print_table,
@@ -45,7 +46,6 @@ from yaolian.epcis.model import (
     Event,
     iter_epcs,
     iter_quantities,
-    parse_local_time,
 )
 from yaolian.epcis.nmpa_dataset import party_uri
 from yaolian.errors import Problem, ValidationError, YaolianError
@@ -207,14 +207,6 @@ def capture(
 
 
 # ── events ───────────────────────────────────────────────────────────────────────────────────
-def _time_param(value: str, option: str) -> str:
-    """A CLI time (ISO 8601; a bare date or time without offset means Beijing time)."""
-    try:
-        return parse_local_time(value).isoformat()
-    except ValueError as exc:
-        raise ValidationError(str(exc), place=option) from None
-
-
 def _quantity_text(epc_class: str, quantity: float | None, uom: str | None) -> str:
     """``urn:epc:class:lgtin:… 7.9 KGM``: a class, and its quantity when the event gives one."""
     amount = "" if quantity is None else f" {quantity:g}" + (f" {uom}" if uom else "")
@@ -293,9 +285,9 @@ def events(
         if values:
             params[name] = list(values)
     if since:
-        params["GE_eventTime"] = [_time_param(since, "--since")]
+        params["GE_eventTime"] = [local_time_option(since, "--since").isoformat()]
     if until:
-        params["LT_eventTime"] = [_time_param(until, "--until")]
+        params["LT_eventTime"] = [local_time_option(until, "--until").isoformat()]
     for item in param or ():
         name, sep, value = item.partition("=")
         if not sep or not name:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
@@ -67,15 +68,18 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
     console.print(table)
 
 
-def time_option(value: str | None, place: str) -> int | None:
-    """A time option as epoch microseconds (ISO 8601, or a local date or time as
-    :func:`~yaolian.epcis.model.parse_local_time` reads it: 北京时间); None when not given."""
-    if value is None:
-        return None
+def local_time_option(value: str, place: str) -> datetime:
+    """A time option as an aware datetime: ISO 8601, or a local date or time as
+    :func:`~yaolian.epcis.model.parse_local_time` reads it (北京时间)."""
     try:
-        return to_epoch_us(parse_local_time(value).isoformat())
+        return parse_local_time(value)
     except ValueError as exc:
         raise QueryError(str(exc), place=place) from None
+
+
+def time_option(value: str | None, place: str) -> int | None:
+    """A time option (:func:`local_time_option`) as epoch microseconds; None when not given."""
+    return None if value is None else to_epoch_us(local_time_option(value, place).isoformat())
 
 
 def china_time_text(us: int) -> str:
