@@ -55,10 +55,8 @@ async function refresh() {
 }
 
 async function loadKey() {
-  document.body.dataset.loaded = "false";
-  state.me = await apiGet("/me");
-  const me = state.me;
-  show(document.getElementById("whoami"), keyHolder(me));
+  const me = await loadHolder();
+  state.me = me;
   document.getElementById("issue-card").hidden = !["enterprise", "admin"].includes(me.role);
   document.getElementById("issue-form").elements.requestId.value = newRequestId();
   await refresh();

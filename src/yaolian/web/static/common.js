@@ -31,6 +31,15 @@ function keyHolder(me) {
   return me.enterprise ? `本企业：${me.enterprise.name}（${me.enterprise.uscc}）· ${role}` : role;
 }
 
+/** Load whose key this is (``GET /me``) and say it in ``#whoami``; the page is marked as
+ * loading until the caller's refresh is done. */
+async function loadHolder() {
+  document.body.dataset.loaded = "false";
+  const me = await apiGet("/me");
+  show(document.getElementById("whoami"), keyHolder(me));
+  return me;
+}
+
 /** Verdict statuses of ``/verify``: [中文, severity class ok / warn / bad]. */
 const VERDICTS = {
   genuine: ["正品 · 可销售", "ok"],

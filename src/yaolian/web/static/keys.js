@@ -28,10 +28,8 @@ async function refresh() {
 }
 
 async function loadKey() {
-  document.body.dataset.loaded = "false";
-  state.me = await apiGet("/me");
-  const me = state.me;
-  show(document.getElementById("whoami"), keyHolder(me));
+  const me = await loadHolder();
+  state.me = me;
   document.getElementById("create-card").hidden = !manages();
   for (const field of document.querySelectorAll(".admin-only")) field.hidden = me.role !== "admin";
   show(document.getElementById("new-key"));
