@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
 
 import pytest
@@ -10,7 +12,16 @@ from yaolian.epcis.model import to_epoch_us
 from yaolian.errors import ForbiddenError, NotFoundError, ValidationError
 from yaolian.store.access import Viewer
 from yaolian.trace.builders import object_event
-from yaolian.trace.recall import close_recall, create_recall, list_recalls, recall_scope
+from yaolian.trace.recall import (
+    NOTICE_HEADER,
+    close_recall,
+    create_recall,
+    list_recalls,
+    notice_csv,
+    notice_rows,
+    notice_xlsx,
+    recall_scope,
+)
 from yaolian.verify.dispense import SaleLine, record_sales
 
 
@@ -220,3 +231,65 @@ def test_scope_and_progress_of_a_returned_and_destroyed_batch(trace_world: Any) 
             "outstanding": 0,
             "percent_complete": 100.0,
         }
+
+
+def test_notice_list_names_whom_to_notify(trace_world: Any) -> None:
+    """召回通知清单: one row per enterprise and site that holds codes in scope, receives them
+    in an open shipment or dispensed them, with its USCC, the count and what it is to do."""
+    w = trace_world
+    spread(w)  # DIST holds 3 of L001 in case 1, PHA holds 2 and sold 1
+    w.capture(w.ship(w.case(1), 60, "DIST", "PHB"))  # case 1 (3 of L001, 1 of L002) on the road
+    rid = create_recall(w.engine, klass=1, reason="无菌", batches=["8600001/L001"])
+    scope = recall_scope(w.engine, rid)
+    rows = {(r["part"], r["uscc"]): r for r in notice_rows(scope)}
+    assert set(rows) == {
+        ("held", w.usccs["PHA"]),
+        ("in_transit", w.usccs["PHB"]),
+        ("dispensed", w.usccs["PHA"]),
+    }
+    held = rows["held", w.usccs["PHA"]]
+    assert (held["enterprise"], held["site"], held["count"]) == (
+        "北京示例大药房",
+        "北京示例大药房pharmacy",
+        2,
+    )
+    road = rows["in_transit", w.usccs["PHB"]]
+    assert (road["enterprise"], road["site"], road["count"]) == (
+        "广州示例大药房",
+        None,  # the shipment names the receiving party, not its site
+        3,  # the batch's packs in the case, not the other batch's
+    )
+    assert "示例医药物流有限公司" in road["action"]  # whom it comes from
+    sold = rows["dispensed", w.usccs["PHA"]]
+    assert sold["count"] == 1 and "患者" in sold["action"]
+
+    text = notice_csv(scope)
+    assert text.startswith("\ufeff")  # Excel reads the UTF-8 Chinese headings
+    table = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))
+    assert tuple(table[0]) == NOTICE_HEADER and len(table) == 4
+    assert {(r[0], r[2], r[4]) for r in table[1:]} == {
+        ("在库持有", w.usccs["PHA"], "2"),
+        ("在途待收", w.usccs["PHB"], "3"),
+        ("已销售使用", w.usccs["PHA"], "1"),
+    }
+
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(io.BytesIO(notice_xlsx(scope))).active
+    assert sheet is not None
+    cells = [list(r) for r in sheet.iter_rows(values_only=True)]
+    assert [(c[0], c[2], c[4]) for c in cells[1:]] == [(r[0], r[2], int(r[4])) for r in table[1:]]
+    assert all(isinstance(c[2], str) for c in cells[1:])  # a USCC stays text, never a number
+
+
+def test_notice_list_of_an_enterprise_is_its_own_part(trace_world: Any) -> None:
+    w = trace_world
+    spread(w)
+    rid = create_recall(
+        w.engine, klass=2, reason="标签", batches=["8600001/L001"], enterprise_id=w.ids["MFR"]
+    )
+    dist = Viewer(enterprise_id=w.ids["DIST"], role="enterprise")
+    whole = notice_rows(recall_scope(w.engine, rid))
+    assert {r["uscc"] for r in whole} == {w.usccs["DIST"], w.usccs["PHA"]}
+    own = notice_rows(recall_scope(w.engine, rid, dist))
+    assert [(r["part"], r["uscc"], r["count"]) for r in own] == [("held", w.usccs["DIST"], 3)]

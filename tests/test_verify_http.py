@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,24 @@ def test_alerts_and_recalls_http(client: TestClient, trace_world: Any) -> None:
     assert scope["total"] == 6
     assert client.get(f"/verify/{w.pack(4)}").json()["status"] == "recalled"
     assert client.get("/recalls/999", headers=reg).status_code == 404
+    notice = client.get(f"/recalls/{rid}", params={"format": "csv"}, headers=reg)
+    assert notice.status_code == 200 and notice.headers["content-type"].startswith("text/csv")
+    assert f'filename="recall-{rid}.csv"' in notice.headers["content-disposition"]
+    assert notice.text.startswith("\ufeff环节,企业名称,统一社会信用代码")
+    assert w.usccs["DIST"] in notice.text and w.usccs["PHA"] in notice.text
+    own = client.get(f"/recalls/{rid}", params={"format": "xlsx"}, headers=key(w, "PHA"))
+    assert own.status_code == 200 and own.content[:2] == b"PK"  # a workbook: its own part only
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(io.BytesIO(own.content)).active
+    assert sheet is not None
+    assert {r[2] for r in sheet.iter_rows(min_row=2, values_only=True)} == {w.usccs["PHA"]}
+    odd = client.get(f"/recalls/{rid}", params={"format": "pdf"}, headers=reg)
+    assert (
+        odd.status_code in (400, 422)
+        and odd.json()["errors"][0]["place"] == "query parameter format"
+    )
+    assert client.get(f"/recalls/{rid}", params={"format": "csv"}).status_code == 401
     bad = client.post("/recalls", json={"class": 1, "reason": "x", "codes": ["nope!"]}, headers=reg)
     assert bad.status_code == 400 and bad.json()["errors"][0]["place"] == "codes[0]"
     closed = client.post(f"/recalls/{rid}/close", headers=reg).json()
@@ -163,8 +182,16 @@ def test_sale_line_files_and_cli(trace_world: Any, db_url: str, tmp_path: Path) 
     )
     recall = json.loads(made.output)
     assert recall["total"] == 6
-    shown = runner.invoke(cli_app, ["recall", "show", str(recall["id"]), "--db", db_url])
+    notice = tmp_path / "召回通知.xlsx"
+    shown = runner.invoke(
+        cli_app, ["recall", "show", str(recall["id"]), "--notice", str(notice), "--db", db_url]
+    )
     assert shown.exit_code == 0 and "codes in scope: 6 (" in shown.output, shown.output
+    assert "notice list: 3 row(s)" in shown.output and notice.read_bytes()[:2] == b"PK"
+    wrong = runner.invoke(
+        cli_app, ["recall", "show", str(recall["id"]), "--notice", "x.pdf", "--db", db_url]
+    )
+    assert "written as .xlsx or .csv" in str(wrong.exception)
     assert "% out of the market — returned 0" in shown.output and "{" not in shown.output
     batch = runner.invoke(cli_app, ["trace", "8600001/L001", "--forward", "--db", db_url])
     assert batch.exit_code == 0 and "by_status: " in batch.output, batch.output

@@ -471,6 +471,21 @@ def test_dashboard_for_a_regulator(page: Any, server: str, demo_store: DemoStore
     ):  # a part with nothing in it has no table
         assert page.locator(f"{rows} tbody tr").count() == len(scope[part])
     assert scope["dispensed"]  # by the end of the run the recalled batch was all sold or returned
+    # its notice list (召回通知清单) downloads as a workbook: one row per site to notify
+    rid = recalls[0]["id"]
+    with page.expect_download() as download:
+        page.click(f"button[data-notice='{rid}']")
+    assert download.value.suggested_filename == f"召回{rid}通知清单.xlsx"
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(io.BytesIO(Path(download.value.path()).read_bytes())).active
+    assert sheet is not None
+    notified = list(sheet.iter_rows(min_row=2, values_only=True))
+    assert len(notified) == sum(len(h["sites"]) for h in scope["holders"]) + len(
+        scope["in_transit"]
+    ) + len(scope["dispensed"])
+    assert {row[2] for row in notified} >= {d["uscc"] for d in scope["dispensed"]}
+    assert page.locator("#message .problem").count() == 0
     # the audit log: the latest entries, and the chain checked (a regulator's key)
     audit = _api(server, "/audit?limit=15", key)
     assert page.locator("#audit-table tbody tr").count() == len(audit["entries"]) > 0

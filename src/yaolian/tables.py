@@ -1,5 +1,5 @@
 """Reading tables — CSV text and XLSX workbooks (NMPA data sets, sale lines, master data, code
-registries) — so that a bad file is bad input, never an internal error.
+registries) — so that a bad file is bad input, never an internal error; and writing CSV.
 
 CSV: the ``csv`` module refuses a field over its size limit or a malformed quote while rows are
 read; :func:`reading_csv` turns that into a :class:`ValidationError` at the file.
@@ -13,8 +13,9 @@ is malformed, or XML whose entities would expand without bound (the XML parser s
 from __future__ import annotations
 
 import csv
+import io
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -79,3 +80,49 @@ def read_text(path: Path) -> str:
     except OSError as exc:
         raise ValidationError(f"cannot read: {exc.strerror}", place=str(path)) from None
     return decode_text(data, str(path))
+
+
+def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]], *, excel: bool = False) -> str:
+    """CSV text with a header row. ``excel``: begin with a byte-order mark, without which Excel
+    on Chinese Windows reads UTF-8 as GBK and garbles every Chinese heading and name."""
+    out = io.StringIO()
+    if excel:
+        out.write("\ufeff")
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def xlsx_bytes(title: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
+    """A one-sheet XLSX workbook: a bold header row, then the rows. Text stays text — an
+    all-digit 统一社会信用代码 is not turned into a number as Excel does with CSV."""
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
+    lines = [list(row) for row in rows]
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet(title)
+    for n in range(len(header)):
+        width = max(_text_width(line[n]) for line in [list(header), *lines])
+        sheet.column_dimensions[get_column_letter(n + 1)].width = min(width + 2, 80)
+    bold = Font(bold=True)
+    cells = []
+    for name in header:
+        cell = WriteOnlyCell(sheet, value=name)
+        cell.font = bold
+        cells.append(cell)
+    sheet.append(cells)
+    for line in lines:
+        sheet.append(line)
+    out = io.BytesIO()
+    workbook.save(out)
+    return out.getvalue()
+
+
+def _text_width(value: Any) -> int:
+    """Columns a value takes on screen: two per CJK character."""
+    text = "" if value is None else str(value)
+    return sum(2 if ord(ch) >= 0x2E80 else 1 for ch in text)

@@ -1,18 +1,26 @@
 """Recalls: ``POST /recalls``, ``GET /recalls``, ``GET /recalls/{id}`` (scope and progress),
-``POST /recalls/{id}/close``. Enterprise keys create and see their own recalls; regulators all."""
+``POST /recalls/{id}/close``; ``GET /recalls/{id}?format=xlsx|csv`` is the notice list
+(召回通知清单). Enterprise keys create and see their own recalls; regulators all."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
 from yaolian.api.auth import ViewerDep, WriterDep, audit, engine_of
 from yaolian.api.params import RowId
 from yaolian.store.tx import write_tx
-from yaolian.trace.recall import close_recall, create_recall, list_recalls, recall_scope
+from yaolian.trace.recall import (
+    close_recall,
+    create_recall,
+    list_recalls,
+    notice_csv,
+    notice_xlsx,
+    recall_scope,
+)
 
 router = APIRouter(tags=["recall"])
 
@@ -55,11 +63,49 @@ def get_recalls(request: Request, viewer: ViewerDep) -> dict[str, Any]:
     return {"recalls": list_recalls(engine_of(request), viewer)}
 
 
-@router.get("/recalls/{recall_id}")
-def get_recall(request: Request, recall_id: RowId, viewer: ViewerDep) -> dict[str, Any]:
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@router.get(
+    "/recalls/{recall_id}",
+    responses={
+        200: {
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                XLSX: {"schema": {"type": "string", "format": "binary"}},
+            }
+        }
+    },
+)
+def get_recall(
+    request: Request,
+    recall_id: RowId,
+    viewer: ViewerDep,
+    fmt: Annotated[
+        Literal["json", "csv", "xlsx"],
+        Query(
+            alias="format",
+            description="json (default); csv or xlsx: the notice list (召回通知清单)",
+        ),
+    ] = "json",
+) -> Any:
     """Scope (holders with quantities, in transit, dispensed) and progress of a recall; an
-    enterprise with a part in it, not its issuer, sees its own holdings, shipments and sales."""
-    return recall_scope(engine_of(request), recall_id, viewer)
+    enterprise with a part in it, not its issuer, sees its own holdings, shipments and sales.
+    ``?format=xlsx`` (or ``csv``): the notice list — one row per enterprise and site to
+    notify, with its 统一社会信用代码, quantity and what it is to do."""
+    scope = recall_scope(engine_of(request), recall_id, viewer)
+    if fmt == "json":
+        return scope
+    body, media = (
+        (notice_csv(scope), "text/csv; charset=utf-8")
+        if fmt == "csv"
+        else (notice_xlsx(scope), XLSX)
+    )
+    return Response(
+        body,
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="recall-{recall_id}.{fmt}"'},
+    )
 
 
 @router.post("/recalls/{recall_id}/close")

@@ -25,13 +25,22 @@ from yaolian.cli.common import (
     time_option,
 )
 from yaolian.cli.names import Names
+from yaolian.errors import ValidationError
 from yaolian.store.access import Viewer
 from yaolian.store.audit import append_audit
 from yaolian.store.quality import DEFAULT_WITHIN_HOURS, data_quality
 from yaolian.store.tx import read_tx, write_tx
 from yaolian.trace.coverage import DEFAULT_OVERDUE_DAYS, CoverageFilter, Grouping, coverage
 from yaolian.trace.lineage import Graph, resolve, trace_backward, trace_forward
-from yaolian.trace.recall import close_recall, create_recall, list_recalls, recall_scope
+from yaolian.trace.recall import (
+    close_recall,
+    create_recall,
+    list_recalls,
+    notice_csv,
+    notice_rows,
+    notice_xlsx,
+    recall_scope,
+)
 from yaolian.verify.anomalies import RULES, AlertFilter, list_alerts
 from yaolian.verify.dispense import read_sale_file, record_sales, sales_summary
 from yaolian.verify.status import verify_many
@@ -422,10 +431,35 @@ def recall_create(
 
 
 @recall_app.command("show")
-def recall_show(recall_id: int, db: DbOption = None, as_json: JsonOption = False) -> None:
+def recall_show(
+    recall_id: int,
+    notice: Annotated[
+        Path | None,
+        typer.Option(
+            "--notice",
+            help="Also write the notice list (召回通知清单: whom to notify, how many, what to "
+            "do): .xlsx or .csv.",
+        ),
+    ] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
     """Scope and progress of a recall."""
+    suffix = notice.suffix.lower() if notice is not None else None
+    if suffix not in {None, ".csv", ".xlsx"}:
+        raise ValidationError("the notice list is written as .xlsx or .csv", place=str(notice))
     scope = recall_scope(open_store(db), recall_id)
+    if notice is not None:
+        try:
+            if suffix == ".csv":
+                notice.write_text(notice_csv(scope), "utf-8")
+            else:
+                notice.write_bytes(notice_xlsx(scope))
+        except OSError as exc:
+            raise ValidationError(f"cannot write: {exc.strerror}", place=str(notice)) from exc
     print_json(scope) if as_json else _print_scope(scope)
+    if notice is not None and not as_json:
+        console.print(f"notice list: {len(notice_rows(scope))} row(s) written to {notice}")
 
 
 @recall_app.command("list")

@@ -13,8 +13,6 @@ forever, not guessable and idempotent per request id.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import secrets
 import time
@@ -32,6 +30,7 @@ from yaolian.codes.registry import CodeRegistry, Product
 from yaolian.errors import CodeError, NotFoundError
 from yaolian.store import schema
 from yaolian.store.tx import read_tx, write_tx
+from yaolian.tables import csv_text
 
 MAX_QUANTITY = 1_000_000
 GS1_SERIAL_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -330,11 +329,8 @@ def issued_at(conn: sa.Connection, key: str) -> int | None:
 def export_csv(result: IssueResult) -> str:
     """The print lines as CSV (UTF-8 text, header row)."""
     lines = result.print_lines()
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(lines[0]) if lines else ["seq", "code"])
-    writer.writeheader()
-    writer.writerows(lines)
-    return out.getvalue()
+    header = list(lines[0]) if lines else ["seq", "code"]
+    return csv_text(header, ([line[k] for k in header] for line in lines))
 
 
 def export_text(result: IssueResult) -> str:

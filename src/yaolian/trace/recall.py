@@ -7,7 +7,8 @@ through aggregation), what is in transit and to whom, and what is already dispen
 **Progress** follows the events that arrive afterwards: returns shipped (bizStep
 ``returning``), codes marked recalled (``recalling``), destroyed or decommissioned.
 Verification reports every code in an open recall as recalled, and a sale of one raises a
-``recalled_sale`` alert.
+``recalled_sale`` alert. The **notice list** (召回通知清单) turns a scope into one row per
+enterprise and site to notify, as CSV for Excel.
 
 Classes follow 药品召回管理办法: I (一级, may cause serious harm), II (二级), III (三级).
 """
@@ -28,6 +29,7 @@ from yaolian.store import schema as s
 from yaolian.store.access import Viewer
 from yaolian.store.dictionary import lookup_codes
 from yaolian.store.tx import read_tx, write_tx
+from yaolian.tables import csv_text, xlsx_bytes
 from yaolian.trace.directory import (
     Directory,
     enterprise_rows,
@@ -350,6 +352,7 @@ def recall_scope(
             {
                 "holder": name,
                 "enterprise_id": holder.enterprise_id if holder else None,
+                "uscc": holder.uscc if holder else None,
                 "role": holder.role if holder else None,
                 "count": 0,
                 "sites": {},
@@ -368,6 +371,7 @@ def recall_scope(
                 **x,
                 "site_name": place.name if place else None,
                 "holder": place.owner.name if place else None,
+                "uscc": place.owner.uscc if place else None,
             }
         )
     total = sum(by_status.values())
@@ -483,10 +487,93 @@ def _in_transit(
         out.append(
             {
                 "from": src.name if src else fp,
+                "from_uscc": src.uscc if src else None,
                 "to": dst.name if dst else tp,
+                "to_uscc": dst.uscc if dst else None,
+                "to_site": _site_name(directory, ts),
                 "kind": kind,
                 "count": n,
                 "shipped": sale_day(shipped).isoformat(),
             }
         )
     return sorted(out, key=lambda e: -e["count"])
+
+
+def _site_name(directory: Directory, uri: str | None) -> str | None:
+    place = directory.place(uri)
+    return place.name if place else uri
+
+
+NOTICE_HEADER = ("环节", "企业名称", "统一社会信用代码", "场所", "数量", "日期", "处置要求")
+_NOTICE_PARTS = {"held": "在库持有", "in_transit": "在途待收", "dispensed": "已销售使用"}
+
+
+def notice_rows(scope: dict[str, Any]) -> list[dict[str, Any]]:
+    """The recall notice list (召回通知清单) of a scope from :func:`recall_scope`: one row per
+    enterprise and site to notify — holders (stop selling, quarantine, return or destroy),
+    receivers of open shipments (refuse or quarantine on arrival), sites that dispensed codes
+    in scope (tell the patients or wards that received them)."""
+    rows: list[dict[str, Any]] = []
+    for h in scope["holders"]:
+        rows += [
+            {
+                "part": "held",
+                "enterprise": h["holder"],
+                "uscc": h["uscc"],
+                "site": site,
+                "count": n,
+                "date": None,
+                "action": "立即停止销售和使用，就地封存，按召回要求退回或销毁",
+            }
+            for site, n in h["sites"].items()
+        ]
+    rows += [
+        {
+            "part": "in_transit",
+            "enterprise": t["to"],
+            "uscc": t["to_uscc"],
+            "site": t["to_site"],
+            "count": t["count"],
+            "date": t["shipped"],
+            "action": f"拒收，或到货即封存；发货方 {t['from']}（{t['shipped']} 发出）",
+        }
+        for t in scope["in_transit"]
+    ]
+    rows += [
+        {
+            "part": "dispensed",
+            "enterprise": d["holder"] or d["site"],
+            "uscc": d["uscc"],
+            "site": d["site_name"] or d["site"],
+            "count": d["codes"],
+            "date": d["last"],
+            "action": f"通知 {d['first']} 至 {d['last']} 售出或使用的患者、科室，停止使用并回收",
+        }
+        for d in scope["dispensed"]
+    ]
+    return rows
+
+
+def _notice_table(scope: dict[str, Any]) -> list[tuple[Any, ...]]:
+    return [
+        (
+            _NOTICE_PARTS[r["part"]],
+            r["enterprise"],
+            r["uscc"] or "",
+            r["site"] or "",
+            r["count"],
+            r["date"] or "",
+            r["action"],
+        )
+        for r in notice_rows(scope)
+    ]
+
+
+def notice_csv(scope: dict[str, Any]) -> str:
+    """The notice list as CSV (Chinese headings; a byte-order mark for Excel)."""
+    return csv_text(NOTICE_HEADER, _notice_table(scope), excel=True)
+
+
+def notice_xlsx(scope: dict[str, Any]) -> bytes:
+    """The notice list as an Excel workbook (USCCs kept as text)."""
+    return xlsx_bytes(f"召回{scope['id']}通知清单", NOTICE_HEADER, _notice_table(scope))

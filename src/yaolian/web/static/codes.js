@@ -9,18 +9,10 @@ function newRequestId() {
   return `web-${new Date().toISOString().slice(0, 19).replace(/[-:T]/g, "")}`;
 }
 
-/** Save the print lines of request ``id`` as ``{id}.csv`` (fetched with the key). */
-async function downloadCsv(id) {
-  const url = new URL(`/codes/issue/${encodeURIComponent(id)}`, window.location.origin);
-  url.searchParams.set("format", "csv");
-  const text = await apiCall(url, { headers: { Accept: "text/csv" } }, (r) => r.text());
-  const link = el("a", {
-    href: URL.createObjectURL(new Blob([text], { type: "text/csv" })),
-    download: `${id.replace(/[^\w.-]+/g, "_")}.csv`,
-  });
-  document.body.append(link);
-  link.click();
-  link.remove();
+/** Save the print lines of request ``id`` as ``{id}.csv``. */
+function downloadCsv(id) {
+  return downloadFile(`/codes/issue/${encodeURIComponent(id)}`, { format: "csv" },
+    `${id.replace(/[^\w.-]+/g, "_")}.csv`, "text/csv");
 }
 
 function downloadButton(id) {

@@ -113,6 +113,18 @@ function apiPost(path, body, mediaType) {
   });
 }
 
+/** Save what ``path`` answers (fetched with the key; ``params`` as for apiGet) as a file. */
+async function downloadFile(path, params, filename, mediaType) {
+  const url = new URL(path, window.location.origin);
+  for (const [name, value] of Object.entries(params)) url.searchParams.set(name, value);
+  const blob = await apiCall(url, { headers: { Accept: mediaType } }, (r) => r.blob());
+  const link = el("a", { href: URL.createObjectURL(blob), download: filename });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+}
+
 /** The lines of a text (a scanner's list, a textarea): trimmed, empty ones left out, in order. */
 function lines(text) {
   return text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line);

@@ -14,6 +14,7 @@ const PROVINCES = {
   82: "澳门特别行政区",
 };
 const SEVERITIES = ["high", "medium", "low"]; // most urgent first
+const XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 const RULE_NAMES = {
   double_sale: "回流药 重复结算", split_overrun: "拆零超量", unknown_code: "查无此码",
   custody_break: "流向异常", clone: "克隆码", cold_chain: "冷链超温",
@@ -179,7 +180,10 @@ function recallDetail(r) {
       + `完成 ${p.percent_complete}%。`,
       r.closed_us ? " 已关闭。" : " ",
       r.closed_us || !r.may_close ? null
-        : el("button", { type: "button", class: "link", "data-close-recall": r.id }, "结束召回 close")),
+        : el("button", { type: "button", class: "link", "data-close-recall": r.id }, "结束召回 close"),
+      " ",
+      el("button", { type: "button", class: "link", "data-notice": r.id, title: "每个需通知的企业和场所：数量与处置要求" },
+        "下载通知清单 Excel")),
   ];
   if (r.holders.length) {
     parts.push(el("h4", {}, "仍在持有 Still held"), table("recall-holders", ["持有者", "数量", "场所"],
@@ -287,8 +291,12 @@ document.addEventListener("DOMContentLoaded", () => {
     createRecall(event.target);
   });
   document.getElementById("recall-detail").addEventListener("click", (event) => {
-    const id = event.target.dataset && event.target.dataset.closeRecall;
-    if (id) closeRecall(id);
+    const data = event.target.dataset || {};
+    if (data.closeRecall) closeRecall(data.closeRecall);
+    if (data.notice) {
+      guarded(() => downloadFile(`/recalls/${data.notice}`, { format: "xlsx" },
+        `召回${data.notice}通知清单.xlsx`, XLSX));
+    }
   });
   if (storedKey()) refresh();
 });
