@@ -14,6 +14,7 @@ import math
 import os
 import re
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -675,6 +676,40 @@ def test_dashboard_creates_and_closes_a_recall(
         assert tab.locator("#audit-chain").count() == 0
         assert tab.locator("#audit .problem").count() == 0
         assert "结束召回" not in tab.inner_text("#audit")
+
+
+def test_dashboard_records_a_finding_on_an_alert(
+    browser: Any, demo_store: DemoStore, tmp_path: Path
+) -> None:
+    """预警核查: a regulator marks an alert row confirmed with a note; the row, the counts and
+    the audit panel say so, and the API filters by it (on a copy of the demo store)."""
+    copy = tmp_path / "review.db"
+    source = sqlite3.connect(demo_store.url.removeprefix("sqlite:///"))
+    with sqlite3.connect(copy) as target:
+        source.backup(target)
+    source.close()
+    key = demo_store.regulator_key
+    with _serving(f"sqlite:///{copy}") as base, _tab(browser, base, Watch(base)) as tab:
+        tab.goto("/web/dashboard")
+        tab.fill("#key", key)
+        tab.click("#submit")
+        tab.locator("body[data-loaded=true]").wait_for()
+        before = _api(base, "/alerts?limit=12", key)
+        assert f"待核查 {before['by_review']['open']}" in tab.inner_text("#alerts-review")
+        row = tab.locator("#alerts-table tbody tr").first
+        ids = [int(i) for i in row.locator("[data-review]").get_attribute("data-review").split(",")]
+        assert ids[0] == before["alerts"][0]["id"]
+        row.locator("[data-review]").click()
+        row.locator("select[name=status]").select_option("confirmed")
+        row.locator("input[name=note]").fill("现场核查属实，已立案")
+        row.locator(".review-form button[type=submit]").click()
+        tab.locator("#alerts-table tbody tr").first.locator(
+            ".review-confirmed", has_text="属实：现场核查属实，已立案"
+        ).wait_for()
+        confirmed = _api(base, "/alerts?review=confirmed", key)
+        assert sorted(a["id"] for a in confirmed["alerts"]) == sorted(ids)
+        assert f"属实 {len(ids)}" in tab.inner_text("#alerts-review")
+        tab.locator("#audit-table tbody tr:first-child", has_text="预警核查").wait_for()
 
 
 def test_keys_page_makes_and_revokes_an_enterprise_key(

@@ -11,14 +11,16 @@
   sent to the consumer query page, any other client gets the verdict as ``GET /verify`` does.
 * ``POST /dispense`` — NHSA sale lines (销售/使用出库, 拆零) recorded as dispensing events, all or
   none; an enterprise key records sales at its own sites.
-* ``GET /alerts`` — anomaly alerts with filters and counts per rule; enterprises see alerts
-  about codes they are party to.
+* ``GET /alerts`` — anomaly alerts with filters and counts per rule and review status;
+  enterprises see alerts about codes they are party to or of their products.
+* ``POST /alerts/{id}/review`` — a regulator's finding (预警核查): investigating, confirmed,
+  dismissed, or open again; with a note.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 import anyio
@@ -31,14 +33,16 @@ from pydantic import BaseModel, Field
 from sqlalchemy.pool import QueuePool
 
 from yaolian.api.auth import ViewerDep, WriterDep, audit, engine_of
-from yaolian.api.params import accepted_media, read_body, time_param, wants_html
+from yaolian.api.params import RowId, accepted_media, read_body, time_param, wants_html
 from yaolian.codes.barcode import read_image
 from yaolian.errors import ValidationError
 from yaolian.store.access import Viewer, authenticate
 from yaolian.store.engine import is_sqlite
+from yaolian.store.tx import write_tx
 from yaolian.trace import rawsql
 from yaolian.verify.anomalies import RULES, AlertFilter, list_alerts
 from yaolian.verify.dispense import read_sales, record_sales, sales_summary
+from yaolian.verify.review import NOTE_MAX, STATUSES, review_alert
 from yaolian.verify.status import verify, verify_many
 from yaolian.web.pages import SCAN_PAGE
 
@@ -203,6 +207,9 @@ def get_alerts(
     request: Request,
     viewer: ViewerDep,
     rule: Annotated[str | None, Query(description=", ".join(RULES))] = None,
+    review: Annotated[
+        str | None, Query(description="review status (预警核查): " + ", ".join(STATUSES))
+    ] = None,
     code: str | None = None,
     site: str | None = None,
     since: str | None = None,
@@ -210,9 +217,10 @@ def get_alerts(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**62)] = 0,  # beyond: no database stores as many
 ) -> dict[str, Any]:
-    """Anomaly alerts, newest first."""
+    """Anomaly alerts, newest first, each with its review (null: open, 待核查)."""
     flt = AlertFilter(
         rule=rule,
+        review=review,
         code=code,
         site=site,
         since_us=time_param("since", since),
@@ -221,6 +229,26 @@ def get_alerts(
         offset=offset,
     )
     return list_alerts(engine_of(request), viewer, flt)
+
+
+class ReviewIn(BaseModel):
+    """A finding on an alert: its review status and a note (核查情况)."""
+
+    status: Literal["open", "investigating", "confirmed", "dismissed"]
+    note: str | None = Field(default=None, max_length=NOTE_MAX)
+
+
+@router.post("/alerts/{alert_id}/review")
+def post_review(
+    request: Request, alert_id: RowId, body: ReviewIn, viewer: WriterDep
+) -> dict[str, Any]:
+    """Record a regulator's finding on an alert (预警核查): ``investigating`` (核查中),
+    ``confirmed`` (属实), ``dismissed`` (排除) or ``open`` again, with a note; kept by the
+    alert's stable key, so a rebuild keeps it. 403 for an enterprise key."""
+    with write_tx(engine_of(request)) as conn:
+        answer = review_alert(conn, alert_id, body.status, body.note, viewer)
+        audit(conn, viewer, "alert.review", str(alert_id), body.model_dump())
+    return answer
 
 
 MAX_SALES_BYTES = 8 * 1024 * 1024

@@ -43,6 +43,7 @@ from yaolian.trace.recall import (
 )
 from yaolian.verify.anomalies import RULES, AlertFilter, list_alerts
 from yaolian.verify.dispense import read_sale_file, record_sales, sales_summary
+from yaolian.verify.review import STATUSES, review_alert
 from yaolian.verify.status import verify_many
 
 SYSTEM = Viewer.system()
@@ -178,8 +179,21 @@ def verify(
     )
 
 
+alerts_app = typer.Typer(
+    help="Anomaly alerts, newest first (the filters of GET /alerts); `alerts review` records a "
+    "finding (预警核查).",
+    invoke_without_command=True,
+)
+
+
+@alerts_app.callback()
 def alerts(
+    ctx: typer.Context,
     rule: Annotated[str | None, typer.Option("--rule", help=", ".join(RULES))] = None,
+    review: Annotated[
+        str | None,
+        typer.Option("--review", help="Review status: " + ", ".join(STATUSES)),
+    ] = None,
     code: Annotated[str | None, typer.Option("--code", help="About this code (any form)")] = None,
     site: Annotated[str | None, typer.Option("--site", help="At this site (location URI)")] = None,
     since: Annotated[str | None, typer.Option("--since", help="From this day or time")] = None,
@@ -189,9 +203,12 @@ def alerts(
     as_json: JsonOption = False,
 ) -> None:
     """Anomaly alerts, newest first (the filters of GET /alerts)."""
+    if ctx.invoked_subcommand is not None:
+        return
     engine = open_store(db)
     flt = AlertFilter(
         rule=rule,
+        review=review,
         code=code,
         site=site,
         since_us=time_option(since, "--since"),
@@ -206,7 +223,7 @@ def alerts(
         names = Names(conn, sites=(a["site"] for a in found["alerts"]))
     print_table(
         f"alerts ({found['total']})",
-        ["id", "rule", "severity", "date", "code", "site", "reason"],
+        ["id", "rule", "severity", "date", "code", "site", "reason", "review"],
         [
             (
                 a["id"],
@@ -216,10 +233,35 @@ def alerts(
                 (a["uri"] or a["code"]).removeprefix("urn:nmpa:code:"),  # as `trace` reads it
                 names.site(a["site"]),
                 a["evidence"].get("reason"),
+                a["review"]["status_zh"] if a["review"] else STATUSES["open"],
             )
             for a in found["alerts"]
         ],
     )
+
+
+def _review_text(review: dict[str, Any] | None) -> str:
+    if review is None:
+        return STATUSES["open"]
+    return f"{review['status_zh']}: {review['note']}" if review["note"] else review["status_zh"]
+
+
+@alerts_app.command("review")
+def alerts_review(
+    alert_id: Annotated[int, typer.Argument(help="The alert's id (first column of `alerts`)")],
+    status: Annotated[str, typer.Argument(help=", ".join(STATUSES))],
+    note: Annotated[str | None, typer.Option("--note", help="What was found (核查情况)")] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Record a finding on an alert (预警核查): investigating, confirmed, dismissed, or open."""
+    with write_tx(open_store(db)) as conn:
+        answer = review_alert(conn, alert_id, status, note, SYSTEM)
+        append_audit(conn, None, "alert.review", str(alert_id), {"status": status, "note": note})
+    if as_json:
+        print_json(answer)
+    else:
+        console.print(f"alert {alert_id}: {_review_text(answer['review'])}")
 
 
 def coverage_report(
@@ -504,7 +546,7 @@ def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
     app.command("trace")(trace)
     app.command("verify")(verify)
-    app.command("alerts")(alerts)
+    app.add_typer(alerts_app, name="alerts")
     app.command("coverage")(coverage_report)
     app.command("quality")(quality_report)
     app.command("dispense")(dispense)

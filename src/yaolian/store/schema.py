@@ -599,6 +599,16 @@ alert = Table(  # projection: anomaly alerts, one per stable key (deduplicated)
     Index("ix_alert_site", "site"),
 )
 
+alert_review = Table(  # 预警核查: a regulator's finding on an alert (not a projection)
+    "alert_review",
+    metadata,
+    Column("key", Text, primary_key=True),  # the alert's stable key: kept across rebuilds
+    Column("status", String(16), nullable=False),  # verify.review.STATUSES, not "open"
+    Column("note", Text),
+    Column("api_key_id", BigInteger, ForeignKey("api_key.id")),  # None: a local operator
+    Column("updated_us", BigInteger, nullable=False),
+)
+
 recall = Table(  # 召回: created by a holder or regulator (not a projection)
     "recall",
     metadata,

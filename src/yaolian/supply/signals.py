@@ -10,7 +10,6 @@ from datetime import date, datetime, time
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from yaolian.epcis.model import CHINA_TIME, parse_local_date
 from yaolian.errors import ForbiddenError, NotFoundError, ValidationError
@@ -23,6 +22,7 @@ from yaolian.store.schema import (
     supply_list_item,
     supply_production_plan,
 )
+from yaolian.store.tx import upsert
 from yaolian.supply.ledger import require_product, stored_us
 from yaolian.trace.directory import holds_product
 
@@ -193,16 +193,6 @@ def discontinuations(
 # ── production plans, API sources, lead times ──────────────────────────────────────────────
 
 
-def _upsert(conn: Connection, table: Any, keys: list[str], values: dict[str, Any]) -> None:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table).values(**values)
-    updates = {k: stmt.excluded[k] for k in values if k not in keys}
-    if updates:
-        conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=updates))
-    else:
-        conn.execute(stmt.on_conflict_do_nothing(index_elements=keys))
-
-
 def set_production_plan(
     conn: Connection, product: str, manufacturer: str, month: str, planned_packs: float
 ) -> None:
@@ -214,7 +204,7 @@ def set_production_plan(
         raise ValidationError(f"{month!r} is not a month (YYYY-MM)", place="month") from exc
     if planned_packs < 0:
         raise ValidationError("planned quantity cannot be negative", place="planned_packs")
-    _upsert(
+    upsert(
         conn,
         supply_production_plan,
         ["product", "manufacturer", "month"],
@@ -264,7 +254,7 @@ def set_lead_time(conn: Connection, from_region: str, to_region: str, days: floa
     """Replenishment lead time in days from one region to another."""
     if days < 0:
         raise ValidationError("lead time cannot be negative", place="days")
-    _upsert(
+    upsert(
         conn,
         supply_lead_time,
         ["from_region", "to_region"],

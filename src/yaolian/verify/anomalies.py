@@ -38,6 +38,7 @@ from yaolian.store.dictionary import code_keys, lookup_codes
 from yaolian.store.tx import read_tx
 from yaolian.trace.directory import handled_by, made_by
 from yaolian.trace.state import CodeState, Context, Facts, SiteInfo, Trigger, sale_day
+from yaolian.verify.review import STATUSES, review_is, reviews_of
 
 RULES = {
     "double_sale": "whole-pack code settled more than once (回流药)",
@@ -228,6 +229,7 @@ class AlertFilter:
     """Filters for :func:`list_alerts` (all optional)."""
 
     rule: str | None = None
+    review: str | None = None  # verify.review.STATUSES: open (no finding yet), confirmed …
     code: str | None = None  # in any form
     site: str | None = None
     since_us: int | None = None
@@ -245,12 +247,17 @@ def _uri_of(key: str | None) -> str | None:
 
 
 def list_alerts(bind: Engine | Connection, viewer: Viewer, flt: AlertFilter) -> dict[str, Any]:
-    """Alerts matching ``flt``, newest first, with the code keys, and ``by_rule``: how many
-    match each rule under the other filters (every rule listed). An enterprise sees only alerts
+    """Alerts matching ``flt``, newest first, with the code keys and each one's review
+    (``None``: open), ``by_rule`` and ``by_review``: how many match each rule and each review
+    status under the other filters (every rule and status listed). An enterprise sees only alerts
     about codes it handled or of products it holds or makes (a counterfeit of its product
     sold anywhere), regulators and admins see all."""
     if flt.rule is not None and flt.rule not in RULES:
         raise QueryError(f"unknown rule {flt.rule!r}; one of {', '.join(RULES)}", place="rule")
+    if flt.review is not None and flt.review not in STATUSES:
+        raise QueryError(
+            f"unknown review status {flt.review!r}; one of {', '.join(STATUSES)}", place="review"
+        )
     if not 1 <= flt.limit <= 10_000:
         raise QueryError("limit must be 1–10000", place="limit")
     if not viewer.sees_all and viewer.enterprise_id is None:  # the public
@@ -272,17 +279,21 @@ def list_alerts(bind: Engine | Connection, viewer: Viewer, flt: AlertFilter) -> 
     if not viewer.sees_all and viewer.enterprise_id is not None:  # codes it handled or makes
         ent = viewer.enterprise_id
         conds.append(or_(handled_by(ent, a.code_id), made_by(ent, a.code_id)))
-    by_rule = dict.fromkeys(RULES, 0)
+    reviewed = s.alert.outerjoin(s.alert_review, s.alert_review.c.key == a.key)
+    review = func.coalesce(s.alert_review.c.status, "open")
     with read_tx(bind) as conn:
         if key is not None:
             conds.append(a.code_id == lookup_codes(conn, [key]).get(key, -1))  # unknown: none
-        by_rule.update(
-            (rule, int(n))
-            for rule, n in conn.execute(select(a.rule, func.count()).where(*conds).group_by(a.rule))
-        )
+        counts = conn.execute(  # one pass: per rule × review status, under the other filters
+            select(a.rule, review, func.count())
+            .select_from(reviewed)
+            .where(*conds)
+            .group_by(a.rule, review)
+        ).all()
         if flt.rule:
             conds.append(a.rule == flt.rule)
-        total = conn.execute(select(func.count()).select_from(s.alert).where(*conds)).scalar_one()
+        if flt.review:
+            conds.append(review_is(flt.review, a.key))
         rows = conn.execute(
             select(s.alert)
             .where(*conds)
@@ -291,9 +302,21 @@ def list_alerts(bind: Engine | Connection, viewer: Viewer, flt: AlertFilter) -> 
             .offset(flt.offset)
         ).all()
         keys = code_keys(conn, {r.code_id for r in rows})
+        findings = reviews_of(conn, [r.key for r in rows])
+    by_rule, by_review = dict.fromkeys(RULES, 0), dict.fromkeys(STATUSES, 0)
+    total = 0
+    for rule, status, n in counts:
+        of_rule, of_review = flt.rule in (None, rule), flt.review in (None, status)
+        if of_review:
+            by_rule[rule] = by_rule.get(rule, 0) + n
+        if of_rule:
+            by_review[status] += n
+        if of_rule and of_review:
+            total += n
     return {
-        "total": int(total),
+        "total": total,
         "by_rule": by_rule,
+        "by_review": by_review,
         "alerts": [
             {
                 "id": r.id,
@@ -309,6 +332,7 @@ def list_alerts(bind: Engine | Connection, viewer: Viewer, flt: AlertFilter) -> 
                 "time_us": r.time_us,
                 "record_us": r.record_us,
                 "evidence": r.evidence,
+                "review": findings.get(r.key),
             }
             for r in rows
         ],

@@ -14,6 +14,7 @@ const PROVINCES = {
   82: "澳门特别行政区",
 };
 const SEVERITIES = ["high", "medium", "low"]; // most urgent first
+const SEVERITY_NAMES = { high: "高", medium: "中", low: "低" };
 const XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 const RULE_NAMES = {
   double_sale: "回流药 重复结算", split_overrun: "拆零超量", unknown_code: "查无此码",
@@ -27,6 +28,8 @@ const RULE_REASONS = { // what each rule found, as the alert's reason reads in E
   clone: "同一追溯码出现在相距过远的两地（疑似克隆码）", cold_chain: "温度超出药品储存范围",
   expired_sale: "过期后仍在销售", recalled_sale: "召回期间仍在销售",
 };
+const REVIEW_NAMES = { open: "待核查", investigating: "核查中", confirmed: "属实", dismissed: "排除" };
+const state = { reviews: false }; // whether this key records findings on alerts (a regulator's)
 const LEVEL_NAMES = { red: "红色", orange: "橙色", yellow: "黄色", green: "绿色" };
 const ACTION_NAMES = {
   capture: "事件上报", dispense: "销售出库上报", "masterdata.load": "主数据登记",
@@ -36,7 +39,7 @@ const ACTION_NAMES = {
   "supply.discontinuation": "停产报告", "supply.stocktake": "盘点", "supply.demand": "发布需求",
   "supply.offer": "发布供应", "supply.demand.close": "关闭需求", "supply.offer.close": "关闭供应",
   "reserve.plan": "储备计划", "reserve.dispatch": "储备调度", "key.create": "创建密钥",
-  "key.revoke": "吊销密钥", "codes.issue": "赋码",
+  "key.revoke": "吊销密钥", "codes.issue": "赋码", "alert.review": "预警核查",
 };
 const BEIJING = new Intl.DateTimeFormat("zh-CN", {
   timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit",
@@ -83,14 +86,45 @@ function alertsPanels(body) {
       itemStyle: { color: "#c62828" }, label: { show: true, position: "right" } }],
   });
   if (!body.alerts.length) return el("p", { class: "muted" }, "无告警 No alerts.");
-  return table("alerts-table", ["日期", "规则", "级别", "追溯码", "原因"], byOccurrence(body.alerts).map((group) => {
+  const counts = el("p", { class: "muted", id: "alerts-review" }, "核查：",
+    Object.entries(REVIEW_NAMES).map(([status, name]) => `${name} ${body.by_review[status] ?? 0}`).join(" · "));
+  return [counts, table("alerts-table", ["日期", "规则", "级别", "追溯码", "原因", "核查"], byOccurrence(body.alerts).map((group) => {
     const a = group[0];
     const shown = (a.uri || a.code || "").replace(/^urn:nmpa:code:/, "");
     const severity = SEVERITIES.find((s) => group.some((g) => g.severity === s)) || a.severity;
-    return [a.time, group.map((g) => RULE_NAMES[g.rule] || g.rule).join("、"), severity,
+    return [a.time, group.map((g) => RULE_NAMES[g.rule] || g.rule).join("、"), SEVERITY_NAMES[severity] || severity,
       a.uri ? el("a", { href: `trace?code=${encodeURIComponent(a.uri)}` }, shown) : shown,
-      group.map((g) => RULE_REASONS[g.rule] || g.evidence.reason || "").filter((r) => r).join("；")];
-  }));
+      group.map((g) => RULE_REASONS[g.rule] || g.evidence.reason || "").filter((r) => r).join("；"),
+      reviewCell(group)];
+  }))];
+}
+
+/** An alert row's finding (预警核查): its status and note; a regulator's key gets a button
+ * that opens the form (the row's alerts are reviewed together). */
+function reviewCell(group) {
+  const review = group[0].review;
+  const text = review ? `${REVIEW_NAMES[review.status]}${review.note ? `：${review.note}` : ""}` : REVIEW_NAMES.open;
+  return el("span", { class: "review" }, el("span", { class: review ? `review-${review.status}` : "muted" }, text),
+    state.reviews ? [" ", el("button", { type: "button", class: "link",
+      "data-review": group.map((g) => g.id).join(","), "data-status": review ? review.status : "open" }, "核查")] : null);
+}
+
+/** The finding form in place of a row's review cell. */
+function reviewForm(button) {
+  const select = el("select", { name: "status", "aria-label": "核查结论" },
+    Object.entries(REVIEW_NAMES).map(([status, name]) =>
+      el("option", { value: status, selected: status === button.dataset.status }, name)));
+  return el("form", { class: "review-form", "data-ids": button.dataset.review }, select,
+    el("input", { name: "note", maxlength: 2000, placeholder: "核查情况", "aria-label": "核查情况" }),
+    el("button", { type: "submit" }, "保存"));
+}
+
+/** Record the finding on each alert of the row (POST /alerts/{id}/review), then reload. */
+async function saveReview(form) {
+  const body = JSON.stringify({ status: form.elements.status.value, note: form.elements.note.value.trim() || null });
+  await Promise.all(form.dataset.ids.split(",").map((id) =>
+    apiPost(`/alerts/${id}/review`, body, "application/json")));
+  await Promise.all([panel("alerts", async () => alertsPanels(await apiGet("/alerts", { limit: 12 }))), loadAudit()]);
 }
 
 /** Alerts in their order, those of one code at one event (a sale, a sighting) together: a
@@ -224,8 +258,9 @@ async function refresh() {
   show(document.getElementById("message"));
   let names = {};
   try {
-    const master = await apiGet("/masterdata", { section: "products" });
+    const [master, me] = await Promise.all([apiGet("/masterdata", { section: "products" }), apiGet("/me")]);
     names = Object.fromEntries(master.products.map((p) => [p.product_code, p.generic_name]));
+    state.reviews = me.role === "regulator" || me.role === "admin";
   } catch (err) {
     show(document.getElementById("message"), problemBox(err));
     button.disabled = false;
@@ -285,6 +320,15 @@ document.addEventListener("DOMContentLoaded", () => {
   document.getElementById("recalls").addEventListener("click", (event) => {
     const id = event.target.dataset && event.target.dataset.recall;
     if (id) panel("recall-detail", async () => recallDetail(await apiGet(`/recalls/${id}`)));
+  });
+  const alerts = document.getElementById("alerts");
+  alerts.addEventListener("click", (event) => {
+    const button = event.target.closest("[data-review]");
+    if (button) button.closest("td").replaceChildren(reviewForm(button));
+  });
+  alerts.addEventListener("submit", (event) => {
+    event.preventDefault();
+    guarded(() => saveReview(event.target));
   });
   document.getElementById("recall-form").addEventListener("submit", (event) => {
     event.preventDefault();
