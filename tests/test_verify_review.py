@@ -3,20 +3,23 @@ rebuild; over HTTP (roles, audit) and the command line."""
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from openpyxl import load_workbook
 from typer.testing import CliRunner
 
 from test_verify import REGULATOR, sell, supply_chain
 from yaolian.api.app import create_app
+from yaolian.api.params import XLSX
 from yaolian.cli import app as cli_app
 from yaolian.errors import ForbiddenError, NotFoundError, QueryError, ValidationError
 from yaolian.store.access import Viewer, create_key
 from yaolian.store.projections import rebuild
-from yaolian.verify.anomalies import AlertFilter, list_alerts
+from yaolian.verify.anomalies import ALERT_SHEET_HEADER, AlertFilter, list_alerts
 from yaolian.verify.review import review_alert
 
 
@@ -45,6 +48,10 @@ def test_a_finding_is_recorded_filtered_counted_and_kept_by_a_rebuild(trace_worl
     assert done["review"]["status"] == "confirmed" and done["review"]["note"] == "回收药品再次销售"
     (confirmed,) = listed(w, review="confirmed")["alerts"]
     assert confirmed["id"] == ids["double_sale"] and confirmed["review"]["status_zh"] == "属实"
+    assert (confirmed["rule_zh"], confirmed["reason_zh"]) == (
+        "回流药 重复结算",
+        "整盒追溯码被重复结算（回流药）",
+    )
     (still_open,) = listed(w, review="open")["alerts"]
     assert still_open["rule"] == "custody_break" and still_open["review"] is None
     counts = listed(w, rule="custody_break")  # counts per status under the other filters
@@ -103,6 +110,17 @@ def test_review_over_http_and_the_command_line(trace_world: Any, db_url: str) ->
     assert client.get("/alerts", params={"review": "x"}, headers=reg).status_code == 400
     entry = client.get("/audit", params={"action": "alert.review"}, headers=reg).json()
     assert entry["entries"][0]["detail"] == body
+    sheet = client.get("/alerts", params={"format": "xlsx"}, headers=reg)
+    assert sheet.status_code == 200 and sheet.headers["content-type"] == XLSX
+    workbook = load_workbook(io.BytesIO(sheet.content)).active
+    assert workbook is not None
+    head, *rows = list(workbook.iter_rows(values_only=True))
+    assert head == ALERT_SHEET_HEADER and len(rows) == 2
+    by_id = {r[0]: r for r in rows}
+    resold = by_id[ids["double_sale"]]
+    assert resold[2] == "回流药 重复结算" and resold[6] == "北京示例大药房"
+    assert resold[7] == w.usccs["PHA"] and resold[9:] == ("核查中", "已派员现场核查")
+    assert by_id[ids["custody_break"]][8] == "在从未收货的机构销售（流向异常）"
     runner = CliRunner()
     done = runner.invoke(
         cli_app,

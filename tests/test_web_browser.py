@@ -28,6 +28,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 import pytest
 import uvicorn
+from openpyxl import load_workbook
 from PIL import Image
 from sqlalchemy import select
 
@@ -477,8 +478,6 @@ def test_dashboard_for_a_regulator(page: Any, server: str, demo_store: DemoStore
     with page.expect_download() as download:
         page.click(f"button[data-notice='{rid}']")
     assert download.value.suggested_filename == f"召回{rid}通知清单.xlsx"
-    from openpyxl import load_workbook
-
     sheet = load_workbook(io.BytesIO(Path(download.value.path()).read_bytes())).active
     assert sheet is not None
     notified = list(sheet.iter_rows(min_row=2, values_only=True))
@@ -710,6 +709,24 @@ def test_dashboard_records_a_finding_on_an_alert(
         assert sorted(a["id"] for a in confirmed["alerts"]) == sorted(ids)
         assert f"属实 {len(ids)}" in tab.inner_text("#alerts-review")
         tab.locator("#audit-table tbody tr:first-child", has_text="预警核查").wait_for()
+        # the open ones, a page at a time; the confirmed ones alone; their workbook
+        tab.select_option("#alerts-form [name=review]", "open")
+        pending = before["by_review"]["open"] - len(ids)
+        tab.locator("#alerts-range", has_text=f"共 {pending} 条").wait_for()
+        assert pending > 12 and tab.inner_text("#alerts-range").startswith("第 1–12 条")
+        assert tab.locator("#alerts-table .review-confirmed").count() == 0
+        tab.click("[data-alerts-page='1']")
+        tab.locator("#alerts-range", has_text="第 13–").wait_for()
+        tab.select_option("#alerts-form [name=review]", "confirmed")
+        tab.locator("#alerts-range", has_text=f"共 {len(ids)} 条").wait_for()
+        with tab.expect_download() as download:
+            tab.click("#alerts-export")
+        assert download.value.suggested_filename == "告警清单.xlsx"
+        sheet = load_workbook(io.BytesIO(Path(download.value.path()).read_bytes())).active
+        assert sheet is not None
+        exported = list(sheet.iter_rows(min_row=2, values_only=True))
+        assert sorted(r[0] for r in exported) == sorted(ids)
+        assert {r[9] for r in exported} == {"属实"}
 
 
 def test_keys_page_makes_and_revokes_an_enterprise_key(

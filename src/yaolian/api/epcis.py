@@ -29,7 +29,7 @@ from sqlalchemy import Engine
 from starlette.responses import Response
 
 from yaolian.api.auth import ViewerDep, WriterDep, audit, engine_of
-from yaolian.api.params import MAX_ROW_ID, accepted_media, read_body
+from yaolian.api.params import MAX_ROW_ID, XLSX, accepted_media, read_body
 from yaolian.epcis import jsonld, xml
 from yaolian.epcis.extensions import YAOLIAN_NS
 from yaolian.epcis.model import EVENT_TYPES, Document, Event
@@ -58,7 +58,6 @@ JSON_LD = "application/ld+json"
 JSON = "application/json"
 XML = "application/xml"
 CSV = "text/csv"
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 EPCIS_QUERY_NS = "urn:epcglobal:epcis-query:xsd:2"
 _JSON_TYPES = {JSON, JSON_LD}
 _XML_TYPES = {XML, "text/xml"}

@@ -19,6 +19,8 @@ from yaolian.errors import (
     refuse_nul,
 )
 
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"  # Excel workbooks
+
 MAX_ROW_ID = 2**63 - 1  # larger ids cannot exist (and overflow the database's 64-bit integer)
 
 RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="Row id (1 … 2⁶³−1)")]

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
 from yaolian.api.auth import ViewerDep, WriterDep, audit, engine_of
-from yaolian.api.params import RowId
+from yaolian.api.params import XLSX, RowId
 from yaolian.store.tx import write_tx
 from yaolian.trace.recall import (
     close_recall,
@@ -61,9 +61,6 @@ def get_recalls(request: Request, viewer: ViewerDep) -> dict[str, Any]:
     issued and those it has a part in (it holds, shipped, received or sold codes in scope),
     with ``may_close`` false for the latter."""
     return {"recalls": list_recalls(engine_of(request), viewer)}
-
-
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 @router.get(

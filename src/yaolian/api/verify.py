@@ -33,14 +33,21 @@ from pydantic import BaseModel, Field
 from sqlalchemy.pool import QueuePool
 
 from yaolian.api.auth import ViewerDep, WriterDep, audit, engine_of
-from yaolian.api.params import RowId, accepted_media, read_body, time_param, wants_html
+from yaolian.api.params import (
+    XLSX,
+    RowId,
+    accepted_media,
+    read_body,
+    time_param,
+    wants_html,
+)
 from yaolian.codes.barcode import read_image
 from yaolian.errors import ValidationError
 from yaolian.store.access import Viewer, authenticate
 from yaolian.store.engine import is_sqlite
 from yaolian.store.tx import write_tx
 from yaolian.trace import rawsql
-from yaolian.verify.anomalies import RULES, AlertFilter, list_alerts
+from yaolian.verify.anomalies import RULES, AlertFilter, alerts_workbook, list_alerts
 from yaolian.verify.dispense import read_sales, record_sales, sales_summary
 from yaolian.verify.review import NOTE_MAX, STATUSES, review_alert
 from yaolian.verify.status import verify, verify_many
@@ -202,7 +209,10 @@ async def post_verify_image(
     }
 
 
-@router.get("/alerts")
+@router.get(
+    "/alerts",
+    responses={200: {"content": {XLSX: {"schema": {"type": "string", "format": "binary"}}}}},
+)
 def get_alerts(
     request: Request,
     viewer: ViewerDep,
@@ -216,8 +226,13 @@ def get_alerts(
     until: str | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**62)] = 0,  # beyond: no database stores as many
-) -> dict[str, Any]:
-    """Anomaly alerts, newest first, each with its review (null: open, 待核查)."""
+    fmt: Annotated[
+        Literal["json", "xlsx"],
+        Query(alias="format", description="json (default) or xlsx: the page as 告警清单"),
+    ] = "json",
+) -> Any:
+    """Anomaly alerts, newest first, each with its review (null: open, 待核查);
+    ``?format=xlsx`` answers the page as an Excel workbook (告警清单, in Chinese)."""
     flt = AlertFilter(
         rule=rule,
         review=review,
@@ -228,7 +243,15 @@ def get_alerts(
         limit=limit,
         offset=offset,
     )
-    return list_alerts(engine_of(request), viewer, flt)
+    engine = engine_of(request)
+    found = list_alerts(engine, viewer, flt)
+    if fmt == "xlsx":
+        return Response(
+            alerts_workbook(engine, found),
+            media_type=XLSX,
+            headers={"Content-Disposition": 'attachment; filename="alerts.xlsx"'},
+        )
+    return found
 
 
 class ReviewIn(BaseModel):

@@ -36,7 +36,8 @@ from yaolian.store import schema as s
 from yaolian.store.access import Viewer
 from yaolian.store.dictionary import code_keys, lookup_codes
 from yaolian.store.tx import read_tx
-from yaolian.trace.directory import handled_by, made_by
+from yaolian.tables import xlsx_bytes
+from yaolian.trace.directory import Directory, handled_by, made_by
 from yaolian.trace.state import CodeState, Context, Facts, SiteInfo, Trigger, sale_day
 from yaolian.verify.review import STATUSES, review_is, reviews_of
 
@@ -50,6 +51,27 @@ RULES = {
     "expired_sale": "sold after expiry",
     "recalled_sale": "sold while recalled",
 }
+RULE_NAMES_ZH = {  # as Chinese pages and exports name them
+    "double_sale": "回流药 重复结算",
+    "split_overrun": "拆零超量",
+    "unknown_code": "查无此码",
+    "custody_break": "流向异常",
+    "clone": "克隆码",
+    "cold_chain": "冷链超温",
+    "expired_sale": "过期销售",
+    "recalled_sale": "召回品销售",
+}
+RULE_REASONS_ZH = {  # what each rule found
+    "double_sale": "整盒追溯码被重复结算（回流药）",
+    "split_overrun": "拆零销售数量超过整盒数量",
+    "unknown_code": "销售了从未赋码入库的追溯码（疑似假药）",
+    "custody_break": "在从未收货的机构销售（流向异常）",
+    "clone": "同一追溯码出现在相距过远的两地（疑似克隆码）",
+    "cold_chain": "温度超出药品储存范围",
+    "expired_sale": "过期后仍在销售",
+    "recalled_sale": "召回期间仍在销售",
+}
+SEVERITY_ZH = {"high": "高", "medium": "中", "low": "低"}
 EARTH_RADIUS_KM = 6371.0
 
 
@@ -317,11 +339,14 @@ def list_alerts(bind: Engine | Connection, viewer: Viewer, flt: AlertFilter) -> 
         "total": total,
         "by_rule": by_rule,
         "by_review": by_review,
+        "rules_zh": RULE_NAMES_ZH,
         "alerts": [
             {
                 "id": r.id,
                 "key": r.key,
                 "rule": r.rule,
+                "rule_zh": RULE_NAMES_ZH.get(r.rule, r.rule),
+                "reason_zh": RULE_REASONS_ZH.get(r.rule),
                 "severity": r.severity,
                 "code": keys.get(r.code_id),
                 "uri": _uri_of(keys.get(r.code_id)),
@@ -337,3 +362,46 @@ def list_alerts(bind: Engine | Connection, viewer: Viewer, flt: AlertFilter) -> 
             for r in rows
         ],
     }
+
+
+ALERT_SHEET_HEADER = (
+    "告警编号",
+    "日期",
+    "规则",
+    "级别",
+    "追溯码",
+    "场所",
+    "企业",
+    "统一社会信用代码",
+    "原因",
+    "核查",
+    "核查情况",
+)
+
+
+def alerts_workbook(bind: Engine | Connection, found: dict[str, Any]) -> bytes:
+    """The alerts of a :func:`list_alerts` answer as an Excel workbook (告警清单), in Chinese:
+    where each happened (site, its enterprise and 统一社会信用代码) and its review."""
+    with read_tx(bind) as conn:
+        directory = Directory(conn)
+        directory.load(a["site"] for a in found["alerts"])
+        places = [directory.place(a["site"]) for a in found["alerts"]]
+    rows = []
+    for a, place in zip(found["alerts"], places, strict=True):
+        review = a["review"]
+        rows.append(
+            (
+                a["id"],
+                a["time"],
+                a["rule_zh"],
+                SEVERITY_ZH.get(a["severity"], a["severity"]),
+                (a["uri"] or a["code"] or "").removeprefix("urn:nmpa:code:"),
+                place.name if place else a["site"],
+                place.owner.name if place else None,
+                place.owner.uscc if place else None,
+                a["reason_zh"] or a["evidence"].get("reason"),
+                STATUSES[review["status"]] if review else STATUSES["open"],
+                review["note"] if review else None,
+            )
+        )
+    return xlsx_bytes("告警清单", ALERT_SHEET_HEADER, rows)

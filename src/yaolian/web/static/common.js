@@ -95,15 +95,21 @@ async function apiCall(url, init = {}, read = (response) => response.json()) {
   return body;
 }
 
-/** GET a JSON resource with query parameters (empty ones left out; a list repeats one). */
-function apiGet(path, params = {}) {
+/** This server's URL of ``path`` with query parameters (empty ones left out; a list repeats
+ * one). */
+function apiUrl(path, params = {}) {
   const url = new URL(path, window.location.origin);
   for (const [name, value] of Object.entries(params)) {
     for (const one of Array.isArray(value) ? value : [value]) {
       if (one !== undefined && one !== null && one !== "") url.searchParams.append(name, one);
     }
   }
-  return apiCall(url);
+  return url;
+}
+
+/** GET a JSON resource with query parameters (as apiUrl takes them). */
+function apiGet(path, params = {}) {
+  return apiCall(apiUrl(path, params));
 }
 
 /** POST a body (a file, a string) of the given media type. */
@@ -113,11 +119,10 @@ function apiPost(path, body, mediaType) {
   });
 }
 
-/** Save what ``path`` answers (fetched with the key; ``params`` as for apiGet) as a file. */
+/** Save what ``path`` answers (fetched with the key; ``params`` as apiUrl takes them) as a
+ * file. */
 async function downloadFile(path, params, filename, mediaType) {
-  const url = new URL(path, window.location.origin);
-  for (const [name, value] of Object.entries(params)) url.searchParams.set(name, value);
-  const blob = await apiCall(url, { headers: { Accept: mediaType } }, (r) => r.blob());
+  const blob = await apiCall(apiUrl(path, params), { headers: { Accept: mediaType } }, (r) => r.blob());
   const link = el("a", { href: URL.createObjectURL(blob), download: filename });
   document.body.append(link);
   link.click();

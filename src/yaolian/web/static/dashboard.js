@@ -16,20 +16,10 @@ const PROVINCES = {
 const SEVERITIES = ["high", "medium", "low"]; // most urgent first
 const SEVERITY_NAMES = { high: "高", medium: "中", low: "低" };
 const XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
-const RULE_NAMES = {
-  double_sale: "回流药 重复结算", split_overrun: "拆零超量", unknown_code: "查无此码",
-  custody_break: "流向异常", clone: "克隆码", cold_chain: "冷链超温",
-  expired_sale: "过期销售", recalled_sale: "召回品销售",
-};
-const RULE_REASONS = { // what each rule found, as the alert's reason reads in English
-  double_sale: "整盒追溯码被重复结算（回流药）", split_overrun: "拆零销售数量超过整盒数量",
-  unknown_code: "销售了从未赋码入库的追溯码（疑似假药）",
-  custody_break: "在从未收货的机构销售（流向异常）",
-  clone: "同一追溯码出现在相距过远的两地（疑似克隆码）", cold_chain: "温度超出药品储存范围",
-  expired_sale: "过期后仍在销售", recalled_sale: "召回期间仍在销售",
-};
 const REVIEW_NAMES = { open: "待核查", investigating: "核查中", confirmed: "属实", dismissed: "排除" };
-const state = { reviews: false }; // whether this key records findings on alerts (a regulator's)
+const ALERTS_PAGE = 12;
+// whether this key records findings on alerts (a regulator's), the alert list's filters and page
+const state = { reviews: false, alerts: { rule: "", review: "", offset: 0 } };
 const LEVEL_NAMES = { red: "红色", orange: "橙色", yellow: "黄色", green: "绿色" };
 const ACTION_NAMES = {
   capture: "事件上报", dispense: "销售出库上报", "masterdata.load": "主数据登记",
@@ -81,22 +71,57 @@ function alertsPanels(body) {
     tooltip: {},
     grid: { left: 110, right: 20, top: 10, bottom: 30 },
     xAxis: { type: "value", minInterval: 1 },
-    yAxis: { type: "category", data: rules.map((r) => RULE_NAMES[r] || r) },
+    yAxis: { type: "category", data: rules.map((r) => body.rules_zh[r] || r) },
     series: [{ type: "bar", name: "alerts", data: rules.map((r) => body.by_rule[r]),
       itemStyle: { color: "#c62828" }, label: { show: true, position: "right" } }],
   });
-  if (!body.alerts.length) return el("p", { class: "muted" }, "无告警 No alerts.");
+  fillOptions(document.querySelector("#alerts-form [name=rule]"), body.rules_zh);
   const counts = el("p", { class: "muted", id: "alerts-review" }, "核查：",
     Object.entries(REVIEW_NAMES).map(([status, name]) => `${name} ${body.by_review[status] ?? 0}`).join(" · "));
+  if (!body.alerts.length) return [counts, el("p", { class: "muted" }, "无告警 No alerts.")];
   return [counts, table("alerts-table", ["日期", "规则", "级别", "追溯码", "原因", "核查"], byOccurrence(body.alerts).map((group) => {
     const a = group[0];
     const shown = (a.uri || a.code || "").replace(/^urn:nmpa:code:/, "");
     const severity = SEVERITIES.find((s) => group.some((g) => g.severity === s)) || a.severity;
-    return [a.time, group.map((g) => RULE_NAMES[g.rule] || g.rule).join("、"), SEVERITY_NAMES[severity] || severity,
+    return [a.time, group.map((g) => g.rule_zh).join("、"), SEVERITY_NAMES[severity] || severity,
       a.uri ? el("a", { href: `trace?code=${encodeURIComponent(a.uri)}` }, shown) : shown,
-      group.map((g) => RULE_REASONS[g.rule] || g.evidence.reason || "").filter((r) => r).join("；"),
+      group.map((g) => g.reason_zh || g.evidence.reason || "").filter((r) => r).join("；"),
       reviewCell(group)];
-  }))];
+  })), pager(body)];
+}
+
+/** Which alerts of how many this page shows, and the buttons to the pages before and after. */
+function pager(body) {
+  const { offset } = state.alerts;
+  return el("p", { class: "bar", id: "alerts-pages" },
+    el("button", { type: "button", class: "link", "data-alerts-page": -1, disabled: offset === 0 }, "上一页"),
+    el("span", { id: "alerts-range" }, `第 ${offset + 1}–${offset + body.alerts.length} 条，共 ${body.total} 条`),
+    el("button", { type: "button", class: "link", "data-alerts-page": 1,
+      disabled: offset + body.alerts.length >= body.total }, "下一页"));
+}
+
+/** Add the options a filter lacks (value → Chinese name), keeping the one chosen. */
+function fillOptions(select, names) {
+  const known = new Set([...select.options].map((o) => o.value));
+  for (const [value, name] of Object.entries(names)) {
+    if (!known.has(value)) select.append(el("option", { value }, name));
+  }
+}
+
+/** The alerts under the chosen filters, one page (GET /alerts). */
+function alertQuery(extra = {}) {
+  const { rule, review, offset } = state.alerts;
+  return { rule, review, offset, limit: ALERTS_PAGE, ...extra };
+}
+
+function loadAlerts() {
+  return panel("alerts", async () => alertsPanels(await apiGet("/alerts", alertQuery())));
+}
+
+/** Save the alerts under the chosen filters (up to 10,000) as 告警清单.xlsx. */
+function exportAlerts() {
+  return downloadFile("/alerts", alertQuery({ offset: 0, limit: 10000, format: "xlsx" }),
+    "告警清单.xlsx", XLSX);
 }
 
 /** An alert row's finding (预警核查): its status and note; a regulator's key gets a button
@@ -124,7 +149,7 @@ async function saveReview(form) {
   const body = JSON.stringify({ status: form.elements.status.value, note: form.elements.note.value.trim() || null });
   await Promise.all(form.dataset.ids.split(",").map((id) =>
     apiPost(`/alerts/${id}/review`, body, "application/json")));
-  await Promise.all([panel("alerts", async () => alertsPanels(await apiGet("/alerts", { limit: 12 }))), loadAudit()]);
+  await Promise.all([loadAlerts(), loadAudit()]);
 }
 
 /** Alerts in their order, those of one code at one event (a sale, a sighting) together: a
@@ -269,7 +294,7 @@ async function refresh() {
   }
   await Promise.all([
     panel("warnings", async () => warningsPanel(await apiGet("/supply/warnings", { as_of: asOf }), names)),
-    panel("alerts", async () => alertsPanels(await apiGet("/alerts", { limit: 12 }))),
+    loadAlerts(),
     panel("coverage", async () => coveragePanel(await apiGet("/coverage", { by: "province" }))),
     panel("recalls", async () => recallsPanel(await apiGet("/recalls"))),
     panel("discontinuations", async () =>
@@ -325,7 +350,19 @@ document.addEventListener("DOMContentLoaded", () => {
   alerts.addEventListener("click", (event) => {
     const button = event.target.closest("[data-review]");
     if (button) button.closest("td").replaceChildren(reviewForm(button));
+    const page = event.target.closest("[data-alerts-page]");
+    if (page) {
+      state.alerts.offset = Math.max(0, state.alerts.offset + Number(page.dataset.alertsPage) * ALERTS_PAGE);
+      loadAlerts();
+    }
   });
+  const filters = document.getElementById("alerts-form");
+  fillOptions(filters.elements.review, REVIEW_NAMES);
+  filters.addEventListener("change", () => {
+    Object.assign(state.alerts, { rule: filters.elements.rule.value, review: filters.elements.review.value, offset: 0 });
+    loadAlerts();
+  });
+  document.getElementById("alerts-export").addEventListener("click", () => guarded(exportAlerts));
   alerts.addEventListener("submit", (event) => {
     event.preventDefault();
     guarded(() => saveReview(event.target));
