@@ -1,5 +1,6 @@
 """Alert review (预警核查): a regulator's finding on an alert, its filter and counts, kept across a
-rebuild; over HTTP (roles, audit) and the command line."""
+rebuild; enterprises' accounts (情况说明); over HTTP (roles, audit, the workbook) and the command
+line."""
 
 from __future__ import annotations
 
@@ -110,6 +111,30 @@ def test_review_over_http_and_the_command_line(trace_world: Any, db_url: str) ->
     assert client.get("/alerts", params={"review": "x"}, headers=reg).status_code == 400
     entry = client.get("/audit", params={"action": "alert.review"}, headers=reg).json()
     assert entry["entries"][0]["detail"] == body
+    # the pharmacy that sold the pack twice gives its account; the regulator reads it
+    account = {"note": "患者退货后误重新上架销售，已召回"}
+    given = client.post(f"/alerts/{ids['double_sale']}/response", json=account, headers=pha)
+    assert given.status_code == 200, given.text
+    assert given.json()["responses"] == [
+        {
+            "enterprise": "北京示例大药房",
+            "uscc": w.usccs["PHA"],
+            "note": account["note"],
+            "updated_us": given.json()["responses"][0]["updated_us"],
+        }
+    ]
+    assert (
+        client.post(url.replace("review", "response"), json=account, headers=reg).status_code == 403
+    )
+    phb = {"Authorization": f"Bearer {create_key(w.engine, w.usccs['PHB'], 'enterprise')}"}
+    unseen = client.post(f"/alerts/{ids['double_sale']}/response", json=account, headers=phb)
+    assert unseen.status_code == 404  # PHB never handled that pack: not its alert to explain
+    empty = client.post(f"/alerts/{ids['double_sale']}/response", json={"note": ""}, headers=pha)
+    assert empty.status_code in (400, 422)
+    mfr = {"Authorization": f"Bearer {create_key(w.engine, w.usccs['MFR'], 'enterprise')}"}
+    for headers, expected in ((reg, [account["note"]]), (pha, [account["note"]]), (mfr, [])):
+        found = client.get("/alerts", params={"rule": "double_sale"}, headers=headers).json()
+        assert [x["note"] for x in found["alerts"][0]["responses"]] == expected  # own or all
     sheet = client.get("/alerts", params={"format": "xlsx"}, headers=reg)
     assert sheet.status_code == 200 and sheet.headers["content-type"] == XLSX
     workbook = load_workbook(io.BytesIO(sheet.content)).active
@@ -119,7 +144,8 @@ def test_review_over_http_and_the_command_line(trace_world: Any, db_url: str) ->
     by_id = {r[0]: r for r in rows}
     resold = by_id[ids["double_sale"]]
     assert resold[2] == "回流药 重复结算" and resold[6] == "北京示例大药房"
-    assert resold[7] == w.usccs["PHA"] and resold[9:] == ("核查中", "已派员现场核查")
+    assert resold[7] == w.usccs["PHA"] and resold[9:11] == ("核查中", "已派员现场核查")
+    assert resold[11] == f"北京示例大药房：{account['note']}"
     assert by_id[ids["custody_break"]][8] == "在从未收货的机构销售（流向异常）"
     runner = CliRunner()
     done = runner.invoke(

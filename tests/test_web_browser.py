@@ -729,6 +729,48 @@ def test_dashboard_records_a_finding_on_an_alert(
         assert {r[9] for r in exported} == {"属实"}
 
 
+def test_dashboard_takes_an_enterprise_account_of_its_alert(
+    browser: Any, demo_store: DemoStore, tmp_path: Path
+) -> None:
+    """情况说明: the enterprise where the newest alert happened explains it on the dashboard;
+    the regulator's key reads the account beside the alert (on a copy of the demo store)."""
+    copy = tmp_path / "account.db"
+    source = sqlite3.connect(demo_store.url.removeprefix("sqlite:///"))
+    with sqlite3.connect(copy) as target:
+        source.backup(target)
+        newest = _newest_alert_site(target)
+        (uscc,) = target.execute(
+            "SELECT e.uscc FROM site s JOIN enterprise e ON e.id = s.enterprise_id "
+            "WHERE s.location_id = ?",
+            (newest,),
+        ).fetchone()
+    source.close()
+    key = create_key(open_engine(f"sqlite:///{copy}"), uscc, "enterprise", "account test")
+    with _serving(f"sqlite:///{copy}") as base, _tab(browser, base, Watch(base)) as tab:
+        tab.goto("/web/dashboard")
+        tab.fill("#key", key)
+        tab.click("#submit")
+        tab.locator("body[data-loaded=true]").wait_for()
+        row = tab.locator("#alerts-table tbody tr").first
+        assert row.locator("[data-review]").count() == 0  # findings are the regulator's
+        row.locator("[data-respond]").click()
+        row.locator("input[name=note]").fill("系患者退药后误再次销售，已追回")
+        row.locator(".review-form button[type=submit]").click()
+        tab.locator("#alerts-table tbody tr").first.locator(
+            ".response", has_text="说明：系患者退药后误再次销售，已追回"
+        ).wait_for()
+        seen = _api(base, "/alerts?limit=1", demo_store.regulator_key)["alerts"][0]
+        assert [r["uscc"] for r in seen["responses"]] == [uscc]
+
+
+def _newest_alert_site(conn: sqlite3.Connection) -> str:
+    """The site of the newest alert (as GET /alerts orders them)."""
+    (site,) = conn.execute(
+        "SELECT site FROM alert ORDER BY time_us DESC, id DESC LIMIT 1"
+    ).fetchone()
+    return str(site)
+
+
 def test_keys_page_makes_and_revokes_an_enterprise_key(
     browser: Any, supply_server: tuple[str, dict[str, str]]
 ) -> None:

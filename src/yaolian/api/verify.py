@@ -15,6 +15,7 @@
   enterprises see alerts about codes they are party to or of their products.
 * ``POST /alerts/{id}/review`` — a regulator's finding (预警核查): investigating, confirmed,
   dismissed, or open again; with a note.
+* ``POST /alerts/{id}/response`` — the account (情况说明) of an enterprise the alert concerns.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from yaolian.store.tx import write_tx
 from yaolian.trace import rawsql
 from yaolian.verify.anomalies import RULES, AlertFilter, alerts_workbook, list_alerts
 from yaolian.verify.dispense import read_sales, record_sales, sales_summary
-from yaolian.verify.review import NOTE_MAX, STATUSES, review_alert
+from yaolian.verify.review import NOTE_MAX, STATUSES, respond_to_alert, review_alert
 from yaolian.verify.status import verify, verify_many
 from yaolian.web.pages import SCAN_PAGE
 
@@ -271,6 +272,26 @@ def post_review(
     with write_tx(engine_of(request)) as conn:
         answer = review_alert(conn, alert_id, body.status, body.note, viewer)
         audit(conn, viewer, "alert.review", str(alert_id), body.model_dump())
+    return answer
+
+
+class ResponseIn(BaseModel):
+    """An enterprise's account of an alert (情况说明)."""
+
+    note: str = Field(min_length=1, max_length=NOTE_MAX)
+
+
+@router.post("/alerts/{alert_id}/response")
+def post_response(
+    request: Request, alert_id: RowId, body: ResponseIn, viewer: WriterDep
+) -> dict[str, Any]:
+    """Record the account (情况说明) of the key's enterprise on an alert that concerns it (it
+    handled the code, or the code is of its product): what happened, for the regulator who
+    reviews the alert; a later account replaces it. 403 for a regulator's key, 404 for an
+    alert the enterprise does not see."""
+    with write_tx(engine_of(request)) as conn:
+        answer = respond_to_alert(conn, alert_id, body.note, viewer)
+        audit(conn, viewer, "alert.response", str(alert_id), body.model_dump())
     return answer
 
 

@@ -609,6 +609,15 @@ alert_review = Table(  # 预警核查: a regulator's finding on an alert (not a 
     Column("updated_us", BigInteger, nullable=False),
 )
 
+alert_response = Table(  # 情况说明: an enterprise's account of an alert it sees (not a projection)
+    "alert_response",
+    metadata,
+    Column("key", Text, primary_key=True),  # the alert's stable key
+    Column("enterprise_id", BigInteger, ForeignKey("enterprise.id"), primary_key=True),
+    Column("note", Text, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+)
+
 recall = Table(  # 召回: created by a holder or regulator (not a projection)
     "recall",
     metadata,

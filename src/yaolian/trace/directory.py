@@ -181,6 +181,12 @@ def made_by(enterprise_id: int, code_id: Any) -> ColumnElement[bool]:
     return exists().where(cs.code_id == code_id, cs.product.in_(products_of(enterprise_id)))
 
 
+def concerns_code(enterprise_id: int, code_id: Any) -> ColumnElement[bool]:
+    """SQL condition: the code ``code_id`` is the enterprise's concern — it handled the code
+    (:func:`handled_by`) or the code is of its product (:func:`made_by`)."""
+    return or_(handled_by(enterprise_id, code_id), made_by(enterprise_id, code_id))
+
+
 def party_to_code(conn: Connection, enterprise_id: int, code_id: int) -> bool:
     """Whether an enterprise is party to a code: it shipped, received, holds or sold it
     (:func:`handled_by`), or it is the holder/manufacturer of the code's product

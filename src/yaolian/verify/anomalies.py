@@ -28,7 +28,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, or_, select
+from sqlalchemy import Connection, Engine, func, select
 
 from yaolian.codes.identity import canonical_key, uri_for_key
 from yaolian.errors import CodeError, ForbiddenError, QueryError
@@ -37,9 +37,9 @@ from yaolian.store.access import Viewer
 from yaolian.store.dictionary import code_keys, lookup_codes
 from yaolian.store.tx import read_tx
 from yaolian.tables import xlsx_bytes
-from yaolian.trace.directory import Directory, handled_by, made_by
+from yaolian.trace.directory import Directory, concerns_code
 from yaolian.trace.state import CodeState, Context, Facts, SiteInfo, Trigger, sale_day
-from yaolian.verify.review import STATUSES, review_is, reviews_of
+from yaolian.verify.review import STATUSES, responses_of, review_is, reviews_of
 
 RULES = {
     "double_sale": "whole-pack code settled more than once (回流药)",
@@ -300,7 +300,7 @@ def list_alerts(bind: Engine | Connection, viewer: Viewer, flt: AlertFilter) -> 
         conds.append(a.time_us < flt.until_us)
     if not viewer.sees_all and viewer.enterprise_id is not None:  # codes it handled or makes
         ent = viewer.enterprise_id
-        conds.append(or_(handled_by(ent, a.code_id), made_by(ent, a.code_id)))
+        conds.append(concerns_code(ent, a.code_id))
     reviewed = s.alert.outerjoin(s.alert_review, s.alert_review.c.key == a.key)
     review = func.coalesce(s.alert_review.c.status, "open")
     with read_tx(bind) as conn:
@@ -325,6 +325,7 @@ def list_alerts(bind: Engine | Connection, viewer: Viewer, flt: AlertFilter) -> 
         ).all()
         keys = code_keys(conn, {r.code_id for r in rows})
         findings = reviews_of(conn, [r.key for r in rows])
+        accounts = responses_of(conn, [r.key for r in rows], viewer)
     by_rule, by_review = dict.fromkeys(RULES, 0), dict.fromkeys(STATUSES, 0)
     total = 0
     for rule, status, n in counts:
@@ -358,6 +359,7 @@ def list_alerts(bind: Engine | Connection, viewer: Viewer, flt: AlertFilter) -> 
                 "record_us": r.record_us,
                 "evidence": r.evidence,
                 "review": findings.get(r.key),
+                "responses": accounts.get(r.key, []),
             }
             for r in rows
         ],
@@ -376,6 +378,7 @@ ALERT_SHEET_HEADER = (
     "原因",
     "核查",
     "核查情况",
+    "企业说明",
 )
 
 
@@ -402,6 +405,7 @@ def alerts_workbook(bind: Engine | Connection, found: dict[str, Any]) -> bytes:
                 a["reason_zh"] or a["evidence"].get("reason"),
                 STATUSES[review["status"]] if review else STATUSES["open"],
                 review["note"] if review else None,
+                "；".join(f"{x['enterprise']}：{x['note']}" for x in a["responses"]) or None,
             )
         )
     return xlsx_bytes("告警清单", ALERT_SHEET_HEADER, rows)

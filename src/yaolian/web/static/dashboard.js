@@ -18,8 +18,9 @@ const SEVERITY_NAMES = { high: "高", medium: "中", low: "低" };
 const XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 const REVIEW_NAMES = { open: "待核查", investigating: "核查中", confirmed: "属实", dismissed: "排除" };
 const ALERTS_PAGE = 12;
-// whether this key records findings on alerts (a regulator's), the alert list's filters and page
-const state = { reviews: false, alerts: { rule: "", review: "", offset: 0 } };
+// whether this key records findings on alerts (a regulator's) or accounts (an enterprise's), the
+// alert list's filters and page
+const state = { reviews: false, responds: false, alerts: { rule: "", review: "", offset: 0 } };
 const LEVEL_NAMES = { red: "红色", orange: "橙色", yellow: "黄色", green: "绿色" };
 const ACTION_NAMES = {
   capture: "事件上报", dispense: "销售出库上报", "masterdata.load": "主数据登记",
@@ -30,6 +31,7 @@ const ACTION_NAMES = {
   "supply.offer": "发布供应", "supply.demand.close": "关闭需求", "supply.offer.close": "关闭供应",
   "reserve.plan": "储备计划", "reserve.dispatch": "储备调度", "key.create": "创建密钥",
   "key.revoke": "吊销密钥", "codes.issue": "赋码", "alert.review": "预警核查",
+  "alert.response": "情况说明",
 };
 const BEIJING = new Intl.DateTimeFormat("zh-CN", {
   timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit",
@@ -124,14 +126,18 @@ function exportAlerts() {
     "告警清单.xlsx", XLSX);
 }
 
-/** An alert row's finding (预警核查): its status and note; a regulator's key gets a button
- * that opens the form (the row's alerts are reviewed together). */
+/** An alert row's finding (预警核查) and the accounts (情况说明) on it; a regulator's key gets
+ * a button to record a finding, an enterprise's a button to give its account (the row's
+ * alerts together). */
 function reviewCell(group) {
-  const review = group[0].review;
+  const { review, responses } = group[0];
   const text = review ? `${REVIEW_NAMES[review.status]}${review.note ? `：${review.note}` : ""}` : REVIEW_NAMES.open;
+  const ids = group.map((g) => g.id).join(",");
   return el("span", { class: "review" }, el("span", { class: review ? `review-${review.status}` : "muted" }, text),
-    state.reviews ? [" ", el("button", { type: "button", class: "link",
-      "data-review": group.map((g) => g.id).join(","), "data-status": review ? review.status : "open" }, "核查")] : null);
+    responses.map((r) => el("span", { class: "response muted" }, `${r.enterprise}说明：${r.note}`)),
+    state.reviews ? [" ", el("button", { type: "button", class: "link", "data-review": ids,
+      "data-status": review ? review.status : "open" }, "核查")] : null,
+    state.responds ? [" ", el("button", { type: "button", class: "link", "data-respond": ids }, "说明")] : null);
 }
 
 /** The finding form in place of a row's review cell. */
@@ -144,11 +150,21 @@ function reviewForm(button) {
     el("button", { type: "submit" }, "保存"));
 }
 
-/** Record the finding on each alert of the row (POST /alerts/{id}/review), then reload. */
+/** The account form (情况说明) in place of a row's review cell. */
+function responseForm(button) {
+  return el("form", { class: "review-form", "data-ids": button.dataset.respond, "data-kind": "response" },
+    el("input", { name: "note", maxlength: 2000, required: true, placeholder: "情况说明", "aria-label": "情况说明" }),
+    el("button", { type: "submit" }, "提交"));
+}
+
+/** Record the finding (POST /alerts/{id}/review) or the account (…/response) on each alert of
+ * the row, then reload. */
 async function saveReview(form) {
-  const body = JSON.stringify({ status: form.elements.status.value, note: form.elements.note.value.trim() || null });
+  const note = form.elements.note.value.trim() || null;
+  const [path, body] = form.dataset.kind === "response"
+    ? ["response", { note }] : ["review", { status: form.elements.status.value, note }];
   await Promise.all(form.dataset.ids.split(",").map((id) =>
-    apiPost(`/alerts/${id}/review`, body, "application/json")));
+    apiPost(`/alerts/${id}/${path}`, JSON.stringify(body), "application/json")));
   await Promise.all([loadAlerts(), loadAudit()]);
 }
 
@@ -286,6 +302,7 @@ async function refresh() {
     const [master, me] = await Promise.all([apiGet("/masterdata", { section: "products" }), apiGet("/me")]);
     names = Object.fromEntries(master.products.map((p) => [p.product_code, p.generic_name]));
     state.reviews = me.role === "regulator" || me.role === "admin";
+    state.responds = me.role === "enterprise";
   } catch (err) {
     show(document.getElementById("message"), problemBox(err));
     button.disabled = false;
@@ -350,6 +367,8 @@ document.addEventListener("DOMContentLoaded", () => {
   alerts.addEventListener("click", (event) => {
     const button = event.target.closest("[data-review]");
     if (button) button.closest("td").replaceChildren(reviewForm(button));
+    const respond = event.target.closest("[data-respond]");
+    if (respond) respond.closest("td").replaceChildren(responseForm(respond));
     const page = event.target.closest("[data-alerts-page]");
     if (page) {
       state.alerts.offset = Math.max(0, state.alerts.offset + Number(page.dataset.alertsPage) * ALERTS_PAGE);

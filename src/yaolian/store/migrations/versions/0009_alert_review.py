@@ -1,4 +1,5 @@
-"""Alert reviews (预警核查): a regulator's finding on an alert, kept by the alert's stable key.
+"""Alert reviews (预警核查): a regulator's finding on an alert and the accounts (情况说明) of the
+enterprises it concerns, kept by the alert's stable key.
 
 Revision ID: 0009
 Revises: 0008
@@ -17,7 +18,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    """Create ``alert_review``."""
+    """Create ``alert_review`` and ``alert_response``."""
     op.create_table(
         "alert_review",
         sa.Column("key", sa.Text(), primary_key=True),
@@ -26,8 +27,18 @@ def upgrade() -> None:
         sa.Column("api_key_id", sa.BigInteger(), sa.ForeignKey("api_key.id")),
         sa.Column("updated_us", sa.BigInteger(), nullable=False),
     )
+    op.create_table(
+        "alert_response",
+        sa.Column("key", sa.Text(), primary_key=True),
+        sa.Column(
+            "enterprise_id", sa.BigInteger(), sa.ForeignKey("enterprise.id"), primary_key=True
+        ),
+        sa.Column("note", sa.Text(), nullable=False),
+        sa.Column("updated_us", sa.BigInteger(), nullable=False),
+    )
 
 
 def downgrade() -> None:
-    """Drop ``alert_review`` (the findings are lost; the alerts stay)."""
+    """Drop both tables (the findings and accounts are lost; the alerts stay)."""
+    op.drop_table("alert_response")
     op.drop_table("alert_review")
