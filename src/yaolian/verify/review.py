@@ -1,4 +1,5 @@
-"""Alert review (预警核查处置): a regulator's finding on an alert.
+"""Alert review (预警核查处置): a regulator's finding on an alert, and the accounts of the
+enterprises it concerns.
 
 An alert is raised by the rules (``verify.anomalies``); what an inspector found when looking
 into it is not in the event log, so it is kept apart, by the alert's stable key — a rebuild
