@@ -105,6 +105,16 @@ def test_review_over_http_and_the_command_line(trace_world: Any, db_url: str) ->
     bad = client.post(url, json={"status": "closed"}, headers=reg)
     assert bad.status_code in (400, 422) and bad.json()["errors"][0]["place"].endswith("status")
     assert client.post("/alerts/999999/review", json=body, headers=reg).status_code == 404
+    garbled = client.post(
+        url,
+        content=b'{"status": "confirmed",,}',
+        headers={**reg, "Content-Type": "application/json"},
+    )
+    (problem,) = garbled.json()["errors"]  # placed at the body, the parser's reason and offset
+    assert garbled.status_code == 400 and problem["place"] == "body"
+    assert (
+        problem["reason"].startswith("not valid JSON: ") and "at character 24" in problem["reason"]
+    )
     # the pharmacy sees the finding on its alert; the filter and counts answer over HTTP too
     seen = client.get("/alerts", params={"review": "investigating"}, headers=pha).json()
     assert [a["review"]["note"] for a in seen["alerts"]] == ["已派员现场核查"]

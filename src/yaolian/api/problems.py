@@ -78,15 +78,23 @@ def _place_of(loc: Sequence[int | str]) -> str:
     return "/".join(str(p) for p in loc)
 
 
+def _problem_of(err: Any) -> Problem:
+    """One validation error; a body that is not JSON is placed at ``body`` with the parser's
+    reason and the character (FastAPI puts its offset where a field name would be)."""
+    loc = tuple(err.get("loc", ()))
+    if err.get("type") == "json_invalid":
+        why = (err.get("ctx") or {}).get("error", "")
+        at = f" at character {int(loc[1]) + 1}" if len(loc) > 1 else ""  # counted from 1
+        return Problem(reason=f"not valid JSON{': ' + why if why else ''}{at}", place="body")
+    return Problem(reason=str(err.get("msg", "invalid value")), place=_place_of(loc))
+
+
 def validation_error_from(exc: RequestValidationError) -> YaolianError:
     """FastAPI's validation errors as one error listing every bad parameter or field:
     ``QueryParameterException`` when only query parameters are wrong, else
     ``ValidationException``."""
     errors = exc.errors()
-    problems = [
-        Problem(reason=str(err.get("msg", "invalid value")), place=_place_of(err.get("loc", ())))
-        for err in errors
-    ]
+    problems = [_problem_of(err) for err in errors]
     first = problems[0] if problems else Problem(reason="invalid request")
     only_query = bool(errors) and all(tuple(e.get("loc", ()))[:1] == ("query",) for e in errors)
     kind = QueryError if only_query else ValidationError
