@@ -84,7 +84,8 @@ def _problem_of(err: Any) -> Problem:
     loc = tuple(err.get("loc", ()))
     if err.get("type") == "json_invalid":
         why = (err.get("ctx") or {}).get("error", "")
-        at = f" at character {int(loc[1]) + 1}" if len(loc) > 1 else ""  # counted from 1
+        offset = loc[1] if len(loc) > 1 else None
+        at = f" at character {offset + 1}" if isinstance(offset, int) else ""  # counted from 1
         return Problem(reason=f"not valid JSON{': ' + why if why else ''}{at}", place="body")
     return Problem(reason=str(err.get("msg", "invalid value")), place=_place_of(loc))
 
