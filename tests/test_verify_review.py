@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -86,7 +87,9 @@ def test_only_regulators_review_and_bad_findings_are_refused(trace_world: Any) -
     assert listed(w)["by_review"]["open"] == 2  # nothing was written
 
 
-def test_review_over_http_and_the_command_line(trace_world: Any, db_url: str) -> None:
+def test_review_over_http_and_the_command_line(
+    trace_world: Any, db_url: str, tmp_path: Path
+) -> None:
     w = trace_world
     ids = raised(w)
     client = TestClient(create_app(db_url))
@@ -177,3 +180,12 @@ def test_review_over_http_and_the_command_line(trace_world: Any, db_url: str) ->
     assert only["id"] == ids["custody_break"] and only["review"]["by"] is None  # local operator
     shown = runner.invoke(cli_app, ["alerts", "--db", db_url])
     assert shown.exit_code == 0 and "核查中" in shown.output and "排除" in shown.output
+    book = tmp_path / "告警.xlsx"
+    saved = runner.invoke(
+        cli_app, ["alerts", "--review", "dismissed", "--out", str(book), "--db", db_url]
+    )
+    assert saved.exit_code == 0, saved.output
+    sheet = load_workbook(book).active
+    assert sheet is not None
+    (row,) = sheet.iter_rows(min_row=2, values_only=True)
+    assert row[0] == ids["custody_break"] and row[9:11] == ("排除", "调拨单补录")

@@ -41,7 +41,7 @@ from yaolian.trace.recall import (
     notice_xlsx,
     recall_scope,
 )
-from yaolian.verify.anomalies import RULES, AlertFilter, list_alerts
+from yaolian.verify.anomalies import RULES, AlertFilter, alerts_workbook, list_alerts
 from yaolian.verify.dispense import read_sale_file, record_sales, sales_summary
 from yaolian.verify.review import STATUSES, review_alert
 from yaolian.verify.status import verify_many
@@ -199,12 +199,18 @@ def alerts(
     since: Annotated[str | None, typer.Option("--since", help="From this day or time")] = None,
     until: Annotated[str | None, typer.Option("--until", help="Before this day or time")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 50,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Also write them as an Excel workbook (告警清单, .xlsx)."),
+    ] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Anomaly alerts, newest first (the filters of GET /alerts)."""
     if ctx.invoked_subcommand is not None:
         return
+    if out is not None and out.suffix.lower() != ".xlsx":
+        raise ValidationError("the alerts are written as an .xlsx workbook", place=str(out))
     engine = open_store(db)
     flt = AlertFilter(
         rule=rule,
@@ -216,6 +222,8 @@ def alerts(
         limit=limit,
     )
     found = list_alerts(engine, SYSTEM, flt)
+    if out is not None:  # a path that cannot be written: reported by the CLI's entry point
+        out.write_bytes(alerts_workbook(engine, found))
     if as_json:
         print_json(found)
         return
@@ -492,13 +500,10 @@ def recall_show(
         raise ValidationError("the notice list is written as .xlsx or .csv", place=str(notice))
     scope = recall_scope(open_store(db), recall_id)
     if notice is not None:
-        try:
-            if suffix == ".csv":
-                notice.write_text(notice_csv(scope), "utf-8")
-            else:
-                notice.write_bytes(notice_xlsx(scope))
-        except OSError as exc:
-            raise ValidationError(f"cannot write: {exc.strerror}", place=str(notice)) from exc
+        if suffix == ".csv":
+            notice.write_text(notice_csv(scope), "utf-8")
+        else:
+            notice.write_bytes(notice_xlsx(scope))
     print_json(scope) if as_json else _print_scope(scope)
     if notice is not None and not as_json:
         console.print(f"notice list: {len(notice_rows(scope))} row(s) written to {notice}")
