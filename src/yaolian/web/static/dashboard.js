@@ -116,8 +116,16 @@ function alertQuery(extra = {}) {
   return { rule, review, offset, limit: ALERTS_PAGE, ...extra };
 }
 
+/** Load the chosen page; past the end (its last alerts were just reviewed away), the last one. */
 function loadAlerts() {
-  return panel("alerts", async () => alertsPanels(await apiGet("/alerts", alertQuery())));
+  return panel("alerts", async () => {
+    let body = await apiGet("/alerts", alertQuery());
+    if (!body.alerts.length && state.alerts.offset > 0) {
+      state.alerts.offset = Math.max(0, Math.floor((body.total - 1) / ALERTS_PAGE) * ALERTS_PAGE);
+      body = await apiGet("/alerts", alertQuery());
+    }
+    return alertsPanels(body);
+  });
 }
 
 /** Save the alerts under the chosen filters (up to 10,000) as 告警清单.xlsx. */
