@@ -44,7 +44,10 @@ def test_a_finding_is_recorded_filtered_counted_and_kept_by_a_rebuild(trace_worl
     w = trace_world
     ids = raised(w)
     assert set(ids) == {"double_sale", "custody_break"}
-    assert listed(w)["by_review"] == {"open": 2, "investigating": 0, "confirmed": 0, "dismissed": 0}
+    first = listed(w)
+    assert first["by_review"] == {"open": 2, "investigating": 0, "confirmed": 0, "dismissed": 0}
+    assert first["reviews_zh"]["confirmed"] == "属实"  # names the pages show
+    assert {a["severity_zh"] for a in first["alerts"]} <= {"高", "中", "低"}
     with w.engine.begin() as conn:
         done = review_alert(conn, ids["double_sale"], "confirmed", " 回收药品再次销售 ", REGULATOR)
     assert done["review"]["status"] == "confirmed" and done["review"]["note"] == "回收药品再次销售"

@@ -341,6 +341,7 @@ def list_alerts(bind: Engine | Connection, viewer: Viewer, flt: AlertFilter) -> 
         "by_rule": by_rule,
         "by_review": by_review,
         "rules_zh": RULE_NAMES_ZH,
+        "reviews_zh": STATUSES,
         "alerts": [
             {
                 "id": r.id,
@@ -349,6 +350,7 @@ def list_alerts(bind: Engine | Connection, viewer: Viewer, flt: AlertFilter) -> 
                 "rule_zh": RULE_NAMES_ZH.get(r.rule, r.rule),
                 "reason_zh": RULE_REASONS_ZH.get(r.rule),
                 "severity": r.severity,
+                "severity_zh": SEVERITY_ZH.get(r.severity, r.severity),
                 "code": keys.get(r.code_id),
                 "uri": _uri_of(keys.get(r.code_id)),
                 "code_id": r.code_id,
@@ -397,7 +399,7 @@ def alerts_workbook(bind: Engine | Connection, found: dict[str, Any]) -> bytes:
                 a["id"],
                 a["time"],
                 a["rule_zh"],
-                SEVERITY_ZH.get(a["severity"], a["severity"]),
+                a["severity_zh"],
                 (a["uri"] or a["code"] or "").removeprefix("urn:nmpa:code:"),
                 place.name if place else a["site"],
                 place.owner.name if place else None,

@@ -14,13 +14,11 @@ const PROVINCES = {
   82: "澳门特别行政区",
 };
 const SEVERITIES = ["high", "medium", "low"]; // most urgent first
-const SEVERITY_NAMES = { high: "高", medium: "中", low: "低" };
 const XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
-const REVIEW_NAMES = { open: "待核查", investigating: "核查中", confirmed: "属实", dismissed: "排除" };
 const ALERTS_PAGE = 12;
 // whether this key records findings on alerts (a regulator's) or accounts (an enterprise's), the
-// alert list's filters and page
-const state = { reviews: false, responds: false, alerts: { rule: "", review: "", offset: 0 } };
+// alert list's filters and page, the review statuses' Chinese names (from GET /alerts)
+const state = { reviews: false, responds: false, alerts: { rule: "", review: "", offset: 0 }, reviewNames: {} };
 const LEVEL_NAMES = { red: "红色", orange: "橙色", yellow: "黄色", green: "绿色" };
 const ACTION_NAMES = {
   capture: "事件上报", dispense: "销售出库上报", "masterdata.load": "主数据登记",
@@ -78,14 +76,16 @@ function alertsPanels(body) {
       itemStyle: { color: "#c62828" }, label: { show: true, position: "right" } }],
   });
   fillOptions(document.querySelector("#alerts-form [name=rule]"), body.rules_zh);
+  fillOptions(document.querySelector("#alerts-form [name=review]"), body.reviews_zh);
+  state.reviewNames = body.reviews_zh;
   const counts = el("p", { class: "muted", id: "alerts-review" }, "核查：",
-    Object.entries(REVIEW_NAMES).map(([status, name]) => `${name} ${body.by_review[status] ?? 0}`).join(" · "));
+    Object.entries(body.reviews_zh).map(([status, name]) => `${name} ${body.by_review[status] ?? 0}`).join(" · "));
   if (!body.alerts.length) return [counts, el("p", { class: "muted" }, "无告警 No alerts.")];
   return [counts, table("alerts-table", ["日期", "规则", "级别", "追溯码", "原因", "核查"], byOccurrence(body.alerts).map((group) => {
     const a = group[0];
     const shown = (a.uri || a.code || "").replace(/^urn:nmpa:code:/, "");
     const severity = SEVERITIES.find((s) => group.some((g) => g.severity === s)) || a.severity;
-    return [a.time, group.map((g) => g.rule_zh).join("、"), SEVERITY_NAMES[severity] || severity,
+    return [a.time, group.map((g) => g.rule_zh).join("、"), group.find((g) => g.severity === severity).severity_zh,
       a.uri ? el("a", { href: `trace?code=${encodeURIComponent(a.uri)}` }, shown) : shown,
       group.map((g) => g.reason_zh || g.evidence.reason || "").filter((r) => r).join("；"),
       reviewCell(group)];
@@ -139,7 +139,7 @@ function exportAlerts() {
  * alerts together). */
 function reviewCell(group) {
   const { review, responses } = group[0];
-  const text = review ? `${REVIEW_NAMES[review.status]}${review.note ? `：${review.note}` : ""}` : REVIEW_NAMES.open;
+  const text = review ? `${review.status_zh}${review.note ? `：${review.note}` : ""}` : state.reviewNames.open;
   const ids = group.map((g) => g.id).join(",");
   return el("span", { class: "review" }, el("span", { class: review ? `review-${review.status}` : "muted" }, text),
     responses.map((r) => el("span", { class: "response muted" }, `${r.enterprise}说明：${r.note}`)),
@@ -151,7 +151,7 @@ function reviewCell(group) {
 /** The finding form in place of a row's review cell. */
 function reviewForm(button) {
   const select = el("select", { name: "status", "aria-label": "核查结论" },
-    Object.entries(REVIEW_NAMES).map(([status, name]) =>
+    Object.entries(state.reviewNames).map(([status, name]) =>
       el("option", { value: status, selected: status === button.dataset.status }, name)));
   return el("form", { class: "review-form", "data-ids": button.dataset.review }, select,
     el("input", { name: "note", maxlength: 2000, placeholder: "核查情况", "aria-label": "核查情况" }),
@@ -384,7 +384,6 @@ document.addEventListener("DOMContentLoaded", () => {
     }
   });
   const filters = document.getElementById("alerts-form");
-  fillOptions(filters.elements.review, REVIEW_NAMES);
   filters.addEventListener("change", () => {
     Object.assign(state.alerts, { rule: filters.elements.rule.value, review: filters.elements.review.value, offset: 0 });
     loadAlerts();
