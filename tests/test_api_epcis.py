@@ -575,7 +575,7 @@ def test_capture_jobs_are_private_to_the_enterprise(api: Api) -> None:
     assert_problem(other, 404, "NoSuchResourceException")
     assert api.client.get("/capture", headers=api.headers(api.key_b)).json() == {"captureJobs": []}
     assert len(api.client.get("/capture", headers=api.headers()).json()["captureJobs"]) == 1
-    for job_id in ("abc", "99999999999999999999999", "0"):
+    for job_id in ("abc", "99999999999999999999999", "0", "¹", "１"):  # digits, not ASCII
         not_a_job = api.client.get(f"/capture/{job_id}", headers=api.headers())
         assert_problem(not_a_job, 404, "NoSuchResourceException")
 

@@ -181,6 +181,11 @@ def test_ranges_and_shapes_are_checked() -> None:
         "<master data>: products[0].packaging_level",
         "<master data>: products[0].units_per_pack",
     ]
+    doc = _doc()
+    doc["enterprises"][0]["region"] = "３３０１００"  # full-width digits, as an IME types them
+    with pytest.raises(ValidationError) as caught:
+        parse_master_data(doc)
+    assert caught.value.place == "<master data>: enterprises[0].region"
     with pytest.raises(ValidationError, match="an object with enterprises"):
         parse_master_data([1, 2])
     with pytest.raises(ValidationError, match="NUL") as nul:

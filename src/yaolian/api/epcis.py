@@ -227,7 +227,7 @@ def get_capture(
     capture_id: Annotated[str, Path(alias="captureID", description="Capture job id")],
 ) -> dict[str, Any]:
     """The capture job, if it is the caller's (regulators see every job)."""
-    if not capture_id.isdigit() or int(capture_id) > MAX_ROW_ID:
+    if not (capture_id.isascii() and capture_id.isdigit()) or int(capture_id) > MAX_ROW_ID:
         raise NotFoundError(f"no capture job {capture_id!r}", place="captureID")
     return get_job(engine_of(request), int(capture_id), viewer).to_dict()
 

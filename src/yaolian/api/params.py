@@ -77,7 +77,7 @@ async def read_body(
 ) -> bytes:
     """The request body, refused with ``error`` (413) as soon as it passes ``limit`` bytes."""
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise error(
             f"body of {declared} bytes exceeds the limit of {limit} bytes", place="Content-Length"
         )

@@ -151,8 +151,9 @@ def _shape(serial_required: bool) -> str:
     if not serial_required:
         raw_tail.append(f"10{x}")
         bra_tail.append(rf"\(10\){xb}")
-    raw = r"(?:\][A-Za-z][0-9])?\x1d?01\d{14}(?:11\d{6})?(?:17\d{6})?" + f"(?:{'|'.join(raw_tail)})"
-    bra = r"\(01\)\d{14}(?:\(11\)\d{6})?(?:\(17\)\d{6})?" + f"(?:{'|'.join(bra_tail)})"
+    raw = r"(?:\][A-Za-z][0-9])?\x1d?01[0-9]{14}(?:11[0-9]{6})?(?:17[0-9]{6})?"
+    raw += f"(?:{'|'.join(raw_tail)})"
+    bra = r"\(01\)[0-9]{14}(?:\(11\)[0-9]{6})?(?:\(17\)[0-9]{6})?" + f"(?:{'|'.join(bra_tail)})"
     return f"^(?:{raw}|{bra})$"
 
 

@@ -129,7 +129,7 @@ def looks_like_digital_link(uri: str) -> bool:
         if primary not in QUALIFIERS or not value:
             continue
         lengths = _KEY_DIGITS.get(primary)
-        if lengths is None or (len(value) in lengths and value.isdigit()):
+        if lengths is None or (len(value) in lengths and value.isascii() and value.isdigit()):
             return True
     return False
 

@@ -258,7 +258,7 @@ def _parse_raw(text: str) -> Pairs:
     return pairs
 
 
-_BRACKET_AI = re.compile(r"\((\d{2,5})\)")
+_BRACKET_AI = re.compile(r"\((\d{2,5})\)", re.ASCII)
 
 
 def _parse_bracketed(text: str) -> Pairs:

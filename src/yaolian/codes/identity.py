@@ -56,7 +56,9 @@ NMPA_LOT_KEY = "nl:"
 OPAQUE_KEY = "u:"
 _SGTIN = "urn:epc:id:sgtin:"
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
-_DL_SGTIN = re.compile(r"https?://[^/?#]+/01/(\d{14})/21/([0-9A-Za-z\-._]{1,20})(?:[?#].*)?")
+_DL_SGTIN = re.compile(
+    r"https?://[^/?#]+/01/(\d{14})/21/([0-9A-Za-z\-._]{1,20})(?:[?#].*)?", re.ASCII
+)
 _SAFE_SERIAL = CSET82 - frozenset('"%&/<>?')
 
 

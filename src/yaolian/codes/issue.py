@@ -124,7 +124,7 @@ def _expand_charset(charset: str) -> str:
 def _rule_for(registry: CodeRegistry, product: Product) -> CodeRule | None:
     """The issuer rule for a 药品标识码; ``None`` for a GTIN (GS1, rule b)."""
     code = product.product_code
-    if len(code) == 14 and code.isdigit():
+    if len(code) == 14 and code.isascii() and code.isdigit():
         return None
     for rule in registry.rules:
         if rule.product_code_length == len(code) and rule.matches_prefix(code):

@@ -57,7 +57,7 @@ def ilmd_facts(event: Event) -> Ilmd:
     return Ilmd(raw.lot, xsd_date(raw.expiry), xsd_date(raw.produced))
 
 
-_XSD_DATE = re.compile(r"(\d{4}-\d{2}-\d{2})(?:Z|[+-]\d{2}:\d{2})?")
+_XSD_DATE = re.compile(r"(\d{4}-\d{2}-\d{2})(?:Z|[+-]\d{2}:\d{2})?", re.ASCII)
 
 
 def xsd_date(value: str | None) -> str | None:

@@ -121,7 +121,7 @@ BIZ_TYPES: dict[str, BizType] = {
     **dict.fromkeys(("零售出库", "零售", "零售销售"), _RETAIL),
 }
 
-_USCC = re.compile(r"^[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]{10}$")
+_USCC = re.compile(r"^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}$")
 _CODE_SPLIT = re.compile(r"[;,；，、\s]+")
 _YES = {"1", "是", "y", "yes", "true", "t", "拆零"}
 _NO = {"", "0", "否", "n", "no", "false", "f"}

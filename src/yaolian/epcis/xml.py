@@ -66,7 +66,7 @@ _WRAPPERS = frozenset(("extension", "baseExtension"))
 _NUMERIC_ATTRS = frozenset(
     ["value", "minValue", "maxValue", "meanValue", "sDev", "percRank", "percValue"]
 )
-_INT = re.compile(r"[+-]?\d+\Z")
+_INT = re.compile(r"[+-]?\d+\Z", re.ASCII)
 _NCNAME = re.compile(r"[^\W\d][\w.\-]*")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
 _XML_PREFIX = re.compile(r"[A-Za-z_][\w.-]*")

@@ -143,7 +143,7 @@ def _given(**fields: Any) -> dict[str, Any]:
     is a 6-digit 行政区划代码, short texts fit (PostgreSQL refuses longer ones)."""
     given = {k: v for k, v in fields.items() if v is not UNSET}
     region = given.get("region")
-    if region is not None and not (len(region) == 6 and region.isdigit()):
+    if region is not None and not (len(region) == 6 and region.isascii() and region.isdigit()):
         raise ValidationError(f"{region!r} is not a 6-digit 行政区划代码", place="region")
     for name in ("role", "kind"):
         text = given.get(name)

@@ -59,7 +59,7 @@ def _uscc(value: str) -> str:
         raise ValueError(exc.reason) from None
 
 
-Region = Field(default=None, pattern=r"^\d{6}$", description="行政区划代码 (6 digits)")
+Region = Field(default=None, pattern=r"^[0-9]{6}$", description="行政区划代码 (6 digits)")
 
 
 class EnterpriseRow(_Row):
@@ -105,7 +105,7 @@ class ProductRow(_Row):
     holder_uscc: str | None = None
     manufacturer_uscc: str | None = None
     approval_no: str | None = None
-    approval_valid_until: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
+    approval_valid_until: str | None = Field(default=None, pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
     temp_min: float | None = Field(default=None, ge=-100, le=100)
     temp_max: float | None = Field(default=None, ge=-100, le=100)
 

@@ -30,7 +30,7 @@ FIELDS: dict[str, tuple[int, int]] = {  # name → legal range, both ends includ
     "month": (1, 12),
     "dayOfWeek": (1, 7),
 }
-_ELEMENT = re.compile(r"(\d{1,9})|\[(\d{1,9})-(\d{1,9})\]")
+_ELEMENT = re.compile(r"(\d{1,9})|\[(\d{1,9})-(\d{1,9})\]", re.ASCII)
 _GREGORIAN_CYCLE_DAYS = 146_097  # the calendar repeats every 400 years, weekdays included
 
 

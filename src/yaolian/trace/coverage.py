@@ -37,7 +37,7 @@ DEFAULT_OVERDUE_DAYS = 7
 Grouping = Literal["product", "province", "city"]
 _AREA_DIGITS = {"province": 2, "city": 4}
 FLAG_RULES = ("custody_break", "clone")
-_REGION = re.compile(r"\d{2}(\d{2}){0,2}")
+_REGION = re.compile(r"\d{2}(\d{2}){0,2}", re.ASCII)
 _DAY_US = 86_400_000_000
 
 
