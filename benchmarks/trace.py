@@ -33,20 +33,22 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, exists, func, select
 
 from yaolian.codes.epc import pgln_uri, sgln_uri, sscc_uri
 from yaolian.codes.gs1 import with_check_digit
 from yaolian.codes.nmpa import nmpa_code_uri
 from yaolian.epcis.gcpause import gc_paused
+from yaolian.store.access import Viewer
 from yaolian.store.engine import is_sqlite, open_engine, writing
 from yaolian.store.ingest import capture_document
 from yaolian.store.masterdata import upsert_enterprise, upsert_product, upsert_site, uscc_check_char
 from yaolian.store.projections import rebuild
-from yaolian.store.schema import code_state, event_epc
+from yaolian.store.schema import code_state, enterprise, event_epc
 from yaolian.supply.projection import SupplyLedgerProjector
 from yaolian.trace import rawsql
 from yaolian.trace.builders import aggregation_event, document, object_event
+from yaolian.trace.directory import enterprise_rows
 from yaolian.trace.lineage import resolve, trace_forward
 from yaolian.trace.projection import (
     AGG_COLUMNS,
@@ -56,7 +58,7 @@ from yaolian.trace.projection import (
     bulk_load,
     rebuild_all,
 )
-from yaolian.trace.recall import create_recall, recall_scope
+from yaolian.trace.recall import create_recall, list_recalls, recall_scope
 from yaolian.trace.state import STATE_COLUMNS
 from yaolian.verify.dispense import SaleLine
 from yaolian.verify.status import verify
@@ -210,6 +212,39 @@ def median_ms(run: Any) -> float:
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def bench_recall_list(engine: Engine, pharmacies: int) -> dict[str, float]:
+    """``list_recalls`` for an enterprise with a part in the batch's recall (a pharmacy it
+    reached) and one with none (registered, no events); the baseline probes the batch's own
+    rows in each projection for the latter (its hand-overs, states and sales), as the recall
+    list did before ``batch_party``."""
+    outsider = upsert_enterprise(engine, _uscc(pharmacies + 3), "no part", "pharmacy")
+    upsert_site(engine, sgln_uri(with_check_digit("690123799999")), _uscc(pharmacies + 3), "x")
+    with engine.connect() as conn:
+        insider = conn.execute(select(enterprise.c.id).where(enterprise.c.uscc == _uscc(3))).one()[
+            0
+        ]
+
+        def probe() -> bool:
+            return any(
+                conn.execute(
+                    select(exists().where(table.c.product == PRODUCT, table.c.lot == "B0001", mine))
+                ).scalar()
+                for table, mine in enterprise_rows(outsider)
+            )
+
+        assert not probe()
+        base_ms = median_ms(probe)
+    views = {
+        name: Viewer(enterprise_id=ent, role="enterprise")
+        for name, ent in (("insider", insider), ("outsider", outsider))
+    }
+    assert list_recalls(engine, views["insider"]) and not list_recalls(engine, views["outsider"])
+    return {
+        "base": base_ms,
+        **{name: median_ms(lambda v=v: list_recalls(engine, v)) for name, v in views.items()},
+    }
 
 
 def bench_verify(engine: Engine, codes: list[str], ids: list[int]) -> dict[str, float]:
@@ -446,6 +481,13 @@ def main() -> None:
     print(
         f"recall scope of the batch ({scope['total']:,} codes, {len(scope['holders'])} holders):"
         f" {scope_ms:.0f} ms (target < 200; ratio {scope_ms / max(base_ms, 1e-6):.1f}x)"
+    )
+
+    lists = bench_recall_list(engine, args.pharmacies)
+    print(
+        f"recalls listed for an enterprise: with a part {lists['insider']:.1f} ms, with none "
+        f"{lists['outsider']:.1f} ms; probing the batch's rows per projection instead (before "
+        f"batch_party): {lists['base']:.1f} ms (ratio {lists['base'] / lists['outsider']:.0f}x)"
     )
 
     # verify in process

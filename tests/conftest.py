@@ -109,6 +109,7 @@ PROJECTION_TABLES = (
     "dispense",
     "code_sensor",
     "alert",
+    "batch_party",
     "supply_movement",
 )
 
@@ -425,11 +426,11 @@ class TraceWorld:
         """Every trace projection row (alert ids left out), sorted: for rebuild equality."""
         from sqlalchemy import select
 
-        from yaolian.trace.projection import _TABLES_BY_CODE
+        from yaolian.trace.projection import _TABLES
 
         out: dict[str, list[tuple[Any, ...]]] = {}
         with self.engine.connect() as conn:
-            for table, _ in _TABLES_BY_CODE:
+            for table in _TABLES:
                 cols = [c for c in table.c if c.name != "id"]
                 rows = conn.execute(select(*cols)).all()
                 out[table.name] = sorted(tuple(map(repr, r)) for r in rows)

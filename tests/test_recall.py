@@ -7,10 +7,15 @@ import io
 from typing import Any
 
 import pytest
+from alembic import command
+from sqlalchemy import select
 
 from yaolian.epcis.model import to_epoch_us
 from yaolian.errors import ForbiddenError, NotFoundError, ValidationError
 from yaolian.store.access import Viewer
+from yaolian.store.engine import alembic_config, forget_migrated, upgrade, writing
+from yaolian.store.projections import rebuild
+from yaolian.store.schema import batch_party
 from yaolian.trace.builders import object_event
 from yaolian.trace.recall import (
     NOTICE_HEADER,
@@ -293,3 +298,62 @@ def test_notice_list_of_an_enterprise_is_its_own_part(trace_world: Any) -> None:
     assert {r["uscc"] for r in whole} == {w.usccs["DIST"], w.usccs["PHA"]}
     own = notice_rows(recall_scope(w.engine, rid, dist))
     assert [(r["part"], r["uscc"], r["count"]) for r in own] == [("held", w.usccs["DIST"], 3)]
+
+
+def batch_parties(engine: Any) -> set[tuple[str, str, str]]:
+    with engine.connect() as conn:
+        return {tuple(r) for r in conn.execute(select(batch_party))}  # type: ignore[misc]
+
+
+def test_a_part_taken_once_stays_a_part(trace_world: Any) -> None:
+    """A pharmacy that received codes of the batch and sent them all back has a part in its
+    recall (it must check that nothing is left); the parties of a batch come out the same from
+    captures, from a rebuild and from the migration that fills them in an older store."""
+    w = trace_world
+    spread(w)
+    w.capture(
+        w.ship(w.case(1), 60, "DIST", "PHB"),
+        w.receive(w.case(1), 61, "PHB", src="DIST"),
+        w.ship(w.case(1), 62, "PHB", "DIST", disposition="returned"),
+        w.receive(w.case(1), 63, "DIST", src="PHB"),
+    )
+    rid = create_recall(
+        w.engine, klass=2, reason="标签", batches=["8600001/L001"], enterprise_id=w.ids["MFR"]
+    )
+    phb = Viewer(enterprise_id=w.ids["PHB"], role="enterprise")
+    assert [r["id"] for r in list_recalls(w.engine, phb)] == [rid]
+    assert recall_scope(w.engine, rid, phb)["holders"] == []
+    parties = batch_parties(w.engine)
+    for tag in ("MFR", "DIST", "PHA", "PHB"):
+        assert ("8600001", "L001", w.parties[tag]) in parties
+    assert {p for _, lot, p in parties if lot == "L002"} >= {w.parties["PHB"], w.sites["PHB"]}
+    rebuild(w.engine)
+    assert batch_parties(w.engine) == parties
+    cfg = alembic_config()
+    with writing(w.engine) as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0009")
+    forget_migrated(w.engine)
+    upgrade(w.engine)
+    assert batch_parties(w.engine) == parties
+    assert [r["id"] for r in list_recalls(w.engine, phb)] == [rid]
+
+
+def test_an_event_declared_erroneous_gives_no_part(trace_world: Any) -> None:
+    """A shipment to pharmacy B entered by mistake and then declared erroneous (EPCIS
+    errorDeclaration): B never had the packs and does not see their batch's recall."""
+    w = trace_world
+    spread(w)
+    wrong = w.ship(w.case(1), 60, "DIST", "PHB")
+    wrong["eventID"] = "urn:uuid:6f1a3c2e-0000-4000-8000-000000000002"
+    w.capture(wrong)
+    rid = create_recall(w.engine, klass=2, reason="标签", batches=["8600001/L001"])
+    phb = Viewer(enterprise_id=w.ids["PHB"], role="enterprise")
+    assert [r["id"] for r in list_recalls(w.engine, phb)] == [rid]
+    declared = {
+        **wrong,
+        "errorDeclaration": {"declarationTime": w.at(61).isoformat(), "reason": "incorrect_data"},
+    }
+    w.capture(declared)
+    assert list_recalls(w.engine, phb) == []
+    assert w.parties["PHB"] not in {p for _, _, p in batch_parties(w.engine)}

@@ -570,6 +570,16 @@ dispense = Table(  # projection: 销售/使用出库 of a code (NHSA sale lines)
     Index("ix_dispense_site_time", "site", "time_us"),
 )
 
+batch_party = Table(  # projection: who took part in a batch (a recall's parties in one probe)
+    "batch_party",
+    metadata,
+    Column("product", String(20), primary_key=True),
+    Column("lot", Text, primary_key=True),
+    # a party or a site that shipped, received, held or sold a code of the batch (named by a
+    # hand-over, a state or a sale as written); renewed when its codes' rows are recomputed
+    Column("party", Text, primary_key=True),
+)
+
 code_sensor = Table(  # projection: sensor readings (°C) a code was exposed to, own or container's
     "code_sensor",
     metadata,

@@ -68,6 +68,9 @@ _TABLES_BY_CODE = (
     (s.code_sensor, s.code_sensor.c.code_id),
     (s.alert, s.alert.c.code_id),
 )
+_TABLES = (*(table for table, _ in _TABLES_BY_CODE), s.batch_party)
+"""Every table of the projection (``batch_party`` has no code column: :func:`recompute` renews
+the batches of the codes it rewrites)."""
 
 
 def chunks(ids: Collection[int], size: int = CHUNK) -> Iterator[list[int]]:
@@ -394,9 +397,16 @@ def recompute(conn: Connection, seed: Collection[int], ctx: StoreContext | None 
     ctx.load_keys(world)
     ctx.focus(world)
     machine = _replay(_load_facts(conn, world), world, ctx)
+    batches = {
+        (product, lot)
+        for sql in _BATCHES_OF_CODES_SQL
+        for product, lot in rawsql.fetch_ids(conn, sql, scope)
+        if product is not None and lot is not None
+    }
     for table, column in _TABLES_BY_CODE:
         rawsql.execute_ids(conn, f"DELETE FROM {table.name} WHERE {column.name} {{ids}}", scope)
     _write_all(conn, machine, scope)
+    _renew_batch_parties(conn, batches)
     return len(scope)
 
 
@@ -458,7 +468,63 @@ def _write_rows(conn: Connection, rows: FoldedRows) -> None:
     rawsql.insert_alike(conn, "code_state", STATE_COLUMNS, rows.states)
     for table, columns, tuples in rows.tables:
         rawsql.insert_alike(conn, table, columns, tuples)
+    _note_batch_parties(conn, [("code_state", STATE_COLUMNS, rows.states), *rows.tables])
     _write_alerts(conn, rows.triggers)
+
+
+_PARTY_COLUMNS = {
+    "code_state": ("custodian", "site"),
+    "custody": ("from_party", "to_party", "from_site", "to_site"),
+    "dispense": ("site",),
+}
+"""Per projection, the columns that name a party or a site taking part in the row's batch."""
+_PARTY_CLAUSES = sum(map(len, _PARTY_COLUMNS.values()))
+_BATCHES_OF_CODES_SQL = tuple(
+    f"SELECT DISTINCT product, lot FROM {table} WHERE code_id {{ids}}" for table in _PARTY_COLUMNS
+)
+_PARTIES_OF_BATCH_SQL = " UNION ".join(
+    f"SELECT {column} FROM {table} WHERE product = ? AND lot = ? AND {column} IS NOT NULL"
+    for table, columns in _PARTY_COLUMNS.items()
+    for column in columns
+)
+_DELETE_BATCH_SQL = "DELETE FROM batch_party WHERE product = ? AND lot = ?"
+
+
+def _renew_batch_parties(conn: Connection, batches: Iterable[tuple[str, str]]) -> None:
+    """Replace the ``batch_party`` rows of ``batches`` with what their rows name now (after a
+    rewrite of codes' rows: an event declared erroneous no longer gives its parties a part)."""
+    cur, delete_sql = rawsql.cursor(conn), rawsql.sql(conn, _DELETE_BATCH_SQL)
+    for product, lot in sorted(batches):
+        cur.execute(delete_sql, (product, lot))
+        named = rawsql.fetch(conn, _PARTIES_OF_BATCH_SQL, (product, lot) * _PARTY_CLAUSES)
+        rawsql.insert(
+            conn,
+            "batch_party",
+            ("product", "lot", "party"),
+            [(product, lot, party) for (party,) in named],
+        )
+
+
+def _note_batch_parties(
+    conn: Connection, tables: Iterable[tuple[str, tuple[str, ...], list[tuple[Any, ...]]]]
+) -> None:
+    """Add to ``batch_party`` each (product, lot, party or site) these rows name. Nothing is
+    taken away when a later event moves a code on: whoever held it, or was the destination of a
+    shipment that another party received, keeps its part until a recompute of the batch or a
+    rebuild reads the rows as they are then."""
+    found: set[tuple[Any, Any, Any]] = set()
+    for table, columns, tuples in tables:
+        named = _PARTY_COLUMNS.get(table)
+        if not named or not tuples:
+            continue
+        batch = operator.itemgetter(columns.index("product"), columns.index("lot"))
+        for at in (columns.index(c) for c in named):
+            found.update((*batch(r), r[at]) for r in tuples if r[at] is not None)
+    rawsql.executemany(
+        conn,
+        "INSERT INTO batch_party (product, lot, party) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        sorted(f for f in found if f[0] is not None and f[1] is not None),
+    )
 
 
 def _write_all(conn: Connection, machine: Machine, scope: set[int] | None) -> None:
@@ -555,7 +621,7 @@ def bulk_load(conn: Connection) -> Iterator[None]:
     tables are emptied with ``TRUNCATE``; on SQLite before the indexes go, so their pages are
     freed wholesale."""
     if rawsql.is_pg(conn):
-        names = ", ".join(table.name for table, _ in _TABLES_BY_CODE)
+        names = ", ".join(table.name for table in _TABLES)
         rawsql.cursor(conn).execute(f"TRUNCATE {names}")
     else:
         PROJECTOR.reset(conn)
@@ -654,9 +720,8 @@ def _write_forward(conn: Connection, machine: Machine, fresh: AbstractSet[int]) 
     dirty = machine.dirty
     rawsql.execute_ids(conn, "DELETE FROM code_state WHERE code_id {ids}", dirty - fresh)
     states = machine.states
-    rawsql.insert_alike(
-        conn, "code_state", STATE_COLUMNS, [astuple_state(states[c]) for c in sorted(dirty)]
-    )
+    states_rows = [astuple_state(states[c]) for c in sorted(dirty)]
+    rawsql.insert_alike(conn, "code_state", STATE_COLUMNS, states_rows)
     out = machine.out
     rawsql.executemany(
         conn,
@@ -684,8 +749,10 @@ def _write_forward(conn: Connection, machine: Machine, fresh: AbstractSet[int]) 
             for r in out.custody_receipts
         ],
     )
-    for table, columns, tuples in _table_rows(out, None):
+    tables = _table_rows(out, None)
+    for table, columns, tuples in tables:
         rawsql.insert_alike(conn, table, columns, tuples)
+    _note_batch_parties(conn, [("code_state", STATE_COLUMNS, states_rows), *tables])
     _write_alerts(conn, out.triggers)
 
 
@@ -820,7 +887,7 @@ class TraceProjector:
 
     def reset(self, conn: Connection) -> None:
         """Delete every row of the trace projections (recalls are kept: they are not derived)."""
-        for table, _ in _TABLES_BY_CODE:
+        for table in _TABLES:
             rawsql.cursor(conn).execute(f"DELETE FROM {table.name}")
 
 

@@ -20,7 +20,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, exists, func, insert, select, union
+from sqlalchemy import Connection, Engine, and_, exists, func, insert, or_, select, union
 
 from yaolian.codes.identity import canonical_key
 from yaolian.epcis.validate import LOT_MAX_BYTES, utf8_longer
@@ -265,12 +265,31 @@ def _scope_of(conn: Connection, recall_id: int) -> tuple[list[tuple[str, str]], 
 def _concerns(conn: Connection, recall_id: int, enterprise_id: int) -> bool:
     """Whether an enterprise has a part in the recall: it holds, shipped, received or sold a
     code in its scope — who must stop selling or using it and help bring it back (经营企业、
-    使用单位 under 药品召回管理办法). One covering-index probe per projection and batch."""
+    使用单位 under 药品召回管理办法). A batch is one probe of ``batch_party`` for the
+    enterprise's party and sites; named codes one probe per projection."""
     batches, code_ids = _scope_of(conn, recall_id)
+    bp = s.batch_party.c
+    ours = (
+        select(s.enterprise.c.party_id)
+        .where(s.enterprise.c.id == enterprise_id, s.enterprise.c.party_id.is_not(None))
+        .union_all(select(s.site.c.location_id).where(s.site.c.enterprise_id == enterprise_id))
+    )
+    if (
+        batches
+        and conn.execute(
+            select(
+                exists().where(
+                    or_(*(and_(bp.product == p, bp.lot == lot) for p, lot in batches)),
+                    bp.party.in_(ours),
+                )
+            )
+        ).scalar()
+    ):
+        return True
     return any(
         conn.execute(select(exists().where(cond, mine))).scalar()
         for table, mine in enterprise_rows(enterprise_id)
-        for cond in _scope_conds(table.c, batches, code_ids)
+        for cond in _scope_conds(table.c, [], code_ids)
     )
 
 
