@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
+from typing import TypeVar
+
+from yaolian.errors import ValidationError
 
 DATABASE_URL_ENV = "YAOLIAN_DATABASE_URL"
 
@@ -47,3 +51,24 @@ def webhook_hosts() -> tuple[str, ...] | None:
     if not text:
         return None
     return tuple(h.strip().lower() for h in text.split(",") if h.strip())
+
+
+Number = TypeVar("Number", int, float)
+
+
+def env_number(name: str, default: Number, minimum: Number) -> Number:
+    """``$name`` as a number of ``default``'s type (a whole number for an ``int``), at least
+    ``minimum``; ``default`` when unset or blank. Anything else is refused, naming the variable
+    (a typo in a setting is not a traceback in every capture)."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    kind = type(default)
+    try:
+        value = kind(text) if text.isascii() else None
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or value < minimum:
+        what = "a whole number" if kind is int else "a number"
+        raise ValidationError(f"{text!r} is not {what} of at least {minimum}", place=name)
+    return value

@@ -35,6 +35,7 @@ from yaolian.api import (
 from yaolian.api.params import refuse_nul_anywhere
 from yaolian.api.problems import install_problem_handlers
 from yaolian.api.webhooks import WebhookDispatcher
+from yaolian.config import env_number
 from yaolian.errors import BusyError
 from yaolian.store.engine import open_engine
 from yaolian.store.jobs import close_interrupted
@@ -63,10 +64,8 @@ class ApiSettings:
         ``YAOLIAN_WEBHOOKS=0`` leaves subscription delivery to other processes."""
         base = cls()
         return cls(
-            capture_limit=int(os.environ.get("YAOLIAN_CAPTURE_LIMIT", base.capture_limit)),
-            capture_size_limit=int(
-                os.environ.get("YAOLIAN_CAPTURE_SIZE_LIMIT", base.capture_size_limit)
-            ),
+            capture_limit=env_number("YAOLIAN_CAPTURE_LIMIT", base.capture_limit, 1),
+            capture_size_limit=env_number("YAOLIAN_CAPTURE_SIZE_LIMIT", base.capture_size_limit, 1),
             webhooks=os.environ.get("YAOLIAN_WEBHOOKS", "1").strip() not in ("0", "false", "no"),
         )
 

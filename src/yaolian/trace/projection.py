@@ -33,7 +33,7 @@ from scipy.sparse.csgraph import connected_components
 from sqlalchemy import Connection, delete, insert, or_, select, text
 
 from yaolian.codes.identity import product_of_key
-from yaolian.errors import ValidationError
+from yaolian.config import env_number
 from yaolian.store import schema as s
 from yaolian.store.dictionary import code_keys
 from yaolian.store.engine import create_store_engine
@@ -101,7 +101,7 @@ class StoreContext:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self.clone_speed_kmh = float(os.environ.get(CLONE_SPEED_ENV, DEFAULT_CLONE_SPEED_KMH))
+        self.clone_speed_kmh = env_number(CLONE_SPEED_ENV, DEFAULT_CLONE_SPEED_KMH, 1.0)
         self.keys: dict[int, str] = {}
         self._sites: dict[str | None, SiteInfo | None] = {None: None}
         self._parties: dict[str | None, int | None] = {None: None}
@@ -647,13 +647,8 @@ def rebuild_workers(conn: Connection, codes: int) -> int:
     database = conn.engine.url.database
     if conn.dialect.name == "sqlite" and database in (None, "", ":memory:"):
         return 0
-    setting = os.environ.get(REBUILD_WORKERS_ENV, "").strip()
-    if setting:
-        if not setting.isdigit():
-            raise ValidationError(
-                f"{setting!r} is not a number of processes", place=REBUILD_WORKERS_ENV
-            )
-        return int(setting)
+    if os.environ.get(REBUILD_WORKERS_ENV, "").strip():
+        return env_number(REBUILD_WORKERS_ENV, 0, 0)
     if codes < REBUILD_PARALLEL_CODES:
         return 0
     return min(os.cpu_count() or 1, 4)
