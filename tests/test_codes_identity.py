@@ -29,7 +29,7 @@ from yaolian.codes.checkdigit import gs1_check_digit
 from yaolian.codes.digital_link import build_digital_link, key_path, parse_digital_link
 from yaolian.codes.epc import company_prefix_length, epc_uri_from_pairs, parse_epc_uri
 from yaolian.codes.gs1 import CSET82, build_element_string
-from yaolian.codes.identity import canonical_keys
+from yaolian.codes.identity import canonical_keys, typed
 from yaolian.codes.nmpa import parse_nmpa_uri
 from yaolian.errors import CodeError
 
@@ -228,6 +228,27 @@ def test_same_pack_same_key(gtin: str, serial: str, lot: str, cpl: int) -> None:
     assert uri_for_key(key, company_prefix_length=cpl) == forms[0]
     assert canonical_key(uri_for_key(key, "dl")) == key
     assert canonical_key(uri_for_key(key, "any")) == key
+
+
+FULL_WIDTH = {c: c + 0xFEE0 for c in range(0x21, 0x7F)}  # ASCII ! … ~ → ！ … ～ (全角)
+
+
+@settings(deadline=None)
+@given(keyed(14), serials, cpls, st.booleans())
+def test_a_code_typed_in_full_width_reads_as_scanned(
+    gtin: str, serial: str, cpl: int, padded: bool
+) -> None:
+    """What a Chinese input method types in its full-width mode (８１０８…, ／) is the code a
+    scanner reads, also with an ideographic space pasted around it."""
+    for form in (
+        sgtin_uri(gtin, serial, cpl),
+        digital_link(gtin, serial=serial),
+        build_element_string([("01", gtin), ("21", serial)]),
+        nmpa_code_uri(f"8{gtin[:6]}{gtin[1:14]}"),
+    ):
+        wide = form.translate(FULL_WIDTH)
+        assert wide != form
+        assert canonical_key(typed(f"\u3000{wide} " if padded else wide)) == canonical_key(form)
 
 
 @given(keyed(14), serials)

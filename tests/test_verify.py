@@ -133,6 +133,8 @@ def test_any_code_form(trace_world: Any) -> None:
     code = supply_chain(w)[0]
     bare = code.removeprefix("urn:nmpa:code:")
     assert verdict(w, bare)["status"] == verdict(w, code)["status"] == "genuine"
+    wide = bare.translate({c: c + 0xFEE0 for c in range(0x21, 0x7F)})  # typed in 全角 mode
+    assert verdict(w, f"\u3000{wide}")["status"] == "genuine"
 
 
 def test_dispensed_in_transit_destroyed_expired(trace_world: Any) -> None:

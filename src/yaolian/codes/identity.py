@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 
 from yaolian.codes.checkdigit import gs1_check_digit
 from yaolian.codes.digital_link import (
@@ -64,6 +65,15 @@ _SAFE_SERIAL = CSET82 - frozenset('"%&/<>?')
 
 # "urn:epc:id:sgtin:{company prefix}.{item ref}" → "01/{GTIN}/21/" ("": not a valid pair)
 _SGTIN_KEY_BASES: dict[str, str] = {}
+
+
+def typed(text: str) -> str:
+    """A code as a person typed or pasted it, read as a scanner gives it: blanks around it
+    dropped and full-width forms (全角, what a Chinese input method types in that mode:
+    ８１０８…, Ｌ００１, ／) read as their ASCII characters (Unicode NFKC). For codes people
+    enter (verify, trace, recalls), not for documents, which must carry them as the standards
+    spell them."""
+    return unicodedata.normalize("NFKC", text).strip()
 
 
 def canonical_key(code: str) -> str:

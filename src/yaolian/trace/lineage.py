@@ -23,7 +23,7 @@ from urllib.parse import unquote
 import networkx as nx
 from sqlalchemy import Connection, and_, func, or_, select
 
-from yaolian.codes.identity import canonical_key, key_kind, uri_for_key
+from yaolian.codes.identity import canonical_key, key_kind, typed, uri_for_key
 from yaolian.codes.nmpa import nmpa_lot_uri
 from yaolian.errors import CodeError, NotFoundError, ValidationError
 from yaolian.store import schema as s
@@ -80,11 +80,12 @@ def resolve(conn: Connection, text: str, lot: str | None = None) -> Target:
         Raises :class:`CodeError` for a malformed code and :class:`NotFoundError` for a code the
         store has never seen.
     """
-    text = text.strip()
+    text = typed(text)
     if lot is not None:
-        if not text or not lot.strip():
+        lot = typed(lot)
+        if not text or not lot:
             raise ValidationError("a batch needs a product code and a lot", place="batch")
-        return Target(text=f"{text}/{lot}", product=text, lot=lot.strip())
+        return Target(text=f"{text}/{lot}", product=text, lot=lot)
     try:
         key = canonical_key(text)
     except CodeError:

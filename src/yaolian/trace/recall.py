@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, exists, func, insert, or_, select, union
 
-from yaolian.codes.identity import canonical_key
+from yaolian.codes.identity import canonical_key, typed
 from yaolian.epcis.validate import LOT_MAX_BYTES, utf8_longer
 from yaolian.errors import CodeError, ForbiddenError, NotFoundError, Problem, ValidationError
 from yaolian.store import schema as s
@@ -51,7 +51,7 @@ def _now_us() -> int:
 
 def parse_batch(text: str) -> tuple[str, str]:
     """``PRODUCT/LOT``, ``PRODUCT:LOT`` or a batch-class URI (NMPA, LGTIN, Digital Link)."""
-    text = text.strip()
+    text = typed(text)
     try:
         batch = batch_of_key(canonical_key(text))
     except CodeError:
@@ -125,7 +125,7 @@ def create_recall(
     keys: list[tuple[int, str]] = []
     for n, text in enumerate(codes):
         try:
-            keys.append((n, canonical_key(text.strip())))
+            keys.append((n, canonical_key(typed(text))))
         except CodeError as exc:
             problems.append(Problem(exc.reason, f"codes[{n}]"))
     created = now_us if now_us is not None else _now_us()

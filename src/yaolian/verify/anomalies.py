@@ -30,7 +30,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select
 
-from yaolian.codes.identity import canonical_key, uri_for_key
+from yaolian.codes.identity import canonical_key, typed, uri_for_key
 from yaolian.errors import CodeError, ForbiddenError, QueryError
 from yaolian.store import schema as s
 from yaolian.store.access import Viewer
@@ -289,7 +289,7 @@ def list_alerts(bind: Engine | Connection, viewer: Viewer, flt: AlertFilter) -> 
     key = None
     if flt.code is not None:
         try:
-            key = canonical_key(flt.code.strip())
+            key = canonical_key(typed(flt.code))
         except CodeError as exc:
             raise QueryError(exc.reason, place="code") from None
     if flt.site:

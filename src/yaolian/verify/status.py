@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from yaolian.codes.identity import canonical_key, key_kind, product_of_key
+from yaolian.codes.identity import canonical_key, key_kind, product_of_key, typed
 from yaolian.codes.issue import issued_at
 from yaolian.errors import CodeError
 from yaolian.store.access import Viewer
@@ -206,7 +206,7 @@ def verify(
     trip on PostgreSQL).
     """
     try:
-        key = canonical_key(code.strip())
+        key = canonical_key(typed(code))
     except CodeError as exc:
         return _unknown(code, f"not a valid code: {exc.reason}")
     if key_kind(key) != "instance":
