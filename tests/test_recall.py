@@ -357,3 +357,20 @@ def test_an_event_declared_erroneous_gives_no_part(trace_world: Any) -> None:
     w.capture(declared)
     assert list_recalls(w.engine, phb) == []
     assert w.parties["PHB"] not in {p for _, _, p in batch_parties(w.engine)}
+
+
+def test_a_batch_with_no_code_on_record_says_so(trace_world: Any) -> None:
+    """A recall of a lot nobody has reported (mistyped, or its events not in yet) is kept — its
+    packs are recalled as they arrive — but its scope says the batch has no code on record and
+    gives no percentage, where it said "100 % out of the market"."""
+    w = trace_world
+    spread(w)
+    rid = create_recall(w.engine, klass=2, reason="标签", batches=["8600001/L009", "8600001/L001"])
+    scope = recall_scope(w.engine, rid)
+    assert [(b["lot"], b["codes"]) for b in scope["batches"]] == [("L009", 0), ("L001", 6)]
+    alone = create_recall(w.engine, klass=2, reason="标签", batches=["8600001/L009"])
+    assert recall_scope(w.engine, alone)["progress"]["percent_complete"] is None
+    w.capture(w.commission([w.pack(20), w.pack(21)], 70, lot="L009", expiry="2027-12-31"))
+    late = recall_scope(w.engine, alone)
+    assert late["batches"][0]["codes"] == late["total"] == 2
+    assert late["progress"]["percent_complete"] == 0.0

@@ -198,6 +198,11 @@ def test_sale_line_files_and_cli(trace_world: Any, db_url: str, tmp_path: Path) 
     assert "{" not in batch.output  # counts read as text, not Python dicts
     listed = runner.invoke(cli_app, ["recall", "list", "--db", db_url])
     assert "test" in listed.output
+    typo_args = ["recall", "create", "--class", "2", "--reason", "x", "--batch", "8600001/L0O1"]
+    typo = runner.invoke(cli_app, [*typo_args, "--db", db_url])
+    assert typo.exit_code == 0, typo.output
+    assert "batch 8600001/L0O1: no code of it is on record" in " ".join(typo.output.split())
+    assert "nothing on record to bring back yet" in typo.output and "%" not in typo.output
     alerts = runner.invoke(cli_app, ["alerts", "--db", db_url, "--json"])
     assert json.loads(alerts.output)["total"] >= 0
 

@@ -410,6 +410,12 @@ def _print_scope(scope: dict[str, Any]) -> None:
     )
     statuses = ", ".join(f"{status} {n}" for status, n in scope["by_status"].items() if n)
     console.print(f"codes in scope: {scope['total']}" + (f" ({statuses})" if statuses else ""))
+    for b in scope["batches"]:
+        if not b["codes"]:
+            console.print(
+                f"[yellow]batch {b['product']}/{b['lot']}: no code of it is on record[/] — check "
+                "the lot; codes of it reported later are recalled as they arrive"
+            )
     if not scope["holders"]:
         console.print("no holder has any of it in stock")
     else:
@@ -452,6 +458,9 @@ def _print_scope(scope: dict[str, Any]) -> None:
             ],
         )
     done = scope["progress"]
+    if done["percent_complete"] is None:
+        console.print("progress: nothing on record to bring back yet")
+        return
     console.print(
         f"progress: {done['percent_complete']}% out of the market — returned "
         f"{done['returned']}, destroyed {done['destroyed']}, marked recalled "

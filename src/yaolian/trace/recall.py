@@ -342,8 +342,11 @@ def recall_scope(
         extra = _outside_batches(conn, code_ids, batches)
         held: list[dict[str, Any]] = []
         sold: list[dict[str, Any]] = []
+        on_record: dict[tuple[str, str], int] = {}
         for batch in batches:
-            held += holdings(conn, None, batch=batch)
+            rows = holdings(conn, None, batch=batch)
+            on_record[batch] = sum(h["count"] for h in rows)
+            held += rows
             sold += dispensed_by_site(conn, None, batch=batch)
         if extra:
             held += holdings(conn, extra)
@@ -406,8 +409,13 @@ def recall_scope(
         "created_us": rec.created_us,
         "closed_us": rec.closed_us,
         "may_close": only is None,
-        "batches": [
-            {"product": p, "lot": lot, "generic_name": products.get(p, {}).get("generic_name")}
+        "batches": [  # codes: of the batch on record (0: a lot mistyped, or not yet reported)
+            {
+                "product": p,
+                "lot": lot,
+                "generic_name": products.get(p, {}).get("generic_name"),
+                "codes": on_record[(p, lot)],
+            }
             for p, lot in batches
         ],
         "codes": len(code_ids),
@@ -421,7 +429,12 @@ def recall_scope(
             "destroyed": by_status["destroyed"] + by_status["decommissioned"],
             "recalled_status": by_status["recalled"],
             "outstanding": max(reachable - out_of_market, 0),
-            "percent_complete": round(100.0 * out_of_market / reachable, 1) if reachable else 100.0,
+            # None: no code on record, nothing to bring back yet (not "done")
+            "percent_complete": (
+                round(100.0 * out_of_market / reachable, 1)
+                if reachable
+                else (100.0 if total else None)
+            ),
         },
     }
 

@@ -257,10 +257,10 @@ function loadAudit() {
 function recallDetail(r) {
   const p = r.progress;
   const parts = [
-    el("h3", {}, `#${r.id} ${r.class_name || ""} · ${r.batches.map((b) => `${b.generic_name || b.product} ${b.lot}`).join("、")}`),
+    el("h3", {}, `#${r.id} ${r.class_name || ""} · ${r.batches.map((b) => `${b.generic_name || b.product} ${b.lot}${b.codes ? "" : "（无记录）"}`).join("、")}`),
     el("p", { id: "recall-progress" },
       `范围 ${r.total} 个码；已退回 ${p.returned}，已销毁 ${p.destroyed}，未完成 ${p.outstanding}，`
-      + `完成 ${p.percent_complete}%。`,
+      + (p.percent_complete === null ? "尚无可追回的码。" : `完成 ${p.percent_complete}%。`),
       r.closed_us ? " 已关闭。" : " ",
       r.closed_us || !r.may_close ? null
         : el("button", { type: "button", class: "link", "data-close-recall": r.id }, "结束召回 close"),
