@@ -361,3 +361,18 @@ def test_a_time_without_a_utc_year_is_named(pointer: str, time: str) -> None:
     event = copy.deepcopy(_BASE)
     event["eventTime"] = "0001-01-01T00:00:00-08:00"
     assert validate_event(event) == []
+
+
+def test_every_cbv_step_and_disposition_has_a_chinese_name() -> None:
+    """Pages and answers name steps and dispositions in Chinese (发货 for shipping): none of
+    the CBV 2.0 words is left without one, and none is named twice."""
+    from yaolian.epcis.cbv import (
+        BIZ_STEP_NAMES_ZH,
+        BIZ_STEPS,
+        DISPOSITION_NAMES_ZH,
+        DISPOSITIONS,
+    )
+
+    assert set(BIZ_STEP_NAMES_ZH) == BIZ_STEPS and set(DISPOSITION_NAMES_ZH) == DISPOSITIONS
+    for names in (BIZ_STEP_NAMES_ZH, DISPOSITION_NAMES_ZH):
+        assert len(set(names.values())) == len(names)

@@ -357,7 +357,16 @@ def test_trace_page_draws_the_graph(page: Any, server: str, demo_store: DemoStor
     page.locator("#graph[data-state=done]").wait_for()
     assert page.evaluate(DRAWN) == [len(graph["nodes"]), len(graph["edges"]), graph["root"], 0]
     assert page.locator("#events-table tbody tr").count() == len(graph["events"])
+    # steps, dispositions and places by their Chinese names; the CBV word or URI on hover
+    at, named = next((n, e) for n, e in enumerate(graph["events"]) if e["site_name"])
+    row = page.locator("#events-table tbody tr").nth(at)  # in the answer's order
+    assert row.locator("td").first.inner_text() == str(named["id"])
+    assert named["biz_step_zh"] in row.inner_text() and named["site_name"] in row.inner_text()
+    assert row.locator(f"span[title='{named['biz_step']}']").count() == 1
+    assert "urn:epc:id:sgln" not in page.locator("#events-table").inner_text()
+    assert "状态 status" in page.locator("#summary").inner_text()
     assert code in page.locator("#detail").inner_text()  # the root's facts are shown
+    assert "通用名 generic name" in page.locator("#detail").inner_text()
     kinds = {n["kind"] for n in graph["nodes"]}
     assert "enterprise" in kinds and "lot" in kinds  # hand-overs and the herb lots behind it
     page.select_option("#direction", "forward")

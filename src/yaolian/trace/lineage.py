@@ -25,6 +25,7 @@ from sqlalchemy import Connection, and_, func, or_, select
 
 from yaolian.codes.identity import canonical_key, key_kind, typed, uri_for_key
 from yaolian.codes.nmpa import nmpa_lot_uri
+from yaolian.epcis.cbv import BIZ_STEP_NAMES_ZH, DISPOSITION_NAMES_ZH
 from yaolian.errors import CodeError, NotFoundError, ValidationError
 from yaolian.store import schema as s
 from yaolian.store.access import Viewer
@@ -245,30 +246,37 @@ class _Walk:
                 )
             ids = seen
         ev = s.event.c
-        for part in chunks(ids):
+        rows = [
+            r
+            for part in chunks(ids)
             for r in self.conn.execute(
                 select(
                     ev.id,
                     ev.type,
-                    ev.action,
                     ev.event_time_us,
-                    ev.tz_offset,
                     ev.biz_step,
                     ev.disposition,
                     ev.read_point,
                     ev.biz_location,
                 ).where(ev.id.in_(part))
-            ):
-                self.g.events[r.id] = {
-                    "id": r.id,
-                    "type": _EVENT_TYPES.get(r.type),
-                    "time_us": r.event_time_us,
-                    "date": _day(r.event_time_us),
-                    "biz_step": r.biz_step,
-                    "disposition": r.disposition,
-                    "read_point": r.read_point,
-                    "biz_location": r.biz_location,
-                }
+            )
+        ]
+        self.dir.load([r.biz_location or r.read_point for r in rows])
+        for r in rows:
+            place = self.dir.place(r.biz_location or r.read_point)
+            self.g.events[r.id] = {
+                "id": r.id,
+                "type": _EVENT_TYPES.get(r.type),
+                "time_us": r.event_time_us,
+                "date": _day(r.event_time_us),
+                "biz_step": r.biz_step,
+                "biz_step_zh": BIZ_STEP_NAMES_ZH.get(r.biz_step or ""),
+                "disposition": r.disposition,
+                "disposition_zh": DISPOSITION_NAMES_ZH.get(r.disposition or ""),
+                "read_point": r.read_point,
+                "biz_location": r.biz_location,
+                "site_name": place.name if place else None,  # of the location, else read point
+            }
 
     # ── transformations ──
     def transformations(self, start: list[tuple[str, int]], backward: bool) -> None:

@@ -17,6 +17,15 @@ const STATUS_NAMES = {
   commissioned: "已赋码", active: "在库", in_transit: "在途", dispensed: "已售出",
   decommissioned: "已注销", destroyed: "已销毁", recalled: "已召回", expired: "已过期",
 };
+const FIELD_NAMES = {  // node facts and summary entries: 中文 and the JSON name
+  key: "码 key", uri: "URI", status: "状态 status", product: "药品标识码 product", lot: "批号 lot",
+  expiry: "有效期至 expiry", generic_name: "通用名 generic name", holder: "上市许可持有人 holder",
+  manufacturer: "生产企业 manufacturer", approval_no: "批准文号 approval no.", name: "名称 name",
+  role: "角色 role", owner: "所属企业 owner", handovers: "交接次数 hand-overs",
+  containers: "所在容器 containers", codes: "追溯码数 codes", by_status: "按状态 by status",
+  holders: "持有者 holders", dispensed_codes: "已售出码数 dispensed",
+  dispensed_units: "拆零售出数 units sold split",
+};
 const BIG_GRAPH = 400;  // above this many nodes a cheaper layout than breadthfirst
 
 function nodeLabel(n) {
@@ -114,22 +123,23 @@ function showNode(n) {
   for (const [name, value] of Object.entries(n)) {
     if (["id", "kind", "label", "colour"].includes(name) || value === null) continue;
     const shown = name === "status" ? `${STATUS_NAMES[value] || value} (${value})` : value;
-    pairs.push([name, typeof shown === "object" ? JSON.stringify(shown) : shown]);
+    pairs.push([FIELD_NAMES[name] || name, typeof shown === "object" ? JSON.stringify(shown) : shown]);
   }
   show(document.getElementById("detail"), facts(pairs));
 }
 
 /** A summary value as text: counts by name read "name 3；other 5". */
-function summaryText(value) {
+function summaryText(name, value) {
+  if (name === "status" && value) return `${STATUS_NAMES[value] || value} (${value})`;
   if (value === null || typeof value !== "object") return value;
   return Object.entries(value).map(([name, n]) => `${STATUS_NAMES[name] || name} ${n}`).join("；");
 }
 
 function summaryOf(graph) {
   const pairs = Object.entries(graph.summary || {}).map(([name, value]) => [
-    name, summaryText(value),
+    FIELD_NAMES[name] || name, summaryText(name, value),
   ]);
-  pairs.push(["nodes / edges / events",
+  pairs.push(["节点 / 连线 / 事件 nodes / edges / events",
     `${graph.nodes.length} / ${graph.edges.length} / ${graph.events.length}`]);
   return facts(pairs);
 }
@@ -141,9 +151,12 @@ function eventsTable(events, graph) {
       ? "批次追溯按企业和地点汇总，不逐条列出事件；查询单个追溯码可见其事件。A batch trace is summarised by holder and site; trace one code for its events."
       : "此密钥可见的事件为空。No events visible to this key.");
   }
+  // names in Chinese, the CBV word or the location's URI on hover
+  const named = (name, raw) => (raw ? el("span", { title: raw }, name || raw) : "");
   return table("events-table", ["#", "日期", "类型", "业务步骤", "处置状态", "地点"],
-    events.map((e) => [e.id, e.date, e.type, e.biz_step || "", e.disposition || "",
-      e.biz_location || e.read_point || ""]));
+    events.map((e) => [e.id, e.date, e.type, named(e.biz_step_zh, e.biz_step),
+      named(e.disposition_zh, e.disposition),
+      named(e.site_name, e.biz_location || e.read_point)]));
 }
 
 function legend() {
