@@ -71,7 +71,7 @@ def test_genuine_with_consumer_facts(trace_world: Any) -> None:
     w = trace_world
     code = supply_chain(w)[1]
     v = verdict(w, code, now_us=to_epoch_us("2026-02-01T00:00:00+08:00"))
-    assert v["status"] == "genuine" and v["sellable"]
+    assert v["status"] == "genuine" and v["sellable"] and v["reason_zh"] == "正品，可销售"
     assert v["product"]["generic_name"] == "阿莫西林胶囊"
     assert v["product"]["approval_no"] == "国药准字H00000001"
     assert v["product"]["holder"] == "示例制药有限公司"
@@ -99,11 +99,14 @@ def test_unknown_malformed_unregistered(trace_world: Any) -> None:
     supply_chain(w)
     never = verdict(w, w.pack(99))
     assert never["status"] == "unknown" and "counterfeit" in never["reason"]
+    assert never["reason_zh"] == "查无此码：从未赋码激活，疑似假冒" and "malformed" not in never
     assert never["product"]["generic_name"] == "阿莫西林胶囊"
     bad = verdict(w, "12345")
     assert bad["status"] == "unknown" and "not a valid code" in bad["reason"]
+    assert bad["malformed"] is True and bad["reason_zh"].startswith("不是有效的追溯码")
     unregistered = verdict(w, "89999990000000000001")
     assert unregistered["status"] == "unknown" and "unregistered" in unregistered["reason"]
+    assert "8999999 未注册" in unregistered["reason_zh"]
 
 
 def test_a_code_issued_here_but_never_commissioned_is_a_data_gap(trace_world: Any) -> None:
@@ -179,6 +182,7 @@ def test_a_logistics_unit_is_known_by_its_packing(trace_world: Any) -> None:
     pallet = verdict(w, w.pallet(1))
     assert (pallet["status"], pallet["contents"], pallet["batch"]) == ("in_transit", 4, None)
     assert "logistics unit" in pallet["reason"] and "4 pack(s) inside" in pallet["reason"]
+    assert pallet["reason_zh"] == "在途（企业间运输中）；物流单元，内有 4 盒"
     case = verdict(w, w.case(1))
     assert case["status"] == "in_transit" and case["contents"] == 4
     assert [h["to"] for h in case["circulation"]] == [
@@ -192,6 +196,7 @@ def test_a_logistics_unit_is_known_by_its_packing(trace_world: Any) -> None:
     held = verdict(w, w.pallet(1))
     assert held["status"] == "recalled" and held["recall"]["id"] == rid
     assert "holds recalled packs" in held["reason"]
+    assert held["reason_zh"] == "物流单元，内有 4 盒：含召回品，不得接收"
     close_recall(w.engine, rid)
     w.capture(w.unpack(w.pallet(1), 51, "DIST"))
     empty = verdict(w, w.pallet(1))

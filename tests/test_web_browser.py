@@ -300,7 +300,7 @@ def test_receiving_check_of_a_scanned_list(page: Any, server: str, demo_store: D
     fake = demo_store.incident_code("counterfeit", prefix="8")
     resold = demo_store.incident_code("resale", prefix="8")
     gs1 = demo_store.incident_code("diversion", prefix="01")
-    scans = [genuine, fake, gs1, resold, genuine]
+    scans = [genuine, fake, gs1, resold, genuine, "12345"]  # the last one a mistyped code
     expected = [_api(server, f"/verify/{code}")["status"] for code in scans]
     page.goto("/web/check")
     page.fill("#codes", "\n".join(scans) + "\n\n")  # a scanner ends each code with Enter
@@ -322,7 +322,9 @@ def test_receiving_check_of_a_scanned_list(page: Any, server: str, demo_store: D
     assert "重复（第 1 行）" in rows.filter(has_text="重复").first.inner_text()
     summary = page.locator("#summary").inner_text()
     assert f"共 {len(scans)} 个码" in summary and "重复扫描 1" in summary
-    assert "查无此码 · 疑似假冒 1" in summary
+    assert "查无此码 · 疑似假冒 1" in summary and "码有误 · 请核对 1" in summary
+    typo = rows.filter(has_text="12345").first.inner_text()
+    assert "码有误" in typo and "不是有效的追溯码" in typo  # said in Chinese, not a fake
     detail = _api(server, f"/verify/{genuine}", demo_store.regulator_key)["detail"]
     holder = detail["custodian"]["name"]  # a party's (here the regulator's) key shows who
     mine = rows.filter(has_text=genuine)

@@ -50,6 +50,15 @@ _REASONS = {
     "expired": "past its expiry date (已过期)",
     "in_transit": "in transit between enterprises (在途)",
 }
+_REASONS_ZH = {
+    "genuine": "正品，可销售",
+    "recalled": "已召回，不得销售或使用",
+    "destroyed": "已销毁",
+    "decommissioned": "已注销",
+    "dispensed": "已售出（已销售或使用出库）",
+    "expired": "已过期",
+    "in_transit": "在途（企业间运输中）",
+}
 _PUBLIC_PRODUCT = (
     "product_code",
     "gtin",
@@ -79,6 +88,7 @@ class Verdict:
     code: str
     status: str
     reason: str
+    reason_zh: str  # the reason as a Chinese clerk or patient reads it
     key: str | None = None
     product: dict[str, Any] | None = None
     batch: dict[str, Any] | None = None
@@ -90,6 +100,7 @@ class Verdict:
     detail: dict[str, Any] | None = None
     issued: str | None = None  # day the platform issued a code never commissioned (赋码)
     contents: int | None = None  # a logistics unit's packs inside now (物流单元)
+    malformed: bool = False  # not a code at all (a typo, a wrong barcode): not "unknown" to us
 
     @property
     def sellable(self) -> bool:
@@ -103,6 +114,7 @@ class Verdict:
             "status": self.status,
             "sellable": self.sellable,
             "reason": self.reason,
+            "reason_zh": self.reason_zh,
             "product": self.product,
             "batch": self.batch,
             "circulation": self.circulation,
@@ -117,13 +129,15 @@ class Verdict:
             out["issued"] = self.issued
         if self.contents is not None:
             out["contents"] = self.contents
+        if self.malformed:
+            out["malformed"] = True
         if self.detail is not None:
             out["detail"] = self.detail
         return out
 
 
-def _unknown(code: str, reason: str, key: str | None = None) -> Verdict:
-    return Verdict(code=code, status="unknown", reason=reason, key=key)
+def _unknown(code: str, reason: str, reason_zh: str, key: str | None = None) -> Verdict:
+    return Verdict(code=code, status="unknown", reason=reason, reason_zh=reason_zh, key=key)
 
 
 _STATE_SQL = (
@@ -208,9 +222,20 @@ def verify(
     try:
         key = canonical_key(typed(code))
     except CodeError as exc:
-        return _unknown(code, f"not a valid code: {exc.reason}")
+        verdict = _unknown(
+            code,
+            f"not a valid code: {exc.reason}",
+            f"不是有效的追溯码或条码内容，请核对后重新扫描或输入（{exc.reason}）",
+        )
+        verdict.malformed = True
+        return verdict
     if key_kind(key) != "instance":
-        return _unknown(code, "not a pack/case/pallet code (a product or batch class)", key)
+        return _unknown(
+            code,
+            "not a pack/case/pallet code (a product or batch class)",
+            "这是品种或批次的标识，不是单盒（箱、托）的追溯码",
+            key,
+        )
     found = rawsql.fetch(conn, _STATE_SQL, (key,))
     st = found[0] if found else None
     (
@@ -256,11 +281,14 @@ def verify(
                 f"issued (赋码) on {_day(issued)} but its production was never reported "
                 "(未上报生产): not sellable until the holder reports it"
             )
+            reason_zh = f"已于 {_day(issued)} 赋码，但企业未上报生产：上报前不可销售"
         elif product_code and product is None:
             reason = f"unregistered 药品标识码/GTIN {product_code}; never commissioned"
+            reason_zh = f"药品标识码/GTIN {product_code} 未注册，且从未赋码激活"
         else:
             reason = "never commissioned — suspected counterfeit (查无此码)"
-        verdict = _unknown(code, reason, key)
+            reason_zh = "查无此码：从未赋码激活，疑似假冒"
+        verdict = _unknown(code, reason, reason_zh, key)
         verdict.issued = _day(issued)
         verdict.product = facts
         if sales:
@@ -284,6 +312,7 @@ def verify(
         code=code,
         status=verdict_status,
         reason=_REASONS[verdict_status],
+        reason_zh=_REASONS_ZH[verdict_status],
         key=key,
         recall=recall,
         product=facts,
@@ -291,7 +320,7 @@ def verify(
     )
     if container:
         verdict.contents = int(rows["contents"][0][0])
-        verdict.reason = _unit_reason(verdict, bool(rows["recall"]))
+        verdict.reason, verdict.reason_zh = _unit_reason(verdict, bool(rows["recall"]))
     involved = set(product[1]) if product else set()
     involved |= _add_circulation(verdict, rows["custody"])
     if sales:
@@ -317,16 +346,26 @@ def verify(
     return verdict
 
 
-def _unit_reason(verdict: Verdict, itself_recalled: bool) -> str:
-    """The reason for a logistics unit's verdict: what it is and what it holds."""
+def _unit_reason(verdict: Verdict, itself_recalled: bool) -> tuple[str, str]:
+    """The reason for a logistics unit's verdict, in English and in Chinese: what it is and
+    what it holds."""
     held = f"{verdict.contents} pack(s) inside" if verdict.contents else "now empty (unpacked)"
+    held_zh = f"内有 {verdict.contents} 盒" if verdict.contents else "已拆空"
     if verdict.status == "recalled" and not itself_recalled:
         return (
-            f"logistics unit (物流单元), {held}: it holds recalled packs — do not accept (含召回品)"
+            f"logistics unit (物流单元), {held}: it holds recalled packs — do not accept "
+            "(含召回品)",
+            f"物流单元，{held_zh}：含召回品，不得接收",
         )
     if verdict.status == "genuine":
-        return f"logistics unit (物流单元) known to the platform, {held}"
-    return f"{_REASONS[verdict.status]}; logistics unit (物流单元), {held}"
+        return (
+            f"logistics unit (物流单元) known to the platform, {held}",
+            f"平台已知的物流单元，{held_zh}",
+        )
+    return (
+        f"{_REASONS[verdict.status]}; logistics unit (物流单元), {held}",
+        f"{_REASONS_ZH[verdict.status]}；物流单元，{held_zh}",
+    )
 
 
 def _add_circulation(verdict: Verdict, rows: list[tuple[Any, ...]]) -> set[int]:
@@ -360,6 +399,7 @@ def _add_sales(
         verdict.units_sold = float(sum(split))
         if product is not None:
             verdict.reason += f"; 拆零 {verdict.units_sold:g} of {product['units_per_pack']} units"
+            verdict.reason_zh += f"；拆零已售 {verdict.units_sold:g}/{product['units_per_pack']}"
     for time_us, units, _, where in rows[-RECENT_SALES:]:
         verdict.sales.append({"date": _day(time_us), "where": where, "units": units})
     return {r[2] for r in rows if r[2] is not None}

@@ -17,10 +17,13 @@ async function verifyAll(codes) {
 
 function summary(verdicts, repeated) {
   const counts = {};
-  for (const v of verdicts) counts[v.status] = (counts[v.status] || 0) + 1;
-  const parts = Object.entries(counts).map(([s, n]) => `${verdictOf(s)[0]} ${n}`);
+  for (const v of verdicts) {
+    const name = verdictOf(v)[0];
+    counts[name] = (counts[name] || 0) + 1;
+  }
+  const parts = Object.entries(counts).map(([name, n]) => `${name} ${n}`);
   if (repeated) parts.push(`重复扫描 ${repeated}`);
-  const bad = verdicts.length - (counts.genuine || 0);
+  const bad = verdicts.filter((v) => v.status !== "genuine").length;
   return `共 ${verdicts.length} 个码：${parts.join("，")}。` + (bad ? `${bad} 个不可入库。` : "全部可入库。");
 }
 
@@ -34,10 +37,10 @@ function resultTable(codes, verdicts) {
     const holder = v.detail && v.detail.custodian ? v.detail.custodian.name : "";
     return { ok: v.status === "genuine" && first === null, cells: [
       i + 1, codes[i],
-      el("span", { class: `status ${verdictOf(v.status)[1]}`, "data-status": v.status },
-        verdictOf(v.status)[0]),
+      el("span", { class: `status ${verdictOf(v)[1]}`, "data-status": v.status },
+        verdictOf(v)[0]),
       first === null ? "" : `重复（第 ${first} 行）`,
-      p.generic_name || "", b.lot || "", b.expiry || "", holder, v.reason,
+      p.generic_name || "", b.lot || "", b.expiry || "", holder, v.reason_zh || v.reason,
     ] };
   });
   rows.sort((a, b) => Number(a.ok) - Number(b.ok));  // problems first, otherwise in scan order

@@ -52,9 +52,11 @@ const VERDICTS = {
   in_transit: ["在途", "warn"],
 };
 
-/** [中文, class] of a verdict status (an unknown one shown as itself, as a warning). */
-function verdictOf(status) {
-  return VERDICTS[status] || [status, "warn"];
+/** [中文, class] of a verdict (``/verify`` answer): by its status — an unknown one shown as
+ * itself, as a warning — but a text that is no code at all is a misread, not a fake. */
+function verdictOf(v) {
+  if (v.malformed) return ["码有误 · 请核对", "bad"];
+  return VERDICTS[v.status] || [v.status, "warn"];
 }
 
 /** The API key typed into this tab (sessionStorage), or "". */

@@ -5,9 +5,9 @@ const RECALL_CLASS = { 1: "一级召回", 2: "二级召回", 3: "三级召回" }
 
 function verdictBanner(v) {
   // a code issued here whose production was never reported is a data gap, not a fake
-  const [zh, cls] = v.issued ? ["已赋码 · 企业未上报生产", "warn"] : verdictOf(v.status);
+  const [zh, cls] = v.issued ? ["已赋码 · 企业未上报生产", "warn"] : verdictOf(v);
   return el("div", { class: `verdict ${cls}`, "data-status": v.status },
-    el("strong", {}, zh), el("span", {}, v.reason));
+    el("strong", {}, zh), el("span", {}, v.reason_zh || v.reason));
 }
 
 function productCard(p) {
