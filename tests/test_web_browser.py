@@ -246,6 +246,9 @@ def test_codes_page_issues_a_batch_and_downloads_its_print_lines(
     page.locator("body[data-loaded=true]").wait_for()
     request_id = page.input_value("#issue-form [name=requestId]")
     assert request_id.startswith("web-")
+    offered = page.locator("#products option")  # the products to choose from, by name
+    assert offered.count() >= 2
+    assert product in [offered.nth(i).get_attribute("value") for i in range(offered.count())]
     page.fill("#issue-form [name=product]", product)
     page.fill("#issue-form [name=quantity]", "3")
     page.fill("#issue-form [name=lot]", "B2612")
@@ -264,6 +267,40 @@ def test_codes_page_issues_a_batch_and_downloads_its_print_lines(
     page.click("#issue-form button[type=submit]")
     page.locator("#issued-box", has_text="未重复赋码").wait_for()
     assert rows[0]["code"] in page.inner_text("#issued-box")
+
+
+def test_codes_page_offers_a_holder_its_own_products(page: Any, demo_store: DemoStore) -> None:
+    """An enterprise key chooses among the products it holds or makes; a regulator's key is
+    told who issues codes instead of being shown an empty page."""
+    product = demo_store.truth["samples"]["genuine"]["raw"][:7]
+    engine = open_engine(demo_store.url)
+    with engine.connect() as conn:
+        holder = conn.execute(
+            select(schema.enterprise.c.uscc)
+            .join(schema.product, schema.product.c.holder_id == schema.enterprise.c.id)
+            .where(schema.product.c.product_code == product)
+        ).scalar_one()
+        theirs = set(
+            conn.execute(
+                select(schema.product.c.product_code)
+                .join(schema.enterprise, schema.enterprise.c.id == schema.product.c.holder_id)
+                .where(schema.enterprise.c.uscc == holder)
+            ).scalars()
+        )
+        every = len(conn.execute(select(schema.product.c.product_code)).all())
+    key = create_key(engine, holder, "enterprise", "browser 赋码 holder")
+    engine.dispose()
+    page.goto("/web/codes")
+    page.fill("#key", key)
+    page.click("#load")
+    page.locator("body[data-loaded=true]").wait_for()
+    offered = page.locator("#products option")
+    values = {offered.nth(i).get_attribute("value") for i in range(offered.count())}
+    assert product in values and theirs <= values and len(values) < every  # not every product
+    page.fill("#key", demo_store.regulator_key)
+    page.click("#load")
+    page.locator("#whoami", has_text="赋码由上市许可持有人或生产企业的密钥办理").wait_for()
+    assert page.locator("#issue-card").is_hidden()
 
 
 def test_consumer_page_keeps_markup_as_text(page: Any) -> None:

@@ -46,10 +46,25 @@ async function refresh() {
   document.body.dataset.loaded = "true";
 }
 
+/** The products this key may issue codes for — its enterprise holds (上市许可持有人) or makes
+ * them; an admin's every product — offered by code with their names as the field is typed. */
+async function loadProducts(me) {
+  const { products = [] } = await apiGet("/masterdata", { section: "products" });
+  const uscc = me.enterprise ? me.enterprise.uscc : null;
+  const mine = products.filter((p) => me.role === "admin"
+    || (uscc && (p.holder_uscc === uscc || p.manufacturer_uscc === uscc)));
+  show(document.getElementById("products"), mine.map((p) => el("option", { value: p.product_code },
+    [p.generic_name, p.strength, p.pack_spec].filter(Boolean).join(" "))));
+}
+
 async function loadKey() {
   const me = await loadHolder();
   state.me = me;
-  document.getElementById("issue-card").hidden = !["enterprise", "admin"].includes(me.role);
+  const issues = ["enterprise", "admin"].includes(me.role);
+  document.getElementById("issue-card").hidden = !issues;
+  if (issues) await loadProducts(me);
+  else show(document.getElementById("whoami"),
+    `${keyHolder(me)}：可查看全部赋码记录；赋码由上市许可持有人或生产企业的密钥办理。`);
   document.getElementById("issue-form").elements.requestId.value = newRequestId();
   await refresh();
 }
