@@ -464,7 +464,8 @@ def test_trace_page_explains_a_refusal(page: Any, watch: Watch, demo_store: Demo
         page.click("#submit")
     assert answer.value.status == 401
     page.locator("#graph[data-state=done]").wait_for()
-    assert "Unauthorized" in page.locator(".problem").inner_text()
+    refusal = page.locator(".problem").inner_text()
+    assert refusal.startswith("密钥无效、已吊销或未填写 · Unauthorized")  # said in Chinese first
     assert page.evaluate("window.yaolianGraph") is None
     assert page.locator("#summary-card").is_hidden()
     assert page.locator("#events-table").count() == 0

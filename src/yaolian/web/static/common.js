@@ -70,11 +70,21 @@ function storeKey(key) {
   else sessionStorage.removeItem(KEY_STORE);
 }
 
-/** An error from the API: the problem+json title, detail and place of the fault. */
+/** What an HTTP status means to the person at the page (the API's own words follow). */
+const STATUS_ZH = {
+  0: "连不上服务器", 400: "请求有误", 401: "密钥无效、已吊销或未填写", 403: "此密钥无权进行该操作",
+  404: "未找到", 406: "不支持所请求的格式", 409: "与已有记录冲突", 413: "内容过大",
+  415: "不支持的文件格式", 422: "输入有误", 429: "请求过于频繁，请稍后再试",
+  503: "服务繁忙，请稍后再试",
+};
+
+/** An error from the API: what its status means in Chinese, then the problem+json title,
+ * detail and place of the fault. */
 class ApiProblem extends Error {
   constructor(status, problem) {
     const place = problem.place ? ` (${problem.place})` : "";
-    super(`${problem.title || "HTTP " + status}: ${problem.detail || ""}${place}`);
+    const zh = STATUS_ZH[status] || (status >= 500 ? "服务器出错" : "");
+    super(`${zh ? zh + " · " : ""}${problem.title || "HTTP " + status}: ${problem.detail || ""}${place}`);
     this.status = status;
     this.problem = problem;
   }
