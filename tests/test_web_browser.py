@@ -471,6 +471,28 @@ def test_trace_page_explains_a_refusal(page: Any, watch: Watch, demo_store: Demo
     assert page.locator("#events-table").count() == 0
 
 
+def _alert_rows(page: Any, alerts: list[dict[str, Any]]) -> dict[tuple[int, str], list[int]]:
+    """Check the dashboard's alert rows against the API's page of ``alerts``: one row per code
+    and event (the rules that fired on one sale together), and the codes one event flagged
+    alike in one row too (every pack of a case too warm: "等 N 个码"). Returns the rows' codes
+    by event and rules."""
+    per_code: dict[tuple[int, int], set[str]] = {}
+    for a in alerts:
+        per_code.setdefault((a["code_id"], a["event_id"]), set()).add(a["rule"])
+    occurrences: dict[tuple[int, str], list[int]] = {}
+    for (code, event), fired in per_code.items():
+        occurrences.setdefault((event, ",".join(sorted(fired))), []).append(code)
+    rows = page.locator("#alerts-table tbody tr")
+    assert rows.count() == len(occurrences) > 0
+    for row, ((_, rules), codes) in zip(rows.all(), occurrences.items(), strict=True):
+        assert len(row.locator("td").nth(1).inner_text().split("、")) == len(rules.split(","))
+        reason = row.locator("td").nth(4).inner_text()  # said in Chinese, one per rule
+        assert len(reason.split("；")) == len(rules.split(","))
+        assert not re.search("[a-z]{4}", reason)
+        assert (f"等 {len(codes)} 个码" in row.inner_text()) == (len(codes) > 1)
+    return occurrences
+
+
 def test_dashboard_for_a_regulator(page: Any, server: str, demo_store: DemoStore) -> None:
     key = demo_store.regulator_key
     start = date.fromisoformat(demo_store.truth["start"][:10])
@@ -480,16 +502,13 @@ def test_dashboard_for_a_regulator(page: Any, server: str, demo_store: DemoStore
     page.click("#submit")
     page.locator("body[data-loaded=true]").wait_for()
     alerts = _api(server, "/alerts?limit=12", key)
-    # one row per code and event: the rules that fired on one sale together
-    occurrences: dict[tuple[int, int], list[str]] = {}
-    for a in alerts["alerts"]:
-        occurrences.setdefault((a["code_id"], a["event_id"]), []).append(a["rule"])
-    rows = page.locator("#alerts-table tbody tr")
-    assert rows.count() == len(occurrences) > 0
-    for row, rules in zip(rows.all(), occurrences.values(), strict=True):
-        assert len(row.locator("td").nth(1).inner_text().split("、")) == len(rules)
-        reason = row.locator("td").nth(4).inner_text()  # said in Chinese, one per rule
-        assert len(reason.split("；")) == len(rules) and not re.search("[a-z]{4}", reason)
+    occurrences = _alert_rows(page, alerts["alerts"])
+    page.click("[data-alerts-page='1']")
+    page.locator("#alerts-range", has_text="第 13–").wait_for()
+    later = _alert_rows(page, _api(server, "/alerts?limit=12&offset=12", key)["alerts"])
+    assert any(len(codes) > 1 for codes in later.values())  # a case too warm: one row
+    page.click("[data-alerts-page='-1']")
+    page.locator("#alerts-range", has_text="第 1–").wait_for()
     assert page.locator("#alerts-chart canvas").count() == 1
     bars = page.evaluate(
         "echarts.getInstanceByDom(document.getElementById('alerts-chart'))"

@@ -85,9 +85,11 @@ function alertsPanels(body) {
     const a = group[0];
     const shown = (a.uri || a.code || "").replace(/^urn:nmpa:code:/, "");
     const severity = SEVERITIES.find((s) => group.some((g) => g.severity === s)) || a.severity;
-    return [a.time, group.map((g) => g.rule_zh).join("、"), group.find((g) => g.severity === severity).severity_zh,
-      a.uri ? el("a", { href: `trace?code=${encodeURIComponent(a.uri)}` }, shown) : shown,
-      group.map((g) => g.reason_zh || g.evidence.reason || "").filter((r) => r).join("；"),
+    const codes = new Set(group.map((g) => g.code_id)).size;
+    return [a.time, unique(group.map((g) => g.rule_zh)).join("、"), group.find((g) => g.severity === severity).severity_zh,
+      [a.uri ? el("a", { href: `trace?code=${encodeURIComponent(a.uri)}` }, shown) : shown,
+        codes > 1 ? el("span", { class: "muted" }, ` 等 ${codes} 个码`) : null],
+      unique(group.map((g) => g.reason_zh || g.evidence.reason || "").filter((r) => r)).join("；"),
       reviewCell(group)];
   })), pager(body)];
 }
@@ -176,16 +178,30 @@ async function saveReview(form) {
   await Promise.all([loadAlerts(), loadAudit()]);
 }
 
-/** Alerts in their order, those of one code at one event (a sale, a sighting) together: a
- * cloned pack sold far away fires 克隆码, 回流药 and 流向异常 on the same sale — one row. */
+/** Alerts in their order, those of one code at one event (a sale, a sighting) together — a
+ * cloned pack sold far away fires 克隆码, 回流药 and 流向异常 on the same sale: one row — and
+ * the codes one event flagged alike together too: a case's temperature excursion fires
+ * 冷链超温 on every pack inside it, one row "等 N 个码". */
 function byOccurrence(alerts) {
+  const byCode = groupBy(alerts, (a) => `${a.code_id}:${a.event_id}`);
+  return groupBy(byCode, (g) => `${g[0].event_id}:${unique(g.map((a) => a.rule)).sort()}`)
+    .map((groups) => groups.flat());
+}
+
+/** Items in groups of equal ``keyOf``, in the order each key first appears. */
+function groupBy(items, keyOf) {
   const groups = new Map();
-  for (const a of alerts) {
-    const key = `${a.code_id}:${a.event_id}`;
+  for (const item of items) {
+    const key = keyOf(item);
     if (!groups.has(key)) groups.set(key, []);
-    groups.get(key).push(a);
+    groups.get(key).push(item);
   }
   return [...groups.values()];
+}
+
+/** The distinct values, in order. */
+function unique(values) {
+  return [...new Set(values)];
 }
 
 function coveragePanel(body) {
