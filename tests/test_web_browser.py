@@ -233,6 +233,16 @@ def test_consumer_page_shows_a_pallet_as_a_logistics_unit(
     assert "查无此码" not in page.locator("#result").inner_text()
 
 
+def _codes_page(page: Any, key: str) -> set[str | None]:
+    """Open the 赋码 page with ``key``; the product codes its product field offers."""
+    page.goto("/web/codes")
+    page.fill("#key", key)
+    page.click("#load")
+    page.locator("body[data-loaded=true]").wait_for()
+    offered = page.locator("#products option")
+    return {offered.nth(i).get_attribute("value") for i in range(offered.count())}
+
+
 def test_codes_page_issues_a_batch_and_downloads_its_print_lines(
     page: Any, demo_store: DemoStore
 ) -> None:
@@ -240,15 +250,9 @@ def test_codes_page_issues_a_batch_and_downloads_its_print_lines(
     engine = open_engine(demo_store.url)
     admin = create_key(engine, None, "admin", "browser 赋码")
     engine.dispose()
-    page.goto("/web/codes")
-    page.fill("#key", admin)
-    page.click("#load")
-    page.locator("body[data-loaded=true]").wait_for()
+    assert product in _codes_page(page, admin)  # the products to choose from, by name
     request_id = page.input_value("#issue-form [name=requestId]")
     assert request_id.startswith("web-")
-    offered = page.locator("#products option")  # the products to choose from, by name
-    assert offered.count() >= 2
-    assert product in [offered.nth(i).get_attribute("value") for i in range(offered.count())]
     page.fill("#issue-form [name=product]", product)
     page.fill("#issue-form [name=quantity]", "3")
     page.fill("#issue-form [name=lot]", "B2612")
@@ -290,12 +294,7 @@ def test_codes_page_offers_a_holder_its_own_products(page: Any, demo_store: Demo
         every = len(conn.execute(select(schema.product.c.product_code)).all())
     key = create_key(engine, holder, "enterprise", "browser 赋码 holder")
     engine.dispose()
-    page.goto("/web/codes")
-    page.fill("#key", key)
-    page.click("#load")
-    page.locator("body[data-loaded=true]").wait_for()
-    offered = page.locator("#products option")
-    values = {offered.nth(i).get_attribute("value") for i in range(offered.count())}
+    values = _codes_page(page, key)
     assert product in values and theirs <= values and len(values) < every  # not every product
     page.fill("#key", demo_store.regulator_key)
     page.click("#load")
