@@ -627,6 +627,10 @@ def test_cli_discontinue_records_the_filing_date(
     a malformed date is a clear error naming the field."""
     common = ("supply", "discontinue", P1, USCC, "2026-05-01", "停产", "--db", sqlite_url)
     code, out = run_main(monkeypatch, capsys, *common, "--json", "--filed", "2026-03-02")
+    assert code == 2 and "product" in out and "unknown product 8385793" in out  # no such product
+    upsert_enterprise(sqlite_engine, USCC, "示例制药", "holder")
+    upsert_product(sqlite_engine, P1, "阿莫西林胶囊", holder_uscc=USCC)
+    code, out = run_main(monkeypatch, capsys, *common, "--json", "--filed", "2026-03-02")
     assert code == 0, out
     code, out = run_main(monkeypatch, capsys, *common, "--filed", "2026-13-40")
     assert code == 2 and "filed_on" in out

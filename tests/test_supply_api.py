@@ -249,6 +249,17 @@ def test_enterprise_keys_see_and_speak_for_their_own_sites(db_url: str, engine: 
     assert len(get("mine", "/supply/stocktakes")["stocktakes"]) == 1
     assert get("theirs", "/supply/stocktakes")["stocktakes"] == []
     assert [d["site"] for d in get("mine", "/supply/demands")["demands"]] == [OTHER_SITE]
+    # a product nobody registered nor stocks is a typo, not a post that never matches; one
+    # typed in full width (全角) is the product
+    unknown = post("theirs", "/supply/demands", demand | {"site": OTHER_SITE, "product": "8385794"})
+    assert unknown.status_code == 400
+    assert unknown.json()["detail"].startswith("product: unknown product 8385794")
+    wide = demand | {
+        "site": OTHER_SITE,
+        "product": P1.translate({c: c + 0xFEE0 for c in range(48, 58)}),
+    }
+    assert post("theirs", "/supply/demands", wide).status_code == 201
+    assert [d["product"] for d in get("mine", "/supply/demands")["demands"]] == [P1, P1]
     offered = post("mine", "/supply/offers", offer)
     assert offered.status_code == 201
     close = f"/supply/offers/{offered.json()['id']}/close"

@@ -39,10 +39,11 @@ from sqlalchemy import (
     case,
     func,
     insert,
+    or_,
     select,
 )
 
-from yaolian.codes.identity import NMPA_LOT_KEY, NMPA_PRODUCT_KEY, product_of_key
+from yaolian.codes.identity import NMPA_LOT_KEY, NMPA_PRODUCT_KEY, product_of_key, typed
 from yaolian.epcis.extensions import sale_line
 from yaolian.epcis.model import location, parties
 from yaolian.epcis.validate import IDENTIFIER_MAX_BYTES, utf8_longer
@@ -130,6 +131,30 @@ def require_product(product: str, place: str = "product") -> str:
     if not text or len(text) > PRODUCT_CODE_MAX:
         raise ValidationError(
             f"product code must have 1 to {PRODUCT_CODE_MAX} characters", place=place
+        )
+    return text
+
+
+def require_known_product(conn: Connection, product: str, place: str = "product") -> str:
+    """A product someone posts about (a demand, an offer, a reserve plan, a discontinuation):
+    typed as a person types it (:func:`~yaolian.codes.identity.typed`), and registered in master
+    data (as a 药品标识码 or a GTIN) or moving in the ledger; else a ValidationError naming
+    ``place`` — a mistyped code would sit on the board matching nothing. The code is kept as
+    given: the ledger names a product by the code its packs carry."""
+    text = require_product(typed(product or ""), place)
+    p = product_table.c
+    known = (
+        conn.execute(
+            select(p.product_code).where(or_(p.product_code == text, p.gtin == text)).limit(1)
+        ).first()
+        or conn.execute(
+            select(supply_movement.c.product).where(supply_movement.c.product == text).limit(1)
+        ).first()
+    )
+    if known is None:
+        raise ValidationError(
+            f"unknown product {text}: no 药品标识码 or GTIN registered as it and no stock of it",
+            place=place,
         )
     return text
 

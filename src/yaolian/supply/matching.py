@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Table, insert, select, update
 
 from yaolian.errors import NotFoundError, ValidationError
 from yaolian.store.schema import site, supply_demand, supply_lead_time, supply_offer
-from yaolian.supply.ledger import require_product, require_site
+from yaolian.supply.ledger import require_known_product, require_site
 from yaolian.supply.risk import assess
 from yaolian.supply.signals import DEFAULT_LEAD_DAYS, parse_day
 
@@ -170,7 +170,7 @@ def post_demand(
     """A hospital's demand post; returns its id."""
     if quantity <= 0:
         raise ValidationError("quantity must be positive", place="quantity")
-    product, site_id = require_product(product), require_site(site_id)
+    product, site_id = require_known_product(conn, product), require_site(site_id)
     day = parse_day(needed_by, "needed_by")
     return int(
         conn.execute(
@@ -201,7 +201,7 @@ def post_offer(
     """Stock offered by a distributor, manufacturer or region; returns its id."""
     if quantity <= 0:
         raise ValidationError("quantity must be positive", place="quantity")
-    product, site_id = require_product(product), require_site(site_id)
+    product, site_id = require_known_product(conn, product), require_site(site_id)
     avail = parse_day(available_from, "available_from")
     exp = parse_day(expiry, "expiry") if expiry else None
     if exp is not None and exp <= avail:

@@ -20,7 +20,7 @@ from yaolian.store.ingest import CaptureResult, capture_document
 from yaolian.store.schema import event as event_table
 from yaolian.store.schema import reserve_dispatch, reserve_plan
 from yaolian.store.tx import read_tx
-from yaolian.supply.ledger import require_product, require_site, stock
+from yaolian.supply.ledger import require_known_product, require_site, stock
 from yaolian.trace.builders import object_event
 
 RESERVE_LEVELS = ("central", "provincial")
@@ -67,7 +67,7 @@ def create_plan(conn: Connection, *, product: str, level: str, target: float, si
         raise ValidationError(f"level must be one of {', '.join(RESERVE_LEVELS)}", place="level")
     if target <= 0:
         raise ValidationError("target quantity must be positive", place="target")
-    product, site_id = require_product(product), require_site(site_id)
+    product, site_id = require_known_product(conn, product), require_site(site_id)
     exists = conn.execute(
         select(reserve_plan.c.id).where(
             reserve_plan.c.product == product,

@@ -23,7 +23,7 @@ from yaolian.store.schema import (
     supply_production_plan,
 )
 from yaolian.store.tx import upsert
-from yaolian.supply.ledger import require_product, stored_us
+from yaolian.supply.ledger import require_known_product, require_product, stored_us
 from yaolian.trace.directory import holds_product
 
 DEFAULT_LEAD_DAYS = 14.0
@@ -112,7 +112,7 @@ def file_discontinuation(
     date, not the moment it is stored); risk assessed as of that day or later reflects it.
     ``enterprise_id`` (an enterprise filing it): only as itself (``holder`` = its 统一社会信用代码)
     and for a product it holds or makes (ForbiddenError otherwise)."""
-    product = require_product(product)
+    product = require_known_product(conn, product)
     if enterprise_id is not None:
         _require_filer(conn, enterprise_id, holder, product)
     if not holder.strip():
