@@ -141,8 +141,11 @@ def test_generated_events_capture_alike_on_both_stores(
 def test_the_generated_stores_rebuild_to_what_capture_left(
     sqlite_engine: Engine, pg_engine: Engine
 ) -> None:
-    """The same generation, then a rebuild: the projections capture left are a rebuild's."""
+    """The same generation, then a rebuild: the projections capture left are a rebuild's, and
+    the two stores' alike but for when each recorded the events (an alert's ``record_us`` is
+    the store's own record time of the event that raised it)."""
     captured: dict[str, dict[str, list[str]]] = {}
+    alike: dict[str, dict[str, list[str]]] = {}
 
     @settings(max_examples=80, deadline=None, database=None)
     @given(st.dictionaries(st.sampled_from([*FIELDS, "type"]), _value, max_size=3))
@@ -158,6 +161,7 @@ def test_the_generated_stores_rebuild_to_what_capture_left(
     feed()
     for name, engine in (("sqlite", sqlite_engine), ("postgresql", pg_engine)):
         captured[name] = table_rows(engine, TABLES)
+        alike[name] = table_rows(engine, TABLES, skip=("id", "record_us"))
         rebuild(engine)
         assert table_rows(engine, TABLES) == captured[name], name
-    assert captured["sqlite"] == captured["postgresql"]
+    assert alike["sqlite"] == alike["postgresql"]

@@ -208,7 +208,7 @@ function coveragePanel(body) {
   const rows = body.rows;
   const holder = document.getElementById("coverage-chart");
   holder.hidden = !rows.length;
-  if (!rows.length) return el("p", { class: "muted", id: "coverage-total" }, "此密钥无可统计的药品。No packs in view.");
+  if (!rows.length) return el("p", { class: "muted", id: "coverage-total" }, "此密钥无可统计的药品：企业密钥统计本企业持有或生产的品种的追溯覆盖率。No packs of this key's products in view.");
   chart("coverage-chart", {
     tooltip: { valueFormatter: (v) => `${v}%` },
     grid: { left: 110, right: 56, top: 10, bottom: 30 },
