@@ -68,6 +68,10 @@ def test_trace_http_and_visibility(client: TestClient, trace_world: Any) -> None
         "/trace/8600001", params={"lot": "L001", "direction": "forward"}, headers=key(w, "MFR")
     ).json()
     assert fwd["summary"]["codes"] == 6
+    batch = client.get("/trace/8600001/L001", headers=key(w, "PHB"))  # not its product
+    assert batch.status_code == 404
+    assert "batch '8600001/L001' is not visible" in batch.json()["detail"]
+    assert "products it holds or makes" in batch.json()["detail"]
     early = client.get(
         f"/trace/{code}",
         params={"at": "2026-01-05T10:00:00+00:00"},

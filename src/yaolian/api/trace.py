@@ -46,7 +46,14 @@ def get_trace(
                 else holds_product(conn, ent, target.product or "")
             )
             if not allowed:
-                raise NotFoundError(f"{code!r} is not visible to this key", place="code")
+                raise NotFoundError(
+                    f"batch {target.text!r} is not visible to this key: an enterprise traces "
+                    "batches of the products it holds or makes, and the codes it handled"
+                    if target.code_id is None
+                    else f"{code!r} is not visible to this key: an enterprise traces the codes "
+                    "it shipped, received, holds or sold",
+                    place="code",
+                )
         if direction == "forward":
             graph = trace_forward(conn, target, at_us=at_us, viewer=viewer)
         else:
