@@ -527,7 +527,7 @@ def recall_list(db: DbOption = None, as_json: JsonOption = False) -> None:
         return
     print_table(
         "recalls",
-        ["id", "class", "created", "closed", "batches", "codes", "reason"],
+        ["id", "class", "created", "closed", "batches", "codes named", "reason"],
         [
             (
                 r["id"],
@@ -535,7 +535,7 @@ def recall_list(db: DbOption = None, as_json: JsonOption = False) -> None:
                 r["created"],
                 "yes" if r["closed_us"] else "",
                 ", ".join(r["batches"]),
-                r["codes"],
+                r["codes"] or "",  # codes named one by one (a batch's are counted in its scope)
                 r["reason"],
             )
             for r in found
