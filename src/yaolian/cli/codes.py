@@ -19,7 +19,6 @@ from yaolian.cli.common import (
     print_table,
 )
 from yaolian.codes.barcode import Kind, read_image, render_to_file
-from yaolian.codes.bulk import validate_many
 from yaolian.codes.inspect import describe
 from yaolian.codes.issue import IssueRequest, export_csv, export_text, issue_codes
 from yaolian.codes.registry import CodeRegistry
@@ -135,6 +134,8 @@ def validate_cmd(
 ) -> None:
     """Validate codes fully (issuer rule, length, characters, check digits, dates, registered
     product). Every bad code is reported with its line and reason; exit 1 if any is bad."""
+    from yaolian.codes.bulk import validate_many  # pandas and polars: this command's only
+
     if not codes and file is None:
         raise CodeError("give codes as arguments or --file F")
     numbered = _read_lines(file) if file is not None else []

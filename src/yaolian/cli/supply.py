@@ -12,7 +12,7 @@ from yaolian.cli.names import Names
 from yaolian.errors import ValidationError
 from yaolian.store.audit import append_audit
 from yaolian.store.tx import write_tx
-from yaolian.supply import consumption, forecast, ledger, matching, reserves, signals, warnings
+from yaolian.supply import consumption, forecast, ledger, reserves, signals, warnings
 
 AsOfOption = Annotated[str | None, typer.Option("--as-of", help="Day YYYY-MM-DD (default: today)")]
 ProductOption = Annotated[str | None, typer.Option("--product", help="Product code")]
@@ -321,6 +321,8 @@ def register(app: typer.Typer) -> None:
         json: JsonOption = False,
     ) -> None:
         """Match demand posts to offers, or suggest transfers between regions."""
+        from yaolian.supply import matching  # scipy's optimiser: loaded by this command only
+
         with open_store(db).connect() as conn:
             found, unmet = (
                 matching.suggest_transfers(conn, _day(as_of), product=product)
