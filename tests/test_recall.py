@@ -341,7 +341,8 @@ def test_a_part_taken_once_stays_a_part(trace_world: Any) -> None:
 
 def test_an_event_declared_erroneous_gives_no_part(trace_world: Any) -> None:
     """A shipment to pharmacy B entered by mistake and then declared erroneous (EPCIS
-    errorDeclaration): B never had the packs and does not see their batch's recall."""
+    errorDeclaration): B never had the packs and does not see their batch's recall — unless
+    other packs of the batch did reach it."""
     w = trace_world
     spread(w)
     wrong = w.ship(w.case(1), 60, "DIST", "PHB")
@@ -357,6 +358,22 @@ def test_an_event_declared_erroneous_gives_no_part(trace_world: Any) -> None:
     w.capture(declared)
     assert list_recalls(w.engine, phb) == []
     assert w.parties["PHB"] not in {p for _, _, p in batch_parties(w.engine)}
+    # B receives case 2 for real, then case 1 is sent to it by mistake once more and undone:
+    # B keeps its part in L001 by case 2, and has none in L002 (only case 1 held pack 9)
+    w.capture(w.ship(w.case(2), 62, "PHA", "PHB"), w.receive(w.case(2), 63, "PHB", src="PHA"))
+    again = w.ship(w.case(1), 64, "DIST", "PHB")
+    again["eventID"] = "urn:uuid:6f1a3c2e-0000-4000-8000-000000000003"
+    w.capture(again)
+    assert {lot for _, lot, p in batch_parties(w.engine) if p == w.parties["PHB"]} == {
+        "L001",
+        "L002",
+    }
+    w.capture({**again, "errorDeclaration": declared["errorDeclaration"]})
+    assert [r["id"] for r in list_recalls(w.engine, phb)] == [rid]
+    assert {lot for _, lot, p in batch_parties(w.engine) if p == w.parties["PHB"]} == {"L001"}
+    before = batch_parties(w.engine)
+    rebuild(w.engine)
+    assert batch_parties(w.engine) == before
 
 
 def test_a_batch_with_no_code_on_record_says_so(trace_world: Any) -> None:

@@ -576,7 +576,7 @@ batch_party = Table(  # projection: who took part in a batch (a recall's parties
     Column("product", String(20), primary_key=True),
     Column("lot", Text, primary_key=True),
     # a party or a site that shipped, received, held or sold a code of the batch (named by a
-    # hand-over, a state or a sale as written); renewed when its codes' rows are recomputed
+    # hand-over, a state or a sale as written); a recompute takes out what it no longer names
     Column("party", Text, primary_key=True),
 )
 

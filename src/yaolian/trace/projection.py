@@ -69,8 +69,8 @@ _TABLES_BY_CODE = (
     (s.alert, s.alert.c.code_id),
 )
 _TABLES = (*(table for table, _ in _TABLES_BY_CODE), s.batch_party)
-"""Every table of the projection (``batch_party`` has no code column: :func:`recompute` renews
-the batches of the codes it rewrites)."""
+"""Every table of the projection (``batch_party`` has no code column: :func:`recompute` takes
+out what only the rows it rewrote named)."""
 
 
 def chunks(ids: Collection[int], size: int = CHUNK) -> Iterator[list[int]]:
@@ -397,16 +397,11 @@ def recompute(conn: Connection, seed: Collection[int], ctx: StoreContext | None 
     ctx.load_keys(world)
     ctx.focus(world)
     machine = _replay(_load_facts(conn, world), world, ctx)
-    batches = {
-        (product, lot)
-        for sql in _BATCHES_OF_CODES_SQL
-        for product, lot in rawsql.fetch_ids(conn, sql, scope)
-        if product is not None and lot is not None
-    }
+    named = _parties_named_by(conn, scope)
     for table, column in _TABLES_BY_CODE:
         rawsql.execute_ids(conn, f"DELETE FROM {table.name} WHERE {column.name} {{ids}}", scope)
     _write_all(conn, machine, scope)
-    _renew_batch_parties(conn, batches)
+    _forget_parties(conn, named - _parties_named_by(conn, scope))
     return len(scope)
 
 
@@ -479,30 +474,41 @@ _PARTY_COLUMNS = {
 }
 """Per projection, the columns that name a party or a site taking part in the row's batch."""
 _PARTY_CLAUSES = sum(map(len, _PARTY_COLUMNS.values()))
-_BATCHES_OF_CODES_SQL = tuple(
-    f"SELECT DISTINCT product, lot FROM {table} WHERE code_id {{ids}}" for table in _PARTY_COLUMNS
+_ROWS_OF_CODES_SQL = tuple(
+    f"SELECT product, lot, {', '.join(columns)} FROM {table} WHERE code_id {{ids}}"
+    for table, columns in _PARTY_COLUMNS.items()
 )
-_PARTIES_OF_BATCH_SQL = " UNION ".join(
-    f"SELECT {column} FROM {table} WHERE product = ? AND lot = ? AND {column} IS NOT NULL"
+_STILL_NAMED_SQL = "SELECT 1 WHERE " + " OR ".join(
+    f"EXISTS (SELECT 1 FROM {table} WHERE product = ? AND lot = ? AND {column} = ?)"
     for table, columns in _PARTY_COLUMNS.items()
     for column in columns
 )
-_DELETE_BATCH_SQL = "DELETE FROM batch_party WHERE product = ? AND lot = ?"
+_FORGET_SQL = "DELETE FROM batch_party WHERE product = ? AND lot = ? AND party = ?"
 
 
-def _renew_batch_parties(conn: Connection, batches: Iterable[tuple[str, str]]) -> None:
-    """Replace the ``batch_party`` rows of ``batches`` with what their rows name now (after a
-    rewrite of codes' rows: an event declared erroneous no longer gives its parties a part)."""
-    cur, delete_sql = rawsql.cursor(conn), rawsql.sql(conn, _DELETE_BATCH_SQL)
-    for product, lot in sorted(batches):
-        cur.execute(delete_sql, (product, lot))
-        named = rawsql.fetch(conn, _PARTIES_OF_BATCH_SQL, (product, lot) * _PARTY_CLAUSES)
-        rawsql.insert(
-            conn,
-            "batch_party",
-            ("product", "lot", "party"),
-            [(product, lot, party) for (party,) in named],
-        )
+def _parties_named_by(conn: Connection, codes: Collection[int]) -> set[tuple[Any, Any, Any]]:
+    """Each (product, lot, party or site) the rows of ``codes`` name (code-id look-ups)."""
+    return {
+        (product, lot, party)
+        for sql in _ROWS_OF_CODES_SQL
+        for product, lot, *parties in rawsql.fetch_ids(conn, sql, codes)
+        if product is not None and lot is not None
+        for party in parties
+        if party is not None
+    }
+
+
+def _forget_parties(conn: Connection, gone: Iterable[tuple[Any, Any, Any]]) -> None:
+    """Take out of ``batch_party`` those of ``gone`` — named by rows a recompute rewrote, no
+    longer by the new ones — that no other row of their batch names (an event declared
+    erroneous gives its parties no part). Usually nothing is gone and nothing is read: a late
+    event re-derives the same parties; a batch's rows are read only for one that went."""
+    cur = rawsql.cursor(conn)
+    still, forget = rawsql.sql(conn, _STILL_NAMED_SQL), rawsql.sql(conn, _FORGET_SQL)
+    for entry in sorted(gone):
+        cur.execute(still, entry * _PARTY_CLAUSES)
+        if cur.fetchone() is None:
+            cur.execute(forget, entry)
 
 
 def _note_batch_parties(
@@ -510,8 +516,9 @@ def _note_batch_parties(
 ) -> None:
     """Add to ``batch_party`` each (product, lot, party or site) these rows name. Nothing is
     taken away when a later event moves a code on: whoever held it, or was the destination of a
-    shipment that another party received, keeps its part until a recompute of the batch or a
-    rebuild reads the rows as they are then."""
+    shipment that another party received, keeps its part until a rebuild reads the rows as they
+    are then (:func:`_forget_parties` only takes out what a recompute's rewritten rows no
+    longer name)."""
     found: set[tuple[Any, Any, Any]] = set()
     for table, columns, tuples in tables:
         named = _PARTY_COLUMNS.get(table)
