@@ -475,7 +475,7 @@ _PARTY_COLUMNS = {
 """Per projection, the columns that name a party or a site taking part in the row's batch."""
 _PARTY_CLAUSES = sum(map(len, _PARTY_COLUMNS.values()))
 _ROWS_OF_CODES_SQL = tuple(
-    f"SELECT product, lot, {', '.join(columns)} FROM {table} WHERE code_id {{ids}}"
+    f"SELECT DISTINCT product, lot, {', '.join(columns)} FROM {table} WHERE code_id {{ids}}"
     for table, columns in _PARTY_COLUMNS.items()
 )
 _STILL_NAMED_SQL = "SELECT 1 WHERE " + " OR ".join(
