@@ -8,11 +8,12 @@ from typing import Any
 import orjson
 import pytest
 from lxml import etree
+from sqlalchemy import Engine
 
 from cli_run import run, run_main
 from yaolian.cli.common import console
 from yaolian.store.access import authenticate
-from yaolian.store.masterdata import enterprise_id_for, upsert_enterprise
+from yaolian.store.masterdata import enterprise_id_for, upsert_enterprise, upsert_site
 
 DATA = Path(__file__).parent / "data" / "nmpa"
 CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
@@ -44,7 +45,9 @@ def object_event(serial: str, step: str = "inspecting", **extra: Any) -> dict[st
     }
 
 
-def test_capture_files_then_query(db_url: str, tmp_path: Path) -> None:
+def test_capture_files_then_query(
+    db_url: str, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     doc = epcis_file(tmp_path, [object_event("X1"), object_event("X2", "shipping")])
     code, out = run("capture", str(DATA / "chain.csv"), str(doc), "--db", db_url)
     assert code == 0, out
@@ -89,8 +92,14 @@ def test_capture_files_then_query(db_url: str, tmp_path: Path) -> None:
         "events", "--db", db_url, "--param", "EQ_disposition=partially_dispensed", "--json"
     )
     assert len(orjson.loads(out)["epcisBody"]["eventList"]) == 1
+    monkeypatch.setattr(console, "width", 250)  # a wide terminal: no cell cut short
     code, out = run("events", "--db", db_url, "--limit", "3")
-    assert code == 0 and "3 event(s)" in out and "commissi" in out
+    assert code == 0 and "3 event(s)" in out and "commissioning" in out
+    assert "6901234.00001.0" in out  # a site nobody registered shows as its URI …
+    upsert_enterprise(engine, "91110000MA0000001L", "甲制药", "holder")
+    upsert_site(engine, "urn:epc:id:sgln:6901234.00001.0", "91110000MA0000001L", "甲制药一车间")
+    code, out = run("events", "--db", db_url, "--limit", "3")
+    assert "甲制药一车间" in out and "6901234.00001.0" not in out  # … a registered one by name
 
 
 def test_rollback_and_proceed_exit_1_with_reasons(sqlite_url: str, tmp_path: Path) -> None:

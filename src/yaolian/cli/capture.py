@@ -38,6 +38,7 @@ from yaolian.cli.common import (
     print_table,
     time_option,
 )
+from yaolian.cli.names import Names
 from yaolian.config import DATABASE_URL_ENV, database_url
 from yaolian.epcis import jsonld, xml
 from yaolian.epcis.model import (
@@ -213,12 +214,17 @@ def _quantity_text(epc_class: str, quantity: float | None, uom: str | None) -> s
     return epc_class + amount
 
 
-def _event_row(ev: Event) -> tuple[Any, ...]:
+def _location(ev: Event) -> str:
+    """The event's bizLocation, else its readPoint."""
+    return str((ev.get("bizLocation") or ev.get("readPoint") or {}).get("id", ""))
+
+
+def _event_row(ev: Event, names: Names) -> tuple[Any, ...]:
     epcs = [epc for epc, _ in iter_epcs(ev)]
     if not epcs:  # class-level only (a herb lot's kilograms): what and how much
         epcs = [_quantity_text(cls, qty, uom) for cls, qty, uom, _ in iter_quantities(ev)]
     shown = epcs[0] + (f" (+{len(epcs) - 1})" if len(epcs) > 1 else "") if epcs else ""
-    where = (ev.get("bizLocation") or ev.get("readPoint") or {}).get("id", "")
+    where = _location(ev)
     return (
         ev.get("eventTime"),
         ev.get("type"),
@@ -226,7 +232,7 @@ def _event_row(ev: Event) -> tuple[Any, ...]:
         ev.get("bizStep", ""),
         ev.get("disposition", ""),
         shown,
-        where,
+        names.site(where),
     )
 
 
@@ -304,18 +310,19 @@ def events(
             if not page.next_page_token:
                 break
             params["nextPageToken"] = [page.next_page_token]
-    if fmt == "table":
-        print_table(
-            f"{len(found)} event(s)",
-            ["eventTime", "type", "action", "bizStep", "disposition", "codes", "location"],
-            [_event_row(ev) for ev in found],
-        )
-    else:
-        doc = Document(events=found, context=[jsonld.EPCIS_CONTEXT])
-        data = xml.write_document(doc) if fmt == "xml" else jsonld.write_document(doc)
-        if fmt == "jsonld":
-            data = orjson.dumps(orjson.loads(data), option=orjson.OPT_INDENT_2)
-        sys.stdout.write(data.decode() + "\n")
+        if fmt == "table":  # a registered site by its name
+            names = Names(conn, sites=(_location(ev) for ev in found))
+            print_table(
+                f"{len(found)} event(s)",
+                ["eventTime", "type", "action", "bizStep", "disposition", "codes", "location"],
+                [_event_row(ev, names) for ev in found],
+            )
+            return
+    doc = Document(events=found, context=[jsonld.EPCIS_CONTEXT])
+    data = xml.write_document(doc) if fmt == "xml" else jsonld.write_document(doc)
+    if fmt == "jsonld":
+        data = orjson.dumps(orjson.loads(data), option=orjson.OPT_INDENT_2)
+    sys.stdout.write(data.decode() + "\n")
 
 
 # ── serve ────────────────────────────────────────────────────────────────────────────────────
