@@ -47,8 +47,10 @@ def test_an_enterprise_manages_its_own_keys(keyed: tuple[Api, str]) -> None:
     listed = _keys(api, api.key_a)
     assert [k["label"] for k in listed] == ["WMS", None]
     assert all(
-        set(k) == {"prefix", "role", "enterprise", "label", "created", "revoked"} for k in listed
+        set(k) == {"prefix", "role", "enterprise", "enterprise_name", "label", "created", "revoked"}
+        for k in listed
     )
+    assert {k["enterprise_name"] for k in listed} == {"甲医药有限公司"}
     assert wms["key"].split("_", 2)[2] not in str(listed)  # never the secret again
     for body, place in (
         ({"role": "regulator"}, "/role"),

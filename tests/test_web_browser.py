@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -35,6 +35,7 @@ from sqlalchemy import select
 from conftest import DemoStore
 from yaolian.api.app import ApiSettings, create_app
 from yaolian.codes.barcode import render_to_file
+from yaolian.epcis.model import CHINA_TIME
 from yaolian.store import schema
 from yaolian.store.access import create_key
 from yaolian.store.engine import open_engine
@@ -879,6 +880,10 @@ def test_keys_page_makes_and_revokes_an_enterprise_key(
         prefix = new_key.split("_", 2)[1]
         row = tab.locator("#keys-table tbody tr", has_text="HIS 收费")
         assert "有效" in row.inner_text()
+        made_at = next(k for k in _api(base, "/keys", new_key)["keys"] if k["prefix"] == prefix)
+        beijing = datetime.fromisoformat(made_at["created"]).astimezone(CHINA_TIME)
+        assert f"{made_at['enterprise_name']}（{HOSPITAL[0]}）" in row.inner_text()
+        assert beijing.date().isoformat() in row.inner_text()  # the day in Beijing, not UTC
         tab.click(f"[data-revoke='{prefix}']")  # the first click only asks again
         assert tab.inner_text(f"[data-revoke='{prefix}']") == "确认吊销？"
         assert httpx.get(f"{base}/me", headers={"X-API-Key": new_key}, timeout=30).is_success

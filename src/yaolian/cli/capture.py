@@ -425,7 +425,7 @@ def keys_list(db: DbOption = None, as_json: JsonOption = False) -> None:
                 (
                     k.prefix,
                     k.role,
-                    k.enterprise,
+                    " ".join(filter(None, (k.enterprise_name, k.enterprise))),
                     k.label,
                     china_time_text(k.created_us),
                     "revoked" if k.revoked else "",

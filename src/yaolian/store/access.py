@@ -281,6 +281,7 @@ class KeyInfo:
     prefix: str
     role: str
     enterprise: str | None  # 统一社会信用代码 of its enterprise
+    enterprise_name: str | None
     label: str | None
     created_us: int
     revoked: bool
@@ -291,6 +292,7 @@ class KeyInfo:
             "prefix": self.prefix,
             "role": self.role,
             "enterprise": self.enterprise,
+            "enterprise_name": self.enterprise_name,
             "label": self.label,
             "created": utc_text(self.created_us),
             "revoked": self.revoked,
@@ -304,6 +306,7 @@ def list_keys(bind: Engine | Connection, enterprise_id: int | None = None) -> li
         api_key.c.prefix,
         api_key.c.role,
         enterprise.c.uscc,
+        enterprise.c.name,
         api_key.c.label,
         api_key.c.created_us,
         api_key.c.revoked,

@@ -59,6 +59,11 @@ function verdictOf(v) {
   return VERDICTS[v.status] || [v.status, "warn"];
 }
 
+/** The calendar day in Beijing (UTC+8) of an ISO 8601 time, as YYYY-MM-DD. */
+function beijingDay(iso) {
+  return new Date(Date.parse(iso) + 8 * 3600e3).toISOString().slice(0, 10);
+}
+
 /** The API key typed into this tab (sessionStorage), or "". */
 function storedKey() {
   return sessionStorage.getItem(KEY_STORE) || "";

@@ -12,8 +12,9 @@ function manages() {
 function keysTable(keys) {
   if (!keys.length) return el("p", { class: "muted" }, "暂无密钥");
   return table("keys-table", ["前缀", "角色", "企业", "用途", "创建", "状态", ""], keys.map((k) => [
-    k.prefix, ROLE_NAMES[k.role] || k.role, k.enterprise || "", k.label || "",
-    k.created.slice(0, 10),
+    k.prefix, ROLE_NAMES[k.role] || k.role,
+    k.enterprise_name ? `${k.enterprise_name}（${k.enterprise}）` : k.enterprise || "",
+    k.label || "", beijingDay(k.created),
     el("span", { class: `status ${k.revoked ? "bad" : "ok"}` }, k.revoked ? "已吊销" : "有效"),
     !k.revoked && manages()
       ? el("button", { type: "button", class: "link", "data-revoke": k.prefix }, "吊销")
