@@ -337,7 +337,9 @@ def test_receiving_check_of_a_scanned_list(page: Any, server: str, demo_store: D
     fake = demo_store.incident_code("counterfeit", prefix="8")
     resold = demo_store.incident_code("resale", prefix="8")
     gs1 = demo_store.incident_code("diversion", prefix="01")
-    scans = [genuine, fake, gs1, resold, genuine, "12345"]  # the last one a mistyped code
+    wide = genuine.translate({ord(d): ord(d) + 0xFEE0 for d in "0123456789"})  # 全角 digits
+    # the genuine pack scanned again, typed again in full width; the last one a mistyped code
+    scans = [genuine, fake, gs1, resold, genuine, wide, "12345"]
     expected = [_api(server, f"/verify/{code}")["status"] for code in scans]
     page.goto("/web/check")
     page.fill("#codes", "\n".join(scans) + "\n\n")  # a scanner ends each code with Enter
@@ -356,9 +358,11 @@ def test_receiving_check_of_a_scanned_list(page: Any, server: str, demo_store: D
     order = [int(rows.nth(i).locator("td").first.inner_text()) for i in range(len(scans))]
     fine = [i + 1 for i, status in enumerate(expected) if status == "genuine" and i < 4]
     assert order[-len(fine) :] == fine  # the sellable ones last, problems first
-    assert "重复（第 1 行）" in rows.filter(has_text="重复").first.inner_text()
+    again = rows.filter(has_text="重复")
+    assert again.count() == 2  # the same pack, however it was typed
+    assert all("重复（第 1 行）" in text for text in again.all_inner_texts())
     summary = page.locator("#summary").inner_text()
-    assert f"共 {len(scans)} 个码" in summary and "重复扫描 1" in summary
+    assert f"共 {len(scans)} 个码" in summary and "重复扫描 2" in summary
     assert "查无此码 · 疑似假冒 1" in summary and "码有误 · 请核对 1" in summary
     typo = rows.filter(has_text="12345").first.inner_text()
     assert "码有误" in typo and "不是有效的追溯码" in typo  # said in Chinese, not a fake
@@ -366,6 +370,8 @@ def test_receiving_check_of_a_scanned_list(page: Any, server: str, demo_store: D
     holder = detail["custodian"]["name"]  # a party's (here the regulator's) key shows who
     mine = rows.filter(has_text=genuine)
     assert mine.count() == 2 and all(holder in t for t in mine.all_inner_texts())
+    fits = "(t => t.scrollWidth <= t.parentElement.clientWidth)(document.querySelector('table'))"
+    assert page.evaluate(fits)  # long codes and reasons wrap: no column cut off at the edge
 
 
 def test_digital_link_opens_the_consumer_page(

@@ -121,6 +121,8 @@ class Verdict:
             "sales": self.sales,
             "sale_count": self.sale_count,
         }
+        if self.key is not None:  # the code's identity: the same for every form of it
+            out["key"] = self.key
         if self.units_sold is not None:
             out["units_sold"] = self.units_sold
         if self.recall is not None:

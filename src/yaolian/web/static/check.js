@@ -27,20 +27,28 @@ function summary(verdicts, repeated) {
   return `共 ${verdicts.length} 个码：${parts.join("，")}。` + (bad ? `${bad} 个不可入库。` : "全部可入库。");
 }
 
+/** What makes two scans the same pack: the code's canonical key (the same pack typed in
+ * full-width digits or scanned as another form of its code), else the text as scanned. */
+function identity(code, verdict) {
+  return verdict.key || code;
+}
+
 function resultTable(codes, verdicts) {
   const seen = new Map();
   const rows = verdicts.map((v, i) => {
-    const first = seen.has(codes[i]) ? seen.get(codes[i]) : null;
-    if (first === null) seen.set(codes[i], i + 1);
+    const same = identity(codes[i], v);
+    const first = seen.has(same) ? seen.get(same) : null;
+    if (first === null) seen.set(same, i + 1);
     const p = v.product || {};
     const b = v.batch || {};
     const holder = v.detail && v.detail.custodian ? v.detail.custodian.name : "";
     return { ok: v.status === "genuine" && first === null, cells: [
-      i + 1, codes[i],
+      i + 1, el("span", { class: "code" }, codes[i]),
       el("span", { class: `status ${verdictOf(v)[1]}`, "data-status": v.status },
         verdictOf(v)[0]),
       first === null ? "" : `重复（第 ${first} 行）`,
-      p.generic_name || "", b.lot || "", b.expiry || "", holder, v.reason_zh || v.reason,
+      p.generic_name || "", b.lot || "", b.expiry || "", holder,
+      el("span", {}, v.reason_zh || v.reason),  // a node: wraps, however short
     ] };
   });
   rows.sort((a, b) => Number(a.ok) - Number(b.ok));  // problems first, otherwise in scan order
@@ -57,7 +65,7 @@ async function check() {
   show(document.getElementById("message"));
   try {
     const verdicts = await verifyAll(codes);
-    const repeated = codes.length - new Set(codes).size;
+    const repeated = codes.length - new Set(codes.map((c, i) => identity(c, verdicts[i]))).size;
     document.getElementById("result-card").hidden = false;
     show(document.getElementById("summary"), summary(verdicts, repeated));
     show(document.getElementById("result"), resultTable(codes, verdicts));
