@@ -200,6 +200,8 @@ def test_sale_line_files_and_cli(trace_world: Any, db_url: str, tmp_path: Path) 
     batch = runner.invoke(cli_app, ["trace", "8600001/L001", "--forward", "--db", db_url])
     assert batch.exit_code == 0 and "by_status: " in batch.output, batch.output
     assert "{" not in batch.output  # counts read as text, not Python dicts
+    held = "".join(batch.output.split()).partition("heldby")[2].partition("dispensed")[0]
+    assert "示例医药物流有限公司·示例医药物流有限公司warehouse" in held  # holder · its site
     listed = runner.invoke(cli_app, ["recall", "list", "--db", db_url])
     assert "test" in listed.output
     typo_args = ["recall", "create", "--class", "2", "--reason", "x", "--batch", "8600001/L0O1"]

@@ -70,6 +70,14 @@ def _label(graph: Graph, node_id: str) -> str:
     return str(node.get("name") or node.get("uri") or node_id)
 
 
+def _holder(graph: Graph, edge: dict[str, Any]) -> str:
+    """Where an edge goes; an enterprise holding at one of its sites (a chain's branch 分店)
+    with that site's name."""
+    label = _label(graph, edge["to"])
+    site = graph.nodes.get(edge.get("site") or "", {}).get("name")
+    return f"{label} · {site}" if site and site != label else label
+
+
 def graph_tree(graph: Graph) -> Tree:
     """A readable rich tree of a trace graph (by edge kind, in time order)."""
     tree = Tree(f"{graph.direction} trace of {_label(graph, graph.root)}")
@@ -105,7 +113,7 @@ def graph_tree(graph: Graph) -> Tree:
                 )
                 if e.get(k) is not None
             )
-            branch.add(f"{_label(graph, e['from'])} → {_label(graph, e['to'])}  {when}")
+            branch.add(f"{_label(graph, e['from'])} → {_holder(graph, e)}  {when}")
         if len(found) > 200:
             branch.add(f"… {len(found) - 200} more")
     if graph.summary:
