@@ -440,6 +440,17 @@ def test_trace_page_draws_the_graph(page: Any, server: str, demo_store: DemoStor
     assert page.input_value("#at") == "2020-01-01T08:00"
 
 
+OVERLAPPING_LABELS = """(() => {
+  const boxes = yaolianGraph.nodes().map(
+    (n) => n.boundingBox({ includeNodes: false, includeEdges: false, includeLabels: true }));
+  let overlaps = 0;
+  boxes.forEach((a, i) => boxes.slice(i + 1).forEach((b) => {
+    if (a.x1 < b.x2 && b.x1 < a.x2 && a.y1 < b.y2 && b.y1 < a.y2) overlaps += 1;
+  }));
+  return overlaps;
+})()"""
+
+
 def test_trace_page_draws_a_batch(page: Any, server: str, demo_store: DemoStore) -> None:
     """Forward from a batch: the holders with their counts, every site placed by a link."""
     batch = demo_store.truth["recall"]  # the recalled batch, spread over several holders
@@ -454,6 +465,15 @@ def test_trace_page_draws_a_batch(page: Any, server: str, demo_store: DemoStore)
     assert f"{graph['summary']['codes']}" in page.locator("#summary").inner_text()
     assert not graph["events"]  # summarised: the page says so, not "none visible to this key"
     assert "batch trace is summarised" in page.locator("#events").inner_text()
+    # a batch's holders are too many to label side by side: the tiers run left to right, no
+    # node's label lies over another's, and an edge's label shows while the pointer is on one
+    # of its ends
+    assert page.evaluate(OVERLAPPING_LABELS) == 0
+    assert page.evaluate("yaolianGraph.edges('.shown').length") == 0
+    page.evaluate("yaolianGraph.$id(yaolianGraph.$('node.root').id()).emit('mouseover')")
+    shown = page.evaluate("yaolianGraph.edges('.shown').map(e => e.style('label'))")
+    assert len(shown) == sum(graph["root"] in (e["from"], e["to"]) for e in graph["edges"])
+    assert all(shown) and any("持有" in label for label in shown)
 
 
 def test_trace_page_explains_a_refusal(page: Any, watch: Watch, demo_store: DemoStore) -> None:

@@ -27,6 +27,7 @@ const FIELD_NAMES = {  // node facts and summary entries: 中文 and the JSON na
   dispensed_units: "拆零售出数 units sold split",
 };
 const BIG_GRAPH = 400;  // above this many nodes a cheaper layout than breadthfirst
+const FEW_NODES = 12;  // a graph this small keeps its tiers top-down, every edge labelled
 
 function nodeLabel(n) {
   switch (n.kind) {
@@ -86,8 +87,32 @@ function elementsOf(graph) {
   ];
 }
 
+/** Whether any two nodes' labels lie over each other. */
+function labelsOverlap(cy) {
+  const boxes = cy.nodes().map(
+    (n) => n.boundingBox({ includeNodes: false, includeEdges: false, includeLabels: true }));
+  return boxes.some((a, i) => boxes.slice(i + 1).some(
+    (b) => a.x1 < b.x2 && b.x1 < a.x2 && a.y1 < b.y2 && b.y1 < a.y2));
+}
+
+/** A tier too wide to label side by side (a batch's many holders): the tiers run left to right,
+ * each a column with its labels beside the nodes, and an edge's label shows only while the
+ * pointer is on the edge or on one of its ends. */
+function widen(cy, tiers) {
+  cy.elements().addClass("wide");
+  cy.layout({ ...tiers, transform: (node, p) => ({ x: p.y * 2, y: p.x / 2 }) }).run();
+  const hover = (on) => (event) => {
+    const edges = event.target.isNode() ? event.target.connectedEdges() : event.target;
+    if (on) edges.addClass("shown");
+    else edges.removeClass("shown");
+  };
+  cy.on("mouseover", "node, edge", hover(true));
+  cy.on("mouseout", "node, edge", hover(false));
+}
+
 function draw(graph) {
   const big = graph.nodes.length > BIG_GRAPH;
+  const tiers = { name: "breadthfirst", directed: true, roots: [graph.root], spacingFactor: 1.1 };
   const cy = cytoscape({
     container: document.getElementById("graph"),
     elements: elementsOf(graph),
@@ -96,6 +121,8 @@ function draw(graph) {
         "background-color": "data(colour)", label: "data(label)", "font-size": 10,
         "text-wrap": "wrap", "text-max-width": 160, "text-valign": "bottom", "text-margin-y": 4,
         width: 18, height: 18 } },
+      { selector: "node.wide", style: { "text-wrap": "none", "text-valign": "center",
+        "text-halign": "right", "text-margin-x": 4, "text-margin-y": 0 } },
       { selector: "node.root", style: { "border-width": 4, "border-color": "#f2b705",
         width: 26, height: 26 } },
       { selector: "edge", style: { width: 1.5, "line-color": "#9aa5b1",
@@ -107,12 +134,15 @@ function draw(graph) {
         "target-arrow-color": "#1e7d3a", width: 2.5 } },
       { selector: "edge.at", style: { "line-style": "dashed", width: 1,
         "target-arrow-shape": "none", "line-color": "#c9a26b" } },
+      { selector: "edge.wide", style: { label: "" } },
+      { selector: "edge.wide.shown", style: { label: "data(label)", "z-index": 10 } },
       { selector: ":selected", style: { "border-width": 3, "border-color": "#c62828" } },
     ],
     layout: big
       ? { name: "concentric", concentric: (n) => (n.id() === graph.root ? 2 : 1), minNodeSpacing: 4 }
-      : { name: "breadthfirst", directed: true, roots: [graph.root], spacingFactor: 1.1 },
+      : tiers,
   });
+  if (!big && graph.nodes.length > FEW_NODES && labelsOverlap(cy)) widen(cy, tiers);
   cy.on("tap", "node", (event) => showNode(event.target.data()));
   window.yaolianGraph = cy;  // for the browser tests and the curious
   return cy;
