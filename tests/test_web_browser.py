@@ -177,6 +177,11 @@ def test_consumer_page_shows_a_genuine_pack(page: Any, server: str, demo_store: 
     page.locator("nav a", has_text="验收").click()
     page.locator("#codes").wait_for()
     assert urlsplit(page.url).path == "/web/check"
+    # a key another page of this tab keeps (here one revoked or mistyped) is not the public's:
+    # the consumer page answers as before
+    page.evaluate("sessionStorage.setItem('yaolian-api-key', 'yl_0000000000_revoked')")
+    page.goto(f"/web/scan?code={code}")
+    assert page.locator(".verdict").first.get_attribute("data-status") == expected["status"]
 
 
 @pytest.mark.parametrize(

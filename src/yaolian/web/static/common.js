@@ -95,11 +95,11 @@ class ApiProblem extends Error {
   }
 }
 
-/** Call this server's API (with the stored key when there is one); the answer as ``read``
- * gives it (JSON unless told: ``(r) => r.text()`` for CSV). */
-async function apiCall(url, init = {}, read = (response) => response.json()) {
+/** Call this server's API (with the stored key when there is one, unless ``keyed`` is false);
+ * the answer as ``read`` gives it (JSON unless told: ``(r) => r.text()`` for CSV). */
+async function apiCall(url, init = {}, read = (response) => response.json(), { keyed = true } = {}) {
   const headers = { Accept: "application/json", ...(init.headers || {}) };
-  const key = storedKey();
+  const key = keyed ? storedKey() : "";
   if (key) headers["X-API-Key"] = key;
   let response;
   try {
@@ -124,16 +124,17 @@ function apiUrl(path, params = {}) {
   return url;
 }
 
-/** GET a JSON resource with query parameters (as apiUrl takes them). */
-function apiGet(path, params = {}) {
-  return apiCall(apiUrl(path, params));
+/** GET a JSON resource with query parameters (as apiUrl takes them); ``options.keyed`` false
+ * asks as the public, without this tab's key. */
+function apiGet(path, params = {}, options = {}) {
+  return apiCall(apiUrl(path, params), {}, undefined, options);
 }
 
-/** POST a body (a file, a string) of the given media type. */
-function apiPost(path, body, mediaType) {
+/** POST a body (a file, a string) of the given media type; ``options`` as for apiGet. */
+function apiPost(path, body, mediaType, options = {}) {
   return apiCall(new URL(path, window.location.origin), {
     method: "POST", body, headers: { "Content-Type": mediaType },
-  });
+  }, undefined, options);
 }
 
 /** Save what ``path`` answers (fetched with the key; ``params`` as apiUrl takes them) as a

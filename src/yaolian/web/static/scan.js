@@ -1,6 +1,8 @@
 // Consumer query page (药品追溯消费者查询): one code in, the public verdict out.
 "use strict";
 
+// the public's query: a key another page of this tab keeps (revoked, mistyped) is not sent
+const PUBLIC = { keyed: false };
 const RECALL_CLASS = { 1: "一级召回", 2: "二级召回", 3: "三级召回" };
 
 function verdictBanner(v) {
@@ -92,13 +94,14 @@ async function answer(work) {
 
 function query(code) {
   // the code travels as one path segment: slashes of a Digital Link are escaped
-  return answer(async () => render(await apiGet(`/verify/${encodeURIComponent(code)}`)));
+  return answer(async () => render(await apiGet(`/verify/${encodeURIComponent(code)}`, {}, PUBLIC)));
 }
 
 /** A photo of the pack: the server reads every barcode in it and verifies each code. */
 function queryPhoto(file) {
   return answer(async () => {
-    const found = await apiPost("/verify/image", file, file.type || "application/octet-stream");
+    const found = await apiPost(
+      "/verify/image", file, file.type || "application/octet-stream", PUBLIC);
     if (!found.codes.length) {
       return el("div", { class: "problem", id: "no-barcode", role: "alert" },
         "未识别到条码：请对准包装上的追溯码，靠近、对焦后重拍。No barcode found in the photo.");
