@@ -272,6 +272,35 @@ def test_xlsx_bad_row_names_row_and_column(tmp_path: Path) -> None:
     assert _problems(exc)[0].startswith(f"{path}:3 column 企业统一社会信用代码")
 
 
+def test_a_code_a_spreadsheet_made_a_number_is_refused(tmp_path: Path) -> None:
+    """A 20-digit code typed into a spreadsheet's number column keeps 15 digits: read back it
+    would be another pack's code (86000010000000000001 → …0000008192), so it is refused, in a
+    workbook as a number and in a CSV saved from one as 8.60000100000000E+19."""
+    number = 86000010000000000001
+    path = _xlsx(
+        tmp_path,
+        [
+            [*HEADER, "父码/包装码"],
+            ["SC1", "生产", "2025-03-01 08:00", HOLDER, None, float(number)],
+            ["BZ1", "包装关联", "2025-03-01 09:00", HOLDER, None, "86000010000000000002", 8.6e19],
+        ],
+    )
+    with pytest.raises(ValidationError) as exc:
+        read_nmpa_dataset(path)
+    problems = _problems(exc)
+    assert [p.partition(": ")[0] for p in problems] == [
+        f"{path}:2 column 追溯码",
+        f"{path}:3 column 父码/包装码",
+    ]
+    assert all("kept only its first 15 digits" in p and "文本" in p for p in problems)
+    assert "8.60000100000000E+19" in problems[0]
+    with pytest.raises(ValidationError) as exc:
+        read_nmpa_csv(
+            _csv([["SC1", "生产", "2025-03-01 08:00", HOLDER, "", "8.60000100000000E+19"]])
+        )
+    assert "kept only its first 15 digits" in _problems(exc)[0]
+
+
 def test_not_a_workbook_and_unknown_extension(tmp_path: Path) -> None:
     fake = tmp_path / "x.xlsx"
     fake.write_bytes(b"not a zip")

@@ -258,6 +258,32 @@ def test_bad_sale_lines_name_place(tmp_path: Path) -> None:
     ]
 
 
+def test_a_sale_line_code_a_spreadsheet_or_json_made_a_number_is_refused(tmp_path: Path) -> None:
+    """A 20-digit code as a JSON number past 64 bits, or saved from a spreadsheet's number column
+    as 8.60000100000000E+19, lost its last digits: refused rather than sold as another pack."""
+    sold = '"trdn_flag": 0, "sel_retn_time": "2026-01-01 10:00:00", "site": "x"'
+    numbers = tmp_path / "numbers.json"
+    numbers.write_text(
+        f'[{{"drug_trac_codg": [86000010000000000001], {sold}}},'
+        f' {{"drug_trac_codg": 86000010000000000001, {sold}}}]'
+    )
+    saved = tmp_path / "saved.csv"
+    saved.write_text(
+        "drug_trac_codg,trdn_flag,sel_retn_time,site\n8.60000100000000E+19,0,2026-01-01 10:00,x\n"
+    )
+    for path, places in (
+        (
+            numbers,
+            ["numbers.json line 1/drug_trac_codg[0]", "numbers.json line 2/drug_trac_codg[0]"],
+        ),
+        (saved, ["saved.csv row 1/drug_trac_codg[0]"]),
+    ):
+        with pytest.raises(ValidationError) as info:
+            read_sale_file(path)
+        assert [p.place for p in info.value.problems] == places
+        assert all("first 15 digits" in p.reason for p in info.value.problems)
+
+
 def test_a_holder_sees_counterfeits_of_its_products(
     client: TestClient, trace_world: Any, db_url: str
 ) -> None:

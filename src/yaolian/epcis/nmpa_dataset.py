@@ -123,20 +123,34 @@ BIZ_TYPES: dict[str, BizType] = {
 
 _USCC = re.compile(r"^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}$")
 _CODE_SPLIT = re.compile(r"[;,；，、\s]+")
+# a spreadsheet keeps a number to 15 significant digits: a longer code stored as a number lost
+# its last digits, and reads back as a number or, exported to CSV, as 8.6000010000000E+19
+_EXACT_DIGITS = 15
+_SCIENTIFIC = re.compile(r"^[0-9](?:\.[0-9]+)?E\+?[0-9]+$", re.IGNORECASE)
+_LOST_DIGITS = (
+    "a spreadsheet stored the code as a number and kept only its first 15 digits: format the "
+    "column as text (文本) and enter the codes again"
+)
 _YES = {"1", "是", "y", "yes", "true", "t", "拆零"}
 _NO = {"", "0", "否", "n", "no", "false", "f"}
 
 
 # ── identifiers ──────────────────────────────────────────────────────────────────────────────
-def code_uri(code: str) -> str:
-    """The EPCIS identifier of a trace code as written in a data-set file.
+def code_uri(code: Any) -> str:
+    """The EPCIS identifier of a trace code as written in a data-set file (a cell's value).
 
     The codes layer checks it (issuer rule, GS1 element string, URI) and gives its canonical
     URI: ``urn:nmpa:code:{code}`` for an NMPA rule-(a) code, the EPC URI (or Digital Link when
-    the company prefix length is unknown) for a GS1 code. Raises ``ValueError`` with the reason.
+    the company prefix length is unknown) for a GS1 code. A code a spreadsheet stored as a
+    number — it lost its last digits — is refused. Raises ``ValueError`` with the reason.
     """
+    if isinstance(code, float) and abs(code) >= 10**_EXACT_DIGITS:
+        raise ValueError(f"{code:.14E}: {_LOST_DIGITS}")
+    text = cell_text(code)
+    if _SCIENTIFIC.match(text):
+        raise ValueError(f"{text}: {_LOST_DIGITS}")
     try:
-        return uri_for_key(canonical_key(code.strip()), "any")
+        return uri_for_key(canonical_key(text), "any")
     except CodeError as exc:
         raise ValueError(str(exc)) from None
 
@@ -160,7 +174,8 @@ def site_uri(site: str) -> str:
 
 
 # ── cell parsers (raise ValueError with the reason) ─────────────────────────────────────────
-def _text(value: Any) -> str:
+def cell_text(value: Any) -> str:
+    """A spreadsheet or JSON cell as text: blanks trimmed, a whole float without its ``.0``."""
     if value is None:
         return ""
     if isinstance(value, float) and value.is_integer():
@@ -174,7 +189,7 @@ def _parse_time(value: Any) -> datetime:
     elif isinstance(value, date):
         dt = datetime(value.year, value.month, value.day)
     else:
-        text = _text(value)
+        text = cell_text(value)
         if not text:
             raise ValueError("is empty")
         return parse_local_time(text)
@@ -186,11 +201,11 @@ def _parse_date(value: Any) -> date:
         return value.date()
     if isinstance(value, date):
         return value
-    return parse_local_date(_text(value))
+    return parse_local_date(cell_text(value))
 
 
 def _parse_bool(value: Any) -> bool:
-    text = _text(value).lower()
+    text = cell_text(value).lower()
     if text in _YES:
         return True
     if text in _NO:
@@ -199,7 +214,7 @@ def _parse_bool(value: Any) -> bool:
 
 
 def _parse_quantity(value: Any) -> int:
-    text = _text(value)
+    text = cell_text(value)
     try:
         number = float(text)
     except ValueError:
@@ -234,7 +249,7 @@ class _RowChecker:
         """The row's event, or ``None`` after recording its faults."""
         before = len(self.problems)
         for key in REQUIRED:
-            if not _text(row.get(key)):
+            if not cell_text(row.get(key)):
                 self.fault(row_no, key, "is required and empty")
         for key, value in row.items():
             if isinstance(value, str) and NUL in value:
@@ -242,7 +257,7 @@ class _RowChecker:
         if len(self.problems) > before:
             return None
 
-        biz_text = re.sub(r"\s+", "", _text(row["biz_type"]))
+        biz_text = re.sub(r"\s+", "", cell_text(row["biz_type"]))
         biz = BIZ_TYPES.get(biz_text)
         if biz is None:
             known = "、".join(_DOCUMENTED_BIZ_TYPES)
@@ -251,7 +266,7 @@ class _RowChecker:
 
         enterprise = self._uscc(row_no, "enterprise", row.get("enterprise"))
         counterparty = None
-        if _text(row.get("counterparty")):
+        if cell_text(row.get("counterparty")):
             counterparty = self._uscc(row_no, "counterparty", row.get("counterparty"))
         elif biz.needs_counterparty:
             self.fault(row_no, "counterparty", f"is required for 业务类型 {biz_text}")
@@ -259,18 +274,18 @@ class _RowChecker:
         when = self._cell(row_no, "time", row.get("time"), _parse_time)
         codes = self._codes(row_no, row)
         parent = None
-        if _text(row.get("parent")):
+        if cell_text(row.get("parent")):
             parent = self._cell(row_no, "parent", row.get("parent"), code_uri)
         elif biz.needs_parent:
             self.fault(row_no, "parent", f"is required for 业务类型 {biz_text}")
 
         split = False
-        if _text(row.get("split")):
+        if cell_text(row.get("split")):
             split = bool(self._cell(row_no, "split", row.get("split"), _parse_bool))
         if split and not biz.sale:
             self.fault(row_no, "split", f"拆零 applies only to 使用出库 / 零售出库, not {biz_text}")
         quantity = None
-        if _text(row.get("quantity")):
+        if cell_text(row.get("quantity")):
             quantity = self._cell(row_no, "quantity", row.get("quantity"), _parse_quantity)
         elif split:
             self.fault(row_no, "quantity", "is required for a split sale (拆零): units sold")
@@ -278,11 +293,11 @@ class _RowChecker:
             self.fault(row_no, "codes", "a split sale (拆零) row carries exactly one trace code")
 
         production = expiry = None
-        if _text(row.get("production_date")):
+        if cell_text(row.get("production_date")):
             production = self._cell(
                 row_no, "production_date", row.get("production_date"), _parse_date
             )
-        if _text(row.get("expiry")):
+        if cell_text(row.get("expiry")):
             expiry = self._cell(row_no, "expiry", row.get("expiry"), _parse_date)
         if production and expiry and expiry < production:
             self.fault(row_no, "expiry", f"有效期至 {expiry} is before 生产日期 {production}")
@@ -312,7 +327,7 @@ class _RowChecker:
             return None
 
     def _uscc(self, row_no: int, column: str, value: Any) -> str | None:
-        text = _text(value).upper()
+        text = cell_text(value).upper()
         if not _USCC.match(text):
             self.fault(
                 row_no, column, f"{text!r} is not an 18-character 统一社会信用代码 (GB 32100)"
@@ -321,10 +336,11 @@ class _RowChecker:
         return text
 
     def _codes(self, row_no: int, row: Mapping[str, Any]) -> list[str] | None:
-        raw = [c for c in _CODE_SPLIT.split(_text(row.get("codes"))) if c]
+        cell = row.get("codes")  # one code a spreadsheet made a number, or a list as text
+        parts = [cell] if isinstance(cell, float) else _CODE_SPLIT.split(cell_text(cell))
         uris: list[str] = []
         ok = True
-        for text in raw:
+        for text in (c for c in parts if c):
             try:
                 uris.append(code_uri(text))
             except ValueError as exc:
@@ -337,7 +353,7 @@ class _RowChecker:
 
     def _product_code(self, row_no: int, row: Mapping[str, Any], codes: list[str] | None) -> None:
         """Each code must belong to the row's 药品标识码 (NMPA prefix or GS1 GTIN), when given."""
-        product = _text(row.get("product_code"))
+        product = cell_text(row.get("product_code"))
         if not product or not codes:
             return
         for uri in codes:
@@ -386,7 +402,7 @@ def _build_event(
     production: date | None,
     expiry: date | None,
 ) -> Event:
-    doc_no = _text(row["doc_no"])
+    doc_no = cell_text(row["doc_no"])
     event: Event = {
         "type": biz.event_type,
         "eventTime": when.isoformat(),
@@ -402,7 +418,7 @@ def _build_event(
     disposition = "partially_dispensed" if split else biz.disposition
     if disposition:
         event["disposition"] = disposition
-    site = _text(row.get("site"))
+    site = cell_text(row.get("site"))
     if site:
         event["readPoint"] = {"id": site_uri(site)}
         event["bizLocation"] = {"id": site_uri(site)}
@@ -414,19 +430,19 @@ def _build_event(
         _add_parties(event, biz.direction, enterprise, counterparty, row)
     if biz.has_ilmd:
         ilmd: dict[str, str] = {}
-        if _text(row.get("lot")):
-            ilmd["cbvmda:lotNumber"] = _text(row.get("lot"))
+        if cell_text(row.get("lot")):
+            ilmd["cbvmda:lotNumber"] = cell_text(row.get("lot"))
         if production:
             ilmd["cbvmda:productionDate"] = production.isoformat()
         if expiry:
             ilmd["cbvmda:itemExpirationDate"] = expiry.isoformat()
         if ilmd:
             event["ilmd"] = ilmd
-    elif _text(row.get("lot")):
-        event[LOT_KEY] = _text(row.get("lot"))
+    elif cell_text(row.get("lot")):
+        event[LOT_KEY] = cell_text(row.get("lot"))
     event["yaolian:enterprise"] = enterprise
     event["yaolian:documentNumber"] = doc_no
-    event["yaolian:bizType"] = re.sub(r"\s+", "", _text(row["biz_type"]))
+    event["yaolian:bizType"] = re.sub(r"\s+", "", cell_text(row["biz_type"]))
     if biz.sale:  # the same facts as an NHSA sale line (verify.dispense), for the sale rules
         line: dict[str, Any] = {"splitSale": split}
         if quantity is not None:
@@ -436,8 +452,8 @@ def _build_event(
         event[SALE_LINE_KEY] = line
     elif quantity is not None:
         event["yaolian:quantity"] = quantity
-    if _text(row.get("operator")):
-        event["yaolian:operator"] = _text(row.get("operator"))
+    if cell_text(row.get("operator")):
+        event["yaolian:operator"] = cell_text(row.get("operator"))
     return event
 
 
@@ -446,7 +462,7 @@ def _add_parties(
 ) -> None:
     me, other = party_uri(enterprise), party_uri(counterparty) if counterparty else None
     src, dst = (me, other) if direction == "out" else (other, me)
-    site, other_site = _text(row.get("site")), _text(row.get("counterparty_site"))
+    site, other_site = cell_text(row.get("site")), cell_text(row.get("counterparty_site"))
     src_site, dst_site = (site, other_site) if direction == "out" else (other_site, site)
     sources = [{"type": "owning_party", "source": src}] if src else []
     destinations = [{"type": "owning_party", "destination": dst}] if dst else []
@@ -466,7 +482,7 @@ def _header_map(header: Iterable[Any], source: str) -> dict[int, str]:
     alias = {name: key for key, names in COLUMNS.items() for name in names}
     mapping: dict[int, str] = {}
     for index, cell in enumerate(header):
-        key = alias.get(re.sub(r"\s+", "", _text(cell)))
+        key = alias.get(re.sub(r"\s+", "", cell_text(cell)))
         if key and key not in mapping.values():
             mapping[index] = key
     missing = [HEADER_OF[k] for k in REQUIRED if k not in mapping.values()]
@@ -489,7 +505,7 @@ def _rows_to_document(rows: Iterator[tuple[Any, ...]], source: str) -> Document:
     checker = _RowChecker(source, problems)
     events: list[Event] = []
     for row_no, values in enumerate(rows, start=2):
-        if all(_text(v) == "" for v in values):
+        if all(cell_text(v) == "" for v in values):
             continue
         row = {key: values[i] if i < len(values) else None for i, key in columns.items()}
         event = checker.event(row_no, row)

@@ -30,7 +30,7 @@ from sqlalchemy import Engine
 
 from yaolian.epcis.extensions import SALE_LINE_KEY
 from yaolian.epcis.model import Event, parse_local_time
-from yaolian.epcis.nmpa_dataset import code_uri, site_uri
+from yaolian.epcis.nmpa_dataset import cell_text, code_uri, site_uri
 from yaolian.errors import Problem, ValidationError
 from yaolian.store.ingest import AfterCapture, CaptureResult, capture_document
 from yaolian.tables import decode_text, reading_csv
@@ -85,23 +85,15 @@ class SaleLine:
         return "retail_sold" if self.kind == "retail_selling" else "dispensed"
 
 
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
-
-
 def _codes(value: Any, place: str) -> tuple[str, ...]:
-    if isinstance(value, list):
-        raw = [_text(v) for v in value]
+    if isinstance(value, list | float):  # a JSON list, or one code a spreadsheet made a number
+        raw = value if isinstance(value, list) else [value]
     else:
-        text = _text(value)
+        text = cell_text(value)
         for sep in (",", "|"):
             text = text.replace(sep, ";")
         raw = [part.strip() for part in text.split(";")]
-    codes = [c for c in raw if c]
+    codes = [c for c in raw if cell_text(c)]
     if not codes:
         raise ValidationError("no trace code (drug_trac_codg is empty: 无码不结算)", place=place)
     out = []
@@ -114,7 +106,7 @@ def _codes(value: Any, place: str) -> tuple[str, ...]:
 
 
 def _time(value: Any, place: str) -> datetime:
-    text = _text(value)
+    text = cell_text(value)
     if not text:
         raise ValidationError("sale time is missing", place=place)
     try:
@@ -126,11 +118,11 @@ def _time(value: Any, place: str) -> datetime:
 def parse_line(row: dict[str, Any], place: str) -> SaleLine:
     """Check one sale line (a dict of NHSA field names) and return it; errors name the field."""
     codes = _codes(row.get("drug_trac_codg"), f"{place}/drug_trac_codg")
-    flag = _text(row.get("trdn_flag")).lower()
+    flag = cell_text(row.get("trdn_flag")).lower()
     if flag not in _SPLIT_VALUES:
         raise ValidationError(f"trdn_flag must be 0 or 1, not {flag!r}", place=f"{place}/trdn_flag")
     split = _SPLIT_VALUES[flag]
-    qty_text = _text(row.get("sel_retn_cnt")) or (str(len(codes)) if not split else "")
+    qty_text = cell_text(row.get("sel_retn_cnt")) or (str(len(codes)) if not split else "")
     try:
         quantity = float(qty_text)
     except ValueError:
@@ -146,10 +138,10 @@ def parse_line(row: dict[str, Any], place: str) -> SaleLine:
             f"a whole-pack line needs one code per pack: {quantity:g} packs, {len(codes)} codes",
             place=f"{place}/sel_retn_cnt",
         )
-    site = _text(row.get("site") or row.get("fixmedins_code"))
+    site = cell_text(row.get("site") or row.get("fixmedins_code"))
     if not site:
         raise ValidationError("site (or fixmedins_code) is missing", place=f"{place}/site")
-    kind = _text(row.get("kind")) or "dispensing"
+    kind = cell_text(row.get("kind")) or "dispensing"
     if kind not in ("dispensing", "retail_selling"):
         raise ValidationError(
             f"kind must be dispensing or retail_selling, not {kind!r}", place=f"{place}/kind"
@@ -160,8 +152,8 @@ def parse_line(row: dict[str, Any], place: str) -> SaleLine:
         quantity=quantity,
         site=site_uri(site),
         time=_time(row.get("sel_retn_time") or row.get("time"), f"{place}/sel_retn_time"),
-        lot=_text(row.get("manu_lotnum")) or None,
-        settlement=_text(row.get("setl_id") or row.get("settlement_id")) or None,
+        lot=cell_text(row.get("manu_lotnum")) or None,
+        settlement=cell_text(row.get("setl_id") or row.get("settlement_id")) or None,
         kind=kind,
     )
 
