@@ -16,6 +16,7 @@ from sqlalchemy import Engine, func, inspect, select
 
 from yaolian.errors import ValidationError, YaolianError
 from yaolian.store.engine import (
+    SCHEMA_HEAD,
     current_revision,
     forget_migrated,
     head_revision,
@@ -32,6 +33,26 @@ def test_migrated_to_head_and_schema_matches_metadata(engine: Engine) -> None:
         diffs = compare_metadata(MigrationContext.configure(conn), metadata)
     # The migrated database is exactly schema.py: no table, column or index missing or extra.
     assert diffs == []
+    assert head_revision() == SCHEMA_HEAD  # the constant a store at head is known by
+
+
+def test_a_store_behind_head_is_migrated_when_opened(tmp_path: Path) -> None:
+    """A store an older yaolian left one revision behind is brought to head when opened; one at
+    head is opened without alembic's machinery."""
+    path = tmp_path / "old.db"
+    engine = open_engine(str(path))
+    engine.dispose()
+    with sqlite3.connect(path) as db:
+        db.execute("DROP TABLE batch_party")  # as revision 0009 left it
+        db.execute("UPDATE alembic_version SET version_num = '0009'")
+    forget_migrated(engine)
+    reopened = open_engine(str(path))
+    try:
+        with reopened.connect() as conn:
+            assert current_revision(conn) == SCHEMA_HEAD
+            assert inspect(conn).has_table("batch_party")
+    finally:
+        reopened.dispose()
 
 
 def test_sqlite_file_settings(tmp_path: Path) -> None:

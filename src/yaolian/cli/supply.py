@@ -12,7 +12,7 @@ from yaolian.cli.names import Names
 from yaolian.errors import ValidationError
 from yaolian.store.audit import append_audit
 from yaolian.store.tx import write_tx
-from yaolian.supply import consumption, forecast, ledger, reserves, signals, warnings
+from yaolian.supply import ledger, reserves, signals
 
 AsOfOption = Annotated[str | None, typer.Option("--as-of", help="Day YYYY-MM-DD (default: today)")]
 ProductOption = Annotated[str | None, typer.Option("--product", help="Product code")]
@@ -84,6 +84,8 @@ def register(app: typer.Typer) -> None:
         json: JsonOption = False,
     ) -> None:
         """Stockout-adjusted AMC and days/months of supply."""
+        from yaolian.supply import consumption  # polars: loaded by the commands that use it
+
         with open_store(db).connect() as conn:
             lines = consumption.supply_lines(
                 conn,
@@ -137,6 +139,8 @@ def register(app: typer.Typer) -> None:
         json: JsonOption = False,
     ) -> None:
         """Demand forecasts per product × region (model chosen by cross-validation)."""
+        from yaolian.supply import forecast  # polars and statsforecast: this command's only
+
         engine = open_store(db)
         with engine.connect() as conn:
             run = forecast.forecast_demand(
@@ -188,6 +192,8 @@ def register(app: typer.Typer) -> None:
         json: JsonOption = False,
     ) -> None:
         """Shortage warnings with expected stockout dates and reasons."""
+        from yaolian.supply import warnings  # polars: loaded by the commands that use it
+
         with open_store(db).connect() as conn:
             found = (
                 warnings.naive_warnings(conn, _day(as_of), product=product, region=region)

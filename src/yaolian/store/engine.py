@@ -15,20 +15,20 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import OperationalError
 
 from yaolian.config import database_url
 from yaolian.errors import BusyError, ValidationError, YaolianError
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+SCHEMA_HEAD = "0010"  # the newest migration's revision (a test holds it to the scripts)
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 _IMMEDIATE = "yaolian_immediate"  # execution option: SQLite ``BEGIN IMMEDIATE``
 _migrated: set[str] = set()
@@ -220,6 +220,8 @@ def vacuum_analyze(engine: Engine, tables: Sequence[str] = ()) -> None:
 def alembic_config(url: str | None = None) -> Config:
     """Alembic configuration of the store's migrations (for ``alembic.command`` calls, e.g.
     ``command.revision(alembic_config(url), "what changed", autogenerate=True)``)."""
+    from alembic.config import Config  # alembic: loaded when a store is migrated or inspected
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     if url:
@@ -229,16 +231,32 @@ def alembic_config(url: str | None = None) -> Config:
 
 def head_revision() -> str | None:
     """The newest revision id of the store's migration history."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def current_revision(conn: Connection) -> str | None:
     """The revision the database at ``conn`` is at (``None`` when never migrated)."""
+    from alembic.runtime.migration import MigrationContext
+
     return MigrationContext.configure(conn).get_current_revision()
+
+
+def _at_head(engine: Engine) -> bool:
+    """Whether the store is at :data:`SCHEMA_HEAD` already: one look at its version table,
+    without alembic (a command that only reads starts sooner and takes no write lock)."""
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return False
+        found = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars().all()
+    return found == [SCHEMA_HEAD]
 
 
 def known_revisions() -> set[str]:
     """Every schema revision this version of yaolian has a migration for."""
+    from alembic.script import ScriptDirectory
+
     scripts = ScriptDirectory.from_config(alembic_config())
     return {script.revision for script in scripts.walk_revisions()}
 
@@ -251,8 +269,11 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     """
     key = engine.url.render_as_string(hide_password=False)
     with _migrate_lock:
-        if revision == "head" and key in _migrated:
+        if revision == "head" and (key in _migrated or _at_head(engine)):
+            _migrated.add(key)
             return
+        from alembic import command
+
         head = head_revision() if revision == "head" else revision
         with writing(engine) as conn:
             current = current_revision(conn)

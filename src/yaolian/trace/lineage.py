@@ -17,10 +17,9 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-import networkx as nx
 from sqlalchemy import Connection, and_, func, or_, select
 
 from yaolian.codes.identity import canonical_key, key_kind, typed, uri_for_key
@@ -34,6 +33,9 @@ from yaolian.trace import rawsql
 from yaolian.trace.directory import Directory, product_rows
 from yaolian.trace.projection import chunks
 from yaolian.trace.state import sale_day
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 MAX_CODE_NODES = 2_000  # beyond this, codes are summarised per holder
 MAX_TRANSFORM_DEPTH = 12
@@ -137,6 +139,8 @@ class Graph:
 
     def to_networkx(self) -> nx.MultiDiGraph:
         """The graph as a networkx MultiDiGraph (for analysis and layout)."""
+        import networkx as nx  # loaded by who asks for it
+
         g = nx.MultiDiGraph()
         for node_id, attrs in self.nodes.items():
             g.add_node(node_id, **attrs)

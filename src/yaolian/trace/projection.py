@@ -28,8 +28,6 @@ from typing import Any
 
 import numpy as np
 import orjson
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 from sqlalchemy import Connection, delete, insert, or_, select, text
 
 from yaolian.codes.identity import product_of_key
@@ -566,6 +564,9 @@ def code_groups(conn: Connection, size: int) -> list[list[int]]:
         "ON c.event_id = p.event_id WHERE p.role = ? AND c.role = ?",
         (s.ROLE_IDS["parent"], s.ROLE_IDS["child"]),
     ).reshape(-1, 2)
+    from scipy.sparse import coo_matrix  # scipy: loaded by the rebuild that needs it
+    from scipy.sparse.csgraph import connected_components
+
     n = int(codes.max()) + 1
     graph = coo_matrix((np.ones(len(links), dtype=np.int8), (links[:, 0], links[:, 1])), (n, n))
     labels = connected_components(graph, directed=False)[1][codes]
