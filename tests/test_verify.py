@@ -201,6 +201,7 @@ def test_a_logistics_unit_is_known_by_its_packing(trace_world: Any) -> None:
     w.capture(w.unpack(w.pallet(1), 51, "DIST"))
     empty = verdict(w, w.pallet(1))
     assert (empty["status"], empty["contents"]) == ("genuine", 0) and "empty" in empty["reason"]
+    assert "逐盒扫码" in empty["reason_zh"]  # nothing in it to receive: its packs one by one
     assert verdict(w, w.pallet(2))["status"] == "unknown"  # never seen
     assert "contents" not in verdict(w, packs[0])  # a pack is no logistics unit
 

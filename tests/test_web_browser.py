@@ -335,6 +335,24 @@ def test_consumer_page_reads_a_photo_of_the_pack(
     page.locator("#no-barcode").wait_for()
 
 
+def _emptied_unit(demo_store: DemoStore) -> str:
+    """The element string of a logistics unit (SSCC) that once held packs and holds none now."""
+    engine = open_engine(demo_store.url)
+    code, state = schema.code, schema.code_state
+    child = state.alias("child")
+    inside = select(child.c.code_id).where(child.c.parent_id == code.c.id).exists()
+    with engine.connect() as conn:
+        key = conn.execute(
+            select(code.c.key)
+            .join(state, state.c.code_id == code.c.id)
+            .where(code.c.key.like("00/%"), state.c.has_children.is_(True), ~inside)
+            .order_by(code.c.id)
+        ).scalar()
+    engine.dispose()
+    assert key is not None
+    return f"(00){key.removeprefix('00/')}"
+
+
 def test_receiving_check_of_a_scanned_list(page: Any, server: str, demo_store: DemoStore) -> None:
     """扫码验收: a scanner's list verified at once — problems first, a code scanned twice
     flagged, the counts per status; a party's key adds who holds each pack now."""
@@ -343,8 +361,9 @@ def test_receiving_check_of_a_scanned_list(page: Any, server: str, demo_store: D
     resold = demo_store.incident_code("resale", prefix="8")
     gs1 = demo_store.incident_code("diversion", prefix="01")
     wide = genuine.translate({ord(d): ord(d) + 0xFEE0 for d in "0123456789"})  # 全角 digits
+    emptied = _emptied_unit(demo_store)  # a case code whose packs were unpacked upstream
     # the genuine pack scanned again, typed again in full width; the last one a mistyped code
-    scans = [genuine, fake, gs1, resold, genuine, wide, "12345"]
+    scans = [genuine, fake, gs1, resold, genuine, wide, emptied, "12345"]
     expected = [_api(server, f"/verify/{code}")["status"] for code in scans]
     page.goto("/web/check")
     page.fill("#codes", "\n".join(scans) + "\n\n")  # a scanner ends each code with Enter
@@ -369,6 +388,9 @@ def test_receiving_check_of_a_scanned_list(page: Any, server: str, demo_store: D
     summary = page.locator("#summary").inner_text()
     assert f"共 {len(scans)} 个码" in summary and "重复扫描 2" in summary
     assert "查无此码 · 疑似假冒 1" in summary and "码有误 · 请核对 1" in summary
+    unit = rows.filter(has_text=emptied).first.inner_text()  # nothing in it to receive
+    assert "物流单元已拆空" in unit and "逐盒扫码" in unit and "正品" not in unit
+    assert "物流单元已拆空 1" in summary
     typo = rows.filter(has_text="12345").first.inner_text()
     assert "码有误" in typo and "不是有效的追溯码" in typo  # said in Chinese, not a fake
     detail = _api(server, f"/verify/{genuine}", demo_store.regulator_key)["detail"]

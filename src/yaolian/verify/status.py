@@ -359,6 +359,12 @@ def _unit_reason(verdict: Verdict, itself_recalled: bool) -> tuple[str, str]:
             "(含召回品)",
             f"物流单元，{held_zh}：含召回品，不得接收",
         )
+    if verdict.status == "genuine" and not verdict.contents:
+        return (
+            "logistics unit (物流单元) known to the platform, now empty (unpacked): "
+            "scan its packs one by one",
+            "平台已知的物流单元，已拆空：其中的药品请逐盒扫码",
+        )
     if verdict.status == "genuine":
         return (
             f"logistics unit (物流单元) known to the platform, {held}",

@@ -15,15 +15,26 @@ async function verifyAll(codes) {
   return verdicts;
 }
 
+/** Whether a scan can be received: genuine and sellable, and not a case or pallet code that
+ * holds nothing now (its packs were unpacked upstream: they are scanned one by one). */
+function receivable(v) {
+  return v.status === "genuine" && v.contents !== 0;
+}
+
+/** The verdict's name and style as the receiving check shows it. */
+function checkVerdict(v) {
+  return v.status === "genuine" && v.contents === 0 ? ["物流单元已拆空", "warn"] : verdictOf(v);
+}
+
 function summary(verdicts, repeated) {
   const counts = {};
   for (const v of verdicts) {
-    const name = verdictOf(v)[0];
+    const name = checkVerdict(v)[0];
     counts[name] = (counts[name] || 0) + 1;
   }
   const parts = Object.entries(counts).map(([name, n]) => `${name} ${n}`);
   if (repeated) parts.push(`重复扫描 ${repeated}`);
-  const bad = verdicts.filter((v) => v.status !== "genuine").length;
+  const bad = verdicts.filter((v) => !receivable(v)).length;
   return `共 ${verdicts.length} 个码：${parts.join("，")}。` + (bad ? `${bad} 个不可入库。` : "全部可入库。");
 }
 
@@ -42,10 +53,10 @@ function resultTable(codes, verdicts) {
     const p = v.product || {};
     const b = v.batch || {};
     const holder = v.detail && v.detail.custodian ? v.detail.custodian.name : "";
-    return { ok: v.status === "genuine" && first === null, cells: [
+    return { ok: receivable(v) && first === null, cells: [
       i + 1, el("span", { class: "code" }, codes[i]),
-      el("span", { class: `status ${verdictOf(v)[1]}`, "data-status": v.status },
-        verdictOf(v)[0]),
+      el("span", { class: `status ${checkVerdict(v)[1]}`, "data-status": v.status },
+        checkVerdict(v)[0]),
       first === null ? "" : `重复（第 ${first} 行）`,
       p.generic_name || "", b.lot || "", b.expiry || "", holder,
       el("span", {}, v.reason_zh || v.reason),  // a node: wraps, however short
