@@ -407,8 +407,8 @@ def _section_alerts(engine: Engine, truth: dict[str, Any]) -> None:
     total, worst = rows[-1], sorted(rows[:-1], key=lambda r: r.complete / r.packs)[:3]
     print_table(
         f"trace coverage (追溯覆盖率): {total.complete:,} of {total.packs:,} packs "
-        f"({total.complete / max(total.packs, 1):.2%}) traced end to end; the least covered "
-        "products",
+        f"({total.complete / max(total.packs, 1):.2%}) traced end to end on the last simulated "
+        "day; the least covered products",
         ["product", "packs", "complete", "no origin", "no shipping", "overdue", "flagged"],
         [
             (
@@ -638,9 +638,10 @@ def _section_next(engine: Engine, db_path: Path, truth: dict[str, Any]) -> None:
             "API docs: http://127.0.0.1:8000/docs · the regulator key above was made for this "
             "demo (shown once)\n"
             f"command line: yaolian trace {code} --db {db_path} · yaolian alerts --db {db_path}"
-            f" · yaolian coverage --by province --db {db_path} · yaolian quality --db {db_path}"
-            " (its timeliness counts from when events reached the store: the demo loaded its "
-            "months at once, so none is timely)\n"
+            f" · yaolian coverage --by province --db {db_path} (it judges shipments overdue "
+            "from today: those still on the road when the simulation ended count as overdue) · "
+            f"yaolian quality --db {db_path} (its timeliness counts from when events reached the "
+            "store: the demo loaded its months at once, so none is timely)\n"
             f"more data: yaolian sim --size small --out ./sim · yaolian eval --seeds 1,2,3",
             title="8 · go on from here",
         )
