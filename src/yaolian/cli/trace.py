@@ -458,7 +458,7 @@ def _print_scope(scope: dict[str, Any]) -> None:
                     d["site_name"] or d["site"],
                     d["holder"],
                     d["codes"],
-                    d["split_units"],
+                    f"{d['split_units']:g}" if d["split_units"] else "",
                     d["first"],
                     d["last"],
                 )
