@@ -67,6 +67,27 @@ def test_backward_as_of_a_time(trace_world: Any) -> None:
     assert pallet[0]["until"] == "2026-01-06"  # unpacked 21:00 UTC = 05:00 next day in CST
 
 
+def test_a_code_as_of_a_time_has_the_status_it_had_then(trace_world: Any) -> None:
+    """Pack 3 was made at hour 0, shipped on its pallet at 3, received at 20, shipped in its case
+    at 30, received at 40 and sold at 50: a trace as of each time says so, not today's status;
+    before it was made it has none."""
+    w = trace_world
+    packs = spread(w)
+    expected = {-1: None, 10: "in_transit", 25: "active", 35: "in_transit", 45: "active"}
+    expected[60] = expected[None] = "dispensed"  # after its last event: the status it has now
+    with w.engine.connect() as conn:
+        pack = resolve(conn, packs[3])
+        for hours, status in expected.items():
+            at = None if hours is None else to_epoch_us(w.at(hours).isoformat())
+            g = trace_backward(conn, pack, at_us=at)
+            assert (g.summary["status"], g.nodes[g.root].get("status")) == (status, status), hours
+        shipped = trace_backward(conn, pack, at_us=to_epoch_us(w.at(10).isoformat()))
+        pallet = shipped.nodes[f"code:{w.code_id(w.pallet(1))}"]
+        assert pallet["status"] == "in_transit"  # its containers as of then too
+        ahead = trace_forward(conn, pack, at_us=to_epoch_us(w.at(35).isoformat()))
+        assert ahead.nodes[ahead.root]["status"] == "in_transit"
+
+
 def test_forward_batch_and_pallet(trace_world: Any) -> None:
     w = trace_world
     spread(w)

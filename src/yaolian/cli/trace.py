@@ -121,6 +121,8 @@ def graph_tree(graph: Graph) -> Tree:
         for key, value in graph.summary.items():
             if isinstance(value, dict):  # counts by status or holder
                 value = ", ".join(f"{k} {n}" for k, n in value.items()) or "none"
+            elif key == "status" and value is None:  # not made yet (as of --at)
+                value = "none on record" + (" as of then" if graph.at_us is not None else "")
             summary.add(f"{key}: {value}")
     return tree
 

@@ -207,11 +207,12 @@ class _Walk:
         states = {}
         for part in chunks(ids):
             for r in self.conn.execute(
-                select(cs.code_id, cs.status, cs.product, cs.lot, cs.expiry).where(
+                select(cs.code_id, cs.status, cs.product, cs.lot, cs.expiry, cs.last_us).where(
                     cs.code_id.in_(part)
                 )
             ):
                 states[r[0]] = r
+        then = self.statuses_then(states)
         out = {}
         for cid in ids:
             key = keys.get(cid, "")
@@ -221,12 +222,22 @@ class _Walk:
                 "code",
                 key=key,
                 uri=_uri(key),
-                status=st.status if st is not None else None,
+                status=then.get(cid, st.status if st is not None else None),
                 product=st.product if st is not None else None,
                 lot=st.lot if st is not None else None,
                 expiry=st.expiry if st is not None else None,
             )
         return out
+
+    def statuses_then(self, states: dict[int, Any]) -> dict[int, str | None]:
+        """Codes' statuses as of an ``at`` before their last event (``code_state`` rows with
+        ``last_us``): from their hand-overs and sales up to then; ``None`` before they were
+        made. Codes with nothing after ``at`` keep their current status (not in the answer)."""
+        if self.g.at_us is None:
+            return {}
+        earlier = [cid for cid, st in states.items() if st.last_us > self.at]
+        places = places_at(self.conn, earlier, self.at)
+        return {cid: places[cid][2] if cid in places else None for cid in earlier}
 
     def event_ref(self, eid: int | None) -> int | None:
         if eid is not None:
@@ -439,7 +450,7 @@ def trace_backward(
     w.transformations(start, backward=True)
     w.load_events()
     g.summary = {
-        "status": st.status if st is not None else None,
+        "status": g.nodes[root].get("status"),  # as of ``at``, when given
         "handovers": sum(1 for e in g.edges if e["kind"] == "handed_over"),
         "containers": sum(1 for e in g.edges if e["kind"] == "inside"),
     }
@@ -608,8 +619,19 @@ _SALES_AT_SQL = "SELECT code_id, site FROM dispense WHERE code_id {ids} AND time
 
 
 def _holdings_at(conn: Connection, ids: Iterable[int], at: int) -> list[dict[str, Any]]:
-    """Holdings as of ``at`` from the custody, sale and state history (not the current state);
-    plain DB-API reads, the ids as one parameter (a batch is 100k codes and more)."""
+    """Holdings as of ``at`` (:func:`places_at`), counted per custodian, site and status."""
+    counter = Counter(places_at(conn, ids, at).values())
+    return [
+        {"custodian": k[0], "site": k[1], "status": k[2], "count": n}
+        for k, n in sorted(counter.items(), key=lambda kv: -kv[1])
+    ]
+
+
+def places_at(conn: Connection, ids: Iterable[int], at: int) -> dict[int, tuple[Any, Any, str]]:
+    """Where each code was as of ``at`` — (custodian party, site, status: active, in_transit
+    or dispensed) — from the custody, sale and state history (not the current state); codes
+    not made by then are left out. Plain DB-API reads, the ids as one parameter (a batch is
+    100k codes and more)."""
     id_set = set(ids)
     where: dict[int, tuple[Any, Any, str]] = {}
     for cid, commissioned, site in rawsql.fetch_ids(conn, _ORIGINS_SQL, id_set):
@@ -631,11 +653,7 @@ def _holdings_at(conn: Connection, ids: Iterable[int], at: int) -> list[dict[str
         where[cid] = (party, site, status)
     for cid, site in rawsql.fetch_ids(conn, _SALES_AT_SQL, id_set, (at,)):
         where[cid] = (None, site, "dispensed")
-    counter = Counter(where.values())
-    return [
-        {"custodian": k[0], "site": k[1], "status": k[2], "count": n}
-        for k, n in sorted(counter.items(), key=lambda kv: -kv[1])
-    ]
+    return where
 
 
 def dispensed_by_site(

@@ -161,6 +161,7 @@ function showNode(n) {
 /** A summary value as text: counts by name read "name 3；other 5". */
 function summaryText(name, value) {
   if (name === "status" && value) return `${STATUS_NAMES[value] || value} (${value})`;
+  if (name === "status") return "尚无记录 (none on record)";  // not made yet (as of then)
   if (value === null || typeof value !== "object") return value;
   return Object.entries(value).map(([name, n]) => `${STATUS_NAMES[name] || name} ${n}`).join("；");
 }
