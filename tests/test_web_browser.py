@@ -399,6 +399,10 @@ def test_receiving_check_of_a_scanned_list(page: Any, server: str, demo_store: D
     assert mine.count() == 2 and all(holder in t for t in mine.all_inner_texts())
     fits = "(t => t.scrollWidth <= t.parentElement.clientWidth)(document.querySelector('table'))"
     assert page.evaluate(fits)  # long codes and reasons wrap: no column cut off at the edge
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone, a handheld scanner
+    assert page.evaluate(fits) and page.evaluate("document.body.scrollWidth <= innerWidth")
+    label = "getComputedStyle(document.querySelector('#check-table td + td'), '::before').content"
+    assert page.evaluate(label) == '"追溯码："'  # each row a card of labelled lines
 
 
 def test_digital_link_opens_the_consumer_page(
@@ -617,6 +621,8 @@ def test_dashboard_for_a_regulator(page: Any, server: str, demo_store: DemoStore
     page.reload()
     page.locator("body[data-loaded=true]").wait_for()
     assert page.locator("#alerts-table tbody tr").count() == len(occurrences)
+    page.set_viewport_size({"width": 390, "height": 844})  # on a phone: nothing off the side
+    assert page.evaluate("document.body.scrollWidth <= innerWidth")
     # an alert's code opens its trace graph, with the key of this tab
     page.locator("#alerts-table a").first.click()
     page.locator("#graph[data-state=done]").wait_for()

@@ -189,12 +189,15 @@ async function guarded(work) {
   }
 }
 
-/** A table: header texts, rows of cells (text or nodes); short text cells do not wrap. */
+/** A table: header texts, rows of cells (text or nodes); short text cells do not wrap. Each
+ * cell carries its header (``data-label``): on a phone's or a handheld scanner's narrow screen
+ * a row reads as a card of labelled lines (yaolian.css). */
 function table(id, headers, rows) {
   return el("table", { id },
     el("thead", {}, el("tr", {}, headers.map((h) => el("th", {}, h)))),
-    el("tbody", {}, rows.map((cells) => el("tr", {}, cells.map((c) =>
-      el("td", { class: c instanceof Node || String(c).length > 24 ? null : "nowrap" }, c))))));
+    el("tbody", {}, rows.map((cells) => el("tr", {}, cells.map((c, i) =>
+      el("td", { class: c instanceof Node || String(c).length > 24 ? null : "nowrap",
+        "data-label": headers[i] || null }, c))))));
 }
 
 /** A definition list of [label, value] pairs, leaving out empty values. */
