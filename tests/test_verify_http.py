@@ -71,7 +71,7 @@ def test_trace_http_and_visibility(client: TestClient, trace_world: Any) -> None
     batch = client.get("/trace/8600001/L001", headers=key(w, "PHB"))  # not its product
     assert batch.status_code == 404
     assert "batch '8600001/L001' is not visible" in batch.json()["detail"]
-    assert "products it holds or makes" in batch.json()["detail"]
+    assert "上市许可持有人" in batch.json()["detail"]  # who traces a batch, in the reason
     early = client.get(
         f"/trace/{code}",
         params={"at": "2026-01-05T10:00:00+00:00"},

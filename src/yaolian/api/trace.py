@@ -47,8 +47,9 @@ def get_trace(
             )
             if not allowed:
                 raise NotFoundError(
-                    f"batch {target.text!r} is not visible to this key: an enterprise traces "
-                    "batches of the products it holds or makes, and the codes it handled"
+                    f"batch {target.text!r} is not visible to this key: a batch is traced by "
+                    "its product's marketing-authorisation holder (上市许可持有人) or "
+                    "manufacturer; trace a code your enterprise handled instead"
                     if target.code_id is None
                     else f"{code!r} is not visible to this key: an enterprise traces the codes "
                     "it shipped, received, holds or sold",
