@@ -194,6 +194,8 @@ CASES: list[tuple[Mapping[str, str | list[str]], list[int]]] = [
     ({"EQ_disposition": "active|in_transit"}, [1, 3]),
     ({"EQ_readPoint": WAREHOUSE}, [4, 4, 7]),
     ({"EQ_bizLocation": PHARMACY}, [6]),
+    ({"WD_readPoint": WAREHOUSE}, [4, 4, 7]),  # no location hierarchy: its own events
+    ({"WD_bizLocation": PHARMACY}, [6]),
     ({"MATCH_epc": f"{PACK}1"}, [1, 2, 6]),  # epcList and childEPCs
     ({"MATCH_epc": f"https://id.gs1.org/01/{GTIN}/21/3"}, [1, 2]),  # Digital Link form
     ({"MATCH_parentID": CASE}, [2]),

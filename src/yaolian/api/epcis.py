@@ -263,6 +263,12 @@ def event_query_parameters(
     EQ_disposition: Annotated[StrList, _q("CBV disposition word or URI")] = None,
     EQ_readPoint: Annotated[StrList, _q("readPoint id (e.g. SGLN URI)")] = None,
     EQ_bizLocation: Annotated[StrList, _q("bizLocation id (e.g. SGLN URI)")] = None,
+    WD_readPoint: Annotated[
+        StrList, _q("readPoint or one within it (no location hierarchy is kept: as EQ_)")
+    ] = None,
+    WD_bizLocation: Annotated[
+        StrList, _q("bizLocation or one within it (no location hierarchy is kept: as EQ_)")
+    ] = None,
     MATCH_epc: Annotated[StrList, _q("epcList / childEPCs contain this code (any form)")] = None,
     MATCH_parentID: Annotated[StrList, _q("parentID is this code")] = None,
     MATCH_inputEPC: Annotated[StrList, _q("inputEPCList contains this code")] = None,

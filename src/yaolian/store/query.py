@@ -192,8 +192,10 @@ class _Filters:
             words = [vocab.word(v) for v in _values(name, raw)]
             cbv_col = event.c.biz_step if vocab is BIZ_STEP else event.c.disposition
             self.terms.append(cbv_col.in_(words))
-        elif name in ("EQ_readPoint", "EQ_bizLocation"):
-            loc_col = event.c.read_point if name == "EQ_readPoint" else event.c.biz_location
+        elif name in ("EQ_readPoint", "EQ_bizLocation", "WD_readPoint", "WD_bizLocation"):
+            # WD_ ("with descendants", by master data): the master data keeps no hierarchy of
+            # locations, so a location's descendants are none and WD_ matches as EQ_ does
+            loc_col = event.c.read_point if name.endswith("readPoint") else event.c.biz_location
             self.terms.append(loc_col.in_(_values(name, raw)))
         elif name == "EQ_eventID":
             self.selective = True
