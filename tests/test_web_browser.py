@@ -676,6 +676,9 @@ HOSPITAL = (f"12440100000000001{uscc_check_char('12440100000000001')}",
             "urn:epc:id:sgln:6901234.10001.0", "示例市第一人民医院")  # fmt: skip
 DISTRIBUTOR = (f"91440100000000002{uscc_check_char('91440100000000002')}",
                "urn:epc:id:sgln:6901234.20001.0", "示例医药有限公司")  # fmt: skip
+MAKER = (f"91440100000000003{uscc_check_char('91440100000000003')}",
+         "urn:epc:id:sgln:6901234.30001.0", "示例制药有限公司")  # fmt: skip
+METFORMIN = "8193216"  # the maker's own product
 AMOXICILLIN = "8819499"
 
 
@@ -692,6 +695,10 @@ def supply_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
         upsert_site(engine, site, uscc, name, kind=who, region="440100")
         keys[who] = create_key(engine, uscc, "enterprise", f"{who} web test")
     upsert_product(engine, AMOXICILLIN, "阿莫西林胶囊")
+    upsert_enterprise(engine, MAKER[0], MAKER[2], "holder", region="440100")
+    upsert_site(engine, MAKER[1], MAKER[0], MAKER[2], kind="factory", region="440100")
+    upsert_product(engine, METFORMIN, "盐酸二甲双胍片", holder_uscc=MAKER[0])
+    keys["maker"] = create_key(engine, MAKER[0], "enterprise", "maker web test")
     keys["regulator"] = create_key(engine, None, "regulator", "web test")
     engine.dispose()
     with _serving(url) as base:
@@ -712,6 +719,46 @@ def _post(tab: Any, form: str, fields: dict[str, str]) -> None:
         tab.fill(f"{form} [name={name}]", value)
     tab.click(f"{form} button[type=submit]")
     tab.locator(rows).nth(shown).wait_for()  # one more row on the board
+
+
+def test_a_maker_reports_a_discontinuation_the_dashboard_lists(
+    browser: Any, supply_server: tuple[str, dict[str, str]]
+) -> None:
+    """停产报告 from the supply page: a holder's key offers its own products only, files the
+    report as itself, lists it; the regulator's dashboard shows it; a hospital gets no form."""
+    base, keys = supply_server
+    with _tab(browser, base, Watch(base)) as tab:
+        _load_supply(tab, keys["maker"])
+        form = "#discontinue-form"
+        tab.locator(f"{form} [name=product] option").first.wait_for(state="attached")
+        assert tab.locator(f"{form} [name=product] option").evaluate_all(
+            "options => options.map((o) => o.value)"
+        ) == [METFORMIN]
+        assert tab.input_value(f"{form} [name=filed_on]")  # dated today unless told
+        tab.locator("#discontinuations p").wait_for()  # none filed yet
+        for name, value in {
+            "stop_date": "2027-06-30",
+            "remaining_packs": "800",
+            "reason": "原料药供应中断",
+            "filed_on": "2026-12-01",
+        }.items():
+            tab.fill(f"{form} [name={name}]", value)
+        tab.click(f"{form} button[type=submit]")
+        row = tab.locator("#discontinuation-table tbody tr")
+        row.wait_for()
+        assert "2027-06-30" in row.inner_text() and "原料药供应中断" in row.inner_text()
+        tab.fill("#key", keys["hospital"])
+        tab.click("#load")
+        tab.locator("#whoami", has_text=HOSPITAL[0]).wait_for()
+        assert tab.locator("#discontinue-card").is_hidden()  # it makes nothing
+        filed = _api(base, "/supply/discontinuations", keys["regulator"])["discontinuations"]
+        assert [(d["product"], d["holder"], d["remaining_packs"], d["filed_at"][:10]) for d in
+                filed] == [(METFORMIN, MAKER[0], 800, "2026-12-01")]  # fmt: skip
+        tab.goto("/web/dashboard")
+        tab.fill("#key", keys["regulator"])
+        tab.click("#submit")
+        tab.locator("#discontinuations-table tbody tr").wait_for()
+        assert "原料药供应中断" in tab.inner_text("#discontinuations-table")
 
 
 def test_supply_page_matches_a_demand_with_an_offer(

@@ -2,7 +2,8 @@
 // the board, the optimal matches and each party's own posts (closed when met).
 "use strict";
 
-const state = { me: null, products: new Map(), sites: new Map(), own: new Set() };
+// made: the products this key's enterprise holds (上市许可持有人) or makes, whose 停产报告 it files
+const state = { me: null, products: new Map(), sites: new Map(), own: new Set(), made: [] };
 const LOW_DAYS = 30; // days of supply below which a line offers to post a demand
 const asOf = new URLSearchParams(window.location.search).get("as_of") || "";
 
@@ -32,6 +33,9 @@ async function loadKey() {
     for (const code of [p.product_code, p.gtin]) if (code) state.products.set(code, p.generic_name);
   }
   state.sites = new Map((master.sites || []).map((s) => [s.location_id, s.name]));
+  const uscc = me.enterprise ? me.enterprise.uscc : null;
+  state.made = (master.products || []).filter(
+    (p) => uscc && (p.holder_uscc === uscc || p.manufacturer_uscc === uscc));
   const choices = me.sees_all ? master.sites || [] : me.sites;
   for (const select of document.querySelectorAll("select.sites")) {
     show(select, choices.map((s) => el("option", { value: s.location_id }, s.name || s.location_id)));
@@ -43,6 +47,31 @@ async function loadKey() {
     : "监管密钥：可代任一站点发布，可关闭任一条";
   show(document.getElementById("whoami"), who);
   document.getElementById("forms").hidden = choices.length === 0;
+  loadDiscontinueForm();
+}
+
+/** The 停产报告 form, for a key whose enterprise holds or makes products: those products, the
+ * report dated today unless told. */
+function loadDiscontinueForm() {
+  const card = document.getElementById("discontinue-card");
+  card.hidden = state.made.length === 0;
+  if (card.hidden) return;
+  const form = document.getElementById("discontinue-form");
+  show(form.elements.product, state.made.map((p) => el("option", { value: p.product_code },
+    [p.generic_name, p.strength, p.pack_spec].filter(Boolean).join(" "))));
+  form.elements.filed_on.value = dayAfter("", 0);
+}
+
+/** This enterprise's discontinuation reports (its own filings), newest first. */
+async function loadDiscontinuations() {
+  if (document.getElementById("discontinue-card").hidden) return;
+  const { discontinuations } = await apiGet("/supply/discontinuations");
+  const mine = discontinuations.filter((d) => d.holder === state.me.enterprise.uscc);
+  show(document.getElementById("discontinuations"), mine.length
+    ? table("discontinuation-table", ["#", "药品", "停产日期", "剩余库存（盒）", "原因", "报告日期"],
+      mine.map((d) => [d.id, productText(d.product), d.stop_date, d.remaining_packs, d.reason,
+        d.filed_at.slice(0, 10)]))
+    : el("p", { class: "muted" }, "本企业尚无停产报告"));
 }
 
 function postTable(id, kind, posts, columns) {
@@ -178,8 +207,20 @@ document.addEventListener("DOMContentLoaded", () => {
       await refresh();
     });
   });
+  const discontinue = document.getElementById("discontinue-form");
+  discontinue.addEventListener("submit", (event) => {
+    event.preventDefault();
+    guarded(async () => {
+      const body = { ...formBody(discontinue), holder: state.me.enterprise.uscc };
+      body.remaining_packs = Number(body.remaining_packs);
+      await apiPost("/supply/discontinuations", JSON.stringify(body), "application/json");
+      discontinue.reset();
+      loadDiscontinueForm();
+      await loadDiscontinuations();
+    });
+  });
   wireKeyForm(async () => {
     await loadKey();
-    await Promise.all([loadStock(), refresh()]);
+    await Promise.all([loadStock(), refresh(), loadDiscontinuations()]);
   });
 });
