@@ -37,20 +37,33 @@ def test_migrated_to_head_and_schema_matches_metadata(engine: Engine) -> None:
 
 
 def test_a_store_behind_head_is_migrated_when_opened(tmp_path: Path) -> None:
-    """A store an older yaolian left one revision behind is brought to head when opened; one at
-    head is opened without alembic's machinery."""
+    """A store an older yaolian left one revision behind is brought to head when opened (here
+    0010 → 0011: a withdrawn 停产报告 keeps counting as withdrawn); one at head is opened
+    without alembic's machinery."""
     path = tmp_path / "old.db"
     engine = open_engine(str(path))
     engine.dispose()
-    with sqlite3.connect(path) as db:
-        db.execute("DROP TABLE batch_party")  # as revision 0009 left it
-        db.execute("UPDATE alembic_version SET version_num = '0009'")
+    with sqlite3.connect(path) as db:  # as revision 0010 left it
+        db.execute("ALTER TABLE supply_discontinuation DROP COLUMN withdrawn_us")
+        db.execute("ALTER TABLE supply_discontinuation ADD COLUMN withdrawn BOOLEAN NOT NULL")
+        db.executemany(
+            "INSERT INTO supply_discontinuation (product, holder, stop_date, reason, "
+            "remaining_packs, filed_us, withdrawn) VALUES ('8819499', 'H', '2026-03-01', 'r', 0, "
+            "?, ?)",
+            [(1_000, 0), (2_000, 1)],
+        )
+        db.execute("UPDATE alembic_version SET version_num = '0010'")
     forget_migrated(engine)
     reopened = open_engine(str(path))
     try:
         with reopened.connect() as conn:
             assert current_revision(conn) == SCHEMA_HEAD
-            assert inspect(conn).has_table("batch_party")
+            rows = conn.exec_driver_sql(
+                "SELECT filed_us, withdrawn_us FROM supply_discontinuation ORDER BY filed_us"
+            ).all()
+            columns = {c["name"] for c in inspect(conn).get_columns("supply_discontinuation")}
+        assert [tuple(r) for r in rows] == [(1_000, None), (2_000, 2_000)]
+        assert "withdrawn" not in columns
     finally:
         reopened.dispose()
 

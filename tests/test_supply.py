@@ -332,6 +332,16 @@ def test_warning_fires_for_discontinued_single_source_not_healthy(engine: Engine
     assert any(r.startswith("已报告停产") for r in w.reasons_zh)
     assert any("原料药仅一个来源" in r for r in w.reasons_zh)
     assert any(r.startswith("供应受限") and "生产企业已无库存" in r for r in w.reasons_zh)
+    # production resumes (恢复生产): withdrawn as of 3-20, the report counts until that day only
+    with engine.begin() as conn:
+        withdrawn = signals.withdraw_discontinuation(conn, report.id, withdrawn_on="2026-03-20")
+        still = risk.assess(conn, date(2026, 3, 19), product=stopped)
+        after = risk.assess(conn, date(2026, 3, 20), product=stopped)
+        assert signals.discontinuations(conn) == []
+        assert signals.discontinuations(conn, include_withdrawn=True) == [withdrawn]
+    assert withdrawn.withdrawn_at == datetime(2026, 3, 20, tzinfo=CST)
+    assert all(any("discontinuation" in r for r in x.reasons) for x in still)
+    assert not any("discontinuation" in r for x in after for r in x.reasons)
 
 
 def test_season_end_is_not_a_shortage(engine: Engine) -> None:
@@ -637,6 +647,14 @@ def test_cli_discontinue_records_the_filing_date(
     with sqlite_engine.connect() as conn:
         (report,) = signals.discontinuations(conn)
     assert report.filed_at == datetime(2026, 3, 2, tzinfo=CST)
+    # ``supply withdraw``: as of its own date, not before the filing
+    withdraw = ("supply", "withdraw", str(report.id), "--db", sqlite_url)
+    code, out = run_main(monkeypatch, capsys, *withdraw, "--on", "2026-03-01")
+    assert code == 2 and "withdrawn_on" in out and "before it was filed" in out
+    code, out = run_main(monkeypatch, capsys, *withdraw, "--on", "2026-04-01", "--json")
+    assert code == 0 and orjson.loads(out)["withdrawn_at"] == "2026-04-01T00:00:00+08:00"
+    with sqlite_engine.connect() as conn:
+        assert signals.discontinuations(conn) == []
 
 
 def test_cli_stock_take(

@@ -286,8 +286,24 @@ def test_enterprise_keys_see_and_speak_for_their_own_sites(db_url: str, engine: 
     report |= {"stop_date": "2026-02-01", "reason": "原料药短缺", "remaining_packs": 0}
     refused(post("theirs", "/supply/discontinuations", report), "holder")
     refused(post("theirs", "/supply/discontinuations", report | {"holder": OTHER}), "product")
-    assert post("mine", "/supply/discontinuations", report).status_code == 201
+    filed = post("mine", "/supply/discontinuations", report)
+    assert filed.status_code == 201
     assert len(get("theirs", "/supply/discontinuations")["discontinuations"]) == 1
+    # … and withdraws it when production resumes (恢复生产): its own report only, once, not
+    # before it was filed; a withdrawn report is off the list unless asked for
+    withdraw = f"/supply/discontinuations/{filed.json()['id']}/withdraw"
+    refused(post("theirs", withdraw, {"withdrawn_on": "2026-03-01"}), "holder")
+    early = post("mine", withdraw, {"withdrawn_on": "2026-01-09"})
+    assert early.status_code == 400 and early.json()["detail"].startswith("withdrawn_on: ")
+    done = post("mine", withdraw, {"withdrawn_on": "2026-03-01"})
+    assert done.status_code == 200 and done.json()["withdrawn"] is True
+    assert done.json()["withdrawn_at"] == "2026-03-01T00:00:00+08:00"
+    assert post("mine", withdraw, {"withdrawn_on": "2026-03-02"}).status_code == 400  # again
+    assert post("mine", "/supply/discontinuations/999/withdraw", {"withdrawn_on": "2026-03-01"})\
+        .status_code == 404  # fmt: skip
+    assert get("theirs", "/supply/discontinuations")["discontinuations"] == []
+    every = get("theirs", "/supply/discontinuations", withdrawn="true")["discontinuations"]
+    assert [d["withdrawn_at"] for d in every] == ["2026-03-01T00:00:00+08:00"]
 
     # reserves: plans and dispatch orders are the regulators'
     plan = {"product": P1, "level": "provincial", "target": 5, "site": DC}

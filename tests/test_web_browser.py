@@ -725,7 +725,8 @@ def test_a_maker_reports_a_discontinuation_the_dashboard_lists(
     browser: Any, supply_server: tuple[str, dict[str, str]]
 ) -> None:
     """停产报告 from the supply page: a holder's key offers its own products only, files the
-    report as itself, lists it; the regulator's dashboard shows it; a hospital gets no form."""
+    report as itself, lists it; the regulator's dashboard shows it; the maker withdraws it when
+    production resumes; a hospital gets no form."""
     base, keys = supply_server
     with _tab(browser, base, Watch(base)) as tab:
         _load_supply(tab, keys["maker"])
@@ -759,6 +760,15 @@ def test_a_maker_reports_a_discontinuation_the_dashboard_lists(
         tab.click("#submit")
         tab.locator("#discontinuations-table tbody tr").wait_for()
         assert "原料药供应中断" in tab.inner_text("#discontinuations-table")
+        # production resumes: the maker withdraws it as of today, and it leaves the dashboard
+        _load_supply(tab, keys["maker"])
+        tab.click("[data-withdraw]")
+        tab.locator("#discontinuation-table", has_text="已撤回").wait_for()
+        (report,) = _api(base, "/supply/discontinuations?withdrawn=true", keys["regulator"])[
+            "discontinuations"
+        ]
+        assert report["withdrawn"] and report["withdrawn_at"][:10] >= "2026-12-01"
+        assert _api(base, "/supply/discontinuations", keys["regulator"])["discontinuations"] == []
 
 
 def test_supply_page_matches_a_demand_with_an_offer(

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 import polars as pl
 from fastapi import APIRouter, Query, Request
-from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import Connection
 
 from yaolian.api.auth import ViewerDep, WriterDep, audit, engine_of
@@ -191,15 +191,16 @@ class DiscontinuationIn(BaseModel):
 
 @router.get("/supply/discontinuations")
 def get_discontinuations(
-    request: Request, _viewer: ViewerDep, product: str | None = None
+    request: Request,
+    _viewer: ViewerDep,
+    product: str | None = None,
+    withdrawn: Annotated[bool, Query(description="Withdrawn reports too")] = False,
 ) -> dict[str, Any]:
-    """Discontinuation reports, newest first."""
+    """Discontinuation reports in force (with ``withdrawn``: those withdrawn too), newest
+    first."""
     with read_tx(engine_of(request)) as conn:
-        return {
-            "discontinuations": [
-                d.as_dict() for d in signals.discontinuations(conn, product=product)
-            ]
-        }
+        found = signals.discontinuations(conn, product=product, include_withdrawn=withdrawn)
+    return {"discontinuations": [d.as_dict() for d in found]}
 
 
 @router.post("/supply/discontinuations", status_code=201)
@@ -214,6 +215,28 @@ def post_discontinuation(
             conn, **body.model_dump(), enterprise_id=viewer.reporter
         )
         audit(conn, viewer, "supply.discontinuation", body.product, report.as_dict())
+    return report.as_dict()
+
+
+class WithdrawalIn(BaseModel):
+    """The day (or aware time) the holder withdrew its report: production resumes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    withdrawn_on: date | AwareDatetime
+
+
+@router.post("/supply/discontinuations/{report_id}/withdraw")
+def withdraw_discontinuation(
+    request: Request, viewer: WriterDep, report_id: RowId, body: WithdrawalIn
+) -> dict[str, Any]:
+    """Withdraw a discontinuation report as of ``withdrawn_on`` (恢复生产): risk as of that day
+    or later no longer counts it. An enterprise key: only a report it filed itself."""
+    with write_tx(engine_of(request)) as conn:
+        report = signals.withdraw_discontinuation(
+            conn, report_id, withdrawn_on=body.withdrawn_on, enterprise_id=viewer.reporter
+        )
+        audit(conn, viewer, "supply.discontinuation.withdraw", report.product, report.as_dict())
     return report.as_dict()
 
 

@@ -272,6 +272,29 @@ def register(app: typer.Typer) -> None:
                 "Discontinuation filed", list(report.as_dict()), [list(report.as_dict().values())]
             )
 
+    @supply.command("withdraw")
+    def withdraw_cmd(
+        report: Annotated[int, typer.Argument(help="The report's id (supply discontinue).")],
+        on: Annotated[
+            str,
+            typer.Option("--on", help="Date the holder withdrew it (YYYY-MM-DD, or ISO time)."),
+        ],
+        db: DbOption = None,
+        json: JsonOption = False,
+    ) -> None:
+        """Withdraw a discontinuation report as of its own date: production resumes (恢复生产)."""
+        with write_tx(open_store(db)) as conn:
+            found = signals.withdraw_discontinuation(conn, report, withdrawn_on=on)
+            append_audit(
+                conn, None, "supply.discontinuation.withdraw", found.product, found.as_dict()
+            )
+        if json:
+            print_json(found.as_dict())
+        else:
+            print_table(
+                "Discontinuation withdrawn", list(found.as_dict()), [list(found.as_dict().values())]
+            )
+
     @supply.command("stocktake")
     def stock_take_cmd(
         site: Annotated[str, typer.Argument(help="Site (location id) that was counted.")],

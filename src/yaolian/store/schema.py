@@ -376,7 +376,7 @@ supply_discontinuation = Table(  # 停产报告
     Column("reason", Text, nullable=False),
     Column("remaining_packs", Float, nullable=False),
     Column("filed_us", BigInteger, nullable=False),
-    Column("withdrawn", Boolean, nullable=False, default=False),
+    Column("withdrawn_us", BigInteger),  # when the holder withdrew it (production resumes)
 )
 
 supply_production_plan = Table(  # planned output per product and month (生产计划)

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, time
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, func, insert, or_, select, update
 
 from yaolian.epcis.model import CHINA_TIME, parse_local_date
 from yaolian.errors import ForbiddenError, NotFoundError, ValidationError
@@ -56,13 +56,20 @@ class Discontinuation:
     reason: str
     remaining_packs: float
     filed_at: datetime  # when the holder filed it (the filing's own date), not when stored
-    withdrawn: bool
+    withdrawn_at: datetime | None  # when the holder withdrew it: production resumes (恢复生产)
+
+    @property
+    def withdrawn(self) -> bool:
+        """Withdrawn by its holder."""
+        return self.withdrawn_at is not None
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data (JSON)."""
         d = asdict(self)
         d["stop_date"] = self.stop_date.isoformat()
         d["filed_at"] = self.filed_at.isoformat()
+        d["withdrawn_at"] = self.withdrawn_at.isoformat() if self.withdrawn_at else None
+        d["withdrawn"] = self.withdrawn
         return d
 
 
@@ -132,7 +139,6 @@ def file_discontinuation(
             reason=reason.strip(),
             remaining_packs=float(remaining_packs),
             filed_us=stored_us(filed_at, "filed_on"),
-            withdrawn=False,
         )
         .returning(supply_discontinuation.c.id)
     ).scalar_one()
@@ -144,19 +150,52 @@ def file_discontinuation(
         reason.strip(),
         float(remaining_packs),
         filed_at,
-        False,
+        None,
     )
 
 
-def withdraw_discontinuation(conn: Connection, report_id: int) -> None:
-    """Mark a report withdrawn (production continues after all)."""
-    done = conn.execute(
-        update(supply_discontinuation)
-        .where(supply_discontinuation.c.id == report_id)
-        .values(withdrawn=True)
-    )
-    if done.rowcount == 0:
+def withdraw_discontinuation(
+    conn: Connection,
+    report_id: int,
+    *,
+    withdrawn_on: str | date | datetime,
+    enterprise_id: int | None = None,
+) -> Discontinuation:
+    """The holder withdraws its report as of ``withdrawn_on`` (production resumes, 恢复生产):
+    risk assessed as of that day or later no longer counts it, earlier days still do.
+    ``enterprise_id`` (an enterprise withdrawing it): only a report it filed itself."""
+    d = supply_discontinuation.c
+    row = conn.execute(select(supply_discontinuation).where(d.id == report_id)).first()
+    if row is None:
         raise NotFoundError(f"no discontinuation report {report_id}", place="id")
+    if enterprise_id is not None:
+        _require_filer(conn, enterprise_id, row.holder, row.product)
+    if row.withdrawn_us is not None:
+        raise ValidationError(f"report {report_id} is withdrawn already", place="id")
+    at = filing_time(withdrawn_on, "withdrawn_on")
+    at_us = stored_us(at, "withdrawn_on")
+    if at_us < row.filed_us:
+        raise ValidationError(
+            "a report cannot be withdrawn before it was filed", place="withdrawn_on"
+        )
+    conn.execute(update(supply_discontinuation).where(d.id == report_id).values(withdrawn_us=at_us))
+    return _report(conn.execute(select(supply_discontinuation).where(d.id == report_id)).one())
+
+
+def _report(r: Any) -> Discontinuation:
+    """A ``supply_discontinuation`` row as a report."""
+    return Discontinuation(
+        r.id,
+        r.product,
+        r.holder,
+        date.fromisoformat(r.stop_date),
+        r.reason,
+        r.remaining_packs,
+        datetime.fromtimestamp(r.filed_us / 1e6, CHINA_TIME),
+        None
+        if r.withdrawn_us is None
+        else datetime.fromtimestamp(r.withdrawn_us / 1e6, CHINA_TIME),
+    )
 
 
 def discontinuations(
@@ -166,28 +205,20 @@ def discontinuations(
     include_withdrawn: bool = False,
     filed_by: datetime | None = None,
 ) -> list[Discontinuation]:
-    """Reports, newest filing first; with ``filed_by``, only those filed at or before it."""
+    """Reports, newest filing first: those in force now, or with ``filed_by`` those in force
+    then (filed at or before it, not withdrawn by it); ``include_withdrawn``: withdrawn too."""
     d = supply_discontinuation.c
     q = select(supply_discontinuation).order_by(d.filed_us.desc(), d.id.desc())
     if product:
         q = q.where(d.product == product)
-    if not include_withdrawn:
-        q = q.where(d.withdrawn.is_(False))
     if filed_by is not None:
-        q = q.where(d.filed_us <= stored_us(filed_by, "filed_by"))
-    return [
-        Discontinuation(
-            r.id,
-            r.product,
-            r.holder,
-            date.fromisoformat(r.stop_date),
-            r.reason,
-            r.remaining_packs,
-            datetime.fromtimestamp(r.filed_us / 1e6, CHINA_TIME),
-            r.withdrawn,
-        )
-        for r in conn.execute(q)
-    ]
+        by_us = stored_us(filed_by, "filed_by")
+        q = q.where(d.filed_us <= by_us)
+        if not include_withdrawn:
+            q = q.where(or_(d.withdrawn_us.is_(None), d.withdrawn_us > by_us))
+    elif not include_withdrawn:
+        q = q.where(d.withdrawn_us.is_(None))
+    return [_report(r) for r in conn.execute(q)]
 
 
 # ── production plans, API sources, lead times ──────────────────────────────────────────────

@@ -62,15 +62,19 @@ function loadDiscontinueForm() {
   form.elements.filed_on.value = dayAfter("", 0);
 }
 
-/** This enterprise's discontinuation reports (its own filings), newest first. */
+/** This enterprise's discontinuation reports (its own filings, withdrawn ones too), newest
+ * first; one in force can be withdrawn as of today when production resumes (恢复生产). */
 async function loadDiscontinuations() {
   if (document.getElementById("discontinue-card").hidden) return;
-  const { discontinuations } = await apiGet("/supply/discontinuations");
+  const { discontinuations } = await apiGet("/supply/discontinuations", { withdrawn: true });
   const mine = discontinuations.filter((d) => d.holder === state.me.enterprise.uscc);
   show(document.getElementById("discontinuations"), mine.length
-    ? table("discontinuation-table", ["#", "药品", "停产日期", "剩余库存（盒）", "原因", "报告日期"],
+    ? table("discontinuation-table",
+      ["#", "药品", "停产日期", "剩余库存（盒）", "原因", "报告日期", "状态"],
       mine.map((d) => [d.id, productText(d.product), d.stop_date, d.remaining_packs, d.reason,
-        d.filed_at.slice(0, 10)]))
+        d.filed_at.slice(0, 10),
+        d.withdrawn ? `已撤回（${d.withdrawn_at.slice(0, 10)} 恢复生产）`
+          : el("button", { class: "link", type: "button", "data-withdraw": d.id }, "撤回（恢复生产）")]))
     : el("p", { class: "muted" }, "本企业尚无停产报告"));
 }
 
@@ -205,6 +209,15 @@ document.addEventListener("DOMContentLoaded", () => {
     guarded(async () => {
       await apiPost(`/supply/${target.dataset.close}/close`, "", "application/json");
       await refresh();
+    });
+  });
+  document.getElementById("discontinuations").addEventListener("click", (event) => {
+    const target = event.target.closest("[data-withdraw]");
+    if (!target) return;
+    guarded(async () => {
+      await apiPost(`/supply/discontinuations/${target.dataset.withdraw}/withdraw`,
+        JSON.stringify({ withdrawn_on: dayAfter("", 0) }), "application/json");
+      await loadDiscontinuations();
     });
   });
   const discontinue = document.getElementById("discontinue-form");
