@@ -39,6 +39,7 @@ from yaolian.store.access import create_key, revoke_key, upsert_enterprise, upse
 from yaolian.store.audit import verify_audit_chain
 from yaolian.store.schema import audit_log, subscription
 from yaolian.store.subscriptions import check_dest, claim, delivered, due, failed
+from yaolian.tables import xlsx_bytes
 
 CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
 A = "91310000MA00000025"  # 甲医药 (distributor)
@@ -623,6 +624,15 @@ def test_sale_lines_over_http(api: Api) -> None:
     csv += f"{sgtin('S2')},1,2025-03-08 11:00,{SITE_B}\n"
     by_csv = post(csv.encode(), api.key_b, "text/csv; charset=utf-8")
     assert by_csv.json()["recorded"] == 1
+    # a HIS export as an Excel workbook: its sale time a real date cell
+    header = ["drug_trac_codg", "sel_retn_cnt", "sel_retn_time", "site"]
+    sold = datetime(2025, 3, 8, 12, 0)
+    workbook = xlsx_bytes("销售", header, [[sgtin("S3"), 1, sold, SITE_B]])
+    by_xlsx = post(workbook, api.key_b, XLSX)
+    assert by_xlsx.status_code == 200 and by_xlsx.json()["recorded"] == 1, by_xlsx.text
+    assert api.client.get(f"/verify/{quote(sgtin('S3'), safe='')}").json()["sale_count"] == 1
+    not_a_workbook = post(csv.encode(), api.key_b, XLSX)
+    assert_problem(not_a_workbook, 400, "ValidationException", "not a readable XLSX workbook")
     xml_body = post(b"<x/>", api.key_b, "application/xml")
     assert_problem(xml_body, 415, "UnsupportedMediaTypeException")
 

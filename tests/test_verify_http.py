@@ -16,6 +16,7 @@ from yaolian.api.app import create_app
 from yaolian.cli import app as cli_app
 from yaolian.errors import ValidationError
 from yaolian.store.access import create_key
+from yaolian.tables import xlsx_bytes
 from yaolian.verify.dispense import read_sale_file
 
 
@@ -271,12 +272,16 @@ def test_a_sale_line_code_a_spreadsheet_or_json_made_a_number_is_refused(tmp_pat
     saved.write_text(
         "drug_trac_codg,trdn_flag,sel_retn_time,site\n8.60000100000000E+19,0,2026-01-01 10:00,x\n"
     )
+    book = tmp_path / "book.xlsx"  # a HIS export with the code column left as numbers
+    header = ["drug_trac_codg", "trdn_flag", "sel_retn_time", "site"]
+    book.write_bytes(xlsx_bytes("销售", header, [[8.6000010000000008e19, 0, "2026-01-01", "x"]]))
     for path, places in (
         (
             numbers,
             ["numbers.json line 1/drug_trac_codg[0]", "numbers.json line 2/drug_trac_codg[0]"],
         ),
         (saved, ["saved.csv row 1/drug_trac_codg[0]"]),
+        (book, ["book.xlsx row 1/drug_trac_codg[0]"]),
     ):
         with pytest.raises(ValidationError) as info:
             read_sale_file(path)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -44,6 +44,27 @@ def open_workbook(source: IO[bytes] | Path | str, place: str) -> Iterator[Any]:
         raise ValidationError(f"not a readable XLSX workbook: {exc}", place=place) from exc
     finally:
         workbook.close()
+
+
+def sheet_records(
+    sheet: Any, cell: Callable[[str, Any], Any] | None = None
+) -> tuple[list[dict[str, Any]], list[int]]:
+    """Records of one worksheet — its header row names the fields; empty cells and rows are
+    left out — and the spreadsheet row number of each; ``cell(name, value)`` converts values."""
+    records: list[dict[str, Any]] = []
+    numbers: list[int] = []
+    lines = sheet.iter_rows(values_only=True)
+    header = [str(h).strip() if h is not None else "" for h in next(lines, ())]
+    for number, values in enumerate(lines, start=2):
+        found = {
+            name: cell(name, value) if cell else value
+            for name, value in zip(header, values, strict=False)
+            if name and value is not None and value != ""
+        }
+        if found:
+            records.append(found)
+            numbers.append(number)
+    return records, numbers
 
 
 @contextmanager

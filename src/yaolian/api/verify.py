@@ -316,6 +316,7 @@ SALES_BODY = {
         "content": {
             "application/json": {"schema": {"type": "array", "items": _SALE_LINE}},
             "text/csv": {"schema": {"type": "string"}},
+            XLSX: {"schema": {"type": "string", "format": "binary"}},
         },
     }
 }
@@ -324,14 +325,15 @@ SALES_BODY = {
 @router.post("/dispense", openapi_extra=SALES_BODY)
 async def post_dispense(request: Request, viewer: WriterDep) -> dict[str, Any]:
     """Record NHSA sale lines (销售/使用出库) as dispensing events, all or none: a JSON list of
-    lines (or ``{"lines": [...]}``) or CSV with a header row — ``drug_trac_codg`` (codes),
+    lines (or ``{"lines": [...]}``), or CSV or an XLSX workbook with a header row —
+    ``drug_trac_codg`` (codes),
     ``trdn_flag`` (1 = 拆零), ``sel_retn_cnt``, ``sel_retn_time``, ``manu_lotnum``,
     ``setl_id``, ``site`` or ``fixmedins_code`` (docs/trace-verify.md). An enterprise key
     records sales at its own sites. Answers how many lines were recorded and how many were
     already (a re-sent upload records nothing twice); 400 naming each bad line."""
-    media = accepted_media(request, ("application/json", "text/csv"))
+    media = accepted_media(request, ("application/json", "text/csv", XLSX))
     body = await read_body(request, MAX_SALES_BYTES)
-    lines = read_sales(body, "body", as_json=media == "application/json")
+    lines = read_sales(body, "body", as_json=media == "application/json", as_xlsx=media == XLSX)
     engine = engine_of(request)
     result = await anyio.to_thread.run_sync(
         lambda: record_sales(

@@ -383,7 +383,7 @@ def quality_report(
 
 
 def dispense(
-    file: Annotated[Path, typer.Argument(help="NHSA sale lines, JSON or CSV.")],
+    file: Annotated[Path, typer.Argument(help="NHSA sale lines: JSON, CSV or XLSX.")],
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:

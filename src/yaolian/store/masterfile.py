@@ -43,7 +43,7 @@ from yaolian.store.access import Viewer
 from yaolian.store.masterdata import MasterDataWriter, validate_uscc
 from yaolian.store.schema import enterprise, product, site
 from yaolian.store.tx import read_tx, write_tx
-from yaolian.tables import open_workbook
+from yaolian.tables import open_workbook, sheet_records
 
 SECTIONS = ("enterprises", "sites", "products")
 
@@ -195,24 +195,6 @@ def _cell(name: str, value: Any) -> Any:
     return text.zfill(14) if name == "gtin" else text
 
 
-def _sheet_records(sheet: Any) -> tuple[list[dict[str, Any]], list[int]]:
-    """Records of one sheet (header row = field names) and the row number of each."""
-    records: list[dict[str, Any]] = []
-    numbers: list[int] = []
-    lines = sheet.iter_rows(values_only=True)
-    header = [str(h).strip() if h is not None else "" for h in next(lines, ())]
-    for number, values in enumerate(lines, start=2):
-        cells = {
-            name: _cell(name, value)
-            for name, value in zip(header, values, strict=False)
-            if name and value is not None and value != ""
-        }
-        if cells:
-            records.append(cells)
-            numbers.append(number)
-    return records, numbers
-
-
 def read_workbook(path: Path) -> MasterData:
     """A master data XLSX workbook (sheets ``enterprises``, ``sites``, ``products``)."""
     with open_workbook(path, str(path)) as workbook:
@@ -226,7 +208,7 @@ def read_workbook(path: Path) -> MasterData:
         rows: dict[str, list[int]] = {}
         for section in SECTIONS:
             if section in names:
-                doc[section], rows[section] = _sheet_records(workbook[names[section]])
+                doc[section], rows[section] = sheet_records(workbook[names[section]], _cell)
     return parse_master_data(doc, str(path), rows)
 
 

@@ -33,7 +33,7 @@ from yaolian.epcis.model import Event, parse_local_time
 from yaolian.epcis.nmpa_dataset import cell_text, code_uri, site_uri
 from yaolian.errors import Problem, ValidationError
 from yaolian.store.ingest import AfterCapture, CaptureResult, capture_document
-from yaolian.tables import decode_text, reading_csv
+from yaolian.tables import decode_text, open_workbook, reading_csv, sheet_records
 from yaolian.trace.builders import document, object_event
 
 SETTLEMENT_TX_TYPE = "urn:yaolian:btt:nhsa_settlement"  # custom business transaction type
@@ -83,6 +83,9 @@ class SaleLine:
     def kind_disposition(self) -> str:
         """``dispensed`` at a hospital, ``retail_sold`` at a pharmacy."""
         return "retail_sold" if self.kind == "retail_selling" else "dispensed"
+
+
+_ZIP = b"PK\x03\x04"  # an XLSX workbook is a zip archive
 
 
 def _codes(value: Any, place: str) -> tuple[str, ...]:
@@ -177,7 +180,8 @@ def parse_lines(rows: Sequence[dict[str, Any]], source: str = "line") -> list[Sa
 
 
 def read_sale_file(path: Path) -> list[SaleLine]:
-    """Sale lines from a JSON or CSV file (by extension; JSON when it starts with ``[``/``{``)."""
+    """Sale lines from a JSON, CSV or XLSX file (JSON by extension or when it starts with
+    ``[``/``{``; a workbook by its content)."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -185,26 +189,35 @@ def read_sale_file(path: Path) -> list[SaleLine]:
     return read_sales(data, path.name, as_json=path.suffix.lower() == ".json")
 
 
-def read_sales(data: bytes, source: str, *, as_json: bool = False) -> list[SaleLine]:
+def read_sales(
+    data: bytes, source: str, *, as_json: bool = False, as_xlsx: bool = False
+) -> list[SaleLine]:
     """Sale lines from bytes: JSON (``as_json``, or when they start with ``[``/``{``: a list of
-    lines or ``{"lines": [...]}``) else CSV with a header row; faults are placed as
-    ``{source} line N`` / ``{source} row N``."""
-    if as_json or data.lstrip()[:1] in (b"[", b"{"):
+    lines or ``{"lines": [...]}``), an XLSX workbook (``as_xlsx``, or by its content: a HIS
+    export, its first sheet, the header row naming the fields) or CSV with a header row;
+    faults are placed as ``{source} line N`` / ``{source} row N``."""
+    if as_xlsx or (data.startswith(_ZIP) and not as_json):
+        with open_workbook(io.BytesIO(data), source) as workbook:
+            rows: list[Any] = sheet_records(workbook.worksheets[0])[0]
+        where = f"{source} row"
+    elif as_json or data.lstrip()[:1] in (b"[", b"{"):
         try:
             root = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
             raise ValidationError(f"not JSON: {exc}", place=source) from None
-        rows = root.get("lines") if isinstance(root, dict) else root
-        if not isinstance(rows, list):
+        found = root.get("lines") if isinstance(root, dict) else root
+        if not isinstance(found, list):
             raise ValidationError("expected a list of sale lines", place=source)
-        where = f"{source} line"
+        rows, where = found, f"{source} line"
     else:
         text = decode_text(data, source)
         with reading_csv(source):
             rows = list(csv.DictReader(io.StringIO(text)))
         where = f"{source} row"
     if not rows:  # an empty upload is a mistake, not a day without sales to report
-        raise ValidationError("no sale lines (an empty list, or a CSV without rows)", place=source)
+        raise ValidationError(
+            "no sale lines (an empty list, or a table without rows)", place=source
+        )
     return parse_lines(rows, where)
 
 
