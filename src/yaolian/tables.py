@@ -46,6 +46,15 @@ def open_workbook(source: IO[bytes] | Path | str, place: str) -> Iterator[Any]:
         workbook.close()
 
 
+def cell_text(value: Any) -> str:
+    """A spreadsheet or JSON cell as text: blanks trimmed, a whole float without its ``.0``."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
 def sheet_records(
     sheet: Any, cell: Callable[[str, Any], Any] | None = None
 ) -> tuple[list[dict[str, Any]], list[int]]:

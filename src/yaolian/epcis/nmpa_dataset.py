@@ -35,7 +35,7 @@ from yaolian.epcis.model import (
     parse_local_time,
 )
 from yaolian.errors import NUL, CodeError, Problem, ValidationError
-from yaolian.tables import decode_text, open_workbook, reading_csv
+from yaolian.tables import cell_text, decode_text, open_workbook, reading_csv
 
 MAX_PROBLEMS = 1000  # stop collecting (not checking) after this many bad cells
 
@@ -174,15 +174,6 @@ def site_uri(site: str) -> str:
 
 
 # ── cell parsers (raise ValueError with the reason) ─────────────────────────────────────────
-def cell_text(value: Any) -> str:
-    """A spreadsheet or JSON cell as text: blanks trimmed, a whole float without its ``.0``."""
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
-
-
 def _parse_time(value: Any) -> datetime:
     if isinstance(value, datetime):
         dt = value

@@ -30,10 +30,10 @@ from sqlalchemy import Engine
 
 from yaolian.epcis.extensions import SALE_LINE_KEY
 from yaolian.epcis.model import Event, parse_local_time
-from yaolian.epcis.nmpa_dataset import cell_text, code_uri, site_uri
+from yaolian.epcis.nmpa_dataset import code_uri, site_uri
 from yaolian.errors import Problem, ValidationError
 from yaolian.store.ingest import AfterCapture, CaptureResult, capture_document
-from yaolian.tables import decode_text, open_workbook, reading_csv, sheet_records
+from yaolian.tables import cell_text, decode_text, open_workbook, reading_csv, sheet_records
 from yaolian.trace.builders import document, object_event
 
 SETTLEMENT_TX_TYPE = "urn:yaolian:btt:nhsa_settlement"  # custom business transaction type
