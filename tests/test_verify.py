@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -107,6 +108,19 @@ def test_unknown_malformed_unregistered(trace_world: Any) -> None:
     unregistered = verdict(w, "89999990000000000001")
     assert unregistered["status"] == "unknown" and "unregistered" in unregistered["reason"]
     assert "8999999 未注册" in unregistered["reason_zh"]
+    # the commonest misreads say what is wrong in Chinese, not in the codes layer's English
+    for misread, words in (
+        (
+            w.pack(0).removeprefix("urn:nmpa:code:")[:-1],
+            "位数不对：药品追溯码应为 20 位，这里是 19 位",
+        ),
+        ("(01)06901234567893(21)ABC", "校验位不符：末位应为 2，实为 3"),
+        ("(01)0690123456789(21)A", "条码中 (01) 段长度不对：应为 14 位，这里是 13 位"),
+        ("hello", "无法识别"),
+    ):
+        said = verdict(w, misread)
+        assert said["malformed"] and words in said["reason_zh"], said["reason_zh"]
+        assert not re.search("[a-z]{4}", said["reason_zh"])  # no English words
 
 
 def test_a_code_issued_here_but_never_commissioned_is_a_data_gap(trace_world: Any) -> None:

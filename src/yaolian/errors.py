@@ -70,9 +70,14 @@ class ValidationError(YaolianError):
 
 
 class CodeError(ValidationError):
-    """An identifier (trace code, GS1 key, EPC URI …) that is not valid."""
+    """An identifier (trace code, GS1 key, EPC URI …) that is not valid; ``reason_zh`` words the
+    commonest faults (wrong length, check digit, not a code at all) for a clerk or a patient."""
 
     title = "Invalid code"
+
+    def __init__(self, reason: str, *, reason_zh: str | None = None, **kwargs: Any) -> None:
+        super().__init__(reason, **kwargs)
+        self.reason_zh = reason_zh
 
 
 class QueryError(YaolianError):

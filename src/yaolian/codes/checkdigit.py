@@ -25,7 +25,10 @@ def verify_gs1_check_digit(key: str, what: str = "GS1 key") -> None:
         raise CodeError(f"{what} {key!r}: must be digits only")
     expected = gs1_check_digit(key[:-1])
     if key[-1] != expected:
-        raise CodeError(f"{what} {key}: bad check digit {key[-1]}, expected {expected}")
+        raise CodeError(
+            f"{what} {key}: bad check digit {key[-1]}, expected {expected}",
+            reason_zh=f"校验位不符：末位应为 {expected}，实为 {key[-1]}，多为扫描或录入有误",
+        )
 
 
 def bwm_check_digit(body: str) -> str:

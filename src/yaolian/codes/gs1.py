@@ -188,9 +188,17 @@ def check_ai_value(ai: AI, value: str) -> None:
     n = len(value)
     where = f"AI ({ai.code}) {ai.title}"
     if ai.fixed and n != ai.max_len:
-        raise CodeError(f"{where}: wrong length {n}, expected {ai.max_len}")
+        raise CodeError(
+            f"{where}: wrong length {n}, expected {ai.max_len}",
+            reason_zh=f"条码中 ({ai.code}) 段长度不对：应为 {ai.max_len} 位，这里是 {n} 位",
+        )
     if n < ai.min_len or n > ai.max_len:
-        raise CodeError(f"{where}: wrong length {n}, expected {ai.min_len}–{ai.max_len}")
+        raise CodeError(
+            f"{where}: wrong length {n}, expected {ai.min_len}–{ai.max_len}",
+            reason_zh=(
+                f"条码中 ({ai.code}) 段长度不对：应为 {ai.min_len}–{ai.max_len} 位，这里是 {n} 位"
+            ),
+        )
     if ai.date:
         gs1_date(value, ai.code)
         return

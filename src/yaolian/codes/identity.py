@@ -206,7 +206,8 @@ def _nmpa_code_key(code: str, *, strict: bool) -> str:
     if strict:
         raise CodeError(
             f"{code!r} is not a recognised code: no known NMPA issuer prefix, not a GS1 element "
-            "string, not a URI"
+            "string, not a URI",
+            reason_zh="无法识别：不是已知发码机构的药品追溯码，也不是 GS1 条码内容或标识",
         )
     return NMPA_KEY + code
 

@@ -70,7 +70,8 @@ class CodeRule:
         if len(code) != self.total_length:
             raise CodeError(
                 f"trace code {code!r}: wrong length {len(code)}, expected {self.total_length} "
-                f"(issuer {self.issuer})"
+                f"(issuer {self.issuer})",
+                reason_zh=f"位数不对：药品追溯码应为 {self.total_length} 位，这里是 {len(code)} 位",
             )
         if self._body.fullmatch(code) is None:
             bad = next(ch for ch in code if self._body.fullmatch(ch) is None)

@@ -227,7 +227,7 @@ def verify(
         verdict = _unknown(
             code,
             f"not a valid code: {exc.reason}",
-            f"不是有效的追溯码或条码内容，请核对后重新扫描或输入（{exc.reason}）",
+            f"不是有效的追溯码或条码内容，请核对后重新扫描或输入（{exc.reason_zh or exc.reason}）",
         )
         verdict.malformed = True
         return verdict
