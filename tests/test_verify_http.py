@@ -272,6 +272,8 @@ def test_a_sale_line_code_a_spreadsheet_or_json_made_a_number_is_refused(tmp_pat
     saved.write_text(
         "drug_trac_codg,trdn_flag,sel_retn_time,site\n8.60000100000000E+19,0,2026-01-01 10:00,x\n"
     )
+    gap = tmp_path / "gap.csv"  # a blank line before it: the row is still counted as shown
+    gap.write_text(saved.read_text().replace("\n", "\n\n", 1))
     book = tmp_path / "book.xlsx"  # a HIS export with the code column left as numbers
     header = ["drug_trac_codg", "trdn_flag", "sel_retn_time", "site"]
     book.write_bytes(xlsx_bytes("销售", header, [[8.6000010000000008e19, 0, "2026-01-01", "x"]]))
@@ -280,8 +282,9 @@ def test_a_sale_line_code_a_spreadsheet_or_json_made_a_number_is_refused(tmp_pat
             numbers,
             ["numbers.json line 1/drug_trac_codg[0]", "numbers.json line 2/drug_trac_codg[0]"],
         ),
-        (saved, ["saved.csv row 1/drug_trac_codg[0]"]),
-        (book, ["book.xlsx row 1/drug_trac_codg[0]"]),
+        (saved, ["saved.csv row 2/drug_trac_codg[0]"]),  # rows as a spreadsheet numbers them
+        (gap, ["gap.csv row 3/drug_trac_codg[0]"]),
+        (book, ["book.xlsx row 2/drug_trac_codg[0]"]),
     ):
         with pytest.raises(ValidationError) as info:
             read_sale_file(path)

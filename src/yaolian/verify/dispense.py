@@ -161,12 +161,16 @@ def parse_line(row: dict[str, Any], place: str) -> SaleLine:
     )
 
 
-def parse_lines(rows: Sequence[dict[str, Any]], source: str = "line") -> list[SaleLine]:
-    """Check every row; all faults are reported together (nothing is recorded on error)."""
+def parse_lines(
+    rows: Sequence[dict[str, Any]], source: str = "line", numbers: Sequence[int] = ()
+) -> list[SaleLine]:
+    """Check every row; all faults are reported together (nothing is recorded on error). A
+    fault's place is ``{source} N``: the row's number in ``numbers`` (a table's, as a
+    spreadsheet shows it), else its position from 1."""
     lines: list[SaleLine] = []
     problems: list[Problem] = []
     for n, row in enumerate(rows, start=1):
-        place = f"{source} {n}"
+        place = f"{source} {numbers[n - 1] if numbers else n}"
         if not isinstance(row, dict):
             problems.append(Problem("a sale line must be an object", place))
             continue
@@ -195,10 +199,12 @@ def read_sales(
     """Sale lines from bytes: JSON (``as_json``, or when they start with ``[``/``{``: a list of
     lines or ``{"lines": [...]}``), an XLSX workbook (``as_xlsx``, or by its content: a HIS
     export, its first sheet, the header row naming the fields) or CSV with a header row;
-    faults are placed as ``{source} line N`` / ``{source} row N``."""
+    faults are placed as ``{source} line N`` (JSON) or ``{source} row N`` (the row as a
+    spreadsheet numbers it, the header row 1)."""
+    numbers: list[int] = []  # a table's row numbers, its header row 1
     if as_xlsx or (data.startswith(_ZIP) and not as_json):
         with open_workbook(io.BytesIO(data), source) as workbook:
-            rows: list[Any] = sheet_records(workbook.worksheets[0])[0]
+            rows, numbers = sheet_records(workbook.worksheets[0])
         where = f"{source} row"
     elif as_json or data.lstrip()[:1] in (b"[", b"{"):
         try:
@@ -212,13 +218,17 @@ def read_sales(
     else:
         text = decode_text(data, source)
         with reading_csv(source):
-            rows = list(csv.DictReader(io.StringIO(text)))
+            reader = csv.DictReader(io.StringIO(text))
+            rows = []
+            for row in reader:
+                rows.append(row)
+                numbers.append(reader.line_num)
         where = f"{source} row"
     if not rows:  # an empty upload is a mistake, not a day without sales to report
         raise ValidationError(
             "no sale lines (an empty list, or a table without rows)", place=source
         )
-    return parse_lines(rows, where)
+    return parse_lines(rows, where, numbers)
 
 
 def sales_summary(lines: Sequence[SaleLine], result: CaptureResult) -> dict[str, int]:
