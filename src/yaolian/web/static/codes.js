@@ -50,11 +50,9 @@ async function refresh() {
  * them; an admin's every product — offered by code with their names as the field is typed. */
 async function loadProducts(me) {
   const { products = [] } = await apiGet("/masterdata", { section: "products" });
-  const uscc = me.enterprise ? me.enterprise.uscc : null;
-  const mine = products.filter((p) => me.role === "admin"
-    || (uscc && (p.holder_uscc === uscc || p.manufacturer_uscc === uscc)));
-  show(document.getElementById("products"), mine.map((p) => el("option", { value: p.product_code },
-    [p.generic_name, p.strength, p.pack_spec].filter(Boolean).join(" "))));
+  const mine = me.role === "admin" ? products
+    : productsMadeBy(products, me.enterprise ? me.enterprise.uscc : null);
+  show(document.getElementById("products"), mine.map(productOption));
 }
 
 async function loadKey() {

@@ -59,6 +59,17 @@ function verdictOf(v) {
   return VERDICTS[v.status] || [v.status, "warn"];
 }
 
+/** The products (master data) an enterprise holds (上市许可持有人) or makes, by its USCC. */
+function productsMadeBy(products, uscc) {
+  return products.filter((p) => uscc && (p.holder_uscc === uscc || p.manufacturer_uscc === uscc));
+}
+
+/** A product as an option of a product field: its code, named by 通用名, strength and pack. */
+function productOption(p) {
+  return el("option", { value: p.product_code },
+    [p.generic_name, p.strength, p.pack_spec].filter(Boolean).join(" "));
+}
+
 /** The calendar day in Beijing (UTC+8) of an ISO 8601 time, as YYYY-MM-DD. */
 function beijingDay(iso) {
   return new Date(Date.parse(iso) + 8 * 3600e3).toISOString().slice(0, 10);

@@ -234,8 +234,9 @@ function recallsPanel(body) {
   ]));
 }
 
+/** The reports in force (GET /supply/discontinuations leaves withdrawn ones out). */
 function discontinuationsPanel(body, names) {
-  const filed = body.discontinuations.filter((d) => !d.withdrawn);
+  const filed = body.discontinuations;
   if (!filed.length) return el("p", { class: "muted" }, "无停产报告 No discontinuation reports.");
   return table("discontinuations-table", ["药品", "上市许可持有人", "停产日期", "剩余库存（盒）", "原因", "报告时间"],
     filed.map((d) => [names[d.product] || d.product, d.holder, d.stop_date, d.remaining_packs,

@@ -33,9 +33,7 @@ async function loadKey() {
     for (const code of [p.product_code, p.gtin]) if (code) state.products.set(code, p.generic_name);
   }
   state.sites = new Map((master.sites || []).map((s) => [s.location_id, s.name]));
-  const uscc = me.enterprise ? me.enterprise.uscc : null;
-  state.made = (master.products || []).filter(
-    (p) => uscc && (p.holder_uscc === uscc || p.manufacturer_uscc === uscc));
+  state.made = productsMadeBy(master.products || [], me.enterprise ? me.enterprise.uscc : null);
   const choices = me.sees_all ? master.sites || [] : me.sites;
   for (const select of document.querySelectorAll("select.sites")) {
     show(select, choices.map((s) => el("option", { value: s.location_id }, s.name || s.location_id)));
@@ -57,8 +55,7 @@ function loadDiscontinueForm() {
   card.hidden = state.made.length === 0;
   if (card.hidden) return;
   const form = document.getElementById("discontinue-form");
-  show(form.elements.product, state.made.map((p) => el("option", { value: p.product_code },
-    [p.generic_name, p.strength, p.pack_spec].filter(Boolean).join(" "))));
+  show(form.elements.product, state.made.map(productOption));
   form.elements.filed_on.value = dayAfter("", 0);
 }
 
@@ -178,12 +175,12 @@ async function refresh() {
   document.body.dataset.loaded = "true";
 }
 
-/** The form's filled fields as a JSON body (numbers as numbers, empty ones left out). */
+/** The form's filled fields as a JSON body (number fields as numbers, empty ones left out). */
 function formBody(form) {
   const body = {};
   for (const [name, value] of new FormData(form)) {
     if (value === "") continue;
-    body[name] = name === "quantity" ? Number(value) : value;
+    body[name] = form.elements[name].type === "number" ? Number(value) : value;
   }
   return body;
 }
@@ -225,7 +222,6 @@ document.addEventListener("DOMContentLoaded", () => {
     event.preventDefault();
     guarded(async () => {
       const body = { ...formBody(discontinue), holder: state.me.enterprise.uscc };
-      body.remaining_packs = Number(body.remaining_packs);
       await apiPost("/supply/discontinuations", JSON.stringify(body), "application/json");
       discontinue.reset();
       loadDiscontinueForm();
