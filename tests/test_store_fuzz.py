@@ -126,8 +126,8 @@ def _by_identity(engine: Engine) -> dict[str, list[str]]:
     ids may differ — a PostgreSQL sequence keeps the numbers a rolled-back capture drew, where
     SQLite hands them out again."""
     with engine.connect() as conn:
-        keys: dict[Any, Any] = dict(conn.execute(select(code.c.id, code.c.key)).tuples().all())
-        hashes: dict[Any, Any] = dict(conn.execute(select(event.c.id, event.c.hash)).tuples().all())
+        keys: dict[Any, Any] = dict(conn.execute(select(code.c.id, code.c.key)).all())
+        hashes: dict[Any, Any] = dict(conn.execute(select(event.c.id, event.c.hash)).all())
         found: dict[str, list[str]] = {}
         for name in TABLES:
             columns = [c for c in metadata.tables[name].c if c.name not in ("id", "record_us")]
