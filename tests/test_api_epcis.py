@@ -611,7 +611,7 @@ def test_sale_lines_over_http(api: Api) -> None:
 
     refused = post(orjson.dumps([line]), api.key_a)  # A records a sale at B's pharmacy
     problem = assert_problem(refused, 400, "ValidationException", "nothing recorded")
-    assert problem["errors"][0]["place"] == "line 1/readPoint"
+    assert problem["errors"][0]["place"] == "body line 1/site"
     bad = post(orjson.dumps({"lines": [line, line | {"sel_retn_cnt": 0}]}), api.key_b)
     problem = assert_problem(bad, 400, "ValidationException")
     assert [e["place"] for e in problem["errors"]] == ["body line 2/sel_retn_cnt"]
@@ -624,6 +624,12 @@ def test_sale_lines_over_http(api: Api) -> None:
     csv += f"{sgtin('S2')},1,2025-03-08 11:00,{SITE_B}\n"
     by_csv = post(csv.encode(), api.key_b, "text/csv; charset=utf-8")
     assert by_csv.json()["recorded"] == 1
+    # a refusal at capture names the row as the spreadsheet numbers it (a blank line counts)
+    foreign = post(
+        (csv + f"\n{sgtin('S4')},1,2025-03-08 11:00,{SITE_B}\n").encode(), api.key_a, "text/csv"
+    )
+    problem = assert_problem(foreign, 400, "ValidationException", "nothing recorded")
+    assert [e["place"] for e in problem["errors"]] == ["body row 2/site", "body row 4/site"]
     # a HIS export as an Excel workbook: its sale time a real date cell
     header = ["drug_trac_codg", "sel_retn_cnt", "sel_retn_time", "site"]
     sold = datetime(2025, 3, 8, 12, 0)

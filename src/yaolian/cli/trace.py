@@ -392,7 +392,6 @@ def dispense(
     result = record_sales(
         open_store(db),
         lines,
-        source=f"{file.name} line",
         then=lambda conn, done: append_audit(
             conn, None, "dispense", str(file), sales_summary(lines, done)
         ),

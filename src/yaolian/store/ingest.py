@@ -581,10 +581,11 @@ def _capture(
                         result.duplicates += 1
                     else:
                         ready.append(outcome)
-                for i, problem in sorted(writer.refusals(ready).items(), reverse=True):
-                    del ready[i]
-                    result.rejected += 1
-                    result.errors.append(problem)
+                refused = writer.refusals(ready)
+                if refused:
+                    ready = [p for i, p in enumerate(ready) if i not in refused]
+                    result.rejected += len(refused)
+                    result.errors.extend(refused[i] for i in sorted(refused))
                     failed = failed or behaviour == "rollback"
                 if progress:
                     progress("validate", index, total)

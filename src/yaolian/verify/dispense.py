@@ -20,7 +20,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,7 @@ class SaleLine:
     lot: str | None = None
     settlement: str | None = None
     kind: str = "dispensing"  # or retail_selling
+    place: str | None = field(default=None, compare=False)  # where it was read: "book.xlsx row 3"
 
     def event(self) -> Event:
         """The dispensing / retail-selling ObjectEvent of this line."""
@@ -158,6 +159,7 @@ def parse_line(row: dict[str, Any], place: str) -> SaleLine:
         lot=cell_text(row.get("manu_lotnum")) or None,
         settlement=cell_text(row.get("setl_id") or row.get("settlement_id")) or None,
         kind=kind,
+        place=place,
     )
 
 
@@ -246,8 +248,27 @@ def record_sales(
     then: AfterCapture | None = None,
 ) -> CaptureResult:
     """Capture the sale lines as dispensing events, all or none (one transaction); a refused
-    line is placed as ``{source} N``. ``enterprise_id``: the reporting enterprise (its key
-    records sales at its own sites only); ``then``: see :func:`capture_document`."""
+    line is placed where it was read (``book.xlsx row 3/site``), or as ``{source} N`` when it
+    was made in code. ``enterprise_id``: the reporting enterprise (its key records sales at its
+    own sites only); ``then``: see :func:`capture_document`."""
     doc = document([line.event() for line in lines])
-    doc.places = [f"{source} {n}" for n in range(1, len(lines) + 1)]
-    return capture_document(engine, doc, enterprise_id=enterprise_id, then=then)
+    doc.places = [line.place or f"{source} {n}" for n, line in enumerate(lines, start=1)]
+    result = capture_document(engine, doc, enterprise_id=enterprise_id, then=then)
+    result.errors = [Problem(p.reason, _line_field(p.place)) for p in result.errors]
+    return result
+
+
+_LINE_FIELDS = {"readPoint": "site", "bizLocation": "site", "eventTime": "sel_retn_time"}
+_LINE_FIELDS |= {"epcList": "drug_trac_codg"}
+
+
+def _line_field(place: str | None) -> str | None:
+    """A capture fault's place in the event (``…/readPoint``) as the sale line's field
+    (``…/site``)."""
+    if place is None:
+        return None
+    line, _, rest = place.partition("/")
+    name, _, tail = rest.partition("/")
+    if not rest or name not in _LINE_FIELDS:
+        return place
+    return f"{line}/{_LINE_FIELDS[name]}" + (f"[{tail}]" if tail else "")
