@@ -482,6 +482,35 @@ OVERLAPPING_LABELS = """(() => {
 })()"""
 
 
+NODES_ON_HAND_OVERS = """(() => {
+  const near = (p, a, b) => {  // p within 12 px of the segment a–b, strictly between its ends
+    const dx = b.x - a.x, dy = b.y - a.y, len2 = dx * dx + dy * dy;
+    const t = ((p.x - a.x) * dx + (p.y - a.y) * dy) / len2;
+    if (t <= 0.05 || t >= 0.95) return false;
+    return Math.hypot(a.x + t * dx - p.x, a.y + t * dy - p.y) < 12;
+  };
+  return yaolianGraph.edges("[kind = 'handed_over']").map((e) => yaolianGraph.nodes()
+    .filter((n) => n !== e.source() && n !== e.target()
+      && near(n.position(), e.source().position(), e.target().position()))
+    .map((n) => n.id())).flat();
+})()"""
+
+
+def test_trace_page_lays_out_a_pack_readably(page: Any, server: str, demo_store: DemoStore) -> None:
+    """A pack's path (a few holders side by side, one with its site): every name is readable
+    and no hand-over is drawn over a node it does not join."""
+    code = demo_store.truth["samples"]["genuine"]["raw"]
+    graph = _api(server, f"/trace/{code}?direction=backward", demo_store.regulator_key)
+    assert len(graph["nodes"]) <= 12 and any(n["kind"] == "site" for n in graph["nodes"])
+    page.goto(f"/web/trace?code={code}")
+    page.fill("#key", demo_store.regulator_key)
+    page.click("#submit")
+    page.locator("#graph[data-state=done]").wait_for()
+    assert page.evaluate(DRAWN) == [len(graph["nodes"]), len(graph["edges"]), graph["root"], 0]
+    assert page.evaluate(OVERLAPPING_LABELS) == 0
+    assert page.evaluate(NODES_ON_HAND_OVERS) == []
+
+
 def test_trace_page_draws_a_batch(page: Any, server: str, demo_store: DemoStore) -> None:
     """Forward from a batch: the holders with their counts, every site placed by a link."""
     batch = demo_store.truth["recall"]  # the recalled batch, spread over several holders

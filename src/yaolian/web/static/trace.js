@@ -79,6 +79,11 @@ function elementsOf(graph) {
     .filter((e) => kinds.has(e.from) && kinds.has(e.to))
     .map((e) => ({ ...e, source: e.from, target: e.to, label: edgeLabel(e) }));
   const links = siteLinks(graph, kinds).map((l) => ({ ...l, classes: "at" }));
+  // a site just left of the enterprise that keeps it (the layout keeps this order in the tier
+  // of holders), so that a hand-over drawn from that enterprise to the next misses the site
+  const rank = new Map(nodes.map((n, i) => [n.data.id, 2 * i]));
+  for (const l of links) rank.set(l.target, rank.get(l.source) - 1);
+  nodes.sort((a, b) => rank.get(a.data.id) - rank.get(b.data.id));
   return [
     ...nodes,
     ...[...edges, ...links].map(({ classes, ...data }, i) => ({
@@ -112,7 +117,10 @@ function widen(cy, tiers) {
 
 function draw(graph) {
   const big = graph.nodes.length > BIG_GRAPH;
-  const tiers = { name: "breadthfirst", directed: true, roots: [graph.root], spacingFactor: 1.1 };
+  // a small graph is spaced by its labels, so that names side by side in a tier stay apart
+  const few = graph.nodes.length <= FEW_NODES;
+  const tiers = { name: "breadthfirst", directed: true, roots: [graph.root], spacingFactor: 1.1,
+    nodeDimensionsIncludeLabels: few };
   const cy = cytoscape({
     container: document.getElementById("graph"),
     elements: elementsOf(graph),
@@ -120,7 +128,8 @@ function draw(graph) {
       { selector: "node", style: {
         "background-color": "data(colour)", label: "data(label)", "font-size": 10,
         "text-wrap": "wrap", "text-max-width": 160, "text-valign": "bottom", "text-margin-y": 4,
-        width: 18, height: 18 } },
+        "text-background-color": "#fff", "text-background-opacity": 0.85,
+        "text-background-padding": 1, width: 18, height: 18 } },
       { selector: "node.wide", style: { "text-wrap": "none", "text-valign": "center",
         "text-halign": "right", "text-margin-x": 4, "text-margin-y": 0 } },
       { selector: "node.root", style: { "border-width": 4, "border-color": "#f2b705",
@@ -142,7 +151,7 @@ function draw(graph) {
       ? { name: "concentric", concentric: (n) => (n.id() === graph.root ? 2 : 1), minNodeSpacing: 4 }
       : tiers,
   });
-  if (!big && graph.nodes.length > FEW_NODES && labelsOverlap(cy)) widen(cy, tiers);
+  if (!big && !few && labelsOverlap(cy)) widen(cy, tiers);
   cy.on("tap", "node", (event) => showNode(event.target.data()));
   window.yaolianGraph = cy;  // for the browser tests and the curious
   return cy;
