@@ -713,6 +713,11 @@ def test_cli_tables_name_products_and_sites(
     hospital = next(line for line in out.splitlines() if HOSP[-9:] in line)
     assert "阿莫西林胶囊" in hospital and HOSP not in hospital  # the site's name, not its URI
     assert unregistered in out  # no master data: the URI itself
+    assert "│ 3 " in hospital and "3.0" not in hospital  # packs as people write them
+    code, out = run_main(
+        monkeypatch, capsys, "supply", "stock", "--site", "nowhere", "--db", sqlite_url
+    )
+    assert code == 0 and out.strip() == "Stock: none found"  # not an empty grid
     code, out = run_main(monkeypatch, capsys, "supply", "stock", "--json", "--db", sqlite_url)
     rows = {r["site"]: r for r in orjson.loads(out)}
     assert rows[HOSP]["net_packs"] == rows[HOSP]["on_hand"] == 3.0

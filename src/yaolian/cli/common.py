@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Annotated, Any
@@ -55,7 +56,10 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
     """Print rows as a rich table. A cell too wide for the terminal wraps (folds) rather than
     being cut with an ellipsis, so codes and identifiers are always shown whole; a column whose
     cells are all short (numbers, statuses) keeps them on one line."""
-    cells = [["" if v is None else str(v) for v in row] for row in rows]
+    cells = [[_cell(v) for v in row] for row in rows]
+    if not cells:
+        console.print(f"{title or 'result'}: none found", style="dim")
+        return
     widest = [max((cell_len(r[n]) for r in cells), default=0) for n in range(len(columns))]
     keep = [w if w <= SHORT_CELL else 0 for w in widest]  # the short ones whole, if they fit
     room = LONG_CELL_ROOM * keep.count(0)  # what rich leaves the wrapping columns at least
@@ -66,6 +70,17 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
     for row in cells:
         table.add_row(*row)
     console.print(table)
+
+
+def _cell(value: Any) -> str:
+    """A table cell: a number of packs or days as people write it (7, 8.85 — not 7.0 or
+    8.850000000001), nothing for None."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and math.isfinite(value):
+        text = f"{value:.2f}".rstrip("0").rstrip(".")
+        return "0" if text == "-0" else text
+    return str(value)
 
 
 def local_time_option(value: str, place: str) -> datetime:

@@ -37,7 +37,9 @@ def register(app: typer.Typer) -> None:
         db: DbOption = None,
         as_of: AsOfOption = None,
         product: ProductOption = None,
-        site: Annotated[str | None, typer.Option("--site")] = None,
+        site: Annotated[
+            str | None, typer.Option("--site", help="Site location id (urn:epc:id:sgln:…)")
+        ] = None,
         region: RegionOption = None,
         json: JsonOption = False,
     ) -> None:
@@ -67,10 +69,7 @@ def register(app: typer.Typer) -> None:
         print_table(
             "Stock",
             ("product", "name", *cols[1:]),
-            [
-                (r[0], names.product(r[0]), names.site(r[1]), *r[2:6], round(r[6], 2), r[7])
-                for r in rows
-            ],
+            [(r[0], names.product(r[0]), names.site(r[1]), *r[2:]) for r in rows],
         )
 
     @supply.command("consumption")
