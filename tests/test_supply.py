@@ -276,6 +276,24 @@ def test_forecast_model_choice_and_intervals() -> None:
     assert s.mae is not None and s.mae < naive_mae
 
 
+def test_forecast_of_a_short_series_has_a_real_interval() -> None:
+    """Weeks too few to cross-validate: the mean of the last four, an interval as wide as the
+    weeks seen were apart (not the mean twice), last week's value as the naive baseline."""
+    week_totals = [14, 35, 7, 21, 28, 14]  # six weeks, a day's demand on each week's Monday
+    daily = np.zeros(7 * len(week_totals))
+    daily[::7] = week_totals
+    run = forecast.forecast_frame(
+        _daily({"new": daily, "none": np.zeros(len(daily))}), end=date(2024, 2, 11)
+    )
+    f, zero = run.forecasts["new"], run.forecasts["none"]
+    assert (f.kind, f.model) == ("short", "mean-4w")
+    assert f.mean[0] == pytest.approx(np.mean(week_totals[-4:]))
+    assert f.lo[0] == pytest.approx(np.quantile(week_totals, 0.1))
+    assert f.hi[0] == pytest.approx(np.quantile(week_totals, 0.9))
+    assert f.lo[0] < f.mean[0] < f.hi[0] and f.baseline[0] == 14
+    assert zero.kind == "zero" and zero.lo == zero.mean == zero.hi == [0.0] * len(zero.mean)
+
+
 def test_warning_fires_for_discontinued_single_source_not_healthy(engine: Engine) -> None:
     setup_sites(engine)
     healthy, stopped = "1111111", "2222222"

@@ -329,13 +329,13 @@ def forecast_frame(
     with_trend = trended(dense)
     timings["prepare"] = time.perf_counter() - t0
     for uid, kind in kinds.items():
-        if kind in ("zero", "short"):
-            rate = float(arrays[uid][-4:].mean())
-            flat = [rate] * horizon_weeks
-            model = "mean-4w" if kind == "short" else "zero"
+        if kind == "zero":
+            zeros = [0.0] * horizon_weeks
             out[uid] = SeriesForecast(
-                uid, model, kind, start, flat, flat, flat, flat, None, None, level
+                uid, "zero", kind, start, zeros, zeros, zeros, zeros, None, None, level
             )
+        elif kind == "short":
+            out[uid] = _short_forecast(uid, arrays[uid], start, horizon_weeks, level)
     for kind in ("intermittent", "dense"):
         t1 = time.perf_counter()
         group = [(u, arrays[u], u in with_trend) for u, k in kinds.items() if k == kind]
@@ -344,6 +344,30 @@ def forecast_frame(
         timings[kind] = time.perf_counter() - t1
     timings["total"] = time.perf_counter() - t0
     return ForecastRun(out, timings)
+
+
+def _short_forecast(
+    uid: str, weeks: np.ndarray, start: date, horizon: int, level: int
+) -> SeriesForecast:
+    """Too few weeks to choose a model by cross-validation: the mean of the last four weeks,
+    an interval spanning the weeks seen (their empirical quantiles at ``level``: a week like
+    the ones so far), and last week's value as the naive baseline."""
+    tail = (1 - level / 100) / 2
+    lo, hi = (float(q) for q in np.quantile(weeks, [tail, 1 - tail]))
+    mean = float(weeks[-4:].mean())
+    return SeriesForecast(
+        uid,
+        "mean-4w",
+        "short",
+        start,
+        [mean] * horizon,
+        [min(lo, mean)] * horizon,
+        [max(hi, mean)] * horizon,
+        [float(weeks[-1])] * horizon,
+        None,
+        None,
+        level,
+    )
 
 
 SERIES_SEPARATOR = "|"

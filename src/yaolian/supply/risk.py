@@ -7,7 +7,7 @@ manufacturer sites. From those:
 
 * **demand** per day — the larger of the recent (28-day) and the 84-day rate, so that demand
   suppressed by stockouts does not hide itself; a stored forecast (``supply_forecast``) raises
-  it when higher, and its upper bound gives a pessimistic date;
+  it when higher (the reasons show its upper bound too);
 * **regional inflow** — what arrived net of what moved on: Δstock + consumption (28 days for
   the reason shown, 56 days for depletion under rationing: orders arrive in lumps);
 * **upstream** — manufacturer stock (negative book stock, i.e. unreported opening stock, counts
