@@ -16,6 +16,7 @@ from yaolian.store.projections import rebuild
 from yaolian.store.schema import aggregation, custody, supply_movement
 from yaolian.trace.builders import object_event
 from yaolian.trace.projection import rebuild_all
+from yaolian.verify.status import verify
 
 
 def chain(w: Any) -> list[dict[str, Any]]:
@@ -170,12 +171,16 @@ def test_repack_follows_the_new_case(trace_world: Any) -> None:
     assert_rebuild_reproduces(w)
 
 
-def test_return_to_distributor(trace_world: Any) -> None:
+@pytest.mark.parametrize("received_as", ["active", "returned"])
+def test_return_to_distributor(trace_world: Any, received_as: str) -> None:
+    """A return (退货) is in transit until received, then back in stock at the receiver —
+    also when the receipt keeps the disposition ``returned``, as an NMPA data set's 退货入库
+    row reads."""
     w = trace_world
     w.capture(*chain(w)[:9])
     w.capture(w.ship(w.case(1), 60, "PHA", "DIST", disposition="returned"))
     assert w.state(w.pack(1)).status == "in_transit"
-    w.capture(w.receive(w.case(1), 70, "DIST"))
+    w.capture(w.receive(w.case(1), 70, "DIST", disposition=received_as))
     st = w.state(w.pack(1))
     assert st.status == "active" and st.custodian == w.parties["DIST"]
     with w.engine.connect() as conn:
@@ -188,6 +193,9 @@ def test_return_to_distributor(trace_world: Any) -> None:
             )
         ]
     assert kinds == ["shipping", "shipping", "returning"]
+    with w.engine.connect() as conn:
+        assert verify(conn, w.pack(1)).status == "genuine"  # not 在途 for ever
+    assert_rebuild_reproduces(w)
 
 
 def test_error_declaration_undoes_an_event(trace_world: Any) -> None:

@@ -590,6 +590,9 @@ class Machine:
         if f.biz_location:
             s.site = f.biz_location
         status = _DISPOSITION_STATUS.get(f.disposition or "") or _STEP_STATUS.get(step or "")
+        if status == "in_transit" and step == "receiving":
+            status = "active"  # a receipt ends the transit, also one that keeps its disposition
+            # ``returned`` (退货入库: the return is back in stock at the receiver)
         if own and f.kind == "ObjectEvent" and f.action == "DELETE" and status not in TERMINAL:
             status = "decommissioned"
         if own and role == "input" and f.kind == "TransformationEvent":
