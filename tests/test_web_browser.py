@@ -405,6 +405,74 @@ def test_receiving_check_of_a_scanned_list(page: Any, server: str, demo_store: D
     assert page.evaluate(label) == '"追溯码："'  # each row a card of labelled lines
 
 
+@pytest.fixture(scope="module")
+def arrival_server(
+    demo_store: DemoStore, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, str, list[str]]]:
+    """A copy of the demo store (this test records a receipt): the server on it, the key of an
+    enterprise with a shipment on the road to it, and two packs of that shipment."""
+    folder = tmp_path_factory.mktemp("arrival")
+    copy = folder / "arrival.db"
+    src, dst = sqlite3.connect(demo_store.url.removeprefix("sqlite:///")), sqlite3.connect(copy)
+    src.backup(dst)
+    src.close()
+    dst.close()
+    engine = open_engine(f"sqlite:///{copy}")
+    cs, c, e, k = schema.code_state.c, schema.custody.c, schema.enterprise.c, schema.code.c
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(e.uscc, k.key)
+            .select_from(schema.code_state)
+            .join(schema.code, k.id == cs.code_id)
+            .join(
+                schema.custody,
+                (c.code_id == cs.code_id) & (c.ship_event_id == cs.open_ship_event_id),
+            )
+            .join(schema.enterprise, e.party_id == c.to_party)
+            .where(cs.status == "in_transit", cs.has_children.is_(False), k.key.like("n:%"))
+            .order_by(c.ship_event_id, k.key)
+        ).all()
+    uscc = rows[0][0]
+    packs = [key.removeprefix("n:") for who, key in rows if who == uscc][:2]
+    key = create_key(engine, uscc, "enterprise", "receiving web test")
+    engine.dispose()
+    with _serving(f"sqlite:///{copy}") as base:
+        yield base, key, packs
+
+
+def test_receiving_check_records_the_receipt(
+    browser: Any, arrival_server: tuple[str, str, list[str]], demo_store: DemoStore
+) -> None:
+    """收货入库: with the receiver's key, packs on the road to it read as expected arrivals, a
+    problem is set aside, and 确认收货 records the rest at its site — they then read as in its
+    stock, and there is nothing left to receive."""
+    base, key, packs = arrival_server
+    resold = demo_store.incident_code("resale", prefix="8")
+    with _tab(browser, base, Watch(base)) as tab:
+        tab.goto("/web/check")
+        tab.fill("#codes", "\n".join([*packs, resold, packs[0]]))
+        tab.fill("#key", key)
+        tab.click("#submit")
+        rows = tab.locator("#check-table tbody tr")
+        rows.first.wait_for()
+        for pack in packs:
+            row = rows.filter(has_text=pack).first.inner_text()
+            assert "在途 · 发往本单位" in row and "发货，待本单位收货" in row
+        button = tab.locator("#receive")
+        assert button.inner_text() == "确认收货（2 个码）"  # each pack once, the problem left out
+        site = tab.locator("#receipt-site").input_value()
+        button.click()
+        note = tab.locator("#receipt-note")
+        note.filter(has_text="已收货入库").wait_for()
+        assert "已收货入库 2 个码" in note.inner_text()
+        for pack in packs:
+            assert "已在本单位库存" in rows.filter(has_text=pack).first.inner_text()
+        assert tab.locator("#receipt").is_hidden()
+    for pack in packs:
+        verdict = _api(base, f"/verify/{pack}", key)
+        assert verdict["status"] == "genuine" and verdict["detail"]["site"] == site
+
+
 def test_digital_link_opens_the_consumer_page(
     page: Any, server: str, demo_store: DemoStore
 ) -> None:

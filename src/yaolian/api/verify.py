@@ -50,6 +50,7 @@ from yaolian.store.tx import write_tx
 from yaolian.trace import rawsql
 from yaolian.verify.anomalies import RULES, AlertFilter, alerts_workbook, list_alerts
 from yaolian.verify.dispense import read_sales, record_sales, sales_summary
+from yaolian.verify.receive import receive
 from yaolian.verify.review import NOTE_MAX, STATUSES, respond_to_alert, review_alert
 from yaolian.verify.status import verify, verify_many
 from yaolian.web.pages import SCAN_PAGE
@@ -58,6 +59,8 @@ router = APIRouter(tags=["verify"])
 _bearer = HTTPBearer(auto_error=False, description="API key (optional here)")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key (optional)")
 MAX_CODES = 1000
+MAX_RECEIPT_CODES = 10_000  # a delivery's packs, scanned one by one
+SITE_MAX = 500
 
 
 def optional_viewer(request: Request) -> Viewer | None:
@@ -356,3 +359,40 @@ async def post_dispense(request: Request, viewer: WriterDep) -> dict[str, Any]:
     if webhooks is not None:  # the sales go out to subscribers at once
         webhooks.wake()
     return answer
+
+
+class ReceiptBody(BaseModel):
+    """Codes scanned at an arrival (扫码验收), to be received at one site."""
+
+    site: str = Field(min_length=1, max_length=SITE_MAX, description="the receiving site's id")
+    codes: list[str] = Field(min_length=1, max_length=MAX_RECEIPT_CODES)
+    time: str | None = Field(
+        default=None,
+        max_length=40,
+        description="moment of receipt (ISO 8601, or local 北京时间); default now",
+    )
+
+
+@router.post("/receive")
+async def post_receive(request: Request, body: ReceiptBody, viewer: WriterDep) -> dict[str, Any]:
+    """Record the receipt (收货 / 购进入库) of scanned codes at one of the key's sites, all or
+    none: each code in transit to its enterprise, or in stock at an enterprise that has not
+    reported shipping it (发货未上报; counted in ``unreported_shipping``). One receiving event
+    per sender. 400 naming each code that cannot be received (unknown, sold, recalled, expired,
+    in transit to another enterprise, already in your stock …); 404 for a site not
+    registered."""
+    engine = engine_of(request)
+    receipt = await anyio.to_thread.run_sync(
+        lambda: receive(
+            engine,
+            body.codes,
+            body.site,
+            viewer=viewer,
+            when=body.time,
+            then=lambda conn, done: audit(conn, viewer, "receive", body.site, done.as_dict()),
+        )
+    )
+    webhooks = getattr(request.app.state, "webhooks", None)
+    if webhooks is not None:
+        webhooks.wake()
+    return receipt.as_dict()

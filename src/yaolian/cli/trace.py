@@ -43,6 +43,7 @@ from yaolian.trace.recall import (
 )
 from yaolian.verify.anomalies import RULES, AlertFilter, alerts_workbook, list_alerts
 from yaolian.verify.dispense import read_sale_file, record_sales, sales_summary
+from yaolian.verify.receive import receive
 from yaolian.verify.review import STATUSES, review_alert
 from yaolian.verify.status import verify_many
 
@@ -407,6 +408,35 @@ def dispense(
         console.print(f"  - {problem}")
 
 
+def receive_cmd(
+    site: Annotated[str, typer.Argument(help="The receiving site's id (urn:epc:id:sgln:…).")],
+    codes: Annotated[list[str], typer.Argument(help="Scanned codes, any form.")],
+    when: Annotated[
+        str | None, typer.Option("--time", help="Moment of receipt (default now; 北京时间).")
+    ] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Record the receipt (收货 / 购进入库) of scanned codes at a site, all or none: each in
+    transit to the site's enterprise, or held by one that never reported shipping it."""
+    receipt = receive(
+        open_store(db),
+        codes,
+        site,
+        when=when,
+        then=lambda conn, done: append_audit(conn, None, "receive", site, done.as_dict()),
+    )
+    if as_json:
+        print_json(receipt.as_dict())
+        return
+    unreported = (
+        f"; shipping never reported for {receipt.unreported} (发货未上报)"
+        if receipt.unreported
+        else ""
+    )
+    console.print(f"received {receipt.codes} code(s) from {', '.join(receipt.senders)}{unreported}")
+
+
 recall_app = typer.Typer(
     help="Recalls (药品召回): create, show scope and progress, list, close.", no_args_is_help=True
 )
@@ -573,4 +603,5 @@ def register(app: typer.Typer) -> None:
     app.command("coverage")(coverage_report)
     app.command("quality")(quality_report)
     app.command("dispense")(dispense)
+    app.command("receive")(receive_cmd)
     app.add_typer(recall_app, name="recall")

@@ -184,7 +184,8 @@ _RECALL_SQL = (
 _CUSTODY_SQL = (
     "SELECT c.ship_us, c.recv_us, c.kind, "
     "COALESCE(fp.id, fso.id), COALESCE(fp.name, fso.name), "
-    "COALESCE(tp.id, tso.id), COALESCE(tp.name, tso.name) FROM custody c "
+    "COALESCE(tp.id, tso.id), COALESCE(tp.name, tso.name), c.from_party, c.to_party "
+    "FROM custody c "
     "LEFT JOIN enterprise fp ON fp.party_id = c.from_party "
     "LEFT JOIN site fs ON fs.location_id = c.from_site "
     "LEFT JOIN enterprise fso ON fso.id = fs.enterprise_id "
@@ -344,8 +345,31 @@ def verify(
             "commission_event_id": commission_id,
             "last_event_id": last_id,
             "last_time_us": last_us,
+            "custodian_party": custodian,
         }
+        if status == "in_transit":
+            verdict.detail["shipment"] = _open_shipment(rows["custody"], viewer)
     return verdict
+
+
+def _open_shipment(rows: list[tuple[Any, ...]], viewer: Viewer) -> dict[str, Any] | None:
+    """The hand-over a code in transit is on (``_CUSTODY_SQL`` rows, sorted): who sent it to
+    whom and when; ``to_you`` when it is addressed to the viewer's enterprise (收货方)."""
+    open_rows = [r for r in rows if r[0] is not None and r[1] is None]
+    if not open_rows:
+        return None
+    ship_us, _, kind, src_id, src, dst_id, dst, src_party, dst_party = open_rows[-1]
+    return {
+        "from_enterprise_id": src_id,
+        "from": src,
+        "from_party": src_party,
+        "to_enterprise_id": dst_id,
+        "to": dst,
+        "to_party": dst_party,
+        "shipped": _day(ship_us),
+        "kind": kind,
+        "to_you": dst_id is not None and dst_id == viewer.enterprise_id,
+    }
 
 
 def _unit_reason(verdict: Verdict, itself_recalled: bool) -> tuple[str, str]:
@@ -381,7 +405,7 @@ def _add_circulation(verdict: Verdict, rows: list[tuple[Any, ...]]) -> set[int]:
     ids involved."""
     rows.sort(key=lambda r: r[0] if r[0] is not None else (r[1] or 0))
     involved: set[int] = set()
-    for ship_us, recv_us, kind, src_id, src, dst_id, dst in rows:
+    for ship_us, recv_us, kind, src_id, src, dst_id, dst, *_ in rows:
         involved.update(i for i in (src_id, dst_id) if i is not None)
         if src_id is not None and src_id == dst_id:
             continue  # a move inside one enterprise is not a hand-over

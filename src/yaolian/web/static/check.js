@@ -15,15 +15,35 @@ async function verifyAll(codes) {
   return verdicts;
 }
 
-/** Whether a scan can be received: genuine and sellable, and not a case or pallet code that
- * holds nothing now (its packs were unpacked upstream: they are scanned one by one). */
-function receivable(v) {
-  return v.status === "genuine" && v.contents !== 0;
+let me = null;  // whose key (GET /me): an enterprise key with sites may record the receipt
+
+/** How the receiving check reads a verdict: [中文, class ok / warn / bad, receivable]. A pack in
+ * transit to this enterprise is what an arrival should be; a genuine one already in its stock,
+ * or a case or pallet code that holds nothing now (unpacked upstream: scan its packs one by
+ * one), is not received again. */
+function checkVerdict(v) {
+  const detail = v.detail || {};
+  if (v.status === "in_transit" && detail.shipment && detail.shipment.to_you) {
+    return ["在途 · 发往本单位", "ok", true];
+  }
+  if (v.status === "genuine" && v.contents === 0) return ["物流单元已拆空", "warn", false];
+  const mine = me && me.enterprise && detail.custodian;
+  if (v.status === "genuine" && mine && detail.custodian.uscc === me.enterprise.uscc) {
+    return ["已在本单位库存", "warn", false];
+  }
+  const [name, style] = verdictOf(v);
+  return [name, style, v.status === "genuine"];
 }
 
-/** The verdict's name and style as the receiving check shows it. */
-function checkVerdict(v) {
-  return v.status === "genuine" && v.contents === 0 ? ["物流单元已拆空", "warn"] : verdictOf(v);
+/** For a pack on its way to this enterprise: who sent it and when (发货方, 发货日期). */
+function arrivalNote(v) {
+  const shipment = v.detail && v.detail.shipment;
+  if (!shipment || !shipment.to_you) return null;
+  return `${shipment.from || "供货方"} 于 ${shipment.shipped} 发货，待本单位收货`;
+}
+
+function receivable(v) {
+  return checkVerdict(v)[2];
 }
 
 function summary(verdicts, repeated) {
@@ -59,12 +79,57 @@ function resultTable(codes, verdicts) {
         checkVerdict(v)[0]),
       first === null ? "" : `重复（第 ${first} 行）`,
       p.generic_name || "", b.lot || "", b.expiry || "", holder,
-      el("span", {}, v.reason_zh || v.reason),  // a node: wraps, however short
+      el("span", {}, arrivalNote(v) || v.reason_zh || v.reason),  // a node: wraps, however short
     ] };
   });
   rows.sort((a, b) => Number(a.ok) - Number(b.ok));  // problems first, otherwise in scan order
   return table("check-table", ["#", "追溯码", "状态", "重复", "通用名称", "批号", "有效期至", "当前持有", "说明"],
     rows.map((r) => r.cells));
+}
+
+/** The codes to receive: each receivable pack once, as first scanned. */
+function toReceive(codes, verdicts) {
+  const seen = new Set();
+  return codes.filter((code, i) => {
+    const same = identity(code, verdicts[i]);
+    if (!receivable(verdicts[i]) || seen.has(same)) return false;
+    seen.add(same);
+    return true;
+  });
+}
+
+/** The 确认收货 bar: for an enterprise key with sites, when something can be received. */
+function offerReceipt(codes) {
+  const bar = document.getElementById("receipt");
+  const sites = me && me.enterprise ? me.sites : [];
+  bar.hidden = sites.length === 0 || codes.length === 0;
+  if (bar.hidden) return;
+  const select = document.getElementById("receipt-site");
+  const chosen = select.value;
+  show(select, sites.map((s) => el("option", { value: s.location_id }, s.name || s.location_id)));
+  if (sites.some((s) => s.location_id === chosen)) select.value = chosen;
+  const button = document.getElementById("receive");
+  button.textContent = `确认收货（${codes.length} 个码）`;
+  button.onclick = () => record(codes, select.value);
+}
+
+/** Record the receipt (POST /receive), then check the list again: the packs now read as in
+ * this enterprise's stock. */
+async function record(codes, site) {
+  const button = document.getElementById("receive");
+  button.disabled = true;
+  const note = document.getElementById("receipt-note");
+  try {
+    const done = await apiPost("/receive", JSON.stringify({ site, codes }), "application/json");
+    const unreported = done.unreported_shipping
+      ? `；其中 ${done.unreported_shipping} 个供货方未上报发货` : "";
+    await check();
+    show(note, `已收货入库 ${done.codes} 个码，来自 ${done.senders.join("、")}${unreported}。`);
+  } catch (err) {
+    show(note, problemBox(err));
+  } finally {
+    button.disabled = false;
+  }
 }
 
 async function check() {
@@ -74,12 +139,15 @@ async function check() {
   storeKey(form.elements.key.value.trim());
   button.disabled = true;
   show(document.getElementById("message"));
+  show(document.getElementById("receipt-note"));
   try {
     const verdicts = await verifyAll(codes);
+    me = storedKey() ? await apiGet("/me") : null;
     const repeated = codes.length - new Set(codes.map((c, i) => identity(c, verdicts[i]))).size;
     document.getElementById("result-card").hidden = false;
     show(document.getElementById("summary"), summary(verdicts, repeated));
     show(document.getElementById("result"), resultTable(codes, verdicts));
+    offerReceipt(toReceive(codes, verdicts));
   } catch (err) {
     document.getElementById("result-card").hidden = true;
     show(document.getElementById("message"), problemBox(err));

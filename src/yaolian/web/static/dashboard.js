@@ -21,7 +21,7 @@ const ALERTS_PAGE = 12;
 const state = { reviews: false, responds: false, alerts: { rule: "", review: "", offset: 0 }, reviewNames: {} };
 const LEVEL_NAMES = { red: "红色", orange: "橙色", yellow: "黄色", green: "绿色" };
 const ACTION_NAMES = {
-  capture: "事件上报", dispense: "销售出库上报", "masterdata.load": "主数据登记",
+  capture: "事件上报", dispense: "销售出库上报", receive: "收货入库", "masterdata.load": "主数据登记",
   "masterdata.enterprise": "企业登记",
   "query.save": "保存查询", "query.delete": "删除查询", "subscription.create": "订阅",
   "subscription.delete": "取消订阅", "recall.create": "发起召回", "recall.close": "结束召回",

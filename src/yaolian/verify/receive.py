@@ -1,0 +1,204 @@
+"""Receipts (收货 / 购进入库) from a receiving check: the scanned codes of an arrival recorded as
+receiving events at one of the receiver's sites.
+
+A pharmacy, hospital or distributor scans what arrived (扫码验收) and confirms. Each code must be
+
+* in transit to the site's enterprise — its supplier reported the shipping (发货); or
+* in stock at another enterprise that has not reported shipping it yet (发货未上报): the receipt
+  is recorded all the same, naming that holder as the source, and the custody chain stays whole.
+
+Anything else refuses the whole receipt, naming each code: unknown (查无此码), sold, recalled,
+expired, destroyed, in transit to another enterprise, a case or pallet that holds nothing now,
+or already in the receiver's stock. One ObjectEvent per sender — bizStep ``receiving``,
+disposition ``in_progress``, the site as readPoint and bizLocation, sourceList and
+destinationList naming both owning parties — captured all or none, like any document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, select
+
+from yaolian.codes.identity import uri_for_key
+from yaolian.epcis.model import parse_local_time
+from yaolian.errors import NotFoundError, Problem, ValidationError
+from yaolian.store.access import Viewer
+from yaolian.store.ingest import capture_document
+from yaolian.store.schema import enterprise, site
+from yaolian.trace.builders import document, object_event
+from yaolian.verify.status import Verdict, verify_many
+
+CLOCK_SKEW = timedelta(minutes=5)  # a scanner's clock a little ahead is not "the future"
+
+
+@dataclass(frozen=True)
+class Receiver:
+    """The receiving site and the enterprise that owns it."""
+
+    site: str
+    enterprise_id: int
+    party: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What recording a receipt did."""
+
+    site: str
+    codes: int  # distinct codes received
+    senders: list[str]  # who they came from, by name
+    unreported: int  # codes whose shipping was never reported (发货未上报)
+    events: int  # receiving events recorded: one per sender
+
+    def as_dict(self) -> dict[str, Any]:
+        """The API's answer and the audit entry's detail."""
+        return {
+            "site": self.site,
+            "codes": self.codes,
+            "senders": self.senders,
+            "unreported_shipping": self.unreported,
+            "events": self.events,
+        }
+
+
+def receiver_of(engine: Engine, location: str, viewer: Viewer) -> Receiver:
+    """The registered site ``location`` and its owner; an enterprise key receives at its own
+    sites only."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(site.c.enterprise_id, enterprise.c.party_id, enterprise.c.name)
+            .join(enterprise, enterprise.c.id == site.c.enterprise_id)
+            .where(site.c.location_id == location)
+        ).first()
+    if row is None:
+        raise NotFoundError(
+            f"{location!r} is not a registered site (收货地点须为已登记的场所)", place="site"
+        )
+    if viewer.reporter is not None and viewer.reporter != row[0]:
+        raise ValidationError(
+            "a site of another enterprise: a key receives at its own enterprise's sites",
+            place="site",
+        )
+    return Receiver(location, int(row[0]), row[1], row[2])
+
+
+def _refusal(v: Verdict, receiver: Receiver) -> str | None:
+    """Why this code cannot be received at ``receiver`` (Chinese first, as the clerk reads it),
+    or None."""
+    detail = v.detail or {}
+    if v.status == "in_transit":
+        shipment = detail.get("shipment") or {}
+        if shipment.get("to_enterprise_id") == receiver.enterprise_id:
+            return None
+        return "在途，但发往其他企业 (in transit to another enterprise)"
+    if v.status != "genuine":
+        return f"{v.reason_zh} ({v.reason})"
+    if v.contents == 0:
+        return (
+            "物流单元已拆空：请逐盒扫码 (a case or pallet that holds nothing now: scan its packs)"
+        )
+    holder = detail.get("custodian") or {}
+    if holder.get("enterprise_id") == receiver.enterprise_id:
+        return "已在本单位库存 (already in your stock)"
+    return None
+
+
+def _sender(v: Verdict) -> tuple[str | None, str | None, bool]:
+    """(party URI, name, shipping reported) of whoever hands this code over."""
+    detail = v.detail or {}
+    shipment = detail.get("shipment")
+    if shipment:
+        return shipment.get("from_party"), shipment.get("from"), True
+    holder = detail.get("custodian") or {}
+    return detail.get("custodian_party"), holder.get("name"), False
+
+
+def receive(
+    engine: Engine,
+    codes: Sequence[str],
+    location: str,
+    *,
+    viewer: Viewer | None = None,
+    when: str | datetime | None = None,
+    then: Callable[[Connection, Receipt], object] | None = None,
+) -> Receipt:
+    """Record the receipt of ``codes`` at ``location`` (see the module docstring), all or none.
+
+    ``viewer``: the key recording it (an enterprise key: at its own sites); ``when``: the
+    moment of receipt (default now; not in the future; text without an offset is 北京时间);
+    ``then(conn, receipt)`` writes what goes with it (an audit entry) in its transaction."""
+    viewer = viewer or Viewer.system()
+    now = datetime.now(UTC)
+    if isinstance(when, str):  # as a clerk or a WMS writes it; no offset = 北京时间
+        try:
+            when = parse_local_time(when)
+        except ValueError as exc:
+            raise ValidationError(str(exc), place="time") from None
+    when = when or now
+    if when.tzinfo is None:
+        raise ValidationError("a time with its offset (e.g. +08:00)", place="time")
+    if when > now + CLOCK_SKEW:
+        raise ValidationError("a receipt cannot be dated in the future", place="time")
+    receiver = receiver_of(engine, location, viewer)
+    with engine.connect() as conn:
+        verdicts = verify_many(conn, codes, Viewer.system())
+    problems: list[Problem] = []
+    by_sender: dict[str | None, list[str]] = {}
+    names: dict[str | None, str | None] = {}
+    seen: set[str] = set()
+    unreported = 0
+    for n, v in enumerate(verdicts):
+        why = _refusal(v, receiver)
+        if why is not None:
+            problems.append(Problem(f"{v.code}: {why}", f"codes[{n}]"))
+            continue
+        assert v.key is not None  # a genuine or in-transit code has its key
+        if v.key in seen:  # the same pack scanned twice (or as another form of its code)
+            continue
+        seen.add(v.key)
+        party, name, reported = _sender(v)
+        unreported += not reported
+        by_sender.setdefault(party, []).append(uri_for_key(v.key, "any"))
+        names[party] = name
+    if problems:
+        raise ValidationError(
+            f"{len(problems)} of {len(codes)} code(s) cannot be received: nothing recorded",
+            problems=problems,
+            place="codes",
+        )
+    events = [
+        object_event(
+            uris,
+            when,
+            "receiving",
+            "in_progress",
+            site=receiver.site,
+            read_point=receiver.site,
+            source=party,
+            destination=receiver.party,
+        )
+        for party, uris in by_sender.items()
+    ]
+    receipt = Receipt(
+        site=receiver.site,
+        codes=len(seen),
+        senders=sorted({name or party or "unknown" for party, name in names.items()}),
+        unreported=unreported,
+        events=len(events),
+    )
+    result = capture_document(
+        engine,
+        document(events),
+        enterprise_id=viewer.reporter,
+        then=None if then is None else lambda conn, _: then(conn, receipt),
+    )
+    if not result.success:  # the capture's own rules (a place of another enterprise …)
+        raise ValidationError(
+            "receipt refused: nothing recorded", problems=result.errors, place="codes"
+        )
+    return receipt

@@ -1,0 +1,126 @@
+"""Receipts (收货 / 购进入库) from a receiving check: over HTTP, in the CLI, on both stores."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cli_run import run_main
+from yaolian.api.app import create_app
+from yaolian.errors import ValidationError
+from yaolian.store.access import Viewer, create_key
+from yaolian.verify.receive import receive
+from yaolian.verify.status import verify
+
+
+def arrival(w: Any) -> list[str]:
+    """Packs 0–5 (L001) and 9 (L002) go to the distributor on a pallet; case 2 (packs 3–5)
+    is shipped on to pharmacy A and is on the road; pack 0 leaves the distributor's shelf for
+    pharmacy A with no shipping reported; pack 1 is destroyed at the distributor's."""
+    packs = [w.pack(i) for i in range(6)]
+    w.capture(
+        w.commission(packs, 0, lot="L001", expiry="2027-12-31"),
+        w.commission(w.pack(9), 0, lot="L002", expiry="2027-12-31"),
+        w.pack_into(w.case(1), [*packs[:3], w.pack(9)], 1),
+        w.pack_into(w.case(2), packs[3:], 1),
+        w.pack_into(w.pallet(1), [w.case(1), w.case(2)], 2),
+        w.ship(w.pallet(1), 3, "MFR", "DIST"),
+        w.receive(w.pallet(1), 20, "DIST"),
+        w.unpack(w.pallet(1), 21, "DIST"),
+        w.unpack(w.case(1), 22, "DIST"),
+        w.ship(w.case(2), 30, "DIST", "PHA"),
+        w.destroy(packs[1], 31, "DIST"),
+    )
+    return packs
+
+
+def keyed(w: Any, tag: str | None, role: str = "enterprise") -> dict[str, str]:
+    return {"Authorization": f"Bearer {create_key(w.engine, w.usccs[tag] if tag else None, role)}"}
+
+
+def test_receipt_over_http(trace_world: Any, db_url: str) -> None:
+    w = trace_world
+    packs = arrival(w)
+    http = TestClient(create_app(db_url))
+    pha, phb = keyed(w, "PHA"), keyed(w, "PHB")
+    # the receiver's key sees where the shipment is going; a stranger's sees no detail
+    mine = http.get(f"/verify/{packs[3]}", headers=pha).json()
+    assert mine["status"] == "in_transit"
+    assert mine["detail"]["shipment"]["to_you"] is True
+    assert mine["detail"]["shipment"]["from"] == "示例医药物流有限公司"
+    assert "detail" not in http.get(f"/verify/{packs[3]}", headers=phb).json()
+
+    def post(body: dict[str, Any], headers: dict[str, str] = pha) -> Any:
+        return http.post("/receive", json=body, headers=headers)
+
+    site = w.sites["PHA"]
+    assert post({"site": site, "codes": [packs[3]]}, {}).status_code == 401
+    # anything that cannot be received refuses the whole receipt, each code named
+    bad = post({"site": site, "codes": [packs[3], packs[1], "86000010000000000999", "x!"]})
+    assert bad.status_code == 400 and "nothing recorded" in bad.json()["detail"]
+    errors = {e["place"]: e["reason"] for e in bad.json()["errors"]}
+    assert set(errors) == {"codes[1]", "codes[2]", "codes[3]"}
+    assert "已销毁" in errors["codes[1]"] and "查无此码" in errors["codes[2]"]
+    with w.engine.connect() as conn:
+        assert verify(conn, packs[3]).status == "in_transit"  # nothing half-written
+    # B's pharmacy cannot take A's delivery, nor A receive at B's site or a made-up one
+    to_b = post({"site": w.sites["PHB"], "codes": [packs[3]]}, phb).json()
+    assert "发往其他企业" in to_b["errors"][0]["reason"]
+    assert "another enterprise" in post({"site": w.sites["PHB"], "codes": [packs[3]]}).text
+    assert post({"site": "urn:epc:id:sgln:0000000.00000.0", "codes": [packs[3]]}).status_code == 404
+    future = post({"site": site, "codes": [packs[3]], "time": "2099-01-01 08:00"})
+    assert future.status_code == 400 and future.json()["detail"].startswith("time: ")
+    assert post({"site": site, "codes": []}).status_code == 400
+    # the delivery, one pack scanned twice (once as its code, once in full-width digits), and
+    # a pack whose shipping the distributor never reported: one receiving event from it
+    full_width = (
+        packs[4]
+        .removeprefix("urn:nmpa:code:")
+        .translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+    )
+    done = post({"site": site, "codes": [*packs[3:], full_width, packs[0]]})
+    assert done.status_code == 200, done.text
+    assert done.json() == {
+        "site": site,
+        "codes": 4,
+        "senders": ["示例医药物流有限公司"],
+        "unreported_shipping": 1,
+        "events": 1,
+    }
+    with w.engine.connect() as conn:
+        for code in (*packs[3:], packs[0]):
+            verdict = verify(conn, code, Viewer.system())
+            assert verdict.status == "genuine"
+            assert verdict.detail is not None and verdict.detail["site"] == site
+            assert verdict.detail["custodian"]["name"] == "北京示例大药房"
+            assert verdict.circulation[-1]["to"] == "北京示例大药房"
+    again = post({"site": site, "codes": [packs[3]]})
+    assert again.status_code == 400 and "已在本单位库存" in again.json()["errors"][0]["reason"]
+    audit = http.get("/audit", headers=keyed(w, None, "regulator")).json()
+    assert [e["action"] for e in audit["entries"]].count("receive") == 1
+
+
+def test_receipt_in_the_cli(
+    trace_world: Any, db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    w = trace_world
+    packs = arrival(w)
+    code, out = run_main(monkeypatch, capsys, "receive", w.sites["PHA"], packs[5], "--db", db_url)
+    assert code == 0 and "received 1 code(s) from 示例医药物流有限公司" in out, out
+    code, out = run_main(monkeypatch, capsys, "receive", w.sites["PHA"], packs[1], "--db", db_url)
+    assert code == 2 and "codes[0]" in out and "已销毁" in out, out
+
+
+def test_a_case_received_whole_brings_its_packs(trace_world: Any) -> None:
+    """Scanning the case code receives what is in it (a distributor receiving a pallet)."""
+    w = trace_world
+    packs = arrival(w)
+    receipt = receive(w.engine, [w.case(2)], w.sites["PHA"], when="2026-01-07 09:00")
+    assert receipt.codes == 1 and receipt.unreported == 0
+    with w.engine.connect() as conn:
+        assert {verify(conn, p).status for p in packs[3:]} == {"genuine"}
+    with pytest.raises(ValidationError) as refused:
+        receive(w.engine, [packs[3]], w.sites["PHA"])
+    assert "already in your stock" in refused.value.problems[0].reason
