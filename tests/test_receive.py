@@ -52,6 +52,27 @@ def test_receipt_over_http(trace_world: Any, db_url: str) -> None:
     assert mine["detail"]["shipment"]["from"] == "示例医药物流有限公司"
     assert "detail" not in http.get(f"/verify/{packs[3]}", headers=phb).json()
 
+    # what is on its way to A (待收货): the one delivery, per product and lot
+    (coming,) = http.get("/arrivals", headers=pha).json()["arrivals"]
+    assert (coming["from"], coming["to"], coming["to_site"], coming["packs"]) == (
+        "示例医药物流有限公司",
+        "北京示例大药房",
+        None,  # the shipping named the receiving party, not a site of it
+        3,
+    )
+    assert coming["lines"] == [
+        {"product": "8600001", "generic_name": "阿莫西林胶囊", "lot": "L001", "packs": 3}
+    ]
+    assert coming["shipment"] == mine["detail"]["shipment"]["event_id"]
+    assert http.get("/arrivals", headers=phb).json() == {"arrivals": []}
+    regulator = keyed(w, None, "regulator")
+    seen = http.get("/arrivals", params={"enterprise": w.usccs["PHA"]}, headers=regulator)
+    assert seen.json()["arrivals"] == [coming]
+    assert (
+        http.get("/arrivals", params={"enterprise": w.usccs["PHA"]}, headers=phb).status_code == 403
+    )
+    assert http.get("/arrivals").status_code == 401
+
     def post(body: dict[str, Any], headers: dict[str, str] = pha) -> Any:
         return http.post("/receive", json=body, headers=headers)
 
@@ -96,6 +117,7 @@ def test_receipt_over_http(trace_world: Any, db_url: str) -> None:
             assert verdict.detail is not None and verdict.detail["site"] == site
             assert verdict.detail["custodian"]["name"] == "北京示例大药房"
             assert verdict.circulation[-1]["to"] == "北京示例大药房"
+    assert http.get("/arrivals", headers=pha).json() == {"arrivals": []}  # all received
     again = post({"site": site, "codes": [packs[3]]})
     assert again.status_code == 400 and "已在本单位库存" in again.json()["errors"][0]["reason"]
     audit = http.get("/audit", headers=keyed(w, None, "regulator")).json()

@@ -458,6 +458,18 @@ def test_receiving_check_records_the_receipt(
         for pack in packs:
             row = rows.filter(has_text=pack).first.inner_text()
             assert "在途 · 发往本单位" in row and "发货，待本单位收货" in row
+        # the delivery they came on, checked against the scan: 应到, 本次扫码 2, 短少 the rest
+        (delivery,) = [
+            a
+            for a in httpx.get(f"{base}/arrivals", headers={"X-API-Key": key}).json()["arrivals"]
+            if a["shipment"]
+            == _api(base, f"/verify/{packs[0]}", key)["detail"]["shipment"]["event_id"]
+        ]
+        first = tab.locator("#arrivals-table tbody tr").first.locator("td")
+        assert first.nth(4).inner_text() == str(delivery["packs"])
+        assert first.nth(5).inner_text() == "2"
+        missing = delivery["packs"] - 2
+        assert first.nth(6).inner_text() == (f"短少 {missing}" if missing else "齐全")
         button = tab.locator("#receive")
         assert button.inner_text() == "确认收货（2 个码）"  # each pack once, the problem left out
         site = tab.locator("#receipt-site").input_value()

@@ -43,14 +43,15 @@ from yaolian.api.params import (
     wants_html,
 )
 from yaolian.codes.barcode import read_image
-from yaolian.errors import ValidationError
+from yaolian.errors import ForbiddenError, ValidationError
 from yaolian.store.access import Viewer, authenticate
 from yaolian.store.engine import is_sqlite
-from yaolian.store.tx import write_tx
+from yaolian.store.masterdata import require_enterprise
+from yaolian.store.tx import read_tx, write_tx
 from yaolian.trace import rawsql
 from yaolian.verify.anomalies import RULES, AlertFilter, alerts_workbook, list_alerts
 from yaolian.verify.dispense import read_sales, record_sales, sales_summary
-from yaolian.verify.receive import receive
+from yaolian.verify.receive import expected_arrivals, receive
 from yaolian.verify.review import NOTE_MAX, STATUSES, respond_to_alert, review_alert
 from yaolian.verify.status import verify, verify_many
 from yaolian.web.pages import SCAN_PAGE
@@ -396,3 +397,29 @@ async def post_receive(request: Request, body: ReceiptBody, viewer: WriterDep) -
     if webhooks is not None:
         webhooks.wake()
     return receipt.as_dict()
+
+
+@router.get("/arrivals")
+def get_arrivals(
+    request: Request,
+    viewer: ViewerDep,
+    enterprise: Annotated[
+        str | None,
+        Query(max_length=18, description="a regulator's view of one enterprise (USCC)"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> dict[str, Any]:
+    """Deliveries on their way (待收货) to the key's enterprise, newest first: each open shipment
+    with its sender, day shipped, destination site and packs per product and lot — what a
+    receiving check compares the scan with (应到). A regulator's key sees every enterprise's,
+    or one's with ``enterprise``."""
+    with read_tx(engine_of(request)) as conn:
+        whose = require_enterprise(conn, enterprise, "enterprise") if enterprise else None
+        if not viewer.sees_all:
+            if viewer.enterprise_id is None or whose not in (None, viewer.enterprise_id):
+                raise ForbiddenError(
+                    "an enterprise key sees its own arrivals (a regulator's, any one's)",
+                    place="enterprise",
+                )
+            whose = viewer.enterprise_id
+        return {"arrivals": expected_arrivals(conn, whose, limit)}

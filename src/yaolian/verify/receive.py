@@ -12,6 +12,9 @@ expired, destroyed, in transit to another enterprise, a case or pallet that hold
 or already in the receiver's stock. One ObjectEvent per sender — bizStep ``receiving``,
 disposition ``in_progress``, the site as readPoint and bizLocation, sourceList and
 destinationList naming both owning parties — captured all or none, like any document.
+
+What is on its way (待收货) is listed by :func:`expected_arrivals`: each open shipment addressed
+to the enterprise's party, the delivery a receiving check is compared with (应到 / 实到).
 """
 
 from __future__ import annotations
@@ -21,15 +24,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, func, select
 
 from yaolian.codes.identity import uri_for_key
 from yaolian.epcis.model import parse_local_time
 from yaolian.errors import NotFoundError, Problem, ValidationError
 from yaolian.store.access import Viewer
 from yaolian.store.ingest import capture_document
-from yaolian.store.schema import enterprise, site
+from yaolian.store.schema import code_state, custody, enterprise, site
 from yaolian.trace.builders import document, object_event
+from yaolian.trace.directory import Directory, product_rows
+from yaolian.trace.state import sale_day
 from yaolian.verify.status import Verdict, verify_many
 
 CLOCK_SKEW = timedelta(minutes=5)  # a scanner's clock a little ahead is not "the future"
@@ -202,3 +207,65 @@ def receive(
             "receipt refused: nothing recorded", problems=result.errors, place="codes"
         )
     return receipt
+
+
+def expected_arrivals(
+    conn: Connection, enterprise_id: int | None = None, limit: int = 200
+) -> list[dict[str, Any]]:
+    """Deliveries on their way (待收货): open shipments addressed to ``enterprise_id``'s party
+    (every one when None), newest first — sender, day shipped, destination site, and the packs
+    per product and lot still in transit on each (a container counts by what it holds)."""
+    c, cs = custody.c, code_state.c
+    stmt = (
+        select(
+            c.ship_event_id,
+            c.from_party,
+            c.from_site,
+            c.to_party,
+            c.to_site,
+            func.min(c.ship_us),
+            cs.product,
+            cs.lot,
+            func.count(),
+        )
+        .join(code_state, (cs.code_id == c.code_id) & (cs.open_ship_event_id == c.ship_event_id))
+        .where(c.recv_us.is_(None), cs.has_children.is_(False))
+        .group_by(c.ship_event_id, c.from_party, c.from_site, c.to_party, c.to_site)
+        .group_by(cs.product, cs.lot)
+    )
+    if enterprise_id is not None:
+        party = select(enterprise.c.party_id).where(enterprise.c.id == enterprise_id)
+        stmt = stmt.where(c.to_party == party.scalar_subquery())
+    rows = conn.execute(stmt).all()
+    newest = sorted({(r[5], r[0]) for r in rows}, reverse=True)[:limit]
+    kept = {event for _, event in newest}
+    directory = Directory(conn)
+    directory.load([u for r in rows if r[0] in kept for u in r[1:5]])
+    names = product_rows(conn, {r[6] for r in rows if r[0] in kept})
+    deliveries: dict[int, dict[str, Any]] = {}
+    for event, src, src_site, dst, dst_site, shipped, product, lot, n in rows:
+        if event not in kept:
+            continue
+        sender, receiver = directory.holder(src, src_site), directory.holder(dst, dst_site)
+        place = directory.place(dst_site)
+        entry = deliveries.setdefault(
+            event,
+            {
+                "shipment": event,
+                "from": sender.name if sender else src,
+                "from_uscc": sender.uscc if sender else None,
+                "to": receiver.name if receiver else dst,
+                "to_site": dst_site,
+                "to_site_name": place.name if place else None,
+                "shipped": sale_day(shipped).isoformat(),
+                "shipped_us": shipped,
+                "packs": 0,
+                "lines": [],
+            },
+        )
+        entry["packs"] += int(n)
+        name = names.get(product or "", {}).get("generic_name")
+        entry["lines"].append(
+            {"product": product, "generic_name": name, "lot": lot, "packs": int(n)}
+        )
+    return [deliveries[event] for _, event in newest]

@@ -184,7 +184,8 @@ _RECALL_SQL = (
 _CUSTODY_SQL = (
     "SELECT c.ship_us, c.recv_us, c.kind, "
     "COALESCE(fp.id, fso.id), COALESCE(fp.name, fso.name), "
-    "COALESCE(tp.id, tso.id), COALESCE(tp.name, tso.name), c.from_party, c.to_party "
+    "COALESCE(tp.id, tso.id), COALESCE(tp.name, tso.name), c.from_party, c.to_party, "
+    "c.ship_event_id "
     "FROM custody c "
     "LEFT JOIN enterprise fp ON fp.party_id = c.from_party "
     "LEFT JOIN site fs ON fs.location_id = c.from_site "
@@ -358,8 +359,9 @@ def _open_shipment(rows: list[tuple[Any, ...]], viewer: Viewer) -> dict[str, Any
     open_rows = [r for r in rows if r[0] is not None and r[1] is None]
     if not open_rows:
         return None
-    ship_us, _, kind, src_id, src, dst_id, dst, src_party, dst_party = open_rows[-1]
+    ship_us, _, kind, src_id, src, dst_id, dst, src_party, dst_party, event_id = open_rows[-1]
     return {
+        "event_id": event_id,  # the shipping event: one delivery (GET /arrivals lists them)
         "from_enterprise_id": src_id,
         "from": src,
         "from_party": src_party,

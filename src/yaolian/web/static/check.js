@@ -87,6 +87,34 @@ function resultTable(codes, verdicts) {
     rows.map((r) => r.cells));
 }
 
+/** The deliveries on their way to this enterprise (GET /arrivals), those this scan found
+ * first, each with 应到 (packs shipped, not yet received), 本次扫码 (a case or pallet counts by
+ * what it holds) and 短少 (what the scan did not find of a delivery it found). */
+function arrivalsTable(arrivals, codes, verdicts) {
+  const scanned = new Map();
+  const seen = new Set();
+  verdicts.forEach((v, i) => {
+    const shipment = v.detail && v.detail.shipment;
+    const same = identity(codes[i], v);
+    if (!shipment || !shipment.to_you || seen.has(same)) return;
+    seen.add(same);
+    scanned.set(shipment.event_id, (scanned.get(shipment.event_id) || 0) + (v.contents ?? 1));
+  });
+  const found = (a) => Number(scanned.has(a.shipment));
+  const rows = [...arrivals].sort((a, b) => found(b) - found(a)).map((a) => {
+    const n = scanned.get(a.shipment);
+    const short = n === undefined ? ""
+      : a.packs > n ? el("span", { class: "status warn" }, `短少 ${a.packs - n}`)
+        : el("span", { class: "status ok" }, "齐全");
+    const lines = a.lines.map((l) => `${l.generic_name || l.product} ${l.lot || ""} × ${l.packs}`);
+    return [a.shipped, a.from, a.to_site_name || a.to_site || a.to, lines.join("；"), a.packs,
+      n === undefined ? "" : n, short];
+  });
+  return rows.length
+    ? table("arrivals-table", ["发货日期", "发货方", "收货地点", "品种 批号 × 盒", "应到", "本次扫码", "核对"], rows)
+    : el("p", { class: "muted" }, "暂无在途待收的货品");
+}
+
 /** The codes to receive: each receivable pack once, as first scanned. */
 function toReceive(codes, verdicts) {
   const seen = new Set();
@@ -143,13 +171,17 @@ async function check() {
   try {
     const verdicts = await verifyAll(codes);
     me = storedKey() ? await apiGet("/me") : null;
+    const arrivals = me && me.enterprise ? (await apiGet("/arrivals")).arrivals : null;
     const repeated = codes.length - new Set(codes.map((c, i) => identity(c, verdicts[i]))).size;
     document.getElementById("result-card").hidden = false;
     show(document.getElementById("summary"), summary(verdicts, repeated));
     show(document.getElementById("result"), resultTable(codes, verdicts));
     offerReceipt(toReceive(codes, verdicts));
+    document.getElementById("arrivals-card").hidden = arrivals === null;
+    if (arrivals) show(document.getElementById("arrivals"), arrivalsTable(arrivals, codes, verdicts));
   } catch (err) {
     document.getElementById("result-card").hidden = true;
+    document.getElementById("arrivals-card").hidden = true;
     show(document.getElementById("message"), problemBox(err));
   } finally {
     button.disabled = false;
