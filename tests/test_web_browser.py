@@ -771,6 +771,16 @@ def test_supply_page_shows_own_stock_and_asks_for_a_low_line(
     assert page.locator("#stock-table tbody tr").first.locator("td").nth(5).inner_text() == (
         f"{first['days_of_supply']:.0f}"
     )
+    # an opened pack (拆零) counted as a pharmacy counts it: whole packs and the units left
+    master = _api(server, "/masterdata?section=products", key)["products"]
+    per = {p["product_code"]: p["units_per_pack"] for p in master}
+    opened = next(x for x in held if x["on_hand"] % 1 and per.get(x["product"], 1) > 1)
+    whole = math.floor(opened["on_hand"])
+    left = round((opened["on_hand"] - whole) * per[opened["product"]])
+    row = page.locator("#stock-table tbody tr").filter(has_text=f"（{opened['product']}）").first
+    assert row.locator("td").nth(2).inner_text() == (
+        f"{whole}（另拆零 {left}/{per[opened['product']]}）"
+    )
     page.locator("#stock-table tbody tr").first.locator("button").click()
     form = page.locator("#demand-form")
     assert form.locator("[name=site]").input_value() == first["where"]

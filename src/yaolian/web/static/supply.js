@@ -29,8 +29,13 @@ async function loadKey() {
   state.me = me;
   state.own = new Set(me.sites.map((s) => s.location_id));
   state.products = new Map();
+  state.units = new Map();  // product → units per pack (粒, 片, 支 in a 盒)
   for (const p of master.products || []) {
-    for (const code of [p.product_code, p.gtin]) if (code) state.products.set(code, p.generic_name);
+    for (const code of [p.product_code, p.gtin]) {
+      if (!code) continue;
+      state.products.set(code, p.generic_name);
+      if (p.units_per_pack > 1) state.units.set(code, p.units_per_pack);
+    }
   }
   state.sites = new Map((master.sites || []).map((s) => [s.location_id, s.name]));
   state.made = productsMadeBy(master.products || [], me.enterprise ? me.enterprise.uscc : null);
@@ -107,6 +112,17 @@ function matchTable(answer, demands, offers) {
   return parts;
 }
 
+/** Packs on hand as a pharmacy counts them: whole packs, and what is left of an opened one
+ * (拆零) in units — 11（另拆零 14/24）, not 11.58. */
+function packsText(packs, product) {
+  if (packs < 0) return String(+packs.toFixed(2));  // a book short of what was reported in
+  const whole = Math.floor(packs + 1e-9);
+  const per = state.units.get(product);
+  const left = per ? Math.round((packs - whole) * per) : 0;
+  if (!per || left === 0 || left === per) return String(left === per ? whole + 1 : whole);
+  return `${whole}（另拆零 ${left}/${per}）`;
+}
+
 /** The day ``days`` after ``start`` (YYYY-MM-DD; today when empty), as YYYY-MM-DD. */
 function dayAfter(start, days) {
   const now = new Date(); // today is the browser's calendar day
@@ -147,7 +163,7 @@ async function loadStock() {
     rows.map((x, index) => {
       const low = x.days_of_supply !== null && x.days_of_supply < LOW_DAYS;
       return [
-        siteText(x.where), productText(x.product), +x.on_hand.toFixed(2), x.in_transit,
+        siteText(x.where), productText(x.product), packsText(x.on_hand, x.product), x.in_transit,
         +x.amc.toFixed(1),
         x.days_of_supply === null ? "—"
           : el("span", { class: low ? "status warn" : "status ok" }, x.days_of_supply.toFixed(0)),
