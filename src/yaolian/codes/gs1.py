@@ -156,25 +156,40 @@ def lookup_ai(text: str, pos: int = 0) -> AI:
             return ai
     head = text[pos : pos + 4]
     if not head or not DIGITS.issuperset(head[:2]):
-        raise CodeError(f"expected an application identifier at position {pos + 1}, got {head!r}")
-    raise CodeError(f"unknown AI {head[:2]}… at position {pos + 1}")
+        raise CodeError(
+            f"expected an application identifier at position {pos + 1}, got {head!r}",
+            reason_zh=f"条码内容第 {pos + 1} 位起不是应用标识符 (AI)，多为扫描不全或录入有误",
+        )
+    raise CodeError(
+        f"unknown AI {head[:2]}… at position {pos + 1}",
+        reason_zh=f"条码内容第 {pos + 1} 位起的应用标识符 ({head[:2]}…) 无法识别",
+    )
 
 
 def gs1_date(yymmdd: str, ai: str = "17") -> date:
     """A GS1 YYMMDD date (GenSpecs 7.12): sliding-window century, ``DD=00`` = last day of month."""
     what = f"AI ({ai}) {AIS[ai].title if ai in AIS else 'date'}"
     if len(yymmdd) != 6 or not DIGITS.issuperset(yymmdd):
-        raise CodeError(f"{what} {yymmdd!r} is not a date: expected YYMMDD")
+        raise CodeError(
+            f"{what} {yymmdd!r} is not a date: expected YYMMDD",
+            reason_zh=f"条码中 ({ai}) 段不是日期：应为 6 位 YYMMDD",
+        )
     yy, mm, dd = int(yymmdd[:2]), int(yymmdd[2:4]), int(yymmdd[4:])
     this = date.today().year
     diff = yy - this % 100
     century = this // 100 + (1 if diff <= -50 else -1 if diff >= 51 else 0)
     year = century * 100 + yy
     if not 1 <= mm <= 12:
-        raise CodeError(f"{what} {yymmdd} is not a date: month {mm:02d}")
+        raise CodeError(
+            f"{what} {yymmdd} is not a date: month {mm:02d}",
+            reason_zh=f"条码中 ({ai}) 段日期 {yymmdd} 无效：没有 {mm:02d} 月",
+        )
     last = calendar.monthrange(year, mm)[1]
     if dd > last:
-        raise CodeError(f"{what} {yymmdd} is not a date: day {dd:02d} of {year}-{mm:02d}")
+        raise CodeError(
+            f"{what} {yymmdd} is not a date: day {dd:02d} of {year}-{mm:02d}",
+            reason_zh=f"条码中 ({ai}) 段日期 {yymmdd} 无效：{year} 年 {mm} 月没有 {dd} 日",
+        )
     return date(year, mm, dd or last)
 
 
@@ -204,12 +219,18 @@ def check_ai_value(ai: AI, value: str) -> None:
         return
     head = value[: ai.numeric_head]
     if head and not DIGITS.issuperset(head):
-        raise CodeError(f"{where}: first {ai.numeric_head} characters must be digits, got {head!r}")
+        raise CodeError(
+            f"{where}: first {ai.numeric_head} characters must be digits, got {head!r}",
+            reason_zh=f"条码中 ({ai.code}) 段前 {ai.numeric_head} 位应为数字",
+        )
     tail = value[ai.numeric_head :]
     allowed = _CHARSETS[ai.charset]
     if not allowed.issuperset(tail):
         bad = next(ch for ch in tail if ch not in allowed)
-        raise CodeError(f"{where}: character {bad!r} not allowed ({_CHARSET_NAMES[ai.charset]})")
+        raise CodeError(
+            f"{where}: character {bad!r} not allowed ({_CHARSET_NAMES[ai.charset]})",
+            reason_zh=f"条码中 ({ai.code}) 段含不允许的字符 {bad!r}",
+        )
     if ai.check:
         key = head if ai.code not in ("253", "255") else value[:13]
         verify_gs1_check_digit(key, where)
@@ -274,7 +295,9 @@ def _parse_bracketed(text: str) -> Pairs:
     marks = list(_BRACKET_AI.finditer(text))
     unknown = next((m.group(1) for m in marks if m.group(1) not in AIS), None)
     if unknown is not None:
-        raise CodeError(f"unknown AI ({unknown})")
+        raise CodeError(
+            f"unknown AI ({unknown})", reason_zh=f"条码中的应用标识符 ({unknown}) 无法识别"
+        )
     if not marks or marks[0].start() != 0:
         raise CodeError(f"element string {text!r}: must start with a known (AI)")
     pairs: Pairs = []
@@ -309,7 +332,9 @@ def build_element_string(pairs: Iterable[tuple[str, str]], *, bracketed: bool = 
     for ai_code, value in items:
         ai = AIS.get(ai_code)
         if ai is None:
-            raise CodeError(f"unknown AI ({ai_code})")
+            raise CodeError(
+                f"unknown AI ({ai_code})", reason_zh=f"条码中的应用标识符 ({ai_code}) 无法识别"
+            )
         check_ai_value(ai, value)
     _check_pairs(items)
     if bracketed:
