@@ -35,16 +35,19 @@ from sqlalchemy import select
 from conftest import DemoStore
 from yaolian.api.app import ApiSettings, create_app
 from yaolian.codes.barcode import render_to_file
+from yaolian.codes.nmpa import nmpa_code_uri
 from yaolian.epcis.model import CHINA_TIME
 from yaolian.store import schema
 from yaolian.store.access import create_key
 from yaolian.store.engine import open_engine
+from yaolian.store.ingest import capture_document
 from yaolian.store.masterdata import (
     upsert_enterprise,
     upsert_product,
     upsert_site,
     uscc_check_char,
 )
+from yaolian.trace.builders import document, object_event
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.timeout(300)
@@ -434,23 +437,41 @@ def arrival_server(
         ).all()
     uscc = rows[0][0]
     packs = [key.removeprefix("n:") for who, key in rows if who == uscc][:2]
+    # and one more, just made, with two months of shelf life left (近效期), at its factory
+    with engine.connect() as conn:
+        factory = conn.execute(
+            select(schema.site.c.location_id).where(schema.site.c.kind == "factory")
+        ).scalar()
+    near = f"{packs[0][:7]}9999999999999"
+    made = object_event(
+        [nmpa_code_uri(near)],
+        datetime.now(CHINA_TIME) - timedelta(hours=1),
+        "commissioning",
+        "active",
+        action="ADD",
+        site=factory,
+        read_point=factory,
+        lot="NEAR1",
+        expiry=(date.today() + timedelta(days=60)).isoformat(),
+    )
+    assert capture_document(engine, document([made])).accepted == 1
     key = create_key(engine, uscc, "enterprise", "receiving web test")
     engine.dispose()
     with _serving(f"sqlite:///{copy}") as base:
-        yield base, key, packs
+        yield base, key, [*packs, near]
 
 
 def test_receiving_check_records_the_receipt(
     browser: Any, arrival_server: tuple[str, str, list[str]], demo_store: DemoStore
 ) -> None:
     """收货入库: with the receiver's key, packs on the road to it read as expected arrivals, a
-    problem is set aside, and 确认收货 records the rest at its site — they then read as in its
-    stock, and there is nothing left to receive."""
-    base, key, packs = arrival_server
+    problem is set aside, a pack near its expiry is flagged, and 确认收货 records the rest at
+    its site — they then read as in its stock, and there is nothing left to receive."""
+    base, key, [*packs, near] = arrival_server
     resold = demo_store.incident_code("resale", prefix="8")
     with _tab(browser, base, Watch(base)) as tab:
         tab.goto("/web/check")
-        tab.fill("#codes", "\n".join([*packs, resold, packs[0]]))
+        tab.fill("#codes", "\n".join([*packs, resold, packs[0], near]))
         tab.fill("#key", key)
         tab.click("#submit")
         rows = tab.locator("#check-table tbody tr")
@@ -470,17 +491,22 @@ def test_receiving_check_records_the_receipt(
         assert first.nth(5).inner_text() == "2"
         missing = delivery["packs"] - 2
         assert first.nth(6).inner_text() == (f"短少 {missing}" if missing else "齐全")
+        # the new pack: genuine at its maker, which never reported shipping it; 近效期 flagged
+        made = rows.filter(has_text=near).first.locator("td")
+        assert made.nth(2).inner_text() == "正品 · 可销售"
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d 近效期 · 剩 (59|60) 天", made.nth(6).inner_text())
         button = tab.locator("#receive")
-        assert button.inner_text() == "确认收货（2 个码）"  # each pack once, the problem left out
+        assert button.inner_text() == "确认收货（3 个码）"  # each pack once, the problem left out
         site = tab.locator("#receipt-site").input_value()
         button.click()
         note = tab.locator("#receipt-note")
         note.filter(has_text="已收货入库").wait_for()
-        assert "已收货入库 2 个码" in note.inner_text()
-        for pack in packs:
+        assert "已收货入库 3 个码" in note.inner_text()
+        assert "其中 1 个供货方未上报发货" in note.inner_text()
+        for pack in [*packs, near]:
             assert "已在本单位库存" in rows.filter(has_text=pack).first.inner_text()
         assert tab.locator("#receipt").is_hidden()
-    for pack in packs:
+    for pack in [*packs, near]:
         verdict = _api(base, f"/verify/{pack}", key)
         assert verdict["status"] == "genuine" and verdict["detail"]["site"] == site
 

@@ -58,6 +58,25 @@ function summary(verdicts, repeated) {
   return `共 ${verdicts.length} 个码：${parts.join("，")}。` + (bad ? `${bad} 个不可入库。` : "全部可入库。");
 }
 
+const NEAR_EXPIRY_DAYS = 180;  // 近效期: under six months of shelf life left
+
+/** Days from today (the browser's calendar day) to a YYYY-MM-DD date. */
+function daysUntil(day) {
+  const now = new Date();
+  const today = Date.UTC(now.getFullYear(), now.getMonth(), now.getDate());
+  return Math.round((Date.parse(`${day}T00:00:00Z`) - today) / 86_400_000);
+}
+
+/** The expiry date, flagged 近效期 when a pack that can still be received has under six months
+ * left — receiving rules commonly ask for more. */
+function expiryCell(v) {
+  const expiry = v.batch && v.batch.expiry;
+  if (!expiry) return "";
+  const left = daysUntil(expiry);
+  if (!receivable(v) || left >= NEAR_EXPIRY_DAYS) return expiry;
+  return el("span", {}, `${expiry} `, el("span", { class: "status warn" }, `近效期 · 剩 ${left} 天`));
+}
+
 /** What makes two scans the same pack: the code's canonical key (the same pack typed in
  * full-width digits or scanned as another form of its code), else the text as scanned. */
 function identity(code, verdict) {
@@ -78,7 +97,7 @@ function resultTable(codes, verdicts) {
       el("span", { class: `status ${checkVerdict(v)[1]}`, "data-status": v.status },
         checkVerdict(v)[0]),
       first === null ? "" : `重复（第 ${first} 行）`,
-      p.generic_name || "", b.lot || "", b.expiry || "", holder,
+      p.generic_name || "", b.lot || "", expiryCell(v), holder,
       el("span", {}, arrivalNote(v) || v.reason_zh || v.reason),  // a node: wraps, however short
     ] };
   });
