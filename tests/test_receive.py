@@ -6,11 +6,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from cli_run import run_main
 from yaolian.api.app import create_app
 from yaolian.errors import ValidationError
 from yaolian.store.access import Viewer, create_key
+from yaolian.store.schema import custody
 from yaolian.verify.receive import receive
 from yaolian.verify.status import verify
 
@@ -146,3 +148,19 @@ def test_a_case_received_whole_brings_its_packs(trace_world: Any) -> None:
     with pytest.raises(ValidationError) as refused:
         receive(w.engine, [packs[3]], w.sites["PHA"])
     assert "already in your stock" in refused.value.problems[0].reason
+
+
+def test_an_unreported_shipping_names_the_holder_as_source(trace_world: Any) -> None:
+    """A pack its maker made (no party on the commissioning) and handed over without reporting
+    it: the receipt names the maker's party as the source, so the custody chain has both ends."""
+    w = trace_world
+    w.capture(w.commission(w.pack(7), 0, lot="L001", expiry="2027-12-31"))
+    receipt = receive(w.engine, [w.pack(7)], w.sites["PHA"], when="2026-01-06 10:00")
+    assert (receipt.senders, receipt.unreported) == (["示例制药有限公司"], 1)
+    with w.engine.connect() as conn:
+        (sent,) = conn.execute(
+            select(custody.c.from_party, custody.c.to_party).where(
+                custody.c.code_id == w.code_id(w.pack(7))
+            )
+        ).all()
+    assert tuple(sent) == (w.parties["MFR"], w.parties["PHA"])

@@ -113,14 +113,16 @@ def _refusal(v: Verdict, receiver: Receiver) -> str | None:
     return None
 
 
-def _sender(v: Verdict) -> tuple[str | None, str | None, bool]:
-    """(party URI, name, shipping reported) of whoever hands this code over."""
+def _sender(v: Verdict, party_of: dict[int, str]) -> tuple[str | None, str | None, bool]:
+    """(party URI, name, shipping reported) of whoever hands this code over: the shipment's
+    sender, else its holder (the party on record, else its enterprise's — ``party_of``)."""
     detail = v.detail or {}
     shipment = detail.get("shipment")
     if shipment:
         return shipment.get("from_party"), shipment.get("from"), True
     holder = detail.get("custodian") or {}
-    return detail.get("custodian_party"), holder.get("name"), False
+    party = detail.get("custodian_party") or party_of.get(holder.get("enterprise_id", -1))
+    return party, holder.get("name"), False
 
 
 def receive(
@@ -152,6 +154,15 @@ def receive(
     receiver = receiver_of(engine, location, viewer)
     with engine.connect() as conn:
         verdicts = verify_many(conn, codes, Viewer.system())
+        holders = {((v.detail or {}).get("custodian") or {}).get("enterprise_id") for v in verdicts}
+        party_of = {
+            int(r[0]): r[1]
+            for r in conn.execute(
+                select(enterprise.c.id, enterprise.c.party_id).where(
+                    enterprise.c.id.in_(sorted(h for h in holders if h is not None))
+                )
+            )
+        }
     problems: list[Problem] = []
     by_sender: dict[str | None, list[str]] = {}
     names: dict[str | None, str | None] = {}
@@ -166,7 +177,7 @@ def receive(
         if v.key in seen:  # the same pack scanned twice (or as another form of its code)
             continue
         seen.add(v.key)
-        party, name, reported = _sender(v)
+        party, name, reported = _sender(v, party_of)
         unreported += not reported
         by_sender.setdefault(party, []).append(uri_for_key(v.key, "any"))
         names[party] = name
