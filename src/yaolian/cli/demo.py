@@ -25,7 +25,7 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from yaolian.cli.common import DbOption, console, console_err, print_table
 from yaolian.errors import ValidationError
@@ -307,8 +307,6 @@ def run_demo(folder: Path, seed: int, size: str, codes: bool = True) -> None:
 
 
 def _section_counts(engine: Engine) -> None:
-    from sqlalchemy import func, select
-
     from yaolian.store import schema as s
 
     type_names = {v: k for k, v in s.EVENT_TYPE_IDS.items()}
@@ -589,13 +587,23 @@ def _share(part: int, whole: int) -> str:
 
 def _section_next(engine: Engine, db_path: Path, truth: dict[str, Any]) -> None:
     from yaolian.store.access import create_key
-    from yaolian.store.schema import enterprise, product
+    from yaolian.store.schema import code_state, custody, enterprise, product
 
     key = create_key(engine, None, "regulator", label="demo")
     code = (truth["samples"].get("genuine") or {}).get("raw", "CODE")
     with engine.connect() as conn:
-        hospital = conn.execute(
-            select(enterprise.c.uscc).where(enterprise.c.role == "hospital").limit(1)
+        hospital = conn.execute(  # the one with the most packs on the way to it (待收货)
+            select(enterprise.c.uscc)
+            .outerjoin(custody, custody.c.to_party == enterprise.c.party_id)
+            .outerjoin(
+                code_state,
+                (code_state.c.code_id == custody.c.code_id)
+                & (code_state.c.open_ship_event_id == custody.c.ship_event_id),
+            )
+            .where(enterprise.c.role == "hospital")
+            .group_by(enterprise.c.uscc)
+            .order_by(func.count(code_state.c.code_id).desc(), enterprise.c.uscc)
+            .limit(1)
         ).scalar()
         holder = conn.execute(  # of the genuine pack's product (its 药品标识码 leads the code)
             select(enterprise.c.uscc)
