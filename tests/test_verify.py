@@ -174,6 +174,13 @@ def test_dispensed_in_transit_destroyed_expired(trace_world: Any) -> None:
     assert verdict(w, other, now_us=to_epoch_us("2026-02-01T00:00:00+08:00"))["status"] == (
         "expired"
     )
+    # an expired pack on the road reads expired, not in transit: it is not to be received
+    w.capture(w.ship(other, 53, "PHA", "PHB"))
+    late = to_epoch_us("2026-02-01T00:00:00+08:00")
+    assert verdict(w, other, now_us=late)["status"] == "expired"
+    assert verdict(w, other, now_us=to_epoch_us("2026-01-20T00:00:00+08:00"))["status"] == (
+        "in_transit"
+    )
 
 
 def test_recall_marks_codes(trace_world: Any) -> None:

@@ -306,10 +306,12 @@ def verify(
         recall = {"id": rid, "class": klass, "reason": why, "date": _day(created)}
     if recall is not None or status == "recalled":
         verdict_status = "recalled"
-    elif status in ("destroyed", "decommissioned", "dispensed", "in_transit"):
+    elif status in ("destroyed", "decommissioned", "dispensed"):
         verdict_status = status
     elif status == "expired" or (expiry and sale_day(now).isoformat() > expiry):
-        verdict_status = "expired"
+        verdict_status = "expired"  # also on the road: an expired delivery is not received
+    elif status == "in_transit":
+        verdict_status = status
     else:
         verdict_status = "genuine"
     verdict = Verdict(
