@@ -141,6 +141,11 @@ def test_a_case_received_whole_brings_its_packs(trace_world: Any) -> None:
     """Scanning the case code receives what is in it (a distributor receiving a pallet)."""
     w = trace_world
     packs = arrival(w)
+    # back-dated before its shipping (2026-01-06 14:00 北京时间): the replay would put the
+    # receipt first and leave the case on the road
+    with pytest.raises(ValidationError) as early:
+        receive(w.engine, [w.case(2)], w.sites["PHA"], when="2026-01-06 10:00")
+    assert "收货时间早于该码最近一次记录（2026-01-06）" in early.value.problems[0].reason
     receipt = receive(w.engine, [w.case(2)], w.sites["PHA"], when="2026-01-07 09:00")
     assert receipt.codes == 1 and receipt.unreported == 0
     with w.engine.connect() as conn:

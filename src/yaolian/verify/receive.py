@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select
 
 from yaolian.codes.identity import uri_for_key
-from yaolian.epcis.model import parse_local_time
+from yaolian.epcis.model import parse_local_time, to_epoch_us
 from yaolian.errors import NotFoundError, Problem, ValidationError
 from yaolian.store.access import Viewer
 from yaolian.store.ingest import capture_document
@@ -113,6 +113,16 @@ def _refusal(v: Verdict, receiver: Receiver) -> str | None:
     return None
 
 
+def _before_last_event(v: Verdict, when_us: int) -> str | None:
+    """Why a receipt dated ``when_us`` would come before what is on record of the code (its
+    shipping, say) — a back-dated receipt the replay would put first, or None."""
+    last = (v.detail or {}).get("last_time_us")
+    if last is None or when_us >= last:
+        return None
+    day = sale_day(last).isoformat()
+    return f"收货时间早于该码最近一次记录（{day}）(a receipt cannot come before its last event)"
+
+
 def _sender(v: Verdict, party_of: dict[int, str]) -> tuple[str | None, str | None, bool]:
     """(party URI, name, shipping reported) of whoever hands this code over: the shipment's
     sender, else its holder (the party on record, else its enterprise's — ``party_of``)."""
@@ -168,8 +178,9 @@ def receive(
     names: dict[str | None, str | None] = {}
     seen: set[str] = set()
     unreported = 0
+    when_us = to_epoch_us(when.isoformat())
     for n, v in enumerate(verdicts):
-        why = _refusal(v, receiver)
+        why = _refusal(v, receiver) or _before_last_event(v, when_us)
         if why is not None:
             problems.append(Problem(f"{v.code}: {why}", f"codes[{n}]"))
             continue
