@@ -13,9 +13,10 @@ from sqlalchemy import select
 
 from yaolian.store.engine import writing
 from yaolian.store.projections import rebuild
-from yaolian.store.schema import aggregation, custody, supply_movement
+from yaolian.store.schema import aggregation, alert, custody, supply_movement
 from yaolian.trace.builders import object_event
 from yaolian.trace.projection import rebuild_all
+from yaolian.verify.dispense import SaleLine, record_sales
 from yaolian.verify.status import verify
 
 
@@ -195,6 +196,33 @@ def test_return_to_distributor(trace_world: Any, received_as: str) -> None:
     assert kinds == ["shipping", "shipping", "returning"]
     with w.engine.connect() as conn:
         assert verify(conn, w.pack(1)).status == "genuine"  # not 在途 for ever
+    assert_rebuild_reproduces(w)
+
+
+def test_a_pack_recalled_by_its_holder_stays_recalled_through_its_return(
+    trace_world: Any,
+) -> None:
+    """A pharmacy marks a pack recalled (召回, disposition recalled) and sends it back; received at
+    the distributor it is still recalled, not sellable again — and selling it there is the
+    recalled-sale anomaly (a recalled pack re-entering the market)."""
+    w = trace_world
+    w.capture(*chain(w)[:9])
+    pack = w.pack(1)
+    w.capture(
+        object_event([pack], w.at(60), "holding", "recalled", site=w.sites["PHA"]),  # quarantined
+        w.ship(pack, 61, "PHA", "DIST", disposition="returned"),
+        w.receive(pack, 70, "DIST", disposition="returned"),
+    )
+    st = w.state(pack)
+    assert (st.status, st.custodian) == ("recalled", w.parties["DIST"])
+    with w.engine.connect() as conn:
+        assert verify(conn, pack).status == "recalled"
+    record_sales(w.engine, [SaleLine((pack,), False, 1, w.sites["DIST"], w.at(80))])
+    with w.engine.connect() as conn:
+        rules = {
+            r.rule for r in conn.execute(select(alert).where(alert.c.code_id == w.code_id(pack)))
+        }
+    assert "recalled_sale" in rules
     assert_rebuild_reproduces(w)
 
 

@@ -597,6 +597,8 @@ class Machine:
             status = "decommissioned"
         if own and role == "input" and f.kind == "TransformationEvent":
             status = "decommissioned"  # consumed into the outputs
+        if status in ("active", "in_transit") and s.status == "recalled":
+            status = None  # 已召回 stays through its return (退货) and receipt: never sellable again
         if status is not None:
             s.status = status
 
