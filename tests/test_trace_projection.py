@@ -226,6 +226,28 @@ def test_a_pack_recalled_by_its_holder_stays_recalled_through_its_return(
     assert_rebuild_reproduces(w)
 
 
+@pytest.mark.parametrize("gone", ["sold", "destroyed"])
+def test_a_pack_gone_from_the_market_stays_gone_when_it_moves_again(
+    trace_world: Any, gone: str
+) -> None:
+    """回流: a pack sold to a patient (or destroyed) that turns up in a shipment and is received
+    by a distributor still reads sold (destroyed) — not genuine — while its custody is kept."""
+    w = trace_world
+    w.capture(*chain(w)[:9])
+    pack = w.pack(1)
+    if gone == "sold":
+        record_sales(w.engine, [SaleLine((pack,), False, 1, w.sites["PHA"], w.at(55))])
+    else:
+        w.capture(w.destroy(pack, 55, "PHA"))
+    w.capture(w.ship(pack, 61, "PHA", "DIST"), w.receive(pack, 70, "DIST"))
+    st = w.state(pack)
+    expected = "dispensed" if gone == "sold" else "destroyed"
+    assert (st.status, st.custodian) == (expected, w.parties["DIST"])
+    with w.engine.connect() as conn:
+        assert verify(conn, pack).status == expected
+    assert_rebuild_reproduces(w)
+
+
 def test_error_declaration_undoes_an_event(trace_world: Any) -> None:
     w = trace_world
     events = chain(w)[:9]

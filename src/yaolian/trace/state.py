@@ -39,6 +39,9 @@ STATUSES = (
     "expired",
 )
 TERMINAL = frozenset({"dispensed", "decommissioned", "destroyed"})
+# statuses a later shipping or receipt of the code does not undo: a pack sold, destroyed,
+# decommissioned or marked recalled that moves again (回流, a return) is still not sellable
+_STAYS = TERMINAL | {"recalled"}
 SALE_STEPS = frozenset({"dispensing", "retail_selling"})
 SALE_DISPOSITIONS = frozenset({"dispensed", "retail_sold", "partially_dispensed"})
 # a hand-over starts with shipping (a return: disposition ``returned``, or a custom bizStep URI
@@ -597,8 +600,8 @@ class Machine:
             status = "decommissioned"
         if own and role == "input" and f.kind == "TransformationEvent":
             status = "decommissioned"  # consumed into the outputs
-        if status in ("active", "in_transit") and s.status == "recalled":
-            status = None  # 已召回 stays through its return (退货) and receipt: never sellable again
+        if status in ("active", "in_transit") and s.status in _STAYS:
+            status = None  # moving it again does not make it sellable (回流 of a sold pack …)
         if status is not None:
             s.status = status
 
