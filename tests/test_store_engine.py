@@ -37,9 +37,9 @@ def test_migrated_to_head_and_schema_matches_metadata(engine: Engine) -> None:
 
 
 def test_a_store_behind_head_is_migrated_when_opened(tmp_path: Path) -> None:
-    """A store an older yaolian left one revision behind is brought to head when opened (here
-    0010 → 0011: a withdrawn 停产报告 keeps counting as withdrawn); one at head is opened
-    without alembic's machinery."""
+    """A store an older yaolian left behind is brought to head when opened (here 0010 → head:
+    a withdrawn 停产报告 keeps counting as withdrawn, codes in transit get their index); one at
+    head is opened without alembic's machinery."""
     path = tmp_path / "old.db"
     engine = open_engine(str(path))
     engine.dispose()
@@ -52,6 +52,7 @@ def test_a_store_behind_head_is_migrated_when_opened(tmp_path: Path) -> None:
             "?, ?)",
             [(1_000, 0), (2_000, 1)],
         )
+        db.execute("DROP INDEX ix_code_state_open_ship")  # 0012
         db.execute("UPDATE alembic_version SET version_num = '0010'")
     forget_migrated(engine)
     reopened = open_engine(str(path))
@@ -62,8 +63,10 @@ def test_a_store_behind_head_is_migrated_when_opened(tmp_path: Path) -> None:
                 "SELECT filed_us, withdrawn_us FROM supply_discontinuation ORDER BY filed_us"
             ).all()
             columns = {c["name"] for c in inspect(conn).get_columns("supply_discontinuation")}
+            indexes = {ix["name"] for ix in inspect(conn).get_indexes("code_state")}
         assert [tuple(r) for r in rows] == [(1_000, None), (2_000, 2_000)]
         assert "withdrawn" not in columns
+        assert "ix_code_state_open_ship" in indexes
     finally:
         reopened.dispose()
 

@@ -29,6 +29,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 
 metadata = MetaData(
@@ -504,6 +505,13 @@ code_state = Table(  # projection: the current state of every instance code
     Column("seen_event_id", BigInteger),
     # covering index: a batch's holdings are one index range scan (recall scope, forward trace)
     Index("ix_code_state_batch", "product", "lot", "status", "custodian", "site"),
+    # what is on its way to a party (待收货): only the codes in transit are in it
+    Index(
+        "ix_code_state_open_ship",
+        "open_ship_to",
+        sqlite_where=text("open_ship_event_id IS NOT NULL"),
+        postgresql_where=text("open_ship_event_id IS NOT NULL"),
+    ),
 )
 
 aggregation = Table(  # projection: what was inside what, from when to when

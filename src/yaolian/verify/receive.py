@@ -19,19 +19,21 @@ to the enterprise's party, the delivery a receiving check is compared with (应�
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, select
 
 from yaolian.codes.identity import uri_for_key
 from yaolian.epcis.model import parse_local_time, to_epoch_us
 from yaolian.errors import NotFoundError, Problem, ValidationError
 from yaolian.store.access import Viewer
 from yaolian.store.ingest import capture_document
-from yaolian.store.schema import code_state, custody, enterprise, site
+from yaolian.store.schema import enterprise, site
+from yaolian.trace import rawsql
 from yaolian.trace.builders import document, object_event
 from yaolian.trace.directory import Directory, product_rows
 from yaolian.trace.state import sale_day
@@ -231,63 +233,67 @@ def receive(
     return receipt
 
 
+_OPEN_CODES_SQL = (  # through the partial index of codes in transit (ix_code_state_open_ship)
+    "SELECT code_id, open_ship_event_id, product, lot FROM code_state "
+    "WHERE open_ship_event_id IS NOT NULL AND NOT has_children"
+)
+_OPEN_LEGS_SQL = (
+    "SELECT code_id, ship_event_id, from_party, from_site, to_party, to_site, ship_us "
+    "FROM custody WHERE code_id {ids} AND recv_us IS NULL"
+)
+
+
 def expected_arrivals(
     conn: Connection, enterprise_id: int | None = None, limit: int = 200
 ) -> list[dict[str, Any]]:
     """Deliveries on their way (待收货): open shipments addressed to ``enterprise_id``'s party
     (every one when None), newest first — sender, day shipped, destination site, and the packs
     per product and lot still in transit on each (a container counts by what it holds)."""
-    c, cs = custody.c, code_state.c
-    stmt = (
-        select(
-            c.ship_event_id,
-            c.from_party,
-            c.from_site,
-            c.to_party,
-            c.to_site,
-            func.min(c.ship_us),
-            cs.product,
-            cs.lot,
-            func.count(),
-        )
-        .join(code_state, (cs.code_id == c.code_id) & (cs.open_ship_event_id == c.ship_event_id))
-        .where(c.recv_us.is_(None), cs.has_children.is_(False))
-        .group_by(c.ship_event_id, c.from_party, c.from_site, c.to_party, c.to_site)
-        .group_by(cs.product, cs.lot)
-    )
-    if enterprise_id is not None:
-        party = select(enterprise.c.party_id).where(enterprise.c.id == enterprise_id)
-        stmt = stmt.where(c.to_party == party.scalar_subquery())
-    rows = conn.execute(stmt).all()
-    newest = sorted({(r[5], r[0]) for r in rows}, reverse=True)[:limit]
-    kept = {event for _, event in newest}
+    if enterprise_id is None:
+        codes = rawsql.fetch(conn, _OPEN_CODES_SQL)
+    else:
+        party = conn.execute(
+            select(enterprise.c.party_id).where(enterprise.c.id == enterprise_id)
+        ).scalar()
+        codes = rawsql.fetch(conn, _OPEN_CODES_SQL + " AND open_ship_to = ?", (party,))
+    open_leg = {(code, event): (product, lot) for code, event, product, lot in codes}
+    legs: dict[int, dict[str, Any]] = {}  # shipping event → its delivery
+    packs: Counter[tuple[int, str | None, str | None]] = Counter()
+    for code, event, *ends, shipped in rawsql.fetch_ids(
+        conn, _OPEN_LEGS_SQL, {c[0] for c in codes}
+    ):
+        if (code, event) not in open_leg:
+            continue  # an older leg of a code shipped on since
+        leg = legs.setdefault(event, {"ends": ends, "shipped": shipped})
+        leg["shipped"] = min(leg["shipped"], shipped)
+        packs[(event, *open_leg[(code, event)])] += 1
+    newest = sorted(legs, key=lambda e: (legs[e]["shipped"], e), reverse=True)[:limit]
     directory = Directory(conn)
-    directory.load([u for r in rows if r[0] in kept for u in r[1:5]])
-    names = product_rows(conn, {r[6] for r in rows if r[0] in kept})
-    deliveries: dict[int, dict[str, Any]] = {}
-    for event, src, src_site, dst, dst_site, shipped, product, lot, n in rows:
-        if event not in kept:
-            continue
+    directory.load([uri for event in newest for uri in legs[event]["ends"]])
+    names = product_rows(conn, {product for (_, product, _) in packs if product})
+    out: dict[int, dict[str, Any]] = {}
+    for event in newest:
+        src, src_site, dst, dst_site = legs[event]["ends"]
         sender, receiver = directory.holder(src, src_site), directory.holder(dst, dst_site)
         place = directory.place(dst_site)
-        entry = deliveries.setdefault(
-            event,
-            {
-                "shipment": event,
-                "from": sender.name if sender else src,
-                "from_uscc": sender.uscc if sender else None,
-                "to": receiver.name if receiver else dst,
-                "to_site": dst_site,
-                "to_site_name": place.name if place else None,
-                "shipped": sale_day(shipped).isoformat(),
-                "shipped_us": shipped,
-                "packs": 0,
-                "lines": [],
-            },
-        )
-        entry["packs"] += int(n)
-        name = names.get(product or "", {}).get("generic_name")
-        entry["lines"].append(
-            {"product": product, "generic_name": name, "lot": lot, "packs": int(n)}
-        )
-    return [deliveries[event] for _, event in newest]
+        out[event] = {
+            "shipment": event,
+            "from": sender.name if sender else src,
+            "from_uscc": sender.uscc if sender else None,
+            "to": receiver.name if receiver else dst,
+            "to_site": dst_site,
+            "to_site_name": place.name if place else None,
+            "shipped": sale_day(legs[event]["shipped"]).isoformat(),
+            "shipped_us": legs[event]["shipped"],
+            "packs": 0,
+            "lines": [],
+        }
+    by_line = sorted(packs.items(), key=lambda kv: (kv[0][1] or "", kv[0][2] or "", kv[0][0]))
+    for (event, product, lot), n in by_line:
+        if event in out:
+            out[event]["packs"] += n
+            name = names.get(product or "", {}).get("generic_name")
+            out[event]["lines"].append(
+                {"product": product, "generic_name": name, "lot": lot, "packs": n}
+            )
+    return list(out.values())
