@@ -41,6 +41,7 @@ STATUSES = (
 TERMINAL = frozenset({"dispensed", "decommissioned", "destroyed"})
 # statuses a later shipping or receipt of the code does not undo: a pack sold, destroyed,
 # decommissioned or marked recalled that moves again (回流, a return) is still not sellable
+# (other events still set the status: a recommissioning, a destruction of a recalled pack)
 _STAYS = TERMINAL | {"recalled"}
 SALE_STEPS = frozenset({"dispensing", "retail_selling"})
 SALE_DISPOSITIONS = frozenset({"dispensed", "retail_sold", "partially_dispensed"})
@@ -600,7 +601,7 @@ class Machine:
             status = "decommissioned"
         if own and role == "input" and f.kind == "TransformationEvent":
             status = "decommissioned"  # consumed into the outputs
-        if status in ("active", "in_transit") and s.status in _STAYS:
+        if s.status in _STAYS and (step in HANDOVER_STEPS or step == "receiving"):
             status = None  # moving it again does not make it sellable (回流 of a sold pack …)
         if status is not None:
             s.status = status
