@@ -170,6 +170,7 @@ def test_consumer_page_shows_a_genuine_pack(page: Any, server: str, demo_store: 
     assert page.locator("nav a").all_inner_texts() == [
         "查询",
         "验收",
+        "销售",
         "追溯图谱",
         "监管看板",
         "供需对接",
@@ -495,20 +496,85 @@ def test_receiving_check_records_the_receipt(
         made = rows.filter(has_text=near).first.locator("td")
         assert made.nth(2).inner_text() == "正品 · 可销售"
         assert re.fullmatch(r"\d{4}-\d\d-\d\d 近效期 · 剩 (59|60) 天", made.nth(6).inner_text())
-        button = tab.locator("#receive")
+        button = tab.locator("#act-go")
         assert button.inner_text() == "确认收货（3 个码）"  # each pack once, the problem left out
-        site = tab.locator("#receipt-site").input_value()
+        site = tab.locator("#act-site").input_value()
         button.click()
-        note = tab.locator("#receipt-note")
+        note = tab.locator("#act-note")
         note.filter(has_text="已收货入库").wait_for()
         assert "已收货入库 3 个码" in note.inner_text()
         assert "其中 1 个供货方未上报发货" in note.inner_text()
         for pack in [*packs, near]:
             assert "已在本单位库存" in rows.filter(has_text=pack).first.inner_text()
-        assert tab.locator("#receipt").is_hidden()
+        assert tab.locator("#act").is_hidden()
     for pack in [*packs, near]:
         verdict = _api(base, f"/verify/{pack}", key)
         assert verdict["status"] == "genuine" and verdict["detail"]["site"] == site
+
+
+@pytest.fixture(scope="module")
+def shelf_server(
+    demo_store: DemoStore, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, str, list[str], str]]:
+    """A copy of the demo store (this test records a sale): the server on it, the key of a
+    pharmacy chain, two packs in stock at one of its shops, and a pack in stock elsewhere."""
+    copy = tmp_path_factory.mktemp("shelf") / "shelf.db"
+    src, dst = sqlite3.connect(demo_store.url.removeprefix("sqlite:///")), sqlite3.connect(copy)
+    src.backup(dst)
+    src.close()
+    dst.close()
+    engine = open_engine(f"sqlite:///{copy}")
+    cs, k, e, st = schema.code_state.c, schema.code.c, schema.enterprise.c, schema.site.c
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(e.uscc, e.role, k.key)
+            .select_from(schema.code_state)
+            .join(schema.code, k.id == cs.code_id)
+            .join(schema.site, st.location_id == cs.site)
+            .join(schema.enterprise, e.id == st.enterprise_id)
+            .where(cs.status == "active", cs.has_children.is_(False), k.key.like("n:%"))
+            .where(cs.custodian == e.party_id)
+            .order_by(k.key)
+        ).all()
+    uscc = next(who for who, role, _ in rows if role == "pharmacy")
+    mine = [key.removeprefix("n:") for who, _, key in rows if who == uscc][:2]
+    theirs = next(key.removeprefix("n:") for who, _, key in rows if who != uscc)
+    key = create_key(engine, uscc, "enterprise", "counter web test")
+    engine.dispose()
+    with _serving(f"sqlite:///{copy}") as base:
+        yield base, key, mine, theirs
+
+
+def test_sale_at_the_counter(
+    browser: Any, shelf_server: tuple[str, str, list[str], str], demo_store: DemoStore
+) -> None:
+    """扫码销售: a pharmacy's key sells packs of its own stock; a pack it never received and a
+    resold one are stopped at the counter; 确认销售 records one retail sale of the rest, which
+    then read as sold."""
+    base, key, mine, theirs = shelf_server
+    resold = demo_store.incident_code("resale", prefix="8")
+    with _tab(browser, base, Watch(base)) as tab:
+        tab.goto("/web/sell")
+        tab.fill("#codes", "\n".join([*mine, theirs, resold, mine[1]]))
+        tab.fill("#key", key)
+        tab.click("#submit")
+        rows = tab.locator("#check-table tbody tr")
+        rows.first.wait_for()
+        assert "本单位无收货记录" in rows.filter(has_text=theirs).first.inner_text()
+        assert "已售出" in rows.filter(has_text=resold).first.inner_text()
+        assert "2 个不可销售" in tab.locator("#summary").inner_text()
+        button = tab.locator("#act-go")
+        assert button.inner_text() == "确认销售（2 盒）"  # each pack once, the problems left out
+        tab.fill("#settlement", "YB-TEST-0001")
+        button.click()
+        note = tab.locator("#act-note")
+        note.filter(has_text="已销售出库").wait_for()
+        assert "已销售出库 2 盒（零售）" in note.inner_text()
+        for pack in mine:
+            assert "已售出" in rows.filter(has_text=pack).first.inner_text()
+    for pack in mine:
+        verdict = _api(base, f"/verify/{pack}")
+        assert verdict["status"] == "dispensed" and verdict["sale_count"] == 1
 
 
 def test_digital_link_opens_the_consumer_page(

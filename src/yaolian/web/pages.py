@@ -1,5 +1,6 @@
 """Routes of the web pages: ``/web`` (an index), ``/web/scan`` (consumer query, public),
-``/web/check`` (receiving check of a scanner's list), ``/web/trace`` (trace graph),
+``/web/check`` (receiving check of a scanner's list, then 确认收货), ``/web/sell`` (扫码销售: the
+same check at the counter, then the sale), ``/web/trace`` (trace graph),
 ``/web/dashboard`` (regulator dashboard), ``/web/supply`` (供需对接: demands, offers,
 matches), ``/web/codes`` (赋码: a batch's codes and print lines) and ``/web/keys`` (密钥管理:
 an enterprise's or admin's API keys); their files under
@@ -18,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from yaolian.errors import NotFoundError
 
 STATIC = Path(__file__).with_name("static")
-PAGES = ("index", "scan", "check", "trace", "dashboard", "supply", "codes", "keys")
+PAGES = ("index", "scan", "check", "sell", "trace", "dashboard", "supply", "codes", "keys")
 SCAN_PAGE = "/web/scan"  # where the Digital Link resolver sends a browser
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -45,7 +46,8 @@ def index_page() -> FileResponse:
 
 @router.get("/web/{page}")
 def page(page: str) -> FileResponse:
-    """One page by name (``scan``, ``check``, ``trace``, ``dashboard``, ``supply``, ``keys``)."""
+    """One page by name (``scan``, ``check``, ``sell``, ``trace``, ``dashboard``, ``supply``,
+    ``codes``, ``keys``)."""
     if page not in PAGES:
         raise NotFoundError(f"no page {page!r}; pages: {', '.join(PAGES[1:])}", place="page")
     return _page(page)

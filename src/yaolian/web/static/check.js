@@ -1,6 +1,9 @@
-// Receiving check (扫码验收): a scanner's list of codes verified at once with POST /verify,
-// problems first, codes scanned twice flagged.
+// A scanner's list of codes verified at once with POST /verify, problems first, codes scanned
+// twice flagged — at receiving (扫码验收, /web/check: then 确认收货) or at the counter
+// (扫码销售, /web/sell, <body data-mode="sell">: then 确认销售).
 "use strict";
+
+const SELLING = document.body.dataset.mode === "sell";
 
 const MAX_PER_CALL = 1000;  // POST /verify takes at most this many codes
 
@@ -15,24 +18,31 @@ async function verifyAll(codes) {
   return verdicts;
 }
 
-let me = null;  // whose key (GET /me): an enterprise key with sites may record the receipt
+let me = null;  // whose key (GET /me): an enterprise key with sites may record what it does
 
-/** How the receiving check reads a verdict: [中文, class ok / warn / bad, receivable]. A pack in
- * transit to this enterprise is what an arrival should be; a genuine one already in its stock,
- * or a case or pallet code that holds nothing now (unpacked upstream: scan its packs one by
- * one), is not received again. */
+/** How the page reads a verdict: [中文, class ok / warn / bad, actionable]. At receiving, a pack
+ * in transit to this enterprise is what an arrival should be; a genuine one already in its
+ * stock, or a case or pallet code that holds nothing now (unpacked upstream: scan its packs one
+ * by one), is not received again. At the counter, a pack is sold from this enterprise's own
+ * stock only: one it never received (or still on its way) is received first, and a case or
+ * pallet code is not a pack to sell. */
 function checkVerdict(v) {
   const detail = v.detail || {};
-  if (v.status === "in_transit" && detail.shipment && detail.shipment.to_you) {
-    return ["在途 · 发往本单位", "ok", true];
-  }
-  if (v.status === "genuine" && v.contents === 0) return ["物流单元已拆空", "warn", false];
-  const mine = me && me.enterprise && detail.custodian;
-  if (v.status === "genuine" && mine && detail.custodian.uscc === me.enterprise.uscc) {
-    return ["已在本单位库存", "warn", false];
+  const toUs = v.status === "in_transit" && detail.shipment && detail.shipment.to_you;
+  const keyed = Boolean(me && me.enterprise);
+  const mine = keyed && detail.custodian && detail.custodian.uscc === me.enterprise.uscc;
+  const genuine = v.status === "genuine";
+  if (SELLING) {
+    if (toUs) return ["在途 · 请先确认收货", "warn", false];
+    if (genuine && v.contents !== undefined) return ["物流单元 · 请扫单盒", "warn", false];
+    if (genuine && keyed && !mine) return ["本单位无收货记录", "warn", false];
+  } else {
+    if (toUs) return ["在途 · 发往本单位", "ok", true];
+    if (genuine && v.contents === 0) return ["物流单元已拆空", "warn", false];
+    if (genuine && mine) return ["已在本单位库存", "warn", false];
   }
   const [name, style] = verdictOf(v);
-  return [name, style, v.status === "genuine"];
+  return [name, style, genuine];
 }
 
 /** For a pack on its way to this enterprise: who sent it and when (发货方, 发货日期). */
@@ -42,7 +52,7 @@ function arrivalNote(v) {
   return `${shipment.from || "供货方"} 于 ${shipment.shipped} 发货，待本单位收货`;
 }
 
-function receivable(v) {
+function actionable(v) {
   return checkVerdict(v)[2];
 }
 
@@ -54,8 +64,9 @@ function summary(verdicts, repeated) {
   }
   const parts = Object.entries(counts).map(([name, n]) => `${name} ${n}`);
   if (repeated) parts.push(`重复扫描 ${repeated}`);
-  const bad = verdicts.filter((v) => !receivable(v)).length;
-  return `共 ${verdicts.length} 个码：${parts.join("，")}。` + (bad ? `${bad} 个不可入库。` : "全部可入库。");
+  const bad = verdicts.filter((v) => !actionable(v)).length;
+  const [cannot, all] = SELLING ? ["不可销售", "全部可销售"] : ["不可入库", "全部可入库"];
+  return `共 ${verdicts.length} 个码：${parts.join("，")}。` + (bad ? `${bad} 个${cannot}。` : `${all}。`);
 }
 
 const NEAR_EXPIRY_DAYS = 180;  // 近效期: under six months of shelf life left
@@ -67,13 +78,13 @@ function daysUntil(day) {
   return Math.round((Date.parse(`${day}T00:00:00Z`) - today) / 86_400_000);
 }
 
-/** The expiry date, flagged 近效期 when a pack that can still be received has under six months
- * left — receiving rules commonly ask for more. */
+/** The expiry date, flagged 近效期 when a pack that can still be received (or sold) has under
+ * six months left — receiving rules commonly ask for more. */
 function expiryCell(v) {
   const expiry = v.batch && v.batch.expiry;
   if (!expiry) return "";
   const left = daysUntil(expiry);
-  if (!receivable(v) || left >= NEAR_EXPIRY_DAYS) return expiry;
+  if (!actionable(v) || left >= NEAR_EXPIRY_DAYS) return expiry;
   return el("span", {}, `${expiry} `, el("span", { class: "status warn" }, `近效期 · 剩 ${left} 天`));
 }
 
@@ -92,7 +103,7 @@ function resultTable(codes, verdicts) {
     const p = v.product || {};
     const b = v.batch || {};
     const holder = v.detail && v.detail.custodian ? v.detail.custodian.name : "";
-    return { ok: receivable(v) && first === null, cells: [
+    return { ok: actionable(v) && first === null, cells: [
       i + 1, el("span", { class: "code" }, codes[i]),
       el("span", { class: `status ${checkVerdict(v)[1]}`, "data-status": v.status },
         checkVerdict(v)[0]),
@@ -134,44 +145,62 @@ function arrivalsTable(arrivals, codes, verdicts) {
     : el("p", { class: "muted" }, "暂无在途待收的货品");
 }
 
-/** The codes to receive: each receivable pack once, as first scanned. */
-function toReceive(codes, verdicts) {
+/** The codes to act on: each receivable (sellable) pack once, as first scanned. */
+function toActOn(codes, verdicts) {
   const seen = new Set();
   return codes.filter((code, i) => {
     const same = identity(code, verdicts[i]);
-    if (!receivable(verdicts[i]) || seen.has(same)) return false;
+    if (!actionable(verdicts[i]) || seen.has(same)) return false;
     seen.add(same);
     return true;
   });
 }
 
-/** The 确认收货 bar: for an enterprise key with sites, when something can be received. */
-function offerReceipt(codes) {
-  const bar = document.getElementById("receipt");
+/** The 确认收货 / 确认销售 bar: for an enterprise key with sites, when there is something to do. */
+function offerAction(codes) {
+  const bar = document.getElementById("act");
   const sites = me && me.enterprise ? me.sites : [];
   bar.hidden = sites.length === 0 || codes.length === 0;
   if (bar.hidden) return;
-  const select = document.getElementById("receipt-site");
+  const select = document.getElementById("act-site");
   const chosen = select.value;
   show(select, sites.map((s) => el("option", { value: s.location_id }, s.name || s.location_id)));
   if (sites.some((s) => s.location_id === chosen)) select.value = chosen;
-  const button = document.getElementById("receive");
-  button.textContent = `确认收货（${codes.length} 个码）`;
-  button.onclick = () => record(codes, select.value);
+  const button = document.getElementById("act-go");
+  button.textContent = SELLING ? `确认销售（${codes.length} 盒）` : `确认收货（${codes.length} 个码）`;
+  button.onclick = () => act(codes, select.value);
 }
 
-/** Record the receipt (POST /receive), then check the list again: the packs now read as in
- * this enterprise's stock. */
-async function record(codes, site) {
-  const button = document.getElementById("receive");
+/** Record the receipt (POST /receive); what to say when done. */
+async function receive(codes, site) {
+  const done = await apiPost("/receive", JSON.stringify({ site, codes }), "application/json");
+  const unreported = done.unreported_shipping
+    ? `；其中 ${done.unreported_shipping} 个供货方未上报发货` : "";
+  return `已收货入库 ${done.codes} 个码，来自 ${done.senders.join("、")}${unreported}。`;
+}
+
+/** Record the sale (POST /dispense): one sale line of whole packs — 零售 at a pharmacy, 使用
+ * elsewhere — with the settlement number when given; what to say when done. */
+async function sell(codes, site) {
+  const kind = me.sites.find((s) => s.location_id === site).kind === "pharmacy"
+    ? "retail_selling" : "dispensing";
+  const line = { drug_trac_codg: codes, trdn_flag: "0", sel_retn_cnt: codes.length,
+    sel_retn_time: new Date().toISOString(), site, kind };
+  const settlement = document.getElementById("settlement").value.trim();
+  if (settlement) line.setl_id = settlement;
+  await apiPost("/dispense", JSON.stringify({ lines: [line] }), "application/json");
+  return `已销售出库 ${codes.length} 盒（${kind === "retail_selling" ? "零售" : "使用"}）。`;
+}
+
+/** Do it, then check the list again: received packs now read as in stock, sold ones as sold. */
+async function act(codes, site) {
+  const button = document.getElementById("act-go");
   button.disabled = true;
-  const note = document.getElementById("receipt-note");
+  const note = document.getElementById("act-note");
   try {
-    const done = await apiPost("/receive", JSON.stringify({ site, codes }), "application/json");
-    const unreported = done.unreported_shipping
-      ? `；其中 ${done.unreported_shipping} 个供货方未上报发货` : "";
+    const said = SELLING ? await sell(codes, site) : await receive(codes, site);
     await check();
-    show(note, `已收货入库 ${done.codes} 个码，来自 ${done.senders.join("、")}${unreported}。`);
+    show(note, said);
   } catch (err) {
     show(note, problemBox(err));
   } finally {
@@ -186,21 +215,23 @@ async function check() {
   storeKey(form.elements.key.value.trim());
   button.disabled = true;
   show(document.getElementById("message"));
-  show(document.getElementById("receipt-note"));
+  show(document.getElementById("act-note"));
+  const arrivalsCard = document.getElementById("arrivals-card");  // at receiving only
   try {
     const verdicts = await verifyAll(codes);
     me = storedKey() ? await apiGet("/me") : null;
-    const arrivals = me && me.enterprise ? (await apiGet("/arrivals")).arrivals : null;
+    const arrivals = arrivalsCard && me && me.enterprise
+      ? (await apiGet("/arrivals")).arrivals : null;
     const repeated = codes.length - new Set(codes.map((c, i) => identity(c, verdicts[i]))).size;
     document.getElementById("result-card").hidden = false;
     show(document.getElementById("summary"), summary(verdicts, repeated));
     show(document.getElementById("result"), resultTable(codes, verdicts));
-    offerReceipt(toReceive(codes, verdicts));
-    document.getElementById("arrivals-card").hidden = arrivals === null;
+    offerAction(toActOn(codes, verdicts));
+    if (arrivalsCard) arrivalsCard.hidden = arrivals === null;
     if (arrivals) show(document.getElementById("arrivals"), arrivalsTable(arrivals, codes, verdicts));
   } catch (err) {
     document.getElementById("result-card").hidden = true;
-    document.getElementById("arrivals-card").hidden = true;
+    if (arrivalsCard) arrivalsCard.hidden = true;
     show(document.getElementById("message"), problemBox(err));
   } finally {
     button.disabled = false;

@@ -7,6 +7,7 @@ const KEY_STORE = "yaolian-api-key";
 const PAGES = [  // the pages' navigation: path, 中文
   ["/web/scan", "查询"],
   ["/web/check", "验收"],
+  ["/web/sell", "销售"],
   ["/web/trace", "追溯图谱"],
   ["/web/dashboard", "监管看板"],
   ["/web/supply", "供需对接"],
