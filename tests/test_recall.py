@@ -10,7 +10,7 @@ import pytest
 from alembic import command
 from sqlalchemy import select
 
-from yaolian.epcis.model import to_epoch_us
+from yaolian.epcis.model import Event, to_epoch_us
 from yaolian.errors import ForbiddenError, NotFoundError, ValidationError
 from yaolian.store.access import Viewer
 from yaolian.store.engine import alembic_config, forget_migrated, upgrade, writing
@@ -30,11 +30,12 @@ from yaolian.trace.recall import (
 from yaolian.verify.dispense import SaleLine, record_sales
 
 
-def spread(w: Any) -> list[str]:
-    """6 packs of batch L001 in 2 cases on a pallet at DIST; case 2 goes on to PHA, where one
-    pack is sold; case 1 stays at DIST. Pack 9 (batch L002) is in case 1 too."""
+def at_the_distributor(w: Any) -> tuple[list[str], list[Event]]:
+    """Packs 0–5 of batch L001 in 2 cases (0–2 in case 1, 3–5 in case 2) on a pallet, shipped
+    to DIST, received and unpacked there; pack 9 (batch L002) is in case 1 too: the packs and
+    the events."""
     packs = [w.pack(i) for i in range(6)]
-    w.capture(
+    return packs, [
         w.commission(packs, 0, lot="L001", expiry="2027-12-31"),
         w.commission(w.pack(9), 0, lot="L002", expiry="2027-12-31"),
         w.pack_into(w.case(1), [*packs[:3], w.pack(9)], 1),
@@ -43,9 +44,14 @@ def spread(w: Any) -> list[str]:
         w.ship(w.pallet(1), 3, "MFR", "DIST"),
         w.receive(w.pallet(1), 20, "DIST"),
         w.unpack(w.pallet(1), 21, "DIST"),
-        w.ship(w.case(2), 30, "DIST", "PHA"),
-        w.receive(w.case(2), 40, "PHA"),
-    )
+    ]
+
+
+def spread(w: Any) -> list[str]:
+    """:func:`at_the_distributor`, then case 2 goes on to PHA, where one pack is sold; case 1
+    stays at DIST."""
+    packs, events = at_the_distributor(w)
+    w.capture(*events, w.ship(w.case(2), 30, "DIST", "PHA"), w.receive(w.case(2), 40, "PHA"))
     record_sales(
         w.engine, [SaleLine((packs[3],), False, 1, w.sites["PHA"], w.at(50), "L001", "S1")]
     )

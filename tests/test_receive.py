@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from cli_run import run_main
+from test_recall import at_the_distributor
 from yaolian.api.app import create_app
 from yaolian.errors import ValidationError
 from yaolian.store.access import Viewer, create_key
@@ -18,19 +19,12 @@ from yaolian.verify.status import verify
 
 
 def arrival(w: Any) -> list[str]:
-    """Packs 0–5 (L001) and 9 (L002) go to the distributor on a pallet; case 2 (packs 3–5)
-    is shipped on to pharmacy A and is on the road; pack 0 leaves the distributor's shelf for
-    pharmacy A with no shipping reported; pack 1 is destroyed at the distributor's."""
-    packs = [w.pack(i) for i in range(6)]
+    """:func:`~test_recall.at_the_distributor`, then case 2 (packs 3–5) is shipped on to
+    pharmacy A and is on the road; pack 0 leaves the distributor's shelf for pharmacy A with
+    no shipping reported; pack 1 is destroyed at the distributor's."""
+    packs, events = at_the_distributor(w)
     w.capture(
-        w.commission(packs, 0, lot="L001", expiry="2027-12-31"),
-        w.commission(w.pack(9), 0, lot="L002", expiry="2027-12-31"),
-        w.pack_into(w.case(1), [*packs[:3], w.pack(9)], 1),
-        w.pack_into(w.case(2), packs[3:], 1),
-        w.pack_into(w.pallet(1), [w.case(1), w.case(2)], 2),
-        w.ship(w.pallet(1), 3, "MFR", "DIST"),
-        w.receive(w.pallet(1), 20, "DIST"),
-        w.unpack(w.pallet(1), 21, "DIST"),
+        *events,
         w.unpack(w.case(1), 22, "DIST"),
         w.ship(w.case(2), 30, "DIST", "PHA"),
         w.destroy(packs[1], 31, "DIST"),

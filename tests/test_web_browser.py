@@ -409,19 +409,23 @@ def test_receiving_check_of_a_scanned_list(page: Any, server: str, demo_store: D
     assert page.evaluate(label) == '"追溯码："'  # each row a card of labelled lines
 
 
+def _copy_of(demo_store: DemoStore, copy: Path) -> str:
+    """The URL of a copy of the demo store at ``copy``, for a test that changes it."""
+    src, dst = sqlite3.connect(demo_store.url.removeprefix("sqlite:///")), sqlite3.connect(copy)
+    src.backup(dst)
+    src.close()
+    dst.close()
+    return f"sqlite:///{copy}"
+
+
 @pytest.fixture(scope="module")
 def arrival_server(
     demo_store: DemoStore, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, str, list[str]]]:
     """A copy of the demo store (this test records a receipt): the server on it, the key of an
     enterprise with a shipment on the road to it, and two packs of that shipment."""
-    folder = tmp_path_factory.mktemp("arrival")
-    copy = folder / "arrival.db"
-    src, dst = sqlite3.connect(demo_store.url.removeprefix("sqlite:///")), sqlite3.connect(copy)
-    src.backup(dst)
-    src.close()
-    dst.close()
-    engine = open_engine(f"sqlite:///{copy}")
+    url = _copy_of(demo_store, tmp_path_factory.mktemp("arrival") / "arrival.db")
+    engine = open_engine(url)
     cs, c, e, k = schema.code_state.c, schema.custody.c, schema.enterprise.c, schema.code.c
     with engine.connect() as conn:
         rows = conn.execute(
@@ -458,7 +462,7 @@ def arrival_server(
     assert capture_document(engine, document([made])).accepted == 1
     key = create_key(engine, uscc, "enterprise", "receiving web test")
     engine.dispose()
-    with _serving(f"sqlite:///{copy}") as base:
+    with _serving(url) as base:
         yield base, key, [*packs, near]
 
 
@@ -518,12 +522,8 @@ def shelf_server(
 ) -> Iterator[tuple[str, str, list[str], str]]:
     """A copy of the demo store (this test records a sale): the server on it, the key of a
     pharmacy chain, two packs in stock at one of its shops, and a pack in stock elsewhere."""
-    copy = tmp_path_factory.mktemp("shelf") / "shelf.db"
-    src, dst = sqlite3.connect(demo_store.url.removeprefix("sqlite:///")), sqlite3.connect(copy)
-    src.backup(dst)
-    src.close()
-    dst.close()
-    engine = open_engine(f"sqlite:///{copy}")
+    url = _copy_of(demo_store, tmp_path_factory.mktemp("shelf") / "shelf.db")
+    engine = open_engine(url)
     cs, k, e, st = schema.code_state.c, schema.code.c, schema.enterprise.c, schema.site.c
     with engine.connect() as conn:
         rows = conn.execute(
@@ -541,7 +541,7 @@ def shelf_server(
     theirs = next(key.removeprefix("n:") for who, _, key in rows if who != uscc)
     key = create_key(engine, uscc, "enterprise", "counter web test")
     engine.dispose()
-    with _serving(f"sqlite:///{copy}") as base:
+    with _serving(url) as base:
         yield base, key, mine, theirs
 
 
@@ -1077,13 +1077,9 @@ def test_dashboard_records_a_finding_on_an_alert(
 ) -> None:
     """预警核查: a regulator marks an alert row confirmed with a note; the row, the counts and
     the audit panel say so, and the API filters by it (on a copy of the demo store)."""
-    copy = tmp_path / "review.db"
-    source = sqlite3.connect(demo_store.url.removeprefix("sqlite:///"))
-    with sqlite3.connect(copy) as target:
-        source.backup(target)
-    source.close()
+    url = _copy_of(demo_store, tmp_path / "review.db")
     key = demo_store.regulator_key
-    with _serving(f"sqlite:///{copy}") as base, _tab(browser, base, Watch(base)) as tab:
+    with _serving(url) as base, _tab(browser, base, Watch(base)) as tab:
         tab.goto("/web/dashboard")
         tab.fill("#key", key)
         tab.click("#submit")
@@ -1147,19 +1143,16 @@ def test_dashboard_takes_an_enterprise_account_of_its_alert(
 ) -> None:
     """情况说明: the enterprise where the newest alert happened explains it on the dashboard;
     the regulator's key reads the account beside the alert (on a copy of the demo store)."""
-    copy = tmp_path / "account.db"
-    source = sqlite3.connect(demo_store.url.removeprefix("sqlite:///"))
-    with sqlite3.connect(copy) as target:
-        source.backup(target)
+    url = _copy_of(demo_store, tmp_path / "account.db")
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as target:
         newest = _newest_alert_site(target)
         (uscc,) = target.execute(
             "SELECT e.uscc FROM site s JOIN enterprise e ON e.id = s.enterprise_id "
             "WHERE s.location_id = ?",
             (newest,),
         ).fetchone()
-    source.close()
-    key = create_key(open_engine(f"sqlite:///{copy}"), uscc, "enterprise", "account test")
-    with _serving(f"sqlite:///{copy}") as base, _tab(browser, base, Watch(base)) as tab:
+    key = create_key(open_engine(url), uscc, "enterprise", "account test")
+    with _serving(url) as base, _tab(browser, base, Watch(base)) as tab:
         tab.goto("/web/dashboard")
         tab.fill("#key", key)
         tab.click("#submit")

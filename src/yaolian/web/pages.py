@@ -21,6 +21,7 @@ from yaolian.errors import NotFoundError
 STATIC = Path(__file__).with_name("static")
 PAGES = ("index", "scan", "check", "sell", "trace", "dashboard", "supply", "codes", "keys")
 SCAN_PAGE = "/web/scan"  # where the Digital Link resolver sends a browser
+_FILES = {"sell": "check"}  # 扫码销售 is the receiving check's page in its other mode
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data: blob:; connect-src 'self'; base-uri 'none'; form-action 'self'; "
@@ -50,7 +51,7 @@ def page(page: str) -> FileResponse:
     ``codes``, ``keys``)."""
     if page not in PAGES:
         raise NotFoundError(f"no page {page!r}; pages: {', '.join(PAGES[1:])}", place="page")
-    return _page(page)
+    return _page(_FILES.get(page, page))
 
 
 def mount_static(app: FastAPI) -> None:

@@ -1,9 +1,21 @@
 // A scanner's list of codes verified at once with POST /verify, problems first, codes scanned
 // twice flagged — at receiving (扫码验收, /web/check: then 确认收货) or at the counter
-// (扫码销售, /web/sell, <body data-mode="sell">: then 确认销售).
+// (扫码销售, /web/sell, the same page: then 确认销售).
 "use strict";
 
-const SELLING = document.body.dataset.mode === "sell";
+const SELLING = window.location.pathname === "/web/sell";
+
+/** The page as 扫码销售: its words, the settlement field, no deliveries on the way. */
+function asSalePage() {
+  document.title = "扫码销售 · yaolian";
+  show(document.getElementById("title"), "扫码销售 ",
+    el("span", { class: "muted", style: "color:#cfe0f5" }, "Sale at the counter"));
+  show(document.getElementById("codes-label"), "售出药品的追溯码：逐盒扫描，每行一个");
+  show(document.getElementById("key-label"), "API key（本企业密钥：核对是否本单位库存并确认销售）");
+  show(document.getElementById("act-site-label"), "销售地点 site");
+  document.getElementById("settlement-field").hidden = false;
+  document.getElementById("arrivals-card").remove();
+}
 
 const MAX_PER_CALL = 1000;  // POST /verify takes at most this many codes
 
@@ -239,6 +251,7 @@ async function check() {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  if (SELLING) asSalePage();
   bindKeyField(document.getElementById("key"));
   document.getElementById("check-form").addEventListener("submit", (event) => {
     event.preventDefault();
