@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -125,10 +126,17 @@ def test_receipt_in_the_cli(
 ) -> None:
     w = trace_world
     packs = arrival(w)
+    listed = ("arrivals", "--enterprise", w.usccs["PHA"], "--json", "--db", db_url)
+    code, out = run_main(monkeypatch, capsys, *listed)
+    assert code == 0 and [a["packs"] for a in orjson.loads(out)] == [3], out
+    code, out = run_main(monkeypatch, capsys, "arrivals", "--enterprise", "X", "--db", db_url)
+    assert code == 2 and "no enterprise with USCC 'X'" in out
     code, out = run_main(monkeypatch, capsys, "receive", w.sites["PHA"], packs[5], "--db", db_url)
     assert code == 0 and "received 1 code(s) from 示例医药物流有限公司" in out, out
     code, out = run_main(monkeypatch, capsys, "receive", w.sites["PHA"], packs[1], "--db", db_url)
     assert code == 2 and "codes[0]" in out and "已销毁" in out, out
+    code, out = run_main(monkeypatch, capsys, *listed)
+    assert [a["packs"] for a in orjson.loads(out)] == [2]  # one of the three received
 
 
 def test_a_case_received_whole_brings_its_packs(trace_world: Any) -> None:

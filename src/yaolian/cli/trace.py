@@ -28,6 +28,7 @@ from yaolian.cli.names import Names
 from yaolian.errors import ValidationError
 from yaolian.store.access import Viewer
 from yaolian.store.audit import append_audit
+from yaolian.store.masterdata import require_enterprise
 from yaolian.store.quality import DEFAULT_WITHIN_HOURS, data_quality
 from yaolian.store.tx import read_tx, write_tx
 from yaolian.trace.coverage import DEFAULT_OVERDUE_DAYS, CoverageFilter, Grouping, coverage
@@ -43,7 +44,7 @@ from yaolian.trace.recall import (
 )
 from yaolian.verify.anomalies import RULES, AlertFilter, alerts_workbook, list_alerts
 from yaolian.verify.dispense import read_sale_file, record_sales, sales_summary
-from yaolian.verify.receive import receive
+from yaolian.verify.receive import expected_arrivals, receive
 from yaolian.verify.review import STATUSES, review_alert
 from yaolian.verify.status import verify_many
 
@@ -437,6 +438,42 @@ def receive_cmd(
     console.print(f"received {receipt.codes} code(s) from {', '.join(receipt.senders)}{unreported}")
 
 
+def arrivals_cmd(
+    enterprise: Annotated[
+        str | None, typer.Option("--enterprise", help="USCC of the receiving enterprise")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 200,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Deliveries on their way (待收货), newest first: open shipments with sender, day shipped,
+    destination and packs per product and lot — to one enterprise, or to every one."""
+    with read_tx(open_store(db)) as conn:
+        whose = require_enterprise(conn, enterprise, "--enterprise") if enterprise else None
+        found = expected_arrivals(conn, whose, limit)
+    if as_json:
+        print_json(found)
+        return
+    print_table(
+        "arrivals (待收货)",
+        ["shipped", "from", "to", "site", "packs", "product lot × packs"],
+        [
+            (
+                a["shipped"],
+                a["from"],
+                a["to"],
+                a["to_site_name"] or a["to_site"],
+                a["packs"],
+                "; ".join(
+                    f"{x['generic_name'] or x['product']} {x['lot'] or ''} × {x['packs']}"
+                    for x in a["lines"]
+                ),
+            )
+            for a in found
+        ],
+    )
+
+
 recall_app = typer.Typer(
     help="Recalls (药品召回): create, show scope and progress, list, close.", no_args_is_help=True
 )
@@ -604,4 +641,5 @@ def register(app: typer.Typer) -> None:
     app.command("quality")(quality_report)
     app.command("dispense")(dispense)
     app.command("receive")(receive_cmd)
+    app.command("arrivals")(arrivals_cmd)
     app.add_typer(recall_app, name="recall")
