@@ -15,6 +15,7 @@ from yaolian.api.app import create_app
 from yaolian.errors import ValidationError
 from yaolian.store.access import Viewer, create_key
 from yaolian.store.schema import custody
+from yaolian.trace.recall import create_recall
 from yaolian.verify.receive import receive
 from yaolian.verify.status import verify
 
@@ -171,3 +172,28 @@ def test_an_unreported_shipping_names_the_holder_as_source(trace_world: Any) -> 
             )
         ).all()
     assert tuple(sent) == (w.parties["MFR"], w.parties["PHA"])
+
+
+def test_a_recalled_pack_is_refused_in_a_delivery_but_taken_back_as_a_return(
+    trace_world: Any,
+) -> None:
+    """召回退货: a pharmacy does not take in a delivery of a recalled batch, but the distributor
+    takes back the recalled packs the pharmacy returns — the return is what the recall asks."""
+    w = trace_world
+    packs = arrival(w)  # case 2 (packs 3–5) on its way to pharmacy A
+    create_recall(w.engine, klass=2, reason="溶出度不合格", batches=["8600001/L001"])
+    with pytest.raises(ValidationError) as refused:
+        receive(w.engine, [packs[3]], w.sites["PHA"])
+    assert "已召回" in refused.value.problems[0].reason
+    w.capture(w.receive(w.case(2), 40, "PHA"))  # its WMS reported the receipt all the same
+    w.capture(w.ship(packs[4], 41, "PHA", "DIST", disposition="returned"))
+    with w.engine.connect() as conn:
+        detail = verify(conn, packs[4], Viewer.system()).detail
+    assert detail is not None and detail["shipment"]["kind"] == "returning"
+    assert detail["shipment"]["to"] == "示例医药物流有限公司"
+    receipt = receive(w.engine, [packs[4]], w.sites["DIST"], when="2026-01-07 09:00")
+    assert (receipt.codes, receipt.senders) == (1, ["北京示例大药房"])
+    with w.engine.connect() as conn:
+        back = verify(conn, packs[4], Viewer.system())
+        assert back.status == "recalled" and back.detail is not None
+        assert back.detail["custodian"]["name"] == "示例医药物流有限公司"

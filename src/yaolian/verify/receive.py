@@ -3,7 +3,8 @@ receiving events at one of the receiver's sites.
 
 A pharmacy, hospital or distributor scans what arrived (扫码验收) and confirms. Each code must be
 
-* in transit to the site's enterprise — its supplier reported the shipping (发货); or
+* in transit to the site's enterprise — its supplier reported the shipping (发货); a return
+  (退货) shipped back to it is received whatever its state (recalled, expired: 召回退货); or
 * in stock at another enterprise that has not reported shipping it yet (发货未上报): the receipt
   is recorded all the same, naming that holder as the source, and the custody chain stays whole.
 
@@ -98,10 +99,12 @@ def _refusal(v: Verdict, receiver: Receiver) -> str | None:
     """Why this code cannot be received at ``receiver`` (Chinese first, as the clerk reads it),
     or None."""
     detail = v.detail or {}
+    shipment = detail.get("shipment") or {}
+    if shipment.get("to_enterprise_id") == receiver.enterprise_id and (
+        v.status == "in_transit" or shipment.get("kind") == "returning"
+    ):
+        return None  # a delivery to it; or a return (退货), recalled or expired as it may be
     if v.status == "in_transit":
-        shipment = detail.get("shipment") or {}
-        if shipment.get("to_enterprise_id") == receiver.enterprise_id:
-            return None
         return "在途，但发往其他企业 (in transit to another enterprise)"
     if v.status != "genuine":
         return f"{v.reason_zh} ({v.reason})"

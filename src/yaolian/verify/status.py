@@ -350,14 +350,16 @@ def verify(
             "last_time_us": last_us,
             "custodian_party": custodian,
         }
-        if status == "in_transit":
-            verdict.detail["shipment"] = _open_shipment(rows["custody"], viewer)
+        shipment = _open_shipment(rows["custody"], viewer)
+        if shipment is not None:  # on the road (a recalled or sold one too: a return, 回流)
+            verdict.detail["shipment"] = shipment
     return verdict
 
 
 def _open_shipment(rows: list[tuple[Any, ...]], viewer: Viewer) -> dict[str, Any] | None:
-    """The hand-over a code in transit is on (``_CUSTODY_SQL`` rows, sorted): who sent it to
-    whom and when; ``to_you`` when it is addressed to the viewer's enterprise (收货方)."""
+    """The hand-over a code is on, if any (``_CUSTODY_SQL`` rows, sorted): who sent it to whom
+    and when, ``kind`` shipping or returning (退货); ``to_you`` when it is addressed to the
+    viewer's enterprise (收货方)."""
     open_rows = [r for r in rows if r[0] is not None and r[1] is None]
     if not open_rows:
         return None

@@ -40,7 +40,9 @@ let me = null;  // whose key (GET /me): an enterprise key with sites may record 
  * pallet code is not a pack to sell. */
 function checkVerdict(v) {
   const detail = v.detail || {};
-  const toUs = v.status === "in_transit" && detail.shipment && detail.shipment.to_you;
+  const shipment = detail.shipment || {};
+  const returned = shipment.to_you && shipment.kind === "returning";  // 退货, even if recalled
+  const toUs = shipment.to_you && (v.status === "in_transit" || returned);
   const keyed = Boolean(me && me.enterprise);
   const mine = keyed && detail.custodian && detail.custodian.uscc === me.enterprise.uscc;
   const genuine = v.status === "genuine";
@@ -49,7 +51,7 @@ function checkVerdict(v) {
     if (genuine && v.contents !== undefined) return ["物流单元 · 请扫单盒", "warn", false];
     if (genuine && keyed && !mine) return ["本单位无收货记录", "warn", false];
   } else {
-    if (toUs) return ["在途 · 发往本单位", "ok", true];
+    if (toUs) return [returned ? "退货 · 发往本单位" : "在途 · 发往本单位", "ok", true];
     if (genuine && v.contents === 0) return ["物流单元已拆空", "warn", false];
     if (genuine && mine) return ["已在本单位库存", "warn", false];
   }
@@ -57,11 +59,14 @@ function checkVerdict(v) {
   return [name, style, genuine];
 }
 
-/** For a pack on its way to this enterprise: who sent it and when (发货方, 发货日期). */
+/** For a pack on its way to this enterprise: who sent (or returned) it and when, and what it
+ * is when not simply in transit (a recalled pack coming back). */
 function arrivalNote(v) {
   const shipment = v.detail && v.detail.shipment;
   if (!shipment || !shipment.to_you) return null;
-  return `${shipment.from || "供货方"} 于 ${shipment.shipped} 发货，待本单位收货`;
+  const sent = shipment.kind === "returning" ? "退回" : "发货";
+  const state = v.status === "in_transit" ? "" : `（${v.reason_zh}）`;  // a recalled return
+  return `${shipment.from || "供货方"} 于 ${shipment.shipped} ${sent}，待本单位收货${state}`;
 }
 
 function actionable(v) {
