@@ -16,6 +16,7 @@ from yaolian.errors import ValidationError
 from yaolian.store.access import Viewer, create_key
 from yaolian.store.schema import custody
 from yaolian.trace.recall import create_recall
+from yaolian.verify.dispense import SaleLine, record_sales
 from yaolian.verify.receive import receive
 from yaolian.verify.status import verify
 
@@ -197,3 +198,15 @@ def test_a_recalled_pack_is_refused_in_a_delivery_but_taken_back_as_a_return(
         back = verify(conn, packs[4], Viewer.system())
         assert back.status == "recalled" and back.detail is not None
         assert back.detail["custodian"]["name"] == "示例医药物流有限公司"
+
+
+def test_a_sold_pack_sent_back_is_not_taken_back(trace_world: Any) -> None:
+    """回流: a pack sold to a patient that comes back up the chain as a 'return' is refused."""
+    w = trace_world
+    packs = arrival(w)
+    w.capture(w.receive(w.case(2), 40, "PHA"))
+    record_sales(w.engine, [SaleLine((packs[5],), False, 1, w.sites["PHA"], w.at(42))])
+    w.capture(w.ship(packs[5], 43, "PHA", "DIST", disposition="returned"))
+    with pytest.raises(ValidationError) as resold:
+        receive(w.engine, [packs[5]], w.sites["DIST"], when="2026-01-07 10:00")
+    assert "已售出" in resold.value.problems[0].reason

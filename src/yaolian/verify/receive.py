@@ -3,8 +3,8 @@ receiving events at one of the receiver's sites.
 
 A pharmacy, hospital or distributor scans what arrived (扫码验收) and confirms. Each code must be
 
-* in transit to the site's enterprise — its supplier reported the shipping (发货); a return
-  (退货) shipped back to it is received whatever its state (recalled, expired: 召回退货); or
+* in transit to the site's enterprise — its supplier reported the shipping (发货); a recalled
+  or expired pack sent back to it (召回退货) is taken back too, but not a sold one (回流); or
 * in stock at another enterprise that has not reported shipping it yet (发货未上报): the receipt
   is recorded all the same, naming that holder as the source, and the custody chain stays whole.
 
@@ -100,10 +100,11 @@ def _refusal(v: Verdict, receiver: Receiver) -> str | None:
     or None."""
     detail = v.detail or {}
     shipment = detail.get("shipment") or {}
+    returned = shipment.get("kind") == "returning" and v.status in ("recalled", "expired")
     if shipment.get("to_enterprise_id") == receiver.enterprise_id and (
-        v.status == "in_transit" or shipment.get("kind") == "returning"
+        v.status == "in_transit" or returned
     ):
-        return None  # a delivery to it; or a return (退货), recalled or expired as it may be
+        return None  # a delivery to it, or a recalled or expired pack sent back (召回退货)
     if v.status == "in_transit":
         return "在途，但发往其他企业 (in transit to another enterprise)"
     if v.status != "genuine":

@@ -41,7 +41,8 @@ let me = null;  // whose key (GET /me): an enterprise key with sites may record 
 function checkVerdict(v) {
   const detail = v.detail || {};
   const shipment = detail.shipment || {};
-  const returned = shipment.to_you && shipment.kind === "returning";  // 退货, even if recalled
+  const returned = shipment.to_you && shipment.kind === "returning"  // 召回退货, not a sold one
+    && ["in_transit", "recalled", "expired"].includes(v.status);
   const toUs = shipment.to_you && (v.status === "in_transit" || returned);
   const keyed = Boolean(me && me.enterprise);
   const mine = keyed && detail.custodian && detail.custodian.uscc === me.enterprise.uscc;
