@@ -50,7 +50,6 @@ class Receiver:
     site: str
     enterprise_id: int
     party: str
-    name: str
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,7 @@ def receiver_of(engine: Engine, location: str, viewer: Viewer) -> Receiver:
     sites only."""
     with engine.connect() as conn:
         row = conn.execute(
-            select(site.c.enterprise_id, enterprise.c.party_id, enterprise.c.name)
+            select(site.c.enterprise_id, enterprise.c.party_id)
             .join(enterprise, enterprise.c.id == site.c.enterprise_id)
             .where(site.c.location_id == location)
         ).first()
@@ -92,7 +91,7 @@ def receiver_of(engine: Engine, location: str, viewer: Viewer) -> Receiver:
             "a site of another enterprise: a key receives at its own enterprise's sites",
             place="site",
         )
-    return Receiver(location, int(row[0]), row[1], row[2])
+    return Receiver(location, int(row[0]), row[1])
 
 
 def _refusal(v: Verdict, receiver: Receiver) -> str | None:
@@ -268,8 +267,7 @@ def expected_arrivals(
     ):
         if (code, event) not in open_leg:
             continue  # an older leg of a code shipped on since
-        leg = legs.setdefault(event, {"ends": ends, "shipped": shipped})
-        leg["shipped"] = min(leg["shipped"], shipped)
+        legs.setdefault(event, {"ends": ends, "shipped": shipped})  # one time per shipping
         packs[(event, *open_leg[(code, event)])] += 1
     newest = sorted(legs, key=lambda e: (legs[e]["shipped"], e), reverse=True)[:limit]
     directory = Directory(conn)
