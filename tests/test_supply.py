@@ -34,6 +34,7 @@ from yaolian.supply import (
     signals,
     warnings,
 )
+from yaolian.supply.ledger import Kind, day_number
 from yaolian.supply.projection import PROJECTOR
 from yaolian.trace.builders import aggregation_event, document, object_event
 
@@ -166,12 +167,19 @@ def test_error_declaration_retracts_the_movements_of_the_declared_event(engine: 
     *events, declaration = _declared_chain()
     store(engine, events)
     assert levels(engine) == {FACTORY: (2.0, 0.0), DC: (3.0, 0.0), HOSP: (1.0, 0.0)}
+    shipped_from_dc = [m for m in movements(engine) if m[1] == DC and m[3] == Kind.SHIP]
     store(engine, [declaration])
-    # the 5 packs never left the DC; the hospital still received, sold and destroyed 5
-    assert levels(engine) == {FACTORY: (2.0, 0.0), DC: (8.0, 0.0), HOSP: (1.0, 0.0)}
+    # the shipment never happened as reported, yet the hospital received, sold and destroyed
+    # 5 packs: its receipt takes them from the DC, where they were (发货未上报) — no pack is
+    # counted twice, and the DC's stock drops on the day of the receipt, not of the shipment
+    assert levels(engine) == {FACTORY: (2.0, 0.0), DC: (3.0, 0.0), HOSP: (1.0, 0.0)}
+    now_from_dc = [m for m in movements(engine) if m[1] == DC and m[3] == Kind.SHIP]
+    assert [(m[2], m[4]) for m in shipped_from_dc] == [(day_number(at(5).date()), -5.0)]
+    assert [(m[2], m[4]) for m in now_from_dc] == [(day_number(at(6).date()), -5.0)]
     with engine.begin() as conn:
         PROJECTOR.rebuild(conn)
-    assert levels(engine) == {FACTORY: (2.0, 0.0), DC: (8.0, 0.0), HOSP: (1.0, 0.0)}
+    assert levels(engine) == {FACTORY: (2.0, 0.0), DC: (3.0, 0.0), HOSP: (1.0, 0.0)}
+    assert [m for m in movements(engine) if m[1] == DC and m[3] == Kind.SHIP] == now_from_dc
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -182,7 +190,7 @@ def test_any_arrival_order_gives_the_in_order_movements(engine: Engine, seed: in
     setup_sites(engine)
     store(engine, _declared_chain())
     expected = movements(engine)
-    assert levels(engine) == {FACTORY: (2.0, 0.0), DC: (8.0, 0.0), HOSP: (1.0, 0.0)}
+    assert levels(engine) == {FACTORY: (2.0, 0.0), DC: (3.0, 0.0), HOSP: (1.0, 0.0)}
     empty_store(engine)
     setup_sites(engine)
     rnd = random.Random(seed)
@@ -462,6 +470,80 @@ def test_receiving_without_shipping_and_unrecorded_packing(engine: Engine) -> No
         ],
     )
     assert levels(engine) == {DC: (1.0, 0.0), HOSP: (0.0, 3.0)}
+
+
+def _imperfect_chain() -> list[Event]:
+    """A chain as real reporting leaves it: a case shipped whole and received pack by pack, a
+    receipt sent twice, a shipment naming only the receiving party, a receipt whose shipping
+    was never reported (发货未上报), a pack sold before its receipt was reported, a pack sent
+    on by a distributor that never reported receiving it, and a pack never commissioned sold
+    (假药)."""
+    packs = [pack(i) for i in range(10)]
+    hospital = "urn:epc:id:pgln:6901234.00003"
+    return [
+        object_event(packs, at(1), "commissioning", "active", action="ADD", site=FACTORY),
+        aggregation_event(case_code(1), packs[:4], at(1, 11), site=FACTORY),
+        object_event(
+            [case_code(1)], at(2), "shipping", "in_transit", site=FACTORY, destination_site=DC
+        ),
+        object_event(packs[:4], at(3), "receiving", "in_progress", site=DC),
+        object_event(packs[:1], at(3, 15), "receiving", "in_progress", site=DC),  # sent twice
+        object_event(
+            packs[4:6], at(2), "shipping", "in_transit", site=FACTORY, destination=hospital
+        ),
+        object_event(packs[4:6], at(3), "receiving", "in_progress", site=HOSP),
+        object_event(packs[6:7], at(4), "receiving", "in_progress", site=HOSP),
+        object_event(packs[1:3], at(5), "shipping", "in_transit", site=DC, destination_site=HOSP),
+        object_event(packs[1:2], at(6), "dispensing", "dispensed", site=HOSP),
+        object_event(
+            packs[7:8], at(5), "shipping", "in_transit", site=FACTORY, destination_site=DC
+        ),
+        object_event(packs[7:8], at(6), "shipping", "in_transit", site=DC, destination_site=HOSP),
+        object_event(packs[7:8], at(7), "receiving", "in_progress", site=HOSP),
+        object_event([pack(99)], at(7), "dispensing", "dispensed", site=HOSP),
+    ]
+
+
+@pytest.mark.parametrize("seed", [None, 0, 1, 2])
+def test_stock_follows_each_pack_from_where_it_was(engine: Engine, seed: int | None) -> None:
+    """Each event takes its packs from where the log last put them, not from where it is
+    reported: stock equals the trace projection's code states, nothing is counted twice or
+    left in transit for ever, every sale is consumption, in any arrival order and after a
+    rebuild."""
+    setup_sites(engine)
+    events = _imperfect_chain()
+    if seed is None:
+        store(engine, events)
+    else:
+        random.Random(seed).shuffle(events)
+        for start in range(0, len(events), 3):
+            store(engine, events[start : start + 3])
+    # factory: 10 made, 8 gone (a case of 4, 2 to the hospital, 1 unreported, 1 to the DC);
+    # DC: 4 received (once), 2 shipped on, the forwarded pack in and out of transit;
+    # hospital: 2 + the unreported 1 + the forwarded 1 on hand, 1 still on the road to it
+    expected = {FACTORY: (2.0, 0.0), DC: (2.0, 0.0), HOSP: (4.0, 1.0)}
+    assert levels(engine) == expected
+    with engine.connect() as conn:
+        book = {(s.product, s.site): s.on_hand for s in ledger.stock(conn) if s.on_hand}
+        counted = {
+            (product, where): float(n)
+            for product, where, n in conn.execute(
+                select(code_state.c.product, code_state.c.site, func.count())
+                .where(code_state.c.status.in_(STOCKED), code_state.c.product == P1)
+                .group_by(code_state.c.product, code_state.c.site)
+            )
+        }
+        sold = conn.execute(
+            select(func.sum(supply_movement.c.packs)).where(
+                supply_movement.c.kind == int(Kind.DISPENSE), supply_movement.c.site == HOSP
+            )
+        ).scalar_one()
+    assert book == counted
+    assert sold == -2.0  # the pack sold off the road and the counterfeit are both demand
+    before = movements(engine)
+    with engine.begin() as conn:
+        PROJECTOR.rebuild(conn)
+    assert movements(engine) == before
 
 
 def test_a_pack_repacked_without_unpacking_counts_once(engine: Engine) -> None:

@@ -3,19 +3,26 @@
 Every stored event is turned into signed *movements* (``supply_movement`` rows): packs (and
 units for split sales, 拆零) that enter or leave a site's stock on hand, or that are in transit
 to a site. A movement is a pure function of the event and of the log around it — the packs in a
-shipped container as its aggregation events say, whether a received code was shipped before —
-so the projection gives the same rows whatever order the events arrived in, and a rebuild
-reproduces them exactly (:mod:`yaolian.supply.projection` recomputes the events an arrival can
-change). Stock on a day is the sum of movements up to that day.
+shipped container as its aggregation events say, where each pack was before the event — so the
+projection gives the same rows whatever order the events arrived in, and a rebuild reproduces
+them exactly (:mod:`yaolian.supply.projection` recomputes the events an arrival can change).
+Stock on a day is the sum of movements up to that day.
 
-Rules, by CBV bizStep (the event's site is its bizLocation, else its readPoint):
+An event first brings its packs to its site from where the log last put them
+(:mod:`yaolian.supply.whereabouts`): out of transit (收货), out of another site's stock when
+nobody reported shipping them (发货未上报), or from off the record (a receipt nobody shipped, a
+pack never seen before it was sold); packs already in stock there are not brought twice. So
+stock follows each pack, as the trace projection's code states do, however incomplete the
+reporting. Then, by CBV bizStep (the event's site is its bizLocation, else its readPoint):
 
 * ``commissioning`` — packs created at the site (manufacturer stock, 生产入库);
-* ``receiving`` — packs in at the site (购进入库); those shipped before leave in-transit;
+* ``receiving`` — nothing more: bringing the packs in is the receipt (购进入库), and a receipt
+  reported twice counts once;
 * ``shipping`` / ``returning`` — packs out of the site (销售出库 / 退货出库) and in transit to the
   destination location when the event names one;
-* ``dispensing`` / ``retail_selling`` — consumption (使用 / 零售出库); a ``quantityList`` entry
-  with a unit of measure is a split sale counted in units;
+* ``dispensing`` / ``retail_selling`` — consumption (使用 / 零售出库), counted as demand
+  wherever the pack came from; a ``quantityList`` entry with a unit of measure is a split sale
+  counted in units;
 * ``destroying`` / ``decommissioning`` — packs removed (销毁 / 注销);
 * ``transforming`` — inputs consumed, outputs produced at the site (a class-level output of
   an NMPA drug lot only names the batch: its packs count when commissioned);
@@ -26,7 +33,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -61,6 +68,18 @@ from yaolian.store.schema import (
     supply_stock_count,
 )
 from yaolian.store.schema import product as product_table
+from yaolian.supply.whereabouts import (
+    CONSUME_STEPS,
+    DESTINATIONS_SQL,
+    REMOVE_STEPS,
+    SHIP_STEPS,
+    SPLIT_DISPOSITION,
+    Place,
+    Whereabouts,
+    declared_among,
+    linked,
+    order_of,
+)
 from yaolian.trace import rawsql
 
 CST_OFFSET_US = 8 * 3600 * 1_000_000  # China Standard Time, the ledger's calendar day
@@ -94,11 +113,7 @@ ON_HAND_KINDS = (
 )
 TRANSIT_KINDS = (Kind.TRANSIT_IN, Kind.TRANSIT_OUT)
 _OUT_STEPS = {"shipping": Kind.SHIP, "returning": Kind.RETURN}
-_CONSUME_STEPS = {"dispensing", "retail_selling"}
-_REMOVE_STEPS = {"destroying", "decommissioning"}
-_SHIP_STEPS = ("shipping", "returning")
-_MOVING_STEPS = {"commissioning", "receiving", *_OUT_STEPS, *_CONSUME_STEPS, *_REMOVE_STEPS}
-SPLIT_DISPOSITION = "partially_dispensed"
+_MOVING_STEPS = {"commissioning", "receiving", *SHIP_STEPS, *CONSUME_STEPS, *REMOVE_STEPS}
 
 
 def split_units_per_code(ev: dict[str, Any]) -> float | None:
@@ -212,6 +227,7 @@ class _EventFacts:
     epcs: list[tuple[int, int]] | None = None  # (code id, role id)
     quantities: list[tuple[str, float | None, str | None, int]] | None = None
     split_units: float | None = None  # units per code of an NHSA split sale (拆零)
+    hash: str = ""
 
     @property
     def transforms(self) -> bool:
@@ -247,25 +263,11 @@ def _batch_facts(batch: StoredBatch) -> dict[int, _EventFacts]:
         for kind, ptype, value in parties(ev):
             if kind == "destination" and ptype == "location":
                 f.destination = value
-        if biz_step in _CONSUME_STEPS and ev.get("disposition") == SPLIT_DISPOSITION:
+        if biz_step in CONSUME_STEPS and ev.get("disposition") == SPLIT_DISPOSITION:
             f.split_units = split_units_per_code(ev)
+        f.hash = e.hash
         facts[e.row_id] = f
     return facts
-
-
-_DECLARED_SQL = (
-    "SELECT e.id FROM event e WHERE e.id {ids} AND NOT e.error_declared AND ("
-    "EXISTS (SELECT 1 FROM event d WHERE d.hash = e.hash || ?) OR (e.event_id IS NOT NULL AND "
-    "EXISTS (SELECT 1 FROM event d WHERE d.event_id = e.event_id AND d.error_declared)))"
-)
-
-
-def _declared_erroneous(conn: Connection, ids: Collection[int]) -> list[int]:
-    """Of the events ``ids``, those an error declaration says never happened (EPCIS 2.0: the
-    event captured again with ``errorDeclaration``; stored beside it with the same hash plus
-    ``#errorDeclaration``, and usually the same eventID): they move nothing."""
-    rows = rawsql.fetch_ids(conn, _DECLARED_SQL, ids, (DECLARED_SUFFIX,))
-    return [r[0] for r in rows]
 
 
 def declared_erroneous(conn: Connection) -> set[int]:
@@ -301,16 +303,12 @@ def _could_be_declared(facts: Mapping[int, _EventFacts], batch: StoredBatch | No
 
 _EVENT_FACTS_SQL = (
     "SELECT id, type, action, event_time_us, biz_step, COALESCE(biz_location, read_point), "
-    "error_declared FROM event WHERE id {ids}"
+    "error_declared, hash FROM event WHERE id {ids}"
 )
 _SPLIT_SALES_SQL = (
     "SELECT id, payload FROM event WHERE id {ids} AND biz_step IN ("
-    + ", ".join(f"'{step}'" for step in sorted(_CONSUME_STEPS))
+    + ", ".join(f"'{step}'" for step in sorted(CONSUME_STEPS))
     + f") AND disposition = '{SPLIT_DISPOSITION}'"
-)
-_DESTINATIONS_SQL = (
-    "SELECT event_id, value FROM event_party WHERE event_id {ids} AND kind = 2 "
-    "AND type = 'location'"
 )
 _EPCS_SQL = "SELECT event_id, code_id, role FROM event_epc WHERE event_id {ids}"
 _QUANTITIES_SQL = (
@@ -324,10 +322,12 @@ def _load_events(conn: Connection, ids: Sequence[int]) -> dict[int, _EventFacts]
     event and EPC row through here)."""
     facts: dict[int, _EventFacts] = {}
     for r in rawsql.fetch_ids(conn, _EVENT_FACTS_SQL, ids):
-        facts[r[0]] = _EventFacts(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), None, [], [])
+        facts[r[0]] = _EventFacts(
+            r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), None, [], [], hash=r[7]
+        )
     for ev_id, payload in rawsql.fetch_ids(conn, _SPLIT_SALES_SQL, ids):
         facts[ev_id].split_units = split_units_per_code(orjson.loads(payload))
-    for ev_id, value in rawsql.fetch_ids(conn, _DESTINATIONS_SQL, ids):
+    for ev_id, value in rawsql.fetch_ids(conn, DESTINATIONS_SQL, ids):
         facts[ev_id].destination = value
     for ev_id, code_id, role in rawsql.fetch_ids(conn, _EPCS_SQL, ids):
         facts[ev_id].epcs.append((code_id, role))  # type: ignore[union-attr]
@@ -443,21 +443,7 @@ class _Resolver:
         while todo:
             children: set[int] = set()
             while todo:
-                ids = sorted(todo)
-                self.keys.update(code_keys(self.conn, ids))
-                for cid in ids:
-                    self.history[cid] = []
-                by_event = self._packings(ids)
-                found: set[int] = set()
-                for parent_id, t, action, ev_id, kids in by_event.values():
-                    self.history[parent_id].append((t, ev_id, action, kids))
-                    found.update(kids)
-                for cid in ids:
-                    self.history[cid].sort(key=lambda h: (h[0], h[1]))
-                    implicit = self._unrecorded_packing(self.history[cid])
-                    if implicit:
-                        self._implicit[cid] = implicit
-                    self._note_holder(cid)
+                found = self._fetch(todo)
                 children |= found
                 todo = {c for c in found if c not in self.history}
             unsure = (
@@ -465,6 +451,32 @@ class _Resolver:
             )
             others = self._other_holders(unsure)
             todo = {p for p in others if p not in self.history}
+
+    def load_containers(self, code_ids: Iterable[int]) -> None:
+        """Fetch keys and aggregation history of ``code_ids`` only, not of what they held:
+        enough to tell whether a code whose containers are all among them was in one."""
+        todo = {c for c in code_ids if c not in self.history}
+        if todo:
+            self._fetch(todo)
+
+    def _fetch(self, todo: Collection[int]) -> set[int]:
+        """Fetch keys and aggregation history of ``todo``; returns the children they held."""
+        ids = sorted(todo)
+        self.keys.update(code_keys(self.conn, ids))
+        for cid in ids:
+            self.history[cid] = []
+        by_event = self._packings(ids)
+        found: set[int] = set()
+        for parent_id, t, action, ev_id, kids in by_event.values():
+            self.history[parent_id].append((t, ev_id, action, kids))
+            found.update(kids)
+        for cid in ids:
+            self.history[cid].sort(key=lambda h: (h[0], h[1]))
+            implicit = self._unrecorded_packing(self.history[cid])
+            if implicit:
+                self._implicit[cid] = implicit
+            self._note_holder(cid)
+        return found
 
     def _note_holder(self, container: int) -> None:
         """Remember ``container`` as a holder of each child its history packs."""
@@ -536,7 +548,7 @@ class _Resolver:
                 (EVENT_TYPE_IDS["AggregationEvent"],),
             )
         }
-        for ev_id in _declared_erroneous(self.conn, by_event):
+        for ev_id in declared_among(self.conn, by_event):
             del by_event[ev_id]
         for ev_id, child_id in rawsql.fetch_ids(
             self.conn,
@@ -585,34 +597,32 @@ class _Resolver:
             seen.update(children)
         return inside
 
-    def packs(
+    def leaves(
         self,
         code_id: int,
         time_us: int,
         kids: AbstractSet[int] | None = None,
         outer: frozenset[int] = frozenset(),
-    ) -> Mapping[str, float]:
-        """Packs per product inside ``code_id`` (itself when it contains nothing; a case-level
-        code with no recorded contents counts as the packs its product master says it holds).
-        ``kids``: its children at ``time_us`` when the caller has them already; ``outer``: the
-        containers it is inside on the way down, never counted again (packing data that puts a
-        container inside itself, directly or through others, counts each pack once)."""
+    ) -> Iterator[tuple[int, Mapping[str, float]]]:
+        """The codes inside ``code_id`` at ``time_us`` that hold nothing then (itself when it
+        contains nothing), each with its packs per product (a case-level code with no recorded
+        contents counts as the packs its product master says it holds). ``kids``: its children
+        at ``time_us`` when the caller has them already; ``outer``: the containers it is inside
+        on the way down, never counted again (packing data that puts a container inside itself,
+        directly or through others, counts each pack once)."""
         if kids is None:
             kids = self.children_at(code_id, time_us) if len(outer) < 6 else _EMPTY
         within = outer | {code_id} if kids else outer
         if kids and not within.isdisjoint(kids):
             kids = kids - within
         if not kids:
-            return self.alone(code_id)
-        out: dict[str, float] = defaultdict(float)
+            yield code_id, self.alone(code_id)
+            return
         for kid in kids:
             if self.history.get(kid):  # a container (its history has every unrecorded packing)
-                inside = self.packs(kid, time_us, outer=within)
+                yield from self.leaves(kid, time_us, outer=within)
             else:
-                inside = self.alone(kid)
-            for product, n in inside.items():
-                out[product] += n
-        return out
+                yield kid, self.alone(kid)
 
     def alone(self, code_id: int) -> Mapping[str, float]:
         """Packs per product of ``code_id`` when it holds nothing (cached per code)."""
@@ -649,92 +659,87 @@ def multi_holder_children(conn: Connection) -> set[int]:
     }
 
 
-def _shipped_before(conn: Connection, pairs: list[tuple[int, int]]) -> set[tuple[int, int]]:
-    """Of (code id, receiving time) pairs, those whose code was shipped at or before that time."""
-    if not pairs:
-        return set()
-    links = rawsql.fetch_ids(
-        conn, "SELECT event_id, code_id FROM event_epc WHERE code_id {ids}", {c for c, _ in pairs}
-    )
-    steps = sorted(_SHIP_STEPS)
-    ship_time = dict(
-        rawsql.fetch_ids(
-            conn,
-            "SELECT id, event_time_us FROM event WHERE id {ids} AND NOT error_declared "
-            f"AND biz_step IN ({', '.join('?' * len(steps))})",
-            {ev_id for ev_id, _ in links},
-            steps,
-        )
-    )
-    for ev_id in _declared_erroneous(conn, ship_time):
-        del ship_time[ev_id]
-    first_ship: dict[int, int] = {}
-    for ev_id, code_id in links:
-        t = ship_time.get(ev_id)
-        if t is not None and t < first_ship.get(code_id, t + 1):
-            first_ship[code_id] = t
-    return {(c, t) for c, t in pairs if c in first_ship and first_ship[c] <= t}
-
-
 def _movements(
-    conn: Connection, facts: dict[int, _EventFacts], resolver: _Resolver
+    conn: Connection,
+    facts: dict[int, _EventFacts],
+    resolver: _Resolver,
+    declared: AbstractSet[int] | None = None,
 ) -> list[tuple[Any, ...]]:
-    """Movement rows (in :data:`_MOVEMENT_COLUMNS` order) of the events ``facts``."""
+    """Movement rows (in :data:`_MOVEMENT_COLUMNS` order) of the events ``facts``
+    (``declared``: every event of the log an error declaration retracts, if known)."""
     resolver.load({c for f in facts.values() for c, _ in f.epcs or ()})
-    receive_pairs = [
-        (cid, f.time_us)
-        for f in facts.values()
-        if f.biz_step == "receiving"
-        for cid, _ in f.epcs or ()
-    ]
-    shipped = _shipped_before(conn, receive_pairs)
-    rows: list[tuple[Any, ...]] = []
+    contents: dict[int, _Contents] = {}
+    leaves: set[int] = set()
     for f in facts.values():
-        site = f.site
-        if f.retracted or not site or not f.biz_step:
+        if f.retracted or not f.site or not f.biz_step:
             continue
         if not f.transforms and f.biz_step not in _MOVING_STEPS:
             continue
+        contents[f.id] = found = _contents(f, resolver)
+        if not (f.transforms or f.biz_step == "commissioning"):
+            leaves.update(leaf for leaf, _ in found[1])
+    where = Whereabouts(conn, resolver.children_at, declared)
+    resolver.load_containers(where.load(leaves))
+    rows: list[tuple[Any, ...]] = []
+    for ev_id, (moved, inside_codes) in contents.items():
+        f = facts[ev_id]
+        site = f.site
+        assert site is not None
         acc: dict[tuple[str, str, int], list[float]] = {}
         split = None if f.transforms else f.split_units
-        for (product, sign, arrived), n in _epc_packs(f, resolver, shipped).items():
+        if not (f.transforms or f.biz_step == "commissioning"):
+            # the packs are first brought here from where they were (commissioning and
+            # transformation make them here)
+            order = order_of(f.time_us, f.biz_step, f.hash)
+            brought: dict[tuple[str, Place], float] = defaultdict(float)
+            for leaf, inside in inside_codes:
+                whence = where.before(leaf, order)
+                for product, n in inside.items():
+                    brought[(product, whence)] += n if split is None else 1.0
+            for (product, whence), n in brought.items():
+                _bring(acc, product, n, whence, site)
+        for (product, sign), n in moved.items():
             if split is None:
-                _move(acc, f, site, product, n, 0.0, sign, arrived)
+                _move(acc, f, site, product, n, 0.0, sign)
             else:  # units from an opened pack: it stays in on_hand (see net_packs)
-                for _ in range(int(n)):
-                    _move(acc, f, site, product, 0.0, split, sign, arrived)
+                _move(acc, f, site, product, 0.0, split * n, sign)
         for key, qty, uom, role in f.quantities or []:
             of_class = product_of_key(key)
             if of_class is None or qty is None or _batch_record(f, key, role):
                 continue
             packs_q, units_q = (0.0, qty) if uom else (qty, 0.0)
             sign = -1.0 if f.transforms and role == ROLE_IDS["input"] else 1.0
-            _move(acc, f, site, of_class, packs_q, units_q, sign, False)
+            # a class-level quantity has no history: a receipt brings it in, other events
+            # take it from their site
+            whence = None if f.biz_step == "receiving" else (site, False)
+            _bring(acc, of_class, packs_q, whence, site, units_q)
+            _move(acc, f, site, of_class, packs_q, units_q, sign)
         day = day_of_us(f.time_us)
         rows.extend(
-            (f.id, product, where, day, kind, packs, units)
-            for (product, where, kind), (packs, units) in acc.items()
+            (f.id, product, at, day, kind, packs, units)
+            for (product, at, kind), (packs, units) in acc.items()
             if packs or units
         )
     return rows
 
 
-def _epc_packs(
-    f: _EventFacts, resolver: _Resolver, shipped: set[tuple[int, int]]
-) -> dict[tuple[str, float, bool], float]:
-    """Packs per (product, sign, arrived) in the event's top-level codes: sign −1 for a
-    transformation's inputs, arrived for a received code shipped before; for a split sale
-    (拆零) the number of codes holding the product instead."""
+_Contents = tuple[dict[tuple[str, float], float], list[tuple[int, Mapping[str, float]]]]
+
+
+def _contents(f: _EventFacts, resolver: _Resolver) -> _Contents:
+    """What the event moves: packs per (product, sign) of its top-level codes — the parent
+    stands for its children in Transaction/Object events, sign −1 for a transformation's
+    inputs, for a split sale (拆零) each code holding a product counts 1 — and the codes inside
+    them that hold nothing then, with their packs per product."""
+    moved: dict[tuple[str, float], float] = defaultdict(float)
+    leaves: list[tuple[int, Mapping[str, float]]] = []
     epcs = f.epcs or []
     if f.type == EVENT_TYPE_IDS["AggregationEvent"] and f.biz_step not in _OUT_STEPS:
-        return {}  # packing/unpacking moves nothing
-    # Top-level codes: the parent stands for its children in Transaction/Object events.
+        return moved, leaves  # packing/unpacking moves nothing
     has_parent = any(role == ROLE_IDS["parent"] for _, role in epcs)
     transform = f.transforms
     count = f.split_units is not None and not transform
     commissioning = f.biz_step == "commissioning"
-    receiving = f.biz_step == "receiving"
-    out: dict[tuple[str, float, bool], float] = defaultdict(float)
     for cid, role in epcs:
         if role == ROLE_IDS["child"] and has_parent:
             continue
@@ -742,10 +747,45 @@ def _epc_packs(
         if commissioning and kids:
             continue  # a container commissioned over packs commissioned themselves
         sign = -1.0 if transform and role == ROLE_IDS["input"] else 1.0
-        arrived = receiving and (cid, f.time_us) in shipped
-        for product, n in resolver.packs(cid, f.time_us, kids).items():
-            out[(product, sign, arrived)] += 1.0 if count else n
-    return out
+        start = len(leaves)
+        if kids:
+            leaves.extend(resolver.leaves(cid, f.time_us, kids))
+        else:
+            leaves.append((cid, resolver.alone(cid)))
+        if count:
+            for product in {p for _, inside in leaves[start:] for p in inside}:
+                moved[(product, sign)] += 1.0
+        else:
+            for _leaf, inside in leaves[start:]:
+                for product, n in inside.items():
+                    moved[(product, sign)] += n
+    return moved, leaves
+
+
+def _bring(
+    acc: dict[tuple[str, str, int], list[float]],
+    product: str,
+    packs: float,
+    whence: Place,
+    site: str,
+    units: float = 0.0,
+) -> None:
+    """Bring ``packs`` of ``product`` to ``site``'s stock from where they were before the event
+    (:mod:`yaolian.supply.whereabouts`), so the event then finds them there: from another
+    site's stock (a shipping never reported, 发货未上报), out of transit (to the site the
+    shipping named, if any), or from off the record (a receipt nobody shipped, a pack never
+    seen before its sale). Already in stock at ``site``: nothing. A receipt is this and nothing
+    more, so a receipt reported twice counts once."""
+    if whence is not None and whence[0] == site and not whence[1]:
+        return
+    if whence is not None:
+        origin, in_transit = whence
+        if in_transit:
+            if origin is not None:
+                _add(acc, product, origin, Kind.TRANSIT_OUT, -packs, 0.0)
+        elif origin is not None:
+            _add(acc, product, origin, Kind.SHIP, -packs, -units)
+    _add(acc, product, site, Kind.RECEIVE, packs, units)
 
 
 def _move(
@@ -756,27 +796,22 @@ def _move(
     packs: float,
     units: float,
     sign: float,
-    arrived: bool,
 ) -> None:
-    """Add to ``acc`` what event ``f`` at ``site`` does with ``packs`` and ``units`` of
-    ``product``, by its bizStep (``sign``: −1 for a transformation's input; ``arrived``:
-    received after being shipped)."""
+    """Add to ``acc`` what event ``f`` does at ``site`` with ``packs`` and ``units`` of
+    ``product`` found there (:func:`_bring`), by its bizStep (``sign``: −1 for a
+    transformation's input)."""
     step = f.biz_step
     if f.transforms:
         _add(acc, product, site, Kind.TRANSFORM, sign * packs, sign * units)
     elif step == "commissioning":
         _add(acc, product, site, Kind.COMMISSION, packs, units)
-    elif step == "receiving":
-        _add(acc, product, site, Kind.RECEIVE, packs, units)
-        if arrived:
-            _add(acc, product, site, Kind.TRANSIT_OUT, -packs, 0.0)
     elif step in _OUT_STEPS:
         _add(acc, product, site, _OUT_STEPS[step], -packs, -units)
         if f.destination and f.destination != site:
             _add(acc, product, f.destination, Kind.TRANSIT_IN, packs, units)
-    elif step in _CONSUME_STEPS:
+    elif step in CONSUME_STEPS:
         _add(acc, product, site, Kind.DISPENSE, -packs, -units)
-    elif step in _REMOVE_STEPS:
+    elif step in REMOVE_STEPS:
         _add(acc, product, site, Kind.REMOVE, -packs, -units)
 
 
@@ -808,34 +843,6 @@ def _batch_record(f: _EventFacts, key: str, role: int) -> bool:
     )
 
 
-def _containers_above(conn: Connection, codes: set[int]) -> set[int]:
-    """``codes`` and every code they were ever aggregated into, up to four levels (case →
-    pallet → …), from the log."""
-    found = set(codes)
-    frontier = set(codes)
-    for _level in range(4):
-        if not frontier:
-            break
-        packed = rawsql.fetch_ids(  # two look-ups by id, not a join: see _Resolver._packings
-            conn,
-            "SELECT event_id FROM event_epc WHERE code_id {ids} AND role = ?",
-            frontier,
-            (ROLE_IDS["child"],),
-        )
-        ups = {
-            r[0]
-            for r in rawsql.fetch_ids(
-                conn,
-                "SELECT code_id FROM event_epc WHERE event_id {ids} AND role = ?",
-                {r[0] for r in packed},
-                (ROLE_IDS["parent"],),
-            )
-        }
-        frontier = ups - found
-        found |= ups
-    return found
-
-
 def _events_naming(conn: Connection, codes: Collection[int]) -> set[int]:
     """Ids of the stored events that name any of ``codes``."""
     return {r[0] for r in rawsql.fetch_ids(conn, _NAMING_SQL, codes)}
@@ -854,11 +861,12 @@ def affected_events(
     ids = set(event_ids)
     if code_ids is None:
         code_ids = [r[0] for r in rawsql.fetch_ids(conn, _CODES_OF_SQL, ids)]
-    ids |= _events_naming(conn, _containers_above(conn, set(code_ids)))
+    ids |= _events_naming(conn, linked(conn, set(code_ids), up=True))
     return sorted(ids)
 
 
 _CODES_OF_SQL = "SELECT code_id FROM event_epc WHERE event_id {ids}"
+_LATER_SQL = "SELECT id FROM event WHERE id {ids} AND event_time_us >= ?"
 
 
 def affected_by(
@@ -867,41 +875,40 @@ def affected_by(
     """The new ``events`` plus every stored event whose movements they can change.
 
     A movement depends on its own event, on the aggregation history of the codes it names
-    (what was inside them then, whether they ever held anything) and, for a receipt, on
-    whether its codes were shipped before. So a packing or unpacking changes the events naming
-    its container or a container above it; a shipment changes the receipts of its codes; an
+    (what was inside them then, whether they ever held anything) and on where each of its
+    codes was before it (:mod:`~yaolian.supply.whereabouts`: the code's, or a container's,
+    latest earlier move). So a packing or unpacking changes the events naming its container or
+    a container above it; any event changes the later events naming its codes, what they ever
+    held or what ever held them (a shipment reported late changes its receipt, a pack's
+    commissioning the shipment of its case, a receipt the sale after it); an
     error declaration changes whatever the event it retracts did (taken broadly:
-    :func:`affected_events` over its codes); any other event — a sale, most of all — changes
-    nothing but itself. ``fresh`` codes (first interned by this capture) are named by no
-    stored event outside it.
+    :func:`affected_events` over its codes). ``fresh`` codes (first interned by this capture)
+    are named by no stored event outside it.
     """
     ids = {e.row_id for e in events}
     containers: set[int] = set()
-    shipped: set[int] = set()
+    placed: set[int] = set()
     broad: set[int] = set()
+    since: int | None = None
     for e in events:
         ev = e.event
+        codes = [cid for cid, _ in e.epcs if cid not in fresh]
+        if codes:
+            placed.update(codes)
+            since = e.event_time_us if since is None else min(since, e.event_time_us)
         if "errorDeclaration" in ev:
             broad.update(cid for cid, _ in e.epcs)
             continue
         if ev["type"] == "AggregationEvent":
             containers.update(cid for cid, role in e.epcs if role == "parent")
-        if ev.get("bizStep") in _SHIP_STEPS:
-            shipped.update(cid for cid, _ in e.epcs if cid not in fresh)
     if broad:
         ids.update(affected_events(conn, [], broad))
     if containers:
-        ids |= _events_naming(conn, _containers_above(conn, containers) - fresh)
-    if shipped:
-        ids.update(
-            r[0]
-            for r in rawsql.fetch_ids(
-                conn,
-                "SELECT id FROM event WHERE id {ids} AND biz_step = ?",
-                _events_naming(conn, shipped),
-                ("receiving",),
-            )
-        )
+        ids |= _events_naming(conn, linked(conn, containers, up=True) - fresh)
+    if placed:
+        near = linked(conn, placed, up=False) | linked(conn, placed, up=True)
+        later = _events_naming(conn, near)
+        ids.update(r[0] for r in rawsql.fetch_ids(conn, _LATER_SQL, later - ids, (since,)))
     return sorted(ids)
 
 
@@ -930,13 +937,14 @@ def recompute(
     if stored:
         rawsql.execute_ids(conn, "DELETE FROM supply_movement WHERE event_id {ids}", stored)
         facts.update(_load_events(conn, stored))
+    every_declared = declared  # the whole log's, when the caller has them
     if declared is None:
-        declared = set(_declared_erroneous(conn, _could_be_declared(facts, batch)))
+        declared = set(declared_among(conn, _could_be_declared(facts, batch)))
     for ev_id in declared & facts.keys():
         facts[ev_id].retracted = True
     resolver = _Resolver(conn, cache)
     resolver.known(known_keys or {}, known_histories or {}, repacked)
-    rows = _movements(conn, facts, resolver)
+    rows = _movements(conn, facts, resolver, every_declared)
     rawsql.insert(conn, "supply_movement", _MOVEMENT_COLUMNS, rows)  # COPY on PostgreSQL
     return len(rows)
 

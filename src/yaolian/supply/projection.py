@@ -2,14 +2,14 @@
 
 On each capture the projector recomputes the movements of the new events *and* of the stored
 events they can change (:func:`yaolian.supply.ledger.affected_by`: for a packing, the events
-naming its container or a container above it; for a shipment, the receipts of its codes; for an
-error declaration, everything the retracted event touched; a sale changes nothing else), so a
-receiving that arrives before its shipping, or an aggregation that arrives after its pallet was
-shipped, ends in the same rows as events captured in event-time order, and a rebuild
-reproduces them. Codes a capture interns for the first time
-(:class:`~yaolian.store.projections.StoredBatch`) have no stored history: their own packings
-are found among the capture's events, with no query; the capture's events themselves are taken
-from the batch, not read back from the log.
+naming its container or a container above it; for any event, the later events naming its
+codes, what they held or what held them, whose packs it may have put somewhere else; for an
+error declaration, everything the retracted event touched), so a receiving that arrives before
+its shipping, or an aggregation that arrives after its pallet was shipped, ends in the same
+rows as events captured in event-time order, and a rebuild reproduces them. Codes a capture
+interns for the first time (:class:`~yaolian.store.projections.StoredBatch`) have no stored
+history: their own packings are found among the capture's events, with no query; the
+capture's events themselves are taken from the batch, not read back from the log.
 """
 
 from __future__ import annotations
