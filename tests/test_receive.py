@@ -15,6 +15,7 @@ from yaolian.api.app import create_app
 from yaolian.errors import ValidationError
 from yaolian.store.access import Viewer, create_key
 from yaolian.store.schema import custody
+from yaolian.supply.ledger import stock
 from yaolian.trace.recall import create_recall
 from yaolian.verify.dispense import SaleLine, record_sales
 from yaolian.verify.receive import receive
@@ -161,10 +162,18 @@ def test_a_case_received_whole_brings_its_packs(trace_world: Any) -> None:
 
 def test_an_unreported_shipping_names_the_holder_as_source(trace_world: Any) -> None:
     """A pack its maker made (no party on the commissioning) and handed over without reporting
-    it: the receipt names the maker's party as the source, so the custody chain has both ends."""
+    it: the receipt names the maker's party as the source, so the custody chain has both ends,
+    and the stock ledger moves the pack off the maker's shelf onto the pharmacy's."""
     w = trace_world
     w.capture(w.commission(w.pack(7), 0, lot="L001", expiry="2027-12-31"))
+
+    def shelves() -> dict[str, float]:
+        with w.engine.connect() as conn:
+            return {line.site: line.on_hand for line in stock(conn) if line.on_hand}
+
+    assert shelves() == {w.sites["MFR"]: 1.0}
     receipt = receive(w.engine, [w.pack(7)], w.sites["PHA"], when="2026-01-06 10:00")
+    assert shelves() == {w.sites["PHA"]: 1.0}
     assert (receipt.senders, receipt.unreported) == (["示例制药有限公司"], 1)
     with w.engine.connect() as conn:
         (sent,) = conn.execute(
