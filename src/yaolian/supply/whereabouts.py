@@ -164,30 +164,33 @@ class Whereabouts:
         self._held: dict[tuple[int, int], AbstractSet[int]] = {}
 
     def load(self, codes: Iterable[int]) -> set[int]:
-        """Read the containers above ``codes`` and the moves of all of them; returns the
-        containers found (their aggregation history is needed to look inside them)."""
-        new = {c for c in codes if c not in self.parents}
-        chain = set(new)
+        """Read the moves of ``codes``, of the containers they were ever packed into and of
+        theirs; returns those containers (their aggregation history is needed to look inside
+        them)."""
         containers: set[int] = set()
-        frontier = new
-        for _level in range(_DEPTH):
+        frontier = {c for c in codes if c not in self.orders}
+        for level in range(_DEPTH + 1):
             if not frontier:
                 break
+            packed = self._load_moves(frontier)
+            for code in frontier:
+                self.parents.setdefault(code, set())
+            if level == _DEPTH:
+                break
             ups: set[int] = set()
-            for child, parent in _pairs(self.conn, frontier, up=True):
-                self.parents.setdefault(child, set()).add(parent)
+            for ev_id, parent in rawsql.fetch_ids(
+                self.conn, _ROLE_IN_EVENTS_SQL, packed, (ROLE_IDS["parent"],)
+            ):
+                for child in packed[ev_id]:
+                    self.parents[child].add(parent)
                 ups.add(parent)
-            frontier = {p for p in ups if p not in chain and p not in self.parents}
-            chain |= ups
             containers |= ups
-        for code in chain:
-            self.parents.setdefault(code, set())
-        self._load_moves({c for c in chain if c not in self.orders})
+            frontier = {p for p in ups if p not in self.orders}
         return containers
 
-    def _load_moves(self, codes: set[int]) -> None:
-        if not codes:
-            return
+    def _load_moves(self, codes: set[int]) -> dict[int, list[int]]:
+        """Read the moves of ``codes``; returns the aggregation events naming them as
+        children (event id → those children)."""
         naming = rawsql.fetch_ids(self.conn, _NAMING_SQL, codes)
         facts = {r[0]: r for r in rawsql.fetch_ids(self.conn, _FACTS_SQL, {r[0] for r in naming})}
         if self.declared is None:
@@ -200,7 +203,11 @@ class Whereabouts:
         destination = dict(rawsql.fetch_ids(self.conn, DESTINATIONS_SQL, ships))
         moves: dict[int, list[tuple[Order, Place]]] = {code: [] for code in codes}
         known: dict[tuple[int, int], tuple[Order, Place] | None] = {}
+        packed: dict[int, list[int]] = {}
+        child = ROLE_IDS["child"]
         for ev_id, code, role in naming:
+            if role == child:
+                packed.setdefault(ev_id, []).append(code)
             if (ev_id, role) in known:
                 found = known[(ev_id, role)]
             else:
@@ -213,6 +220,7 @@ class Whereabouts:
             found_moves.sort(key=lambda m: m[0])
             self.orders[code] = [m[0] for m in found_moves]
             self.places[code] = [m[1] for m in found_moves]
+        return packed
 
     @staticmethod
     def _move(fact: Any, destination: str | None, role: int) -> tuple[Order, Place] | None:
