@@ -423,6 +423,22 @@ def test_matching_fefo_and_lead_time() -> None:
 STOCKED = ("commissioned", "active")  # code_state statuses of a pack on a site's shelf
 
 
+def book_and_code_states(engine: Engine) -> tuple[dict[Any, float], dict[Any, float]]:
+    """Packs on hand of P1 per (product, site): the ledger's, and the trace projection's
+    count of codes on a shelf there."""
+    with engine.connect() as conn:
+        book = {(s.product, s.site): s.on_hand for s in ledger.stock(conn) if s.on_hand}
+        counted = {
+            (product, where): float(n)
+            for product, where, n in conn.execute(
+                select(code_state.c.product, code_state.c.site, func.count())
+                .where(code_state.c.status.in_(STOCKED), code_state.c.product == P1)
+                .group_by(code_state.c.product, code_state.c.site)
+            )
+        }
+    return book, counted
+
+
 def test_stock_equals_code_state(engine: Engine) -> None:
     """Stock per product × site from the ledger = packs in ``code_state`` with a stocked status
     at that site (the trace engineer's projection), after the same captured chain."""
@@ -440,16 +456,7 @@ def test_stock_equals_code_state(engine: Engine) -> None:
             object_event(extra[:1], at(13), "dispensing", "dispensed", site=HOSP),
         ],
     )
-    with engine.connect() as conn:
-        book = {(s.product, s.site): s.on_hand for s in ledger.stock(conn) if s.on_hand}
-        counted = {
-            (product, where): float(n)
-            for product, where, n in conn.execute(
-                select(code_state.c.product, code_state.c.site, func.count())
-                .where(code_state.c.status.in_(STOCKED), code_state.c.product == P1)
-                .group_by(code_state.c.product, code_state.c.site)
-            )
-        }
+    book, counted = book_and_code_states(engine)
     assert book == counted == {(P1, FACTORY): 4.0, (P1, DC): 3.0, (P1, HOSP): 4.0}
 
 
@@ -523,16 +530,8 @@ def test_stock_follows_each_pack_from_where_it_was(engine: Engine, seed: int | N
     # hospital: 2 + the unreported 1 + the forwarded 1 on hand, 1 still on the road to it
     expected = {FACTORY: (2.0, 0.0), DC: (2.0, 0.0), HOSP: (4.0, 1.0)}
     assert levels(engine) == expected
+    book, counted = book_and_code_states(engine)
     with engine.connect() as conn:
-        book = {(s.product, s.site): s.on_hand for s in ledger.stock(conn) if s.on_hand}
-        counted = {
-            (product, where): float(n)
-            for product, where, n in conn.execute(
-                select(code_state.c.product, code_state.c.site, func.count())
-                .where(code_state.c.status.in_(STOCKED), code_state.c.product == P1)
-                .group_by(code_state.c.product, code_state.c.site)
-            )
-        }
         sold = conn.execute(
             select(func.sum(supply_movement.c.packs)).where(
                 supply_movement.c.kind == int(Kind.DISPENSE), supply_movement.c.site == HOSP
