@@ -93,36 +93,20 @@ def declared_among(conn: Connection, ids: Collection[int]) -> list[int]:
     return [r[0] for r in rows]
 
 
-def _pairs(conn: Connection, codes: Collection[int], *, up: bool) -> list[tuple[int, int]]:
-    """(code, linked code) for each aggregation event naming one of ``codes``: its container
-    when ``up`` (the code a child), else what it held (the code the parent)."""
-    near, far = (
-        (ROLE_IDS["child"], ROLE_IDS["parent"]) if up else (ROLE_IDS["parent"], ROLE_IDS["child"])
-    )
-    named: dict[int, list[int]] = {}
-    for ev_id, code in rawsql.fetch_ids(  # two look-ups by id, not a join (a bulk load
-        conn,
-        _ROLE_OF_CODES_SQL,
-        codes,
-        (near,),  # misleads the plans)
-    ):
-        named.setdefault(ev_id, []).append(code)
-    return [
-        (code, other)
-        for ev_id, other in rawsql.fetch_ids(conn, _ROLE_IN_EVENTS_SQL, named, (far,))
-        for code in named[ev_id]
-    ]
-
-
 def linked(conn: Connection, codes: set[int], *, up: bool) -> set[int]:
     """``codes`` and every code aggregated with them over the log, ``up`` to the containers
     they were ever packed into, else down to what they ever held, to four levels."""
+    near, far = (
+        (ROLE_IDS["child"], ROLE_IDS["parent"]) if up else (ROLE_IDS["parent"], ROLE_IDS["child"])
+    )
     found = set(codes)
     frontier = set(codes)
     for _level in range(_DEPTH):
         if not frontier:
             break
-        other = {o for _, o in _pairs(conn, frontier, up=up)}
+        # two look-ups by id, not a join: a bulk load misleads the plans
+        events = {r[0] for r in rawsql.fetch_ids(conn, _ROLE_OF_CODES_SQL, frontier, (near,))}
+        other = {r[1] for r in rawsql.fetch_ids(conn, _ROLE_IN_EVENTS_SQL, events, (far,))}
         frontier = other - found
         found |= other
     return found
