@@ -71,8 +71,8 @@ from yaolian.store.schema import product as product_table
 from yaolian.supply.whereabouts import (
     CONSUME_STEPS,
     DESTINATIONS_SQL,
+    MOVE_STEPS,
     REMOVE_STEPS,
-    SHIP_STEPS,
     SPLIT_DISPOSITION,
     Place,
     Whereabouts,
@@ -113,7 +113,6 @@ ON_HAND_KINDS = (
 )
 TRANSIT_KINDS = (Kind.TRANSIT_IN, Kind.TRANSIT_OUT)
 _OUT_STEPS = {"shipping": Kind.SHIP, "returning": Kind.RETURN}
-_MOVING_STEPS = {"commissioning", "receiving", *SHIP_STEPS, *CONSUME_STEPS, *REMOVE_STEPS}
 
 
 def split_units_per_code(ev: dict[str, Any]) -> float | None:
@@ -233,6 +232,12 @@ class _EventFacts:
     def transforms(self) -> bool:
         """Whether the event turns inputs into outputs (its packs count as TRANSFORM)."""
         return self.biz_step == "transforming" or self.type == EVENT_TYPE_IDS["TransformationEvent"]
+
+    @property
+    def makes_packs(self) -> bool:
+        """Whether the event makes its packs at its site (commissioning, transformation)
+        rather than finding them where they were."""
+        return self.transforms or self.biz_step == "commissioning"
 
 
 def _batch_facts(batch: StoredBatch) -> dict[int, _EventFacts]:
@@ -673,10 +678,10 @@ def _movements(
     for f in facts.values():
         if f.retracted or not f.site or not f.biz_step:
             continue
-        if not f.transforms and f.biz_step not in _MOVING_STEPS:
+        if not f.transforms and f.biz_step not in MOVE_STEPS:
             continue
         contents[f.id] = found = _contents(f, resolver)
-        if not (f.transforms or f.biz_step == "commissioning"):
+        if not f.makes_packs:
             leaves.update(leaf for leaf, _ in found[1])
     where = Whereabouts(conn, resolver.children_at, declared)
     resolver.load_containers(where.load(leaves))
@@ -687,9 +692,7 @@ def _movements(
         assert site is not None
         acc: dict[tuple[str, str, int], list[float]] = {}
         split = None if f.transforms else f.split_units
-        if not (f.transforms or f.biz_step == "commissioning"):
-            # the packs are first brought here from where they were (commissioning and
-            # transformation make them here)
+        if not f.makes_packs:  # the packs are first brought here from where they were
             order = order_of(f.time_us, f.biz_step, f.hash)
             brought: dict[tuple[str, Place], float] = defaultdict(float)
             for leaf, inside in inside_codes:

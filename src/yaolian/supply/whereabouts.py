@@ -41,6 +41,8 @@ SHIP_STEPS = ("shipping", "returning")
 CONSUME_STEPS = ("dispensing", "retail_selling")
 REMOVE_STEPS = ("destroying", "decommissioning")
 SPLIT_DISPOSITION = "partially_dispensed"
+MOVE_STEPS = frozenset({"commissioning", "receiving", *SHIP_STEPS, *CONSUME_STEPS, *REMOVE_STEPS})
+"""The bizSteps that move packs (besides transformations)."""
 _RANK = {"commissioning": 0, "shipping": 1, "returning": 1, "receiving": 2}
 _DEPTH = 4  # container levels looked through (pack → case → pallet → …)
 
